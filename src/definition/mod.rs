@@ -1,0 +1,212 @@
+//! Server definitions as written in `servers.d/*.yaml`: plain serde + schemars types, used only
+//! by the loader and by `model::compile`. Unknown keys are errors.
+
+mod load;
+mod locate;
+
+pub use load::{LoadedFile, load_dir, load_str};
+pub use locate::locate;
+
+use crate::schema::{AttrType, Mutability, Returned, Uniqueness};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// One virtual SCIM server. Served at `/scim-identifier/{id}/scim/v2/`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerDef {
+    /// Identifier used in URLs (`/scim-identifier/{id}/scim/v2`): letters, digits, `-`, `_`.
+    pub id: String,
+    /// What this server is for; shown in `/healthz` and logs.
+    #[serde(default)]
+    pub description: String,
+    /// Bearer tokens this server accepts. A token belongs to exactly one server.
+    pub tokens: Vec<String>,
+    /// Resource types served, keyed by resource type name (`User`, `Group`, `Entitlement`,
+    /// `Role`, `Agent`, `AgenticApplication`, or any name with an explicit `schema`).
+    pub resource_types: BTreeMap<String, ResourceTypeDef>,
+    /// How strictly requests are checked.
+    #[serde(default)]
+    pub validation: ValidationDef,
+    /// Paging limits.
+    #[serde(default)]
+    pub limits: LimitsDef,
+}
+
+/// A resource type: its core schema, endpoint, extensions and custom attributes.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceTypeDef {
+    /// Core schema URN from the catalogue. Defaults to the schema named like the resource type
+    /// (`User` → `urn:ietf:params:scim:schemas:core:2.0:User`).
+    pub schema: Option<String>,
+    /// HTTP endpoint, e.g. `/Licenses`. Defaults to `/{name}s`.
+    pub endpoint: Option<String>,
+    /// Human-readable description served in `/ResourceTypes`.
+    pub description: Option<String>,
+    /// Schema extensions from the catalogue: a URN, or `{schema: URN, required: true}`.
+    #[serde(default)]
+    pub extensions: Vec<ExtensionDef>,
+    /// Custom attributes, served in this server's own extension schema for this type.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttributeSpec>,
+    /// URN of the extension schema holding `attributes`.
+    /// Defaults to `urn:scimlab:schemas:extension:{server id}:2.0:{resource type}`.
+    pub attributes_schema: Option<String>,
+}
+
+/// A schema extension reference.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ExtensionDef {
+    /// Just the URN; the extension is optional.
+    Urn(String),
+    /// URN plus whether resources must carry it.
+    Detailed {
+        schema: String,
+        #[serde(default)]
+        required: bool,
+    },
+}
+
+impl ExtensionDef {
+    pub fn urn(&self) -> &str {
+        match self {
+            ExtensionDef::Urn(u) => u,
+            ExtensionDef::Detailed { schema, .. } => schema,
+        }
+    }
+    pub fn required(&self) -> bool {
+        matches!(self, ExtensionDef::Detailed { required: true, .. })
+    }
+}
+
+/// A custom attribute (RFC 7643 §7 characteristics, snake_case keys).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeSpec {
+    /// Data type: string, boolean, decimal, integer, dateTime, binary, reference, complex.
+    #[serde(rename = "type", default = "default_type")]
+    pub ty: AttrType,
+    #[serde(default)]
+    pub multi_valued: bool,
+    #[serde(default)]
+    pub required: bool,
+    /// Whether string comparison is case-sensitive.
+    #[serde(default)]
+    pub case_exact: bool,
+    #[serde(default)]
+    pub mutability: Mutability,
+    #[serde(default)]
+    pub returned: Returned,
+    /// `server` makes the value unique among this resource type on this virtual server.
+    #[serde(default)]
+    pub uniqueness: Uniqueness,
+    /// Allowed values; enforced when `validation.strict` is true.
+    #[serde(default)]
+    pub canonical_values: Vec<String>,
+    /// For `reference` attributes: `external`, `uri`, or resource type names.
+    #[serde(default)]
+    pub reference_types: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Sub-attributes of a `complex` attribute (they cannot be complex themselves).
+    #[serde(default)]
+    pub sub_attributes: BTreeMap<String, AttributeSpec>,
+}
+
+fn default_type() -> AttrType {
+    AttrType::String
+}
+
+/// Validation strictness.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationDef {
+    /// Strict: unknown attributes are rejected (400 invalidSyntax) and canonical values are
+    /// enforced (400 invalidValue). Lenient: unknown attributes are dropped, any value accepted.
+    #[serde(default = "yes")]
+    pub strict: bool,
+    /// Reference attributes whose `value` must name an existing resource on this server:
+    /// any of `members`, `entitlements`, `roles`, `manager`. Empty: references are not checked.
+    #[serde(default)]
+    pub check_references: Vec<String>,
+}
+
+impl Default for ValidationDef {
+    fn default() -> Self {
+        ValidationDef {
+            strict: true,
+            check_references: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Paging limits.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDef {
+    /// Page size when the client sends no `count`.
+    #[serde(default = "default_count")]
+    pub default_count: usize,
+    /// Largest page served (`filter.maxResults` in `/ServiceProviderConfig`).
+    #[serde(default = "max_results")]
+    pub max_results: usize,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "max_payload")]
+    pub max_payload_bytes: usize,
+}
+
+impl Default for LimitsDef {
+    fn default() -> Self {
+        LimitsDef {
+            default_count: default_count(),
+            max_results: max_results(),
+            max_payload_bytes: max_payload(),
+        }
+    }
+}
+
+fn default_count() -> usize {
+    100
+}
+fn max_results() -> usize {
+    1000
+}
+fn max_payload() -> usize {
+    1 << 20
+}
+
+/// A located problem in a definition file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// The JSON Schema of the definition format, for editors and `scimlab schema`.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ServerDef)).unwrap_or_default()
+}

@@ -1,0 +1,411 @@
+//! The generic resource engine: create, read, replace, patch, delete and search for every
+//! resource type, driven by the compiled model. Functions block (they call the store); the
+//! HTTP layer runs them off the async runtime.
+
+mod references;
+mod render;
+mod validate;
+
+pub use render::{Projection, etag};
+pub use validate::{Mode, normalize};
+
+use crate::error::{ScimError, ScimResult};
+use crate::filter;
+use crate::model::{AttrPath, ResourceType, ServerModel, Target};
+use crate::schema::{AttrType, urn};
+use crate::store::{self, Member, Row, Store, StoreError};
+use serde_json::{Map, Value, json};
+
+/// What an operation works on: the store, the server's model snapshot, one resource type, and
+/// the base URL for `meta.location`.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub server: &'a ServerModel,
+    pub rt: &'a ResourceType,
+    /// `http://host/scim-identifier/{id}/scim/v2`
+    pub base: &'a str,
+}
+
+/// A rendered resource with its version (for `ETag`) and location (for `Location`).
+#[derive(Debug)]
+pub struct Output {
+    pub body: Value,
+    pub etag: String,
+    pub location: String,
+}
+
+/// `startIndex`, `count`, `filter`, `sortBy`, `sortOrder` of a search.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    pub start_index: Option<i64>,
+    pub count: Option<i64>,
+}
+
+/// Timestamps as stored and served: UTC, milliseconds, `Z`; string order is time order.
+pub fn now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Normalises an RFC 3339 dateTime to the stored form (UTC, milliseconds, `Z`).
+pub fn normalize_datetime(s: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    Some(
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+    )
+}
+
+/// Maps store failures to SCIM errors; unique violations name the attribute.
+pub(crate) fn store_err<'a>(ctx: &'a Ctx<'_>) -> impl Fn(StoreError) -> ScimError + 'a {
+    move |e| match e {
+        StoreError::Unique { index } => {
+            let attr = ctx
+                .server
+                .indexes
+                .iter()
+                .find(|i| i.name == index)
+                .map(|i| i.attribute.as_str())
+                .unwrap_or("a unique attribute");
+            ScimError::uniqueness(format!(
+                "another {} on this server already has this {attr}",
+                ctx.rt.name
+            ))
+        }
+        other => ScimError::internal(other),
+    }
+}
+
+impl From<StoreError> for ScimError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unique { .. } => {
+                ScimError::uniqueness("a unique attribute value is already used on this server")
+            }
+            other => ScimError::internal(other),
+        }
+    }
+}
+
+fn not_found(rt: &ResourceType, id: &str) -> ScimError {
+    ScimError::not_found(format!("no {} with id {id:?} on this server", rt.name))
+}
+
+/// Checks `If-Match` (a list of entity tags or `*`) against the current version.
+fn check_if_match(if_match: Option<&str>, version: i64) -> ScimResult<()> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    let current = format!("\"{version}\"");
+    let ok = header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == current);
+    if ok {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!(
+            "If-Match {header} does not match the current version {}; fetch the resource again",
+            etag(version)
+        )))
+    }
+}
+
+fn to_doc_string(doc: &Map<String, Value>) -> String {
+    serde_json::to_string(doc).unwrap_or_else(|_| "{}".into())
+}
+
+fn load(ctx: &Ctx<'_>, conn: &rusqlite::Connection, id: &str) -> ScimResult<Row> {
+    match store::get(conn, &ctx.server.id, id).map_err(store_err(ctx))? {
+        Some(row) if row.resource_type == ctx.rt.name => Ok(row),
+        _ => Err(not_found(ctx.rt, id)),
+    }
+}
+
+fn output(
+    ctx: &Ctx<'_>,
+    conn: &rusqlite::Connection,
+    row: &Row,
+    proj: &Projection,
+) -> ScimResult<Output> {
+    Ok(Output {
+        body: render::render(ctx, conn, row, proj)?,
+        etag: etag(row.version),
+        location: render::location(ctx, &ctx.rt.endpoint, &row.id),
+    })
+}
+
+/// Stores the group's members: adds new ones, updates changed ones, removes the rest.
+fn sync_members(
+    ctx: &Ctx<'_>,
+    tx: &rusqlite::Transaction,
+    id: &str,
+    old: &[Member],
+    new: &[Member],
+) -> ScimResult<bool> {
+    let upsert: Vec<Member> = new.iter().filter(|m| !old.contains(m)).cloned().collect();
+    let remove: Vec<String> = old
+        .iter()
+        .filter(|m| !new.iter().any(|n| n.value == m.value))
+        .map(|m| m.value.clone())
+        .collect();
+    if upsert.is_empty() && remove.is_empty() {
+        return Ok(false);
+    }
+    store::change_members(tx, &ctx.server.id, id, &upsert, &remove).map_err(store_err(ctx))?;
+    Ok(true)
+}
+
+/// POST: validates and stores a new resource.
+pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Output> {
+    let n = normalize(ctx.server, ctx.rt, input, Mode::Create)?;
+    let ts = now();
+    let row = Row {
+        id: uuid::Uuid::new_v4().to_string(),
+        resource_type: ctx.rt.name.clone(),
+        version: 1,
+        created: ts.clone(),
+        last_modified: ts,
+        doc: to_doc_string(&n.doc),
+    };
+    ctx.store.write(|tx| {
+        references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+        store::insert(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+        if let Some(members) = &n.members {
+            sync_members(ctx, tx, &row.id, &[], members)?;
+        }
+        output(ctx, tx, &row, proj)
+    })
+}
+
+/// GET by id.
+pub fn get(ctx: &Ctx<'_>, id: &str, proj: &Projection) -> ScimResult<Output> {
+    ctx.store.read(|c| {
+        let row = load(ctx, c, id)?;
+        output(ctx, c, &row, proj)
+    })
+}
+
+/// PUT: replaces the resource, keeping what clients cannot send (readOnly, writeOnly) and
+/// refusing changes to immutable values.
+pub fn replace(
+    ctx: &Ctx<'_>,
+    id: &str,
+    input: &Value,
+    if_match: Option<&str>,
+    proj: &Projection,
+) -> ScimResult<Output> {
+    let mut n = normalize(ctx.server, ctx.rt, input, Mode::Replace)?;
+    ctx.store.write(|tx| {
+        let mut row = load(ctx, tx, id)?;
+        check_if_match(if_match, row.version)?;
+        let old: Map<String, Value> =
+            serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
+        validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Replace)?;
+        references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+        let mut changed = n.doc != old;
+        if let Some(members) = &n.members {
+            let old_members = store::members_of(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
+            changed |= sync_members(ctx, tx, id, &old_members, members)?;
+        }
+        if changed {
+            row.version += 1;
+            row.last_modified = now();
+            row.doc = to_doc_string(&n.doc);
+            store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+        }
+        output(ctx, tx, &row, proj)
+    })
+}
+
+/// PATCH: applies every operation to a working copy, validates the result as a whole, and
+/// stores it only if all of that succeeds. The version changes only if the resource did.
+pub fn patch(
+    ctx: &Ctx<'_>,
+    id: &str,
+    input: &Value,
+    if_match: Option<&str>,
+    proj: &Projection,
+) -> ScimResult<Output> {
+    let ops = crate::patch::parse(input)?;
+    ctx.store.write(|tx| {
+        let mut row = load(ctx, tx, id)?;
+        check_if_match(if_match, row.version)?;
+        let old: Map<String, Value> =
+            serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
+        let mut working = old.clone();
+        let old_members = if ctx.rt.has_members {
+            let m = store::members_of(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
+            let list: Vec<Value> = m
+                .iter()
+                .map(|m| {
+                    let mut o = Map::new();
+                    o.insert("value".into(), Value::String(m.value.clone()));
+                    if let Some(d) = &m.display {
+                        o.insert("display".into(), Value::String(d.clone()));
+                    }
+                    if let Some(t) = &m.member_type {
+                        o.insert("type".into(), Value::String(t.clone()));
+                    }
+                    Value::Object(o)
+                })
+                .collect();
+            if !list.is_empty() {
+                working.insert("members".into(), Value::Array(list));
+            }
+            Some(m)
+        } else {
+            None
+        };
+        crate::patch::apply(ctx.rt, &mut working, &ops)?;
+        let mut n = normalize(ctx.server, ctx.rt, &Value::Object(working), Mode::Patch)?;
+        validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Patch)?;
+        references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+        let mut changed = n.doc != old;
+        if let (Some(old_members), Some(new_members)) = (&old_members, &n.members) {
+            changed |= sync_members(ctx, tx, id, old_members, new_members)?;
+        }
+        if changed {
+            row.version += 1;
+            row.last_modified = now();
+            row.doc = to_doc_string(&n.doc);
+            store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+        }
+        output(ctx, tx, &row, proj)
+    })
+}
+
+/// DELETE: removes the resource and its memberships.
+pub fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()> {
+    ctx.store.write(|tx| {
+        let row = load(ctx, tx, id)?;
+        check_if_match(if_match, row.version)?;
+        store::delete(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
+        Ok(())
+    })
+}
+
+/// The SQL `ORDER BY` expression for `sortBy` (RFC 7644 §3.4.2.3): a multi-valued attribute
+/// sorts by its primary (else first) value; missing values sort last.
+fn sort_expr(rt: &ResourceType, sort_by: &str, descending: bool) -> ScimResult<String> {
+    use store::sql::{json_path, literal};
+    let bad = |why: String| ScimError::invalid_value(format!("sortBy={sort_by:?}: {why}"));
+    let path = AttrPath::parse(sort_by).map_err(|e| bad(e.detail))?;
+    let (expr, case_exact) = match rt.resolve(&path).map_err(|e| bad(e.detail))? {
+        Target::Id => ("r.id".to_string(), true),
+        Target::Meta(Some(d)) if d.name == "created" => ("r.created".into(), true),
+        Target::Meta(Some(d)) if d.name == "lastModified" => ("r.last_modified".into(), true),
+        Target::Meta(Some(d)) if d.name == "resourceType" => ("r.resource_type".into(), true),
+        Target::Meta(Some(d)) if d.name == "version" => ("r.version".into(), true),
+        Target::Doc(res) if res.attr.multi_valued => {
+            if res.attr.ty != AttrType::Complex {
+                (
+                    format!(
+                        "json_extract(r.doc, {})",
+                        literal(&format!(
+                            "{}[0]",
+                            json_path(res.extension, &res.attr.name, None)
+                        ))
+                    ),
+                    res.attr.case_exact,
+                )
+            } else {
+                let sub = res
+                    .sub
+                    .or_else(|| res.attr.sub("value"))
+                    .ok_or_else(|| bad("name a sub-attribute to sort by".into()))?;
+                (
+                    format!(
+                        "(SELECT json_extract(e.value, {}) FROM json_each(r.doc, {}) e ORDER BY json_extract(e.value, '$.\"primary\"') IS NOT 1, e.key LIMIT 1)",
+                        literal(&format!("$.\"{}\"", sub.name)),
+                        literal(&json_path(res.extension, &res.attr.name, None))
+                    ),
+                    sub.case_exact,
+                )
+            }
+        }
+        Target::Doc(res) if res.leaf().ty != AttrType::Complex => (
+            format!(
+                "json_extract(r.doc, {})",
+                literal(&json_path(
+                    res.extension,
+                    &res.attr.name,
+                    res.sub.map(|s| s.name.as_str())
+                ))
+            ),
+            res.leaf().case_exact,
+        ),
+        _ => return Err(bad("not a sortable (simple) attribute".into())),
+    };
+    let expr = if case_exact {
+        expr
+    } else {
+        format!("lower({expr})")
+    };
+    Ok(format!(
+        "({expr}) IS NULL, {expr} {}",
+        if descending { "DESC" } else { "ASC" }
+    ))
+}
+
+/// A search over one resource type: filter, sort, page, project.
+pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value> {
+    let compiled = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => Some(filter::sql::compile(&filter::parse(f)?, ctx.rt)?),
+        None => None,
+    };
+    let descending = match q.sort_order.as_deref() {
+        None => false,
+        Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+        Some(o) if o.eq_ignore_ascii_case("descending") => true,
+        Some(o) => {
+            return Err(ScimError::invalid_value(format!(
+                "sortOrder must be ascending or descending, not {o:?}"
+            )));
+        }
+    };
+    let order = match q.sort_by.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(sort_expr(ctx.rt, s, descending)?),
+        None => None,
+    };
+    // RFC 7644 §3.4.2.4: startIndex < 1 is 1; negative count is 0; count is capped.
+    let start = q.start_index.unwrap_or(1).max(1) as usize;
+    let count = q
+        .count
+        .map(|c| c.max(0) as usize)
+        .unwrap_or(ctx.server.default_count)
+        .min(ctx.server.max_results);
+    let scope = store::sql::scope("r", &ctx.server.id, &ctx.rt.name);
+    let (where_sql, params) = match &compiled {
+        Some(c) => (Some(c.clause.as_str()), c.params.as_slice()),
+        None => (None, &[][..]),
+    };
+    ctx.store.read(|c| {
+        let (total, rows) = store::list(
+            c,
+            &scope,
+            where_sql,
+            order.as_deref(),
+            params,
+            start - 1,
+            count,
+        )
+        .map_err(store_err(ctx))?;
+        let resources = rows
+            .iter()
+            .map(|r| render::render(ctx, c, r, proj))
+            .collect::<ScimResult<Vec<_>>>()?;
+        Ok(json!({
+            "schemas": [urn::LIST_RESPONSE],
+            "totalResults": total,
+            "itemsPerPage": resources.len(),
+            "startIndex": start,
+            "Resources": resources,
+        }))
+    })
+}

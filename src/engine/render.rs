@@ -1,0 +1,281 @@
+//! Stored documents → response bodies: `returned` characteristics, `attributes` /
+//! `excludedAttributes`, derived `groups`, `members` with `$ref`, and `meta`.
+
+use super::Ctx;
+use crate::error::ScimResult;
+use crate::model::AttrPath;
+use crate::schema::{AttributeDef, Returned};
+use crate::store::{self, Row};
+use rusqlite::Connection;
+use serde_json::{Map, Value, json};
+
+/// `attributes` / `excludedAttributes` query parameters (RFC 7644 §3.9).
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    attributes: Vec<(String, Option<AttrPath>)>,
+    excluded: Vec<(String, Option<AttrPath>)>,
+}
+
+fn parse_list(s: Option<&str>) -> Vec<(String, Option<AttrPath>)> {
+    s.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| (x.to_string(), AttrPath::parse(x).ok()))
+        .collect()
+}
+
+#[derive(Debug, PartialEq)]
+enum Want {
+    No,
+    All,
+    Only(Vec<String>),
+    Except(Vec<String>),
+}
+
+impl Projection {
+    pub fn new(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+        Projection {
+            attributes: parse_list(attributes),
+            excluded: parse_list(excluded),
+        }
+    }
+
+    /// Entries of `list` naming `attr` (of schema `urn`): `Some(None)` for the whole attribute,
+    /// `Some(Some(subs))` for some sub-attributes, `None` when not named.
+    fn named(
+        list: &[(String, Option<AttrPath>)],
+        urn: &str,
+        is_core: bool,
+        attr: &str,
+    ) -> Option<Option<Vec<String>>> {
+        let mut subs = Vec::new();
+        for (raw, path) in list {
+            if raw.eq_ignore_ascii_case(urn) {
+                return Some(None);
+            }
+            let Some(p) = path else { continue };
+            let urn_ok = match &p.urn {
+                Some(u) => u.eq_ignore_ascii_case(urn),
+                None => true,
+            } && (is_core || p.urn.is_some() || true);
+            if urn_ok && p.name.eq_ignore_ascii_case(attr) {
+                match &p.sub {
+                    None => return Some(None),
+                    Some(s) => subs.push(s.to_ascii_lowercase()),
+                }
+            }
+        }
+        if subs.is_empty() {
+            None
+        } else {
+            Some(Some(subs))
+        }
+    }
+
+    fn want(&self, urn: &str, is_core: bool, attr: &AttributeDef) -> Want {
+        match attr.returned {
+            Returned::Never => return Want::No,
+            Returned::Always => return Want::All,
+            _ => {}
+        }
+        if !self.attributes.is_empty() {
+            return match Self::named(&self.attributes, urn, is_core, &attr.name) {
+                Some(None) => Want::All,
+                Some(Some(subs)) => Want::Only(subs),
+                None => Want::No,
+            };
+        }
+        if attr.returned == Returned::Request {
+            return Want::No;
+        }
+        match Self::named(&self.excluded, urn, is_core, &attr.name) {
+            Some(None) => Want::No,
+            Some(Some(subs)) => Want::Except(subs),
+            None => Want::All,
+        }
+    }
+}
+
+/// Applies sub-attribute selection to a complex value (or each value of a multi-valued one).
+fn select(value: Value, attr: &AttributeDef, want: &Want) -> Option<Value> {
+    let keep = |name: &str| -> bool {
+        let sub = attr.sub(name);
+        if sub.is_some_and(|s| s.returned == Returned::Never) {
+            return false;
+        }
+        if sub.is_some_and(|s| s.returned == Returned::Always) {
+            return true;
+        }
+        let lname = name.to_ascii_lowercase();
+        match want {
+            Want::Only(subs) => subs.contains(&lname),
+            Want::Except(subs) => !subs.contains(&lname),
+            _ => true,
+        }
+    };
+    let filter_obj = |v: Value| -> Option<Value> {
+        match v {
+            Value::Object(m) => {
+                let m: Map<String, Value> = m.into_iter().filter(|(k, _)| keep(k)).collect();
+                if m.is_empty() {
+                    None
+                } else {
+                    Some(Value::Object(m))
+                }
+            }
+            other => Some(other),
+        }
+    };
+    match (want, value) {
+        (Want::No, _) => None,
+        (Want::All, v) => Some(v),
+        (_, Value::Array(items)) => {
+            let items: Vec<Value> = items.into_iter().filter_map(filter_obj).collect();
+            if items.is_empty() {
+                None
+            } else {
+                Some(Value::Array(items))
+            }
+        }
+        (_, v) => filter_obj(v),
+    }
+}
+
+/// Location of a resource: `{base}{endpoint}/{id}`.
+pub fn location(ctx: &Ctx<'_>, endpoint: &str, id: &str) -> String {
+    format!("{}{}/{}", ctx.base, endpoint, id)
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Renders one stored resource. `conn` is used for derived values (members, groups).
+pub fn render(ctx: &Ctx<'_>, conn: &Connection, row: &Row, proj: &Projection) -> ScimResult<Value> {
+    let rt = ctx.rt;
+    let mut doc: Map<String, Value> = match serde_json::from_str(&row.doc) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(crate::error::ScimError::internal(format!(
+                "stored document {} is not an object",
+                row.id
+            )));
+        }
+    };
+    let mut out = Map::new();
+    let mut schemas = vec![Value::String(rt.schema.id.clone())];
+    out.insert("id".into(), Value::String(row.id.clone()));
+    let common = crate::model::path::common();
+    if let Some(v) = doc.remove("externalId") {
+        if let Some(attr) = common.attr("externalId") {
+            if proj.want(&rt.schema.id, true, attr) != Want::No {
+                out.insert("externalId".into(), v);
+            }
+        }
+    }
+    for attr in &rt.schema.attributes {
+        let want = proj.want(&rt.schema.id, true, attr);
+        if want == Want::No {
+            continue;
+        }
+        let value = if rt.has_members && attr.name == "members" {
+            members_value(ctx, conn, &row.id)?
+        } else if rt.has_groups && attr.name == "groups" {
+            groups_value(ctx, conn, &row.id)?
+        } else {
+            doc.remove(&attr.name)
+        };
+        if let Some(v) = value.and_then(|v| select(v, attr, &want)) {
+            out.insert(attr.name.clone(), v);
+        }
+    }
+    for ext in &rt.extensions {
+        let Some(Value::Object(mut fields)) = doc.remove(&ext.schema.id) else {
+            continue;
+        };
+        let mut ext_out = Map::new();
+        for attr in &ext.schema.attributes {
+            let want = proj.want(&ext.schema.id, false, attr);
+            if let Some(v) = fields
+                .remove(&attr.name)
+                .and_then(|v| select(v, attr, &want))
+            {
+                ext_out.insert(attr.name.clone(), v);
+            }
+        }
+        schemas.push(Value::String(ext.schema.id.clone()));
+        if !ext_out.is_empty() {
+            out.insert(ext.schema.id.clone(), Value::Object(ext_out));
+        }
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    if let Some(meta_def) = common.attr("meta") {
+        let want = proj.want(&rt.schema.id, true, meta_def);
+        let meta = json!({
+            "resourceType": rt.name,
+            "created": row.created,
+            "lastModified": row.last_modified,
+            "location": location(ctx, &rt.endpoint, &row.id),
+            "version": etag(row.version),
+        });
+        if let Some(m) = select(meta, meta_def, &want) {
+            out.insert("meta".into(), m);
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn endpoint_of<'a>(ctx: &'a Ctx<'_>, resource_type: Option<&str>) -> Option<&'a str> {
+    resource_type
+        .and_then(|t| ctx.server.by_name(t))
+        .map(|rt| rt.endpoint.as_str())
+}
+
+fn members_value(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<Option<Value>> {
+    let members = store::members_of(conn, &ctx.server.id, id).map_err(super::store_err(ctx))?;
+    if members.is_empty() {
+        return Ok(None);
+    }
+    let list = members
+        .into_iter()
+        .map(|m| {
+            let mut o = Map::new();
+            o.insert("value".into(), Value::String(m.value.clone()));
+            if let Some(ep) = endpoint_of(ctx, m.member_type.as_deref()) {
+                o.insert("$ref".into(), Value::String(location(ctx, ep, &m.value)));
+            }
+            if let Some(d) = m.display {
+                o.insert("display".into(), Value::String(d));
+            }
+            if let Some(t) = m.member_type {
+                o.insert("type".into(), Value::String(t));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    Ok(Some(Value::Array(list)))
+}
+
+fn groups_value(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<Option<Value>> {
+    let groups = store::groups_of(conn, &ctx.server.id, id).map_err(super::store_err(ctx))?;
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let list = groups
+        .into_iter()
+        .map(|g| {
+            let mut o = Map::new();
+            o.insert("value".into(), Value::String(g.id.clone()));
+            if let Some(ep) = endpoint_of(ctx, Some(&g.resource_type)) {
+                o.insert("$ref".into(), Value::String(location(ctx, ep, &g.id)));
+            }
+            if let Some(d) = g.display {
+                o.insert("display".into(), Value::String(d));
+            }
+            o.insert("type".into(), Value::String("direct".into()));
+            Value::Object(o)
+        })
+        .collect();
+    Ok(Some(Value::Array(list)))
+}

@@ -1,0 +1,470 @@
+//! Client documents → stored documents. Canonical attribute names, typed values, readOnly
+//! values dropped, required/canonical/primary rules checked, group members split out.
+
+use crate::error::{ScimError, ScimResult};
+use crate::model::{ResourceType, ServerModel};
+use crate::schema::{AttrType, AttributeDef, Mutability};
+use crate::store::Member;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Replace,
+    /// The result of applying a PatchOp to the stored document: `schemas` is derived.
+    Patch,
+}
+
+/// A document ready to store, plus the group's members when the type keeps members apart.
+#[derive(Debug)]
+pub struct Normalized {
+    pub doc: Map<String, Value>,
+    pub members: Option<Vec<Member>>,
+}
+
+struct Rules {
+    strict: bool,
+}
+
+pub fn get_ci<'m>(map: &'m Map<String, Value>, name: &str) -> Option<(&'m String, &'m Value)> {
+    map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+pub fn normalize(
+    server: &ServerModel,
+    rt: &ResourceType,
+    input: &Value,
+    mode: Mode,
+) -> ScimResult<Normalized> {
+    let rules = Rules {
+        strict: server.strict,
+    };
+    let Some(obj) = input.as_object() else {
+        return Err(ScimError::invalid_syntax(format!(
+            "the body must be a JSON object holding a {} resource",
+            rt.name
+        )));
+    };
+    if mode != Mode::Patch {
+        check_schemas(rt, obj, &rules)?;
+    }
+    let mut doc = Map::new();
+    for (key, value) in obj {
+        if ["schemas", "id", "meta"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(key))
+        {
+            continue;
+        }
+        if let Some(ext) = rt.extension(key) {
+            if value.is_null() {
+                continue;
+            }
+            let Some(fields) = value.as_object() else {
+                return Err(ScimError::invalid_syntax(format!(
+                    "{key} must be an object of {} attributes",
+                    ext.schema.name
+                )));
+            };
+            let mut out = Map::new();
+            for (k, v) in fields {
+                match ext.schema.attr(k) {
+                    Some(attr) => {
+                        if let Some(v) = normalize_attr(
+                            attr,
+                            v,
+                            &format!("{}:{}", ext.schema.id, attr.name),
+                            &rules,
+                        )? {
+                            out.insert(attr.name.clone(), v);
+                        }
+                    }
+                    None => unknown(&rules, &format!("{key}:{k}"), rt)?,
+                }
+            }
+            if !out.is_empty() {
+                doc.insert(ext.schema.id.clone(), Value::Object(out));
+            }
+        } else if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+            if rules.strict {
+                return Err(ScimError::invalid_syntax(format!(
+                    "{key} is not a schema extension of resource type {} (extensions: {})",
+                    rt.name,
+                    rt.extensions
+                        .iter()
+                        .map(|e| e.schema.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        } else if key.eq_ignore_ascii_case("externalId") {
+            match value {
+                Value::Null => {}
+                Value::String(s) => {
+                    doc.insert("externalId".into(), Value::String(s.clone()));
+                }
+                _ => return Err(ScimError::invalid_value("externalId must be a string")),
+            }
+        } else if let Some(attr) = rt.schema.attr(key) {
+            if let Some(v) = normalize_attr(attr, value, &attr.name, &rules)? {
+                doc.insert(attr.name.clone(), v);
+            }
+        } else {
+            unknown(&rules, key, rt)?;
+        }
+    }
+    let members = if rt.has_members {
+        Some(split_members(&mut doc)?)
+    } else {
+        None
+    };
+    check_required(rt, &doc, members.as_ref())?;
+    Ok(Normalized { doc, members })
+}
+
+fn unknown(rules: &Rules, key: &str, rt: &ResourceType) -> ScimResult<()> {
+    if rules.strict {
+        return Err(ScimError::invalid_syntax(format!(
+            "unknown attribute {key:?} for resource type {} (schemas: {}); this server is strict, so unknown attributes are refused",
+            rt.name,
+            rt.schemas()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    tracing::debug!(
+        attribute = key,
+        "dropping unknown attribute (lenient server)"
+    );
+    Ok(())
+}
+
+fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>, rules: &Rules) -> ScimResult<()> {
+    let Some((_, schemas)) = get_ci(obj, "schemas") else {
+        return Err(ScimError::invalid_syntax(format!(
+            "\"schemas\" is missing; it must list {}",
+            rt.schema.id
+        )));
+    };
+    let Some(list) = schemas
+        .as_array()
+        .filter(|l| l.iter().all(Value::is_string))
+    else {
+        return Err(ScimError::invalid_syntax(
+            "\"schemas\" must be an array of schema URNs",
+        ));
+    };
+    let list: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+    if !list.iter().any(|u| u.eq_ignore_ascii_case(&rt.schema.id)) {
+        return Err(ScimError::invalid_value(format!(
+            "\"schemas\" must include {} for a {} resource",
+            rt.schema.id, rt.name
+        )));
+    }
+    for u in list {
+        if rules.strict && !u.eq_ignore_ascii_case(&rt.schema.id) && rt.extension(u).is_none() {
+            return Err(ScimError::invalid_value(format!(
+                "\"schemas\" lists {u}, which resource type {} does not use (allowed: {})",
+                rt.name,
+                rt.schemas()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn normalize_attr(
+    attr: &AttributeDef,
+    value: &Value,
+    path: &str,
+    rules: &Rules,
+) -> ScimResult<Option<Value>> {
+    if value.is_null() || attr.mutability == Mutability::ReadOnly {
+        // readOnly values sent by clients are ignored (RFC 7644 §3.3, §3.5.1).
+        return Ok(None);
+    }
+    if !attr.multi_valued {
+        return normalize_single(attr, value, path, rules);
+    }
+    let items: Vec<&Value> = match value {
+        Value::Array(a) => a.iter().collect(),
+        other if !rules.strict => vec![other],
+        _ => {
+            return Err(ScimError::invalid_value(format!(
+                "{path} is multi-valued; send an array"
+            )));
+        }
+    };
+    let mut out: Vec<Value> = Vec::new();
+    for item in items {
+        if let Some(v) = normalize_single(attr, item, path, rules)? {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    let primaries = out
+        .iter()
+        .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
+        .count();
+    if primaries > 1 {
+        return Err(ScimError::invalid_value(format!(
+            "{path}: at most one value may have \"primary\": true"
+        )));
+    }
+    Ok(if out.is_empty() {
+        None
+    } else {
+        Some(Value::Array(out))
+    })
+}
+
+fn normalize_single(
+    attr: &AttributeDef,
+    value: &Value,
+    path: &str,
+    rules: &Rules,
+) -> ScimResult<Option<Value>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if attr.ty != AttrType::Complex {
+        return normalize_simple(attr, value, path, rules).map(Some);
+    }
+    let Some(fields) = value.as_object() else {
+        return Err(ScimError::invalid_value(format!(
+            "{path} is complex; send an object with its sub-attributes"
+        )));
+    };
+    let mut out = Map::new();
+    for (k, v) in fields {
+        let Some(sub) = attr.sub(k) else {
+            if rules.strict {
+                return Err(ScimError::invalid_syntax(format!(
+                    "{path} has no sub-attribute {k:?} (it has: {})",
+                    attr.sub_attributes
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            continue;
+        };
+        // $ref is derived by the server from value; readOnly sub-attributes are ignored.
+        if sub.name == "$ref" || sub.mutability == Mutability::ReadOnly || v.is_null() {
+            continue;
+        }
+        out.insert(
+            sub.name.clone(),
+            normalize_simple(sub, v, &format!("{path}.{}", sub.name), rules)?,
+        );
+    }
+    for sub in attr
+        .sub_attributes
+        .iter()
+        .filter(|s| s.required && s.mutability != Mutability::ReadOnly)
+    {
+        if !out.contains_key(&sub.name) {
+            return Err(ScimError::invalid_value(format!(
+                "{path}.{} is required in every {path} value",
+                sub.name
+            )));
+        }
+    }
+    Ok(if out.is_empty() {
+        None
+    } else {
+        Some(Value::Object(out))
+    })
+}
+
+fn normalize_simple(
+    attr: &AttributeDef,
+    value: &Value,
+    path: &str,
+    rules: &Rules,
+) -> ScimResult<Value> {
+    let wrong =
+        |want: &str| ScimError::invalid_value(format!("{path} must be {want}, not {value}"));
+    let v = match (attr.ty, value) {
+        (AttrType::String | AttrType::Reference, Value::String(_)) => value.clone(),
+        (AttrType::Binary, Value::String(s)) => {
+            if !s.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
+            }) {
+                return Err(wrong("base64-encoded binary"));
+            }
+            value.clone()
+        }
+        (AttrType::Boolean, Value::Bool(_)) => value.clone(),
+        (AttrType::Boolean, Value::String(s))
+            if !rules.strict
+                && (s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false")) =>
+        {
+            Value::Bool(s.eq_ignore_ascii_case("true"))
+        }
+        (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
+        (AttrType::Decimal, Value::Number(_)) => value.clone(),
+        (AttrType::DateTime, Value::String(s)) => Value::String(
+            super::normalize_datetime(s)
+                .ok_or_else(|| wrong("an RFC 3339 dateTime such as 2026-01-31T12:00:00Z"))?,
+        ),
+        (AttrType::String | AttrType::Reference | AttrType::Binary, _) => {
+            return Err(wrong("a string"));
+        }
+        (AttrType::Boolean, _) => return Err(wrong("true or false")),
+        (AttrType::Integer, _) => return Err(wrong("an integer")),
+        (AttrType::Decimal, _) => return Err(wrong("a number")),
+        (AttrType::DateTime, _) => return Err(wrong("a dateTime string")),
+        (AttrType::Complex, _) => return Err(wrong("an object")),
+    };
+    if rules.strict && !attr.canonical_values.is_empty() {
+        if let Value::String(s) = &v {
+            let ok = attr.canonical_values.iter().any(|c| {
+                if attr.case_exact {
+                    c == s
+                } else {
+                    c.eq_ignore_ascii_case(s)
+                }
+            });
+            if !ok {
+                return Err(ScimError::invalid_value(format!(
+                    "{path} must be one of {:?}, not {s:?}",
+                    attr.canonical_values
+                )));
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn split_members(doc: &mut Map<String, Value>) -> ScimResult<Vec<Member>> {
+    let Some(Value::Array(list)) = doc.remove("members") else {
+        return Ok(Vec::new());
+    };
+    let mut members: Vec<Member> = Vec::new();
+    for m in list {
+        let value = m.get("value").and_then(Value::as_str).ok_or_else(|| {
+            ScimError::invalid_value("every members value needs \"value\": the id of the member")
+        })?;
+        let member = Member {
+            value: value.to_string(),
+            display: m.get("display").and_then(Value::as_str).map(str::to_string),
+            member_type: m.get("type").and_then(Value::as_str).map(str::to_string),
+        };
+        // The same member twice is one membership; the last description wins.
+        match members.iter_mut().find(|x| x.value == member.value) {
+            Some(x) => *x = member,
+            None => members.push(member),
+        }
+    }
+    Ok(members)
+}
+
+fn check_required(
+    rt: &ResourceType,
+    doc: &Map<String, Value>,
+    members: Option<&Vec<Member>>,
+) -> ScimResult<()> {
+    let missing =
+        |name: &str| ScimError::invalid_value(format!("required attribute {name:?} is missing"));
+    for attr in rt
+        .schema
+        .attributes
+        .iter()
+        .filter(|a| a.required && a.mutability != Mutability::ReadOnly)
+    {
+        let present = doc.contains_key(&attr.name)
+            || (attr.name == "members" && members.is_some_and(|m| !m.is_empty()));
+        if !present {
+            return Err(missing(&attr.name));
+        }
+    }
+    for ext in &rt.extensions {
+        match doc.get(&ext.schema.id) {
+            None if ext.required => {
+                return Err(ScimError::invalid_value(format!(
+                    "the extension {} is required for {}",
+                    ext.schema.id, rt.name
+                )));
+            }
+            None => {}
+            Some(fields) => {
+                for attr in ext
+                    .schema
+                    .attributes
+                    .iter()
+                    .filter(|a| a.required && a.mutability != Mutability::ReadOnly)
+                {
+                    if fields.get(&attr.name).is_none() {
+                        return Err(missing(&format!("{}:{}", ext.schema.id, attr.name)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replace/patch rules that need the stored version: immutable values may not change, and
+/// values clients cannot send back (readOnly, writeOnly such as password) are kept.
+pub fn carry_over(
+    rt: &ResourceType,
+    new: &mut Map<String, Value>,
+    old: &Map<String, Value>,
+    mode: Mode,
+) -> ScimResult<()> {
+    for schema in rt.schemas() {
+        let ext = (schema.id != rt.schema.id).then_some(schema.id.as_str());
+        for attr in &schema.attributes {
+            let old_v = match ext {
+                Some(u) => old.get(u).and_then(|o| o.get(&attr.name)),
+                None => old.get(&attr.name),
+            };
+            let Some(old_v) = old_v else { continue };
+            let new_v = match ext {
+                Some(u) => new.get(u).and_then(|o| o.get(&attr.name)),
+                None => new.get(&attr.name),
+            };
+            match attr.mutability {
+                Mutability::Immutable => match new_v {
+                    Some(v) if v != old_v => {
+                        return Err(ScimError::mutability(format!(
+                            "{} is immutable and already set; it cannot change",
+                            attr.name
+                        )));
+                    }
+                    None if mode == Mode::Patch => {
+                        return Err(ScimError::mutability(format!(
+                            "{} is immutable and already set; it cannot be removed",
+                            attr.name
+                        )));
+                    }
+                    _ => {}
+                },
+                Mutability::ReadOnly | Mutability::WriteOnly
+                    if new_v.is_none() && mode == Mode::Replace => {}
+                _ => continue,
+            }
+            if new_v.is_none() {
+                let target = match ext {
+                    Some(u) => new
+                        .entry(u.to_string())
+                        .or_insert_with(|| Value::Object(Map::new()))
+                        .as_object_mut(),
+                    None => Some(&mut *new),
+                };
+                if let Some(t) = target {
+                    t.insert(attr.name.clone(), old_v.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}

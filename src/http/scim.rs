@@ -1,0 +1,535 @@
+//! SCIM routes under `/scim-identifier/{server_id}/scim/v2/`: discovery documents and the
+//! generic resource endpoints. Each request loads one model snapshot and uses it throughout.
+
+use super::response::scim_json;
+use super::{AppState, auth};
+use crate::engine::{self, Ctx, ListQuery, Output, Projection};
+use crate::error::{ScimError, ScimResult};
+use crate::model::ServerModel;
+use crate::schema::urn;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+pub async fn healthz(State(app): State<AppState>) -> Response {
+    let model = app.model.load();
+    let servers: Vec<Value> = model
+        .servers
+        .values()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "description": s.description,
+                "source": s.source.display().to_string(),
+                "resource_types": s.resource_types.iter().map(|r| json!({"name": r.name, "endpoint": r.endpoint})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    scim_json(StatusCode::OK, &json!({"status": "ok", "servers": servers}))
+}
+
+pub async fn entry_root(
+    state: State<AppState>,
+    Path(server_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    logged(
+        state.0,
+        server_id,
+        String::new(),
+        method,
+        uri,
+        headers,
+        body,
+    )
+    .await
+}
+
+pub async fn entry(
+    state: State<AppState>,
+    Path((server_id, rest)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    logged(state.0, server_id, rest, method, uri, headers, body).await
+}
+
+/// Wraps a request in a span naming the virtual server, and logs its outcome.
+async fn logged(
+    app: AppState,
+    server_id: String,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let span = tracing::info_span!("scim", server = %server_id);
+    async move {
+        let started = Instant::now();
+        let req = Request {
+            server_id,
+            rest,
+            method,
+            uri,
+            headers,
+        };
+        let resp = handle(&app, &req, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+        let status = resp.status().as_u16();
+        let micros = started.elapsed().as_micros() as u64;
+        if status >= 500 {
+            tracing::error!(method = %req.method, uri = %req.uri, status, micros, "request failed");
+        } else {
+            tracing::info!(method = %req.method, uri = %req.uri, status, micros, "request");
+        }
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+struct Request {
+    server_id: String,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Request {
+    /// The server's base URL as this client reached it, for `meta.location` and `Location`.
+    fn base(&self) -> String {
+        let host = self
+            .headers
+            .get("x-forwarded-host")
+            .or_else(|| self.headers.get(header::HOST))
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let proto = self
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("http");
+        format!(
+            "{proto}://{host}/scim-identifier/{}/scim/v2",
+            self.server_id
+        )
+    }
+
+    fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn query(&self) -> ScimResult<HashMap<String, String>> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&self.uri)
+            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
+        // Parameter names are matched case-insensitively.
+        Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect())
+    }
+}
+
+fn method_not_allowed(method: &Method, what: &str, allowed: &str) -> ScimError {
+    ScimError::method_not_allowed(format!("{method} is not allowed on {what}; use {allowed}"))
+}
+
+async fn handle(app: &AppState, req: &Request, body: Body) -> ScimResult<Response> {
+    let model = app.model.load_full();
+    let server = model.server(&req.server_id).cloned().ok_or_else(|| {
+        ScimError::not_found(format!(
+            "no virtual server {:?}; loaded servers: {}",
+            req.server_id,
+            model.servers.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    auth::check(&server, &req.headers)?;
+    let segments: Vec<&str> = req.rest.split('/').filter(|s| !s.is_empty()).collect();
+    let base = req.base();
+    let m = &req.method;
+    match segments.as_slice() {
+        ["ServiceProviderConfig"] => {
+            only_get(m, "/ServiceProviderConfig")?;
+            Ok(scim_json(
+                StatusCode::OK,
+                &with_base(server.discovery.service_provider_config.clone(), &base),
+            ))
+        }
+        ["ResourceTypes"] => {
+            only_get(m, "/ResourceTypes")?;
+            discovery_list(
+                req,
+                &base,
+                server.discovery.resource_types.iter().map(|(_, d)| d),
+            )
+        }
+        ["ResourceTypes", name] => {
+            only_get(m, "/ResourceTypes/{name}")?;
+            let doc = server
+                .discovery
+                .resource_types
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name));
+            let (_, doc) = doc.ok_or_else(|| {
+                ScimError::not_found(format!("no resource type {name:?} on this server"))
+            })?;
+            Ok(scim_json(StatusCode::OK, &with_base(doc.clone(), &base)))
+        }
+        ["Schemas"] => {
+            only_get(m, "/Schemas")?;
+            discovery_list(req, &base, server.discovery.schemas.iter().map(|(_, d)| d))
+        }
+        ["Schemas", id] => {
+            only_get(m, "/Schemas/{id}")?;
+            let doc = server
+                .discovery
+                .schemas
+                .iter()
+                .find(|(u, _)| u.eq_ignore_ascii_case(id));
+            let (_, doc) = doc
+                .ok_or_else(|| ScimError::not_found(format!("no schema {id:?} on this server")))?;
+            Ok(scim_json(StatusCode::OK, &with_base(doc.clone(), &base)))
+        }
+        ["Bulk"] => Err(ScimError::new(
+            501,
+            None,
+            "this server does not support Bulk (see /ServiceProviderConfig)",
+        )),
+        ["Me"] => Err(ScimError::new(
+            501,
+            None,
+            "/Me is not supported: tokens are not tied to a resource",
+        )),
+        [endpoint, rest @ ..] => {
+            let rt_index = server
+                .resource_types
+                .iter()
+                .position(|rt| rt.endpoint[1..].eq_ignore_ascii_case(endpoint))
+                .ok_or_else(|| {
+                    ScimError::not_found(format!(
+                        "this server has no endpoint /{endpoint}; it serves {}",
+                        server
+                            .resource_types
+                            .iter()
+                            .map(|r| r.endpoint.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            resource(app, req, &server, rt_index, &base, rest, body).await
+        }
+        [] => Err(ScimError::not_found(
+            "this is the base URL of a SCIM server; start with /ServiceProviderConfig, /ResourceTypes or /Schemas",
+        )),
+    }
+}
+
+fn only_get(m: &Method, what: &str) -> ScimResult<()> {
+    if m == Method::GET || m == Method::HEAD {
+        Ok(())
+    } else {
+        Err(method_not_allowed(
+            m,
+            what,
+            "GET (discovery documents are read-only)",
+        ))
+    }
+}
+
+/// Prefixes `meta.location` (a path below the base) with the base URL.
+fn with_base(mut doc: Value, base: &str) -> Value {
+    if let Some(loc) = doc.pointer_mut("/meta/location") {
+        if let Some(p) = loc.as_str() {
+            *loc = Value::String(format!("{base}{p}"));
+        }
+    }
+    doc
+}
+
+fn discovery_list<'a>(
+    req: &Request,
+    base: &str,
+    docs: impl Iterator<Item = &'a Value>,
+) -> ScimResult<Response> {
+    if req.query()?.contains_key("filter") {
+        // RFC 7644 §4: discovery endpoints do not filter.
+        return Err(ScimError::new(
+            403,
+            None,
+            "discovery endpoints do not support filtering (RFC 7644 §4)",
+        ));
+    }
+    let resources: Vec<Value> = docs.map(|d| with_base(d.clone(), base)).collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": [urn::LIST_RESPONSE],
+            "totalResults": resources.len(),
+            "itemsPerPage": resources.len(),
+            "startIndex": 1,
+            "Resources": resources,
+        }),
+    ))
+}
+
+/// Reads and parses a JSON request body within the server's size limit.
+async fn read_json(req: &Request, server: &ServerModel, body: Body) -> ScimResult<Value> {
+    if let Some(ct) = req.header(header::CONTENT_TYPE) {
+        let ct = ct.to_ascii_lowercase();
+        if !ct.contains("json") {
+            return Err(ScimError::new(
+                415,
+                Some(crate::error::ScimType::InvalidSyntax),
+                format!(
+                    "Content-Type {ct:?} is not accepted; send application/scim+json or application/json"
+                ),
+            ));
+        }
+    }
+    let bytes = to_bytes(body, server.max_payload_bytes)
+        .await
+        .map_err(|_| {
+            ScimError::payload_too_large(format!(
+                "the request body is larger than this server's limit of {} bytes",
+                server.max_payload_bytes
+            ))
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax(
+            "the request body is empty; send a JSON document",
+        ));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Runs an engine call on the blocking pool with a context for one resource type.
+async fn run<T: Send + 'static>(
+    app: &AppState,
+    server: &Arc<ServerModel>,
+    rt_index: usize,
+    base: &str,
+    f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    let store = app.store.clone();
+    let server = server.clone();
+    let base = base.to_string();
+    tokio::task::spawn_blocking(move || {
+        let ctx = Ctx {
+            store: &store,
+            server: &server,
+            rt: &server.resource_types[rt_index],
+            base: &base,
+        };
+        f(&ctx)
+    })
+    .await
+    .map_err(ScimError::internal)?
+}
+
+fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> Response {
+    let mut resp = scim_json(status, &out.body);
+    if let Ok(v) = HeaderValue::from_str(&out.etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if with_location {
+        if let Ok(v) = HeaderValue::from_str(&out.location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    resp
+}
+
+fn projection(q: &HashMap<String, String>) -> Projection {
+    Projection::new(
+        q.get("attributes").map(String::as_str),
+        q.get("excludedattributes").map(String::as_str),
+    )
+}
+
+fn int_param(q: &HashMap<String, String>, name: &str) -> ScimResult<Option<i64>> {
+    q.get(&name.to_ascii_lowercase())
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| {
+                ScimError::invalid_value(format!("{name} must be an integer, not {v:?}"))
+            })
+        })
+        .transpose()
+}
+
+fn etag_matches(header: &str, etag: &str) -> bool {
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || weak(t) == weak(etag))
+}
+
+async fn resource(
+    app: &AppState,
+    req: &Request,
+    server: &Arc<ServerModel>,
+    rt_index: usize,
+    base: &str,
+    rest: &[&str],
+    body: Body,
+) -> ScimResult<Response> {
+    let endpoint = server.resource_types[rt_index].endpoint.clone();
+    let q = req.query()?;
+    let proj = projection(&q);
+    let if_match = req.header(header::IF_MATCH).map(str::to_string);
+    match (&req.method, rest) {
+        (&Method::GET, []) => {
+            let query = ListQuery {
+                filter: q.get("filter").cloned(),
+                sort_by: q.get("sortby").cloned(),
+                sort_order: q.get("sortorder").cloned(),
+                start_index: int_param(&q, "startIndex")?,
+                count: int_param(&q, "count")?,
+            };
+            let out = run(app, server, rt_index, base, move |ctx| {
+                engine::list(ctx, &query, &proj)
+            })
+            .await?;
+            Ok(scim_json(StatusCode::OK, &out))
+        }
+        (&Method::POST, []) => {
+            let input = read_json(req, server, body).await?;
+            let out = run(app, server, rt_index, base, move |ctx| {
+                engine::create(ctx, &input, &proj)
+            })
+            .await?;
+            Ok(resource_response(StatusCode::CREATED, &out, true))
+        }
+        (&Method::POST, [".search"]) => {
+            let input = read_json(req, server, body).await?;
+            let (query, proj) = search_request(&input)?;
+            let out = run(app, server, rt_index, base, move |ctx| {
+                engine::list(ctx, &query, &proj)
+            })
+            .await?;
+            Ok(scim_json(StatusCode::OK, &out))
+        }
+        (m, []) => Err(method_not_allowed(
+            m,
+            &endpoint,
+            "GET (search) or POST (create)",
+        )),
+        (m, [".search"]) => Err(method_not_allowed(
+            m,
+            &format!("{endpoint}/.search"),
+            "POST",
+        )),
+        (&Method::GET | &Method::HEAD, [id]) => {
+            let id = id.to_string();
+            let out = run(app, server, rt_index, base, move |ctx| {
+                engine::get(ctx, &id, &proj)
+            })
+            .await?;
+            if req
+                .header(header::IF_NONE_MATCH)
+                .is_some_and(|h| etag_matches(h, &out.etag))
+            {
+                let mut resp = StatusCode::NOT_MODIFIED.into_response();
+                if let Ok(v) = HeaderValue::from_str(&out.etag) {
+                    resp.headers_mut().insert(header::ETAG, v);
+                }
+                return Ok(resp);
+            }
+            Ok(resource_response(StatusCode::OK, &out, false))
+        }
+        (&Method::PUT, [id]) => {
+            let input = read_json(req, server, body).await?;
+            let id = id.to_string();
+            let out = run(app, server, rt_index, base, move |ctx| {
+                engine::replace(ctx, &id, &input, if_match.as_deref(), &proj)
+            })
+            .await?;
+            Ok(resource_response(StatusCode::OK, &out, false))
+        }
+        (&Method::PATCH, [id]) => {
+            let input = read_json(req, server, body).await?;
+            let id = id.to_string();
+            let out = run(app, server, rt_index, base, move |ctx| {
+                engine::patch(ctx, &id, &input, if_match.as_deref(), &proj)
+            })
+            .await?;
+            Ok(resource_response(StatusCode::OK, &out, false))
+        }
+        (&Method::DELETE, [id]) => {
+            let id = id.to_string();
+            run(app, server, rt_index, base, move |ctx| {
+                engine::delete(ctx, &id, if_match.as_deref())
+            })
+            .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (m, [_]) => Err(method_not_allowed(
+            m,
+            &format!("{endpoint}/{{id}}"),
+            "GET, PUT, PATCH or DELETE",
+        )),
+        _ => Err(ScimError::not_found(format!(
+            "no such path below {endpoint}"
+        ))),
+    }
+}
+
+/// A SearchRequest body (RFC 7644 §3.4.3).
+fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+    let get = |k: &str| {
+        obj.iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v)
+    };
+    let text = |k: &str| -> ScimResult<Option<String>> {
+        match get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Array(a)) if k.ends_with("ttributes") => Ok(Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            Some(_) => Err(ScimError::invalid_value(format!("{k} has the wrong type"))),
+        }
+    };
+    let int = |k: &str| -> ScimResult<Option<i64>> {
+        match get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ScimError::invalid_value(format!("{k} must be an integer"))),
+        }
+    };
+    let query = ListQuery {
+        filter: text("filter")?,
+        sort_by: text("sortBy")?,
+        sort_order: text("sortOrder")?,
+        start_index: int("startIndex")?,
+        count: int("count")?,
+    };
+    let proj = Projection::new(
+        text("attributes")?.as_deref(),
+        text("excludedAttributes")?.as_deref(),
+    );
+    Ok((query, proj))
+}

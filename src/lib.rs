@@ -1,0 +1,28 @@
+//! scimlab: many virtual SCIM 2.0 servers (RFC 7643/7644) on one port, each compiled from a
+//! YAML definition.
+//!
+//! # Layout
+//! The flow is YAML → compiled model → SQL, validators and discovery documents:
+//! - [`schema`]: the schema catalogue (`schemas/*.json`, checked and embedded by `build.rs`).
+//! - [`definition`]: the YAML definition format and its loader (located diagnostics).
+//! - [`model`]: `compile()` turns definitions into one `ServerModel` per virtual server:
+//!   resource types, attribute resolution, discovery documents, index plan.
+//! - [`store`]: SQLite (WAL) behind a narrow interface; migrations and the per-server index plan.
+//! - [`filter`]: filter parser, printer, SQL compiler and in-memory evaluator.
+//! - [`patch`]: PatchOp parsing and application.
+//! - [`engine`]: the one generic resource engine (create/get/replace/patch/delete/list).
+//! - [`http`]: axum routes, auth, SCIM error responses.
+//! - [`error`]: `ScimError`, the single client-visible error type.
+//! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
+
+pub mod app;
+pub mod bench;
+pub mod definition;
+pub mod engine;
+pub mod error;
+pub mod filter;
+pub mod http;
+pub mod model;
+pub mod patch;
+pub mod schema;
+pub mod store;

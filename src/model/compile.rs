@@ -1,0 +1,426 @@
+//! Definitions → [`Model`]. Gathers every problem (with file:line:column) before failing.
+
+use super::{Extension, Model, ResourceType, ServerModel, discovery};
+use crate::definition::{self, AttributeSpec, Diagnostic, LoadedFile};
+use crate::schema::{
+    self, AttrType, AttributeDef, Mutability, Returned, SchemaDef, Uniqueness, urn,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+const RESERVED_ENDPOINTS: &[&str] = &[
+    "ServiceProviderConfig",
+    "ResourceTypes",
+    "Schemas",
+    "Bulk",
+    "Me",
+    ".search",
+];
+const REFERENCE_ATTRIBUTES: &[&str] = &["members", "entitlements", "roles", "manager"];
+
+/// Loads and compiles every definition in `dir`.
+pub fn compile_dir(dir: &Path) -> Result<Model, Vec<Diagnostic>> {
+    let (files, mut problems) = definition::load_dir(dir);
+    match compile(&files) {
+        Ok(model) if problems.is_empty() => Ok(model),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+            Err(problems)
+        }
+    }
+}
+
+/// Compiles parsed definition files into a model.
+pub fn compile(files: &[LoadedFile]) -> Result<Model, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut model = Model::default();
+    let mut ids: HashMap<String, &Path> = HashMap::new();
+    let mut tokens: HashMap<&str, &str> = HashMap::new();
+    for file in files {
+        let def = &file.def;
+        if let Some(other) = ids.get(&def.id.to_ascii_lowercase()) {
+            problems.push(file.diagnostic(
+                &["id"],
+                format!(
+                    "server id {:?} is already defined in {}",
+                    def.id,
+                    other.display()
+                ),
+            ));
+        }
+        ids.insert(def.id.to_ascii_lowercase(), &file.path);
+        for token in &def.tokens {
+            match tokens.get(token.as_str()) {
+                Some(owner) if *owner != def.id => problems.push(file.diagnostic(
+                    &["tokens"],
+                    format!("a token of server {:?} is also listed by server {owner:?}; each token must belong to one server", def.id),
+                )),
+                _ => {
+                    tokens.insert(token, &def.id);
+                }
+            }
+        }
+        if let Some(server) = compile_server(file, &mut problems) {
+            model.servers.insert(server.id.clone(), Arc::new(server));
+        }
+    }
+    if problems.is_empty() {
+        Ok(model)
+    } else {
+        Err(problems)
+    }
+}
+
+fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<ServerModel> {
+    let def = &file.def;
+    let before = problems.len();
+    let catalogue = schema::catalogue();
+    if def.id.is_empty()
+        || def.id.len() > 64
+        || !def
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        problems.push(file.diagnostic(
+            &["id"],
+            format!(
+                "server id {:?} must be 1-64 letters, digits, '-' or '_'",
+                def.id
+            ),
+        ));
+    }
+    if def.tokens.is_empty() {
+        problems.push(file.diagnostic(&["tokens"], "at least one bearer token is required"));
+    }
+    for t in &def.tokens {
+        if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            problems.push(file.diagnostic(
+                &["tokens"],
+                "tokens must be non-empty and contain no whitespace",
+            ));
+        }
+    }
+    if def.resource_types.is_empty() {
+        problems.push(file.diagnostic(
+            &["resource_types"],
+            "a server must serve at least one resource type",
+        ));
+    }
+    for r in &def.validation.check_references {
+        if !REFERENCE_ATTRIBUTES
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(r))
+        {
+            problems.push(file.diagnostic(
+                &["validation", "check_references"],
+                format!(
+                    "unknown reference attribute {r:?}; expected one of {REFERENCE_ATTRIBUTES:?}"
+                ),
+            ));
+        }
+    }
+    if def.limits.max_results == 0 || def.limits.default_count > def.limits.max_results {
+        problems.push(file.diagnostic(
+            &["limits"],
+            "limits: need 1 <= default_count <= max_results",
+        ));
+    }
+
+    let mut shared: BTreeMap<String, Arc<SchemaDef>> = BTreeMap::new();
+    let mut schema_arc = |s: &SchemaDef| -> Arc<SchemaDef> {
+        shared
+            .entry(s.id.clone())
+            .or_insert_with(|| Arc::new(s.clone()))
+            .clone()
+    };
+    let mut resource_types = Vec::new();
+    let mut custom_schemas = Vec::new();
+    let mut endpoints: HashMap<String, String> = HashMap::new();
+    for (name, rt) in &def.resource_types {
+        let at = ["resource_types", name.as_str()];
+        if !crate::model::path::valid_name(name) || name.contains('-') {
+            problems.push(file.diagnostic(
+                &at,
+                format!("resource type name {name:?} must be letters, digits and '_'"),
+            ));
+        }
+        let core = match &rt.schema {
+            Some(u) => catalogue.get(u).or_else(|| {
+                problems.push(file.diagnostic(&[at[0], at[1], "schema"], unknown_schema(u)));
+                None
+            }),
+            None => catalogue.by_name(name).or_else(|| {
+                problems.push(file.diagnostic(
+                    &at,
+                    format!(
+                    "no schema named {name:?} in the catalogue; add `schema: <URN>` (known: {})",
+                    catalogue.schemas.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                ));
+                None
+            }),
+        };
+        if let Some(core) = core {
+            if [
+                urn::SCHEMA,
+                urn::RESOURCE_TYPE,
+                urn::SERVICE_PROVIDER_CONFIG,
+                urn::ENTERPRISE_USER,
+            ]
+            .contains(&core.id.as_str())
+            {
+                problems.push(file.diagnostic(&at, format!("{} describes discovery or an extension and cannot be a resource type's core schema", core.id)));
+            }
+        }
+        let endpoint = rt.endpoint.clone().unwrap_or_else(|| format!("/{name}s"));
+        let segment = endpoint.strip_prefix('/').unwrap_or("");
+        if !crate::model::path::valid_name(segment) {
+            problems.push(file.diagnostic(
+                &[at[0], at[1], "endpoint"],
+                format!(
+                    "endpoint {endpoint:?} must be '/' followed by letters, digits, '-' or '_'"
+                ),
+            ));
+        } else if RESERVED_ENDPOINTS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(segment))
+        {
+            problems.push(file.diagnostic(
+                &[at[0], at[1], "endpoint"],
+                format!("endpoint {endpoint:?} is reserved by SCIM"),
+            ));
+        } else if let Some(other) = endpoints.insert(segment.to_ascii_lowercase(), name.clone()) {
+            problems.push(file.diagnostic(
+                &[at[0], at[1], "endpoint"],
+                format!("endpoint {endpoint:?} is also used by resource type {other:?}"),
+            ));
+        }
+        let mut extensions = Vec::new();
+        for ext in &rt.extensions {
+            match catalogue.get(ext.urn()) {
+                None => problems.push(
+                    file.diagnostic(&[at[0], at[1], "extensions"], unknown_schema(ext.urn())),
+                ),
+                Some(s)
+                    if core.is_some_and(|c| c.id == s.id)
+                        || extensions.iter().any(|e: &Extension| e.schema.id == s.id) =>
+                {
+                    problems.push(file.diagnostic(
+                        &[at[0], at[1], "extensions"],
+                        format!("extension {} is listed twice or is the core schema", s.id),
+                    ))
+                }
+                Some(s) => extensions.push(Extension {
+                    schema: schema_arc(s),
+                    required: ext.required(),
+                }),
+            }
+        }
+        if !rt.attributes.is_empty() {
+            let custom_urn = rt
+                .attributes_schema
+                .clone()
+                .unwrap_or_else(|| format!("urn:scimlab:schemas:extension:{}:2.0:{name}", def.id));
+            if !custom_urn.starts_with("urn:")
+                || custom_urn.contains(['"', '\'', ' '])
+                || catalogue.get(&custom_urn).is_some()
+            {
+                problems.push(file.diagnostic(
+                    &[at[0], at[1], "attributes_schema"],
+                    format!("{custom_urn:?} must be a new URN not in the catalogue"),
+                ));
+            }
+            let mut attrs = Vec::new();
+            for (attr_name, spec) in &rt.attributes {
+                let keys = [at[0], at[1], "attributes", attr_name.as_str()];
+                if let Some(a) = compile_attribute(file, &keys, attr_name, spec, false, problems) {
+                    attrs.push(a);
+                }
+            }
+            let custom = Arc::new(SchemaDef {
+                id: custom_urn,
+                name: format!("{name}Extension"),
+                description: format!("Custom {name} attributes of server {}", def.id),
+                attributes: attrs,
+            });
+            custom_schemas.push(custom.clone());
+            extensions.push(Extension {
+                schema: custom,
+                required: false,
+            });
+        }
+        if let Some(core) = core {
+            let core = schema_arc(core);
+            let has_groups = core
+                .attr("groups")
+                .is_some_and(|g| g.mutability == Mutability::ReadOnly && g.multi_valued);
+            resource_types.push(ResourceType {
+                name: name.clone(),
+                endpoint,
+                description: rt
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| core.description.clone()),
+                has_members: core.id == urn::GROUP,
+                has_groups,
+                schema: core,
+                extensions,
+            });
+        }
+    }
+    if problems.len() > before {
+        return None;
+    }
+    // Served schemas: cores and extensions in resource-type order, then the discovery schemas.
+    let mut schemas: Vec<Arc<SchemaDef>> = Vec::new();
+    for rt in &resource_types {
+        for s in std::iter::once(&rt.schema).chain(rt.extensions.iter().map(|e| &e.schema)) {
+            if !schemas.iter().any(|x| x.id == s.id) {
+                schemas.push(s.clone());
+            }
+        }
+    }
+    for u in [
+        urn::SERVICE_PROVIDER_CONFIG,
+        urn::RESOURCE_TYPE,
+        urn::SCHEMA,
+    ] {
+        schemas.push(Arc::new(
+            catalogue
+                .get(u)
+                .expect("discovery schemas are embedded")
+                .clone(),
+        ));
+    }
+    let mut server = ServerModel {
+        id: def.id.clone(),
+        description: def.description.clone(),
+        source: file.path.clone(),
+        tokens: def.tokens.clone(),
+        resource_types,
+        schemas,
+        strict: def.validation.strict,
+        check_references: def.validation.check_references.clone(),
+        default_count: def.limits.default_count,
+        max_results: def.limits.max_results,
+        max_payload_bytes: def.limits.max_payload_bytes,
+        discovery: Default::default(),
+        indexes: Vec::new(),
+    };
+    server.discovery = discovery::build(&server);
+    server.indexes = crate::store::plan::indexes_for(&server);
+    Some(server)
+}
+
+fn unknown_schema(u: &str) -> String {
+    format!(
+        "unknown schema URN {u:?}; the catalogue has: {}",
+        schema::catalogue()
+            .schemas
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn compile_attribute(
+    file: &LoadedFile,
+    keys: &[&str],
+    name: &str,
+    spec: &AttributeSpec,
+    is_sub: bool,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<AttributeDef> {
+    let before = problems.len();
+    let mut complain = |msg: String| problems.push(file.diagnostic(keys, msg));
+    if !crate::model::path::valid_name(name) || name == "$ref" {
+        complain(format!(
+            "attribute name {name:?} must start with a letter and contain only letters, digits, '-' and '_'"
+        ));
+    }
+    let complex = spec.ty == AttrType::Complex;
+    if complex && is_sub {
+        complain(format!(
+            "sub-attribute {name:?} cannot be complex (RFC 7643 §2.3.8)"
+        ));
+    }
+    if complex && spec.sub_attributes.is_empty() {
+        complain(format!("complex attribute {name:?} needs sub_attributes"));
+    }
+    if !complex && !spec.sub_attributes.is_empty() {
+        complain(format!(
+            "only complex attributes have sub_attributes; {name:?} is {:?}",
+            spec.ty
+        ));
+    }
+    if !spec.canonical_values.is_empty()
+        && !matches!(spec.ty, AttrType::String | AttrType::Reference)
+    {
+        complain(format!(
+            "canonical_values need a string attribute; {name:?} is {:?}",
+            spec.ty
+        ));
+    }
+    if spec.uniqueness != Uniqueness::None && (complex || spec.multi_valued || is_sub) {
+        complain(format!(
+            "uniqueness applies to single-valued top-level simple attributes; {name:?} is not one"
+        ));
+    }
+    if !spec.reference_types.is_empty() && spec.ty != AttrType::Reference {
+        complain(format!(
+            "reference_types need type reference; {name:?} is {:?}",
+            spec.ty
+        ));
+    }
+    if spec.required && spec.mutability == Mutability::ReadOnly {
+        complain(format!(
+            "{name:?} is required but readOnly: clients could never set it"
+        ));
+    }
+    if spec.returned == Returned::Always && spec.mutability == Mutability::WriteOnly {
+        complain(format!("{name:?} is writeOnly but returned always"));
+    }
+    if spec.mutability == Mutability::WriteOnly
+        && spec.returned != Returned::Never
+        && spec.returned != Returned::Default
+    {
+        complain(format!(
+            "{name:?} is writeOnly so it can only be returned never"
+        ));
+    }
+    let mut subs = Vec::new();
+    for (sub_name, sub) in &spec.sub_attributes {
+        let mut k = keys.to_vec();
+        k.extend(["sub_attributes", sub_name.as_str()]);
+        if let Some(a) = compile_attribute(file, &k, sub_name, sub, true, problems) {
+            subs.push(a);
+        }
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(AttributeDef {
+        name: name.to_string(),
+        ty: spec.ty,
+        multi_valued: spec.multi_valued,
+        description: spec.description.clone(),
+        required: spec.required,
+        canonical_values: spec.canonical_values.clone(),
+        case_exact: spec.case_exact,
+        mutability: spec.mutability,
+        // writeOnly values are never returned (RFC 7643 §7).
+        returned: if spec.mutability == Mutability::WriteOnly {
+            Returned::Never
+        } else {
+            spec.returned
+        },
+        uniqueness: spec.uniqueness,
+        reference_types: spec.reference_types.clone(),
+        sub_attributes: subs,
+    })
+}

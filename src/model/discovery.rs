@@ -1,0 +1,71 @@
+//! Discovery documents (RFC 7644 §4) generated from a compiled server. `meta.location` holds
+//! the path below the server's base URL; the HTTP layer prefixes the base per request.
+
+use super::ServerModel;
+use crate::schema::urn;
+use serde_json::{Value, json};
+
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub service_provider_config: Value,
+    /// (resource type name, document)
+    pub resource_types: Vec<(String, Value)>,
+    /// (schema URN, document)
+    pub schemas: Vec<(String, Value)>,
+}
+
+pub fn build(server: &ServerModel) -> Discovery {
+    let service_provider_config = json!({
+        "schemas": [urn::SERVICE_PROVIDER_CONFIG],
+        "documentationUri": "https://github.com/scimlab/scimlab#readme",
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": server.max_results},
+        "changePassword": {"supported": true},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a bearer token listed in this server's definition",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
+            "primary": true
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig", "location": "/ServiceProviderConfig"}
+    });
+    let resource_types = server
+        .resource_types
+        .iter()
+        .map(|rt| {
+            let doc = json!({
+                "schemas": [urn::RESOURCE_TYPE],
+                "id": rt.name,
+                "name": rt.name,
+                "endpoint": rt.endpoint,
+                "description": rt.description,
+                "schema": rt.schema.id,
+                "schemaExtensions": rt.extensions.iter()
+                    .map(|e| json!({"schema": e.schema.id, "required": e.required}))
+                    .collect::<Vec<_>>(),
+                "meta": {"resourceType": "ResourceType", "location": format!("/ResourceTypes/{}", rt.name)}
+            });
+            (rt.name.clone(), doc)
+        })
+        .collect();
+    let schemas = server
+        .schemas
+        .iter()
+        .map(|s| {
+            let mut doc = serde_json::to_value(&**s).unwrap_or_default();
+            doc["schemas"] = json!([urn::SCHEMA]);
+            doc["meta"] =
+                json!({"resourceType": "Schema", "location": format!("/Schemas/{}", s.id)});
+            (s.id.clone(), doc)
+        })
+        .collect();
+    Discovery {
+        service_provider_config,
+        resource_types,
+        schemas,
+    }
+}

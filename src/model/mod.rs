@@ -1,0 +1,128 @@
+//! The compiled model: definitions + catalogue → one [`ServerModel`] per virtual server, with
+//! resolved schemas, attribute lookup, discovery documents and the SQL index plan. Handlers only
+//! ever read this; they never look at YAML.
+
+mod compile;
+mod discovery;
+pub mod path;
+
+pub use compile::{compile, compile_dir};
+pub use path::{AttrPath, Resolved, Target};
+
+use crate::schema::{AttributeDef, SchemaDef};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that is being served: one compiled model per virtual server.
+#[derive(Debug, Default)]
+pub struct Model {
+    pub servers: BTreeMap<String, Arc<ServerModel>>,
+}
+
+impl Model {
+    pub fn server(&self, id: &str) -> Option<&Arc<ServerModel>> {
+        self.servers.get(id)
+    }
+}
+
+/// One virtual server, compiled.
+#[derive(Debug)]
+pub struct ServerModel {
+    pub id: String,
+    pub description: String,
+    /// The definition file this server came from.
+    pub source: PathBuf,
+    pub tokens: Vec<String>,
+    pub resource_types: Vec<ResourceType>,
+    /// Every schema this server serves in `/Schemas`, in a stable order.
+    pub schemas: Vec<Arc<SchemaDef>>,
+    pub strict: bool,
+    /// Reference attributes whose values must resolve (`members`, `entitlements`, ...).
+    pub check_references: Vec<String>,
+    pub default_count: usize,
+    pub max_results: usize,
+    pub max_payload_bytes: usize,
+    /// Discovery documents without `meta.location` (added per request from the base URL).
+    pub discovery: discovery::Discovery,
+    /// Indexes this server needs in the store.
+    pub indexes: Vec<IndexSpec>,
+}
+
+impl ServerModel {
+    /// Resource type by endpoint path segment (`Users`), case-insensitively.
+    pub fn by_endpoint(&self, segment: &str) -> Option<&ResourceType> {
+        self.resource_types
+            .iter()
+            .find(|rt| rt.endpoint[1..].eq_ignore_ascii_case(segment))
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&ResourceType> {
+        self.resource_types
+            .iter()
+            .find(|rt| rt.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Resource types whose core schema is `urn` (e.g. every Okta entitlement category).
+    pub fn by_schema<'a>(&'a self, urn: &'a str) -> impl Iterator<Item = &'a ResourceType> + 'a {
+        self.resource_types
+            .iter()
+            .filter(move |rt| rt.schema.id.eq_ignore_ascii_case(urn))
+    }
+
+    pub fn checks_references(&self, attribute: &str) -> bool {
+        self.check_references
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(attribute))
+    }
+}
+
+/// A served resource type.
+#[derive(Debug)]
+pub struct ResourceType {
+    pub name: String,
+    /// With the leading slash: `/Users`.
+    pub endpoint: String,
+    pub description: String,
+    pub schema: Arc<SchemaDef>,
+    pub extensions: Vec<Extension>,
+    /// Group-like: `members` is kept in the membership table, not in the document.
+    pub has_members: bool,
+    /// User-like: a read-only `groups` attribute derived from memberships.
+    pub has_groups: bool,
+}
+
+#[derive(Debug)]
+pub struct Extension {
+    pub schema: Arc<SchemaDef>,
+    pub required: bool,
+}
+
+impl ResourceType {
+    /// The core schema followed by every extension schema.
+    pub fn schemas(&self) -> impl Iterator<Item = &SchemaDef> {
+        std::iter::once(&*self.schema).chain(self.extensions.iter().map(|e| &*e.schema))
+    }
+
+    pub fn extension(&self, urn: &str) -> Option<&Extension> {
+        self.extensions
+            .iter()
+            .find(|e| e.schema.id.eq_ignore_ascii_case(urn))
+    }
+
+    pub fn core_attr(&self, name: &str) -> Option<&AttributeDef> {
+        self.schema.attr(name)
+    }
+}
+
+/// An index the store must have for one server (uniqueness or fast filtering).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub resource_type: String,
+    /// The attribute as a client would name it, for error messages.
+    pub attribute: String,
+    pub unique: bool,
+    /// SQL expression over `doc`, e.g. `lower(json_extract(doc,'$."userName"'))`.
+    pub expression: String,
+}

@@ -1,0 +1,531 @@
+//! PATCH (RFC 7644 §3.5.2): parse a PatchOp and apply its operations to a working copy of the
+//! resource. The engine validates the result as a whole afterwards, so a failing operation or
+//! an invalid result leaves the stored resource untouched.
+
+use crate::error::{ScimError, ScimResult};
+use crate::filter::{self, CompValue, CompareOp, Filter};
+use crate::model::{AttrPath, ResourceType, Target};
+use crate::schema::{AttrType, AttributeDef, Mutability, urn};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// `attr[filter].sub`: an attribute path, an optional value filter and an optional
+/// sub-attribute after the filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    pub attr: AttrPath,
+    pub filter: Option<Filter>,
+    pub sub_after_filter: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub op: OpKind,
+    pub path: Option<PatchPath>,
+    pub value: Option<Value>,
+}
+
+impl PatchPath {
+    pub fn parse(text: &str) -> ScimResult<PatchPath> {
+        let text = text.trim();
+        let Some(open) = text.find('[') else {
+            return Ok(PatchPath {
+                attr: AttrPath::parse(text)?,
+                filter: None,
+                sub_after_filter: None,
+            });
+        };
+        let close = text
+            .rfind(']')
+            .ok_or_else(|| ScimError::invalid_path(format!("{text:?}: '[' without ']'")))?;
+        if close < open {
+            return Err(ScimError::invalid_path(format!("{text:?}: ']' before '['")));
+        }
+        let attr = AttrPath::parse(&text[..open])?;
+        if attr.sub.is_some() {
+            return Err(ScimError::invalid_path(format!(
+                "{text:?}: a value filter follows an attribute, not a sub-attribute"
+            )));
+        }
+        let filter =
+            filter::parse(&text[open + 1..close]).map_err(|e| ScimError::invalid_path(e.detail))?;
+        let rest = &text[close + 1..];
+        let sub_after_filter = match rest.strip_prefix('.') {
+            Some(s) if crate::model::path::valid_name(s) => Some(s.to_string()),
+            None if rest.is_empty() => None,
+            _ => {
+                return Err(ScimError::invalid_path(format!(
+                    "{text:?}: unexpected {rest:?} after the value filter"
+                )));
+            }
+        };
+        Ok(PatchPath {
+            attr,
+            filter: Some(filter),
+            sub_after_filter,
+        })
+    }
+}
+
+/// Parses a PatchOp request body.
+pub fn parse(body: &Value) -> ScimResult<Vec<Operation>> {
+    let schemas_ok = body
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| {
+            s.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(urn::PATCH_OP))
+            })
+        });
+    if !schemas_ok {
+        return Err(ScimError::invalid_syntax(format!(
+            "a PATCH body must have \"schemas\": [\"{}\"]",
+            urn::PATCH_OP
+        )));
+    }
+    let ops = body
+        .get("Operations")
+        .or_else(|| {
+            body.as_object().and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("operations"))
+                    .map(|(_, v)| v)
+            })
+        })
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            ScimError::invalid_syntax("a PATCH body needs a non-empty \"Operations\" array")
+        })?;
+    ops.iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let n = i + 1;
+            let op = match o
+                .get("op")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("add") => OpKind::Add,
+                Some("remove") => OpKind::Remove,
+                Some("replace") => OpKind::Replace,
+                other => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "operation {n}: \"op\" must be add, remove or replace, not {other:?}"
+                    )));
+                }
+            };
+            let path = match o.get("path") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(p)) => Some(PatchPath::parse(p)?),
+                Some(_) => {
+                    return Err(ScimError::invalid_path(format!(
+                        "operation {n}: \"path\" must be a string"
+                    )));
+                }
+            };
+            let value = o.get("value").filter(|v| !v.is_null()).cloned();
+            if op != OpKind::Remove && value.is_none() {
+                return Err(ScimError::invalid_value(format!(
+                    "operation {n}: {op:?} needs a \"value\""
+                )));
+            }
+            Ok(Operation { op, path, value })
+        })
+        .collect()
+}
+
+/// Applies the operations in order to `doc` (a stored document, with `members` inlined for
+/// group types).
+pub fn apply(rt: &ResourceType, doc: &mut Map<String, Value>, ops: &[Operation]) -> ScimResult<()> {
+    for op in ops {
+        match &op.path {
+            Some(p) => apply_at(rt, doc, op.op, p, op.value.as_ref())?,
+            None => {
+                if op.op == OpKind::Remove {
+                    return Err(ScimError::no_target(
+                        "remove needs a \"path\" naming what to remove",
+                    ));
+                }
+                let Some(Value::Object(fields)) = &op.value else {
+                    return Err(ScimError::invalid_value(
+                        "without a \"path\", \"value\" must be an object of attributes",
+                    ));
+                };
+                for (k, v) in fields {
+                    if ["schemas", "id", "meta"]
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case(k))
+                    {
+                        continue;
+                    }
+                    if let Some(ext) = rt.extension(k) {
+                        let Some(inner) = v.as_object() else {
+                            return Err(ScimError::invalid_value(format!(
+                                "{k} must be an object of extension attributes"
+                            )));
+                        };
+                        for (k2, v2) in inner {
+                            let attr = AttrPath {
+                                urn: Some(ext.schema.id.clone()),
+                                name: k2.clone(),
+                                sub: None,
+                            };
+                            let p = PatchPath {
+                                attr,
+                                filter: None,
+                                sub_after_filter: None,
+                            };
+                            apply_at(rt, doc, op.op, &p, Some(v2))?;
+                        }
+                    } else {
+                        let p = PatchPath {
+                            attr: AttrPath::parse(k)?,
+                            filter: None,
+                            sub_after_filter: None,
+                        };
+                        apply_at(rt, doc, op.op, &p, Some(v))?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn key_of(map: &Map<String, Value>, name: &str) -> Option<String> {
+    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+/// Sets `map[name]` replacing any differently-cased key.
+fn set(map: &mut Map<String, Value>, name: &str, value: Value) {
+    if let Some(k) = key_of(map, name) {
+        map.remove(&k);
+    }
+    map.insert(name.to_string(), value);
+}
+
+fn merge(target: &mut Value, value: &Value) {
+    match (target.as_object_mut(), value.as_object()) {
+        (Some(t), Some(v)) => {
+            for (k, x) in v {
+                set(t, k, x.clone());
+            }
+        }
+        _ => *target = value.clone(),
+    }
+}
+
+fn as_list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+fn is_primary(v: &Value) -> bool {
+    v.as_object()
+        .and_then(|o| key_of(o, "primary").and_then(|k| o.get(&k).cloned()))
+        == Some(Value::Bool(true))
+}
+
+/// Adds values to a multi-valued attribute without duplicating equal values; a new primary
+/// value clears `primary` on the others.
+fn add_values(list: &mut Vec<Value>, new: Vec<Value>, attr: &AttributeDef) {
+    for v in new {
+        if is_primary(&v) {
+            for x in list.iter_mut() {
+                if let Some(o) = x.as_object_mut() {
+                    if let Some(k) = key_of(o, "primary") {
+                        o.remove(&k);
+                    }
+                }
+            }
+        }
+        let same_member = |x: &Value| {
+            attr.ty == AttrType::Complex
+                && attr.sub("value").is_some()
+                && x.get("value").is_some()
+                && x.get("value") == v.get("value")
+                && attr.name == "members"
+        };
+        if let Some(existing) = list.iter_mut().find(|x| **x == v || same_member(x)) {
+            *existing = v;
+        } else {
+            list.push(v);
+        }
+    }
+}
+
+fn apply_at(
+    rt: &ResourceType,
+    doc: &mut Map<String, Value>,
+    op: OpKind,
+    path: &PatchPath,
+    value: Option<&Value>,
+) -> ScimResult<()> {
+    let res = match rt.resolve(&path.attr)? {
+        Target::Doc(r) => r,
+        _ => return Err(ScimError::mutability(format!("{} is readOnly", path.attr))),
+    };
+    let attr = res.attr;
+    let sub_name = res
+        .sub
+        .map(|s| s.name.clone())
+        .or_else(|| path.sub_after_filter.clone());
+    let sub_def = match &sub_name {
+        Some(s) => Some(attr.sub(s).ok_or_else(|| {
+            ScimError::invalid_path(format!("{} has no sub-attribute {s:?}", attr.name))
+        })?),
+        None => None,
+    };
+    if attr.mutability == Mutability::ReadOnly
+        || sub_def.is_some_and(|s| s.mutability == Mutability::ReadOnly)
+    {
+        return Err(ScimError::mutability(format!(
+            "{} is readOnly and cannot be modified",
+            res.display()
+        )));
+    }
+    let container: &mut Map<String, Value> = match res.extension {
+        Some(u) => {
+            let key = key_of(doc, u).unwrap_or_else(|| u.to_string());
+            let entry = doc.entry(key).or_insert_with(|| Value::Object(Map::new()));
+            entry
+                .as_object_mut()
+                .ok_or_else(|| ScimError::invalid_value(format!("{u} must be an object")))?
+        }
+        None => doc,
+    };
+    let key = key_of(container, &attr.name).unwrap_or_else(|| attr.name.clone());
+
+    if let Some(filter) = &path.filter {
+        if !attr.multi_valued || attr.ty != AttrType::Complex {
+            return Err(ScimError::invalid_path(format!(
+                "{}[...] needs a multi-valued complex attribute",
+                attr.name
+            )));
+        }
+        let mut list = container.get(&key).map(as_list).unwrap_or_default();
+        let matched: Vec<usize> = (0..list.len())
+            .filter(|&i| filter::matches(filter, attr, &list[i]))
+            .collect();
+        if matched.is_empty() {
+            return match op {
+                OpKind::Add => {
+                    // e.g. `emails[type eq "work"].value` on a user with no work email: create it.
+                    let mut element = seed_from_filter(filter);
+                    match (&sub_name, value) {
+                        (Some(s), Some(v)) => {
+                            set(&mut element, s, v.clone());
+                        }
+                        (None, Some(v)) => merge_into(&mut element, v),
+                        _ => {}
+                    }
+                    add_values(&mut list, vec![Value::Object(element)], attr);
+                    container.insert(key, Value::Array(list));
+                    Ok(())
+                }
+                _ => Err(ScimError::no_target(format!(
+                    "no value of {} matches [{filter}]",
+                    attr.name
+                ))),
+            };
+        }
+        match (op, &sub_name) {
+            (OpKind::Remove, None) => {
+                let mut i = 0;
+                list.retain(|_| {
+                    let keep = !matched.contains(&i);
+                    i += 1;
+                    keep
+                });
+            }
+            (OpKind::Remove, Some(s)) => {
+                for &i in &matched {
+                    if let Some(o) = list[i].as_object_mut() {
+                        if let Some(k) = key_of(o, s) {
+                            o.remove(&k);
+                        }
+                    }
+                }
+            }
+            (_, Some(s)) => {
+                for &i in &matched {
+                    if let Some(o) = list[i].as_object_mut() {
+                        set(o, s, value.cloned().unwrap_or(Value::Null));
+                    }
+                }
+            }
+            (OpKind::Replace, None) => {
+                for &i in &matched {
+                    list[i] = value.cloned().unwrap_or(Value::Null);
+                }
+            }
+            (OpKind::Add, None) => {
+                for &i in &matched {
+                    merge(&mut list[i], value.unwrap_or(&Value::Null));
+                }
+            }
+        }
+        if list.is_empty() {
+            container.remove(&key);
+        } else {
+            container.insert(key, Value::Array(list));
+        }
+        return Ok(());
+    }
+
+    match (op, &sub_name, attr.multi_valued) {
+        (OpKind::Remove, None, true) if value.is_some() => {
+            // A value list names the values to remove (how Entra removes group members).
+            let remove = as_list(value.unwrap_or(&Value::Null));
+            let mut list = container.get(&key).map(as_list).unwrap_or_default();
+            list.retain(|x| {
+                !remove.iter().any(|r| {
+                    r == x || (r.get("value").is_some() && r.get("value") == x.get("value"))
+                })
+            });
+            if list.is_empty() {
+                container.remove(&key)
+            } else {
+                container.insert(key, Value::Array(list))
+            };
+        }
+        (OpKind::Remove, None, _) => {
+            container.remove(&key);
+        }
+        (OpKind::Add, None, true) => {
+            let mut list = container.get(&key).map(as_list).unwrap_or_default();
+            add_values(&mut list, as_list(value.unwrap_or(&Value::Null)), attr);
+            container.insert(key, Value::Array(list));
+        }
+        (OpKind::Replace, None, true) => {
+            container.insert(key, Value::Array(as_list(value.unwrap_or(&Value::Null))));
+        }
+        (_, None, false) => {
+            let v = value.cloned().unwrap_or(Value::Null);
+            match container.get_mut(&key) {
+                // Complex values merge: sub-attributes not sent are left unchanged.
+                Some(existing)
+                    if attr.ty == AttrType::Complex && existing.is_object() && v.is_object() =>
+                {
+                    merge(existing, &v)
+                }
+                _ => {
+                    container.insert(key, v);
+                }
+            }
+        }
+        (op, Some(s), multi) => {
+            let entry = container.entry(key.clone()).or_insert_with(|| {
+                if multi {
+                    Value::Array(vec![])
+                } else {
+                    Value::Object(Map::new())
+                }
+            });
+            let targets: Vec<&mut Value> = match entry {
+                Value::Array(items) => {
+                    if items.is_empty() && op != OpKind::Remove {
+                        items.push(Value::Object(Map::new()));
+                    }
+                    items.iter_mut().collect()
+                }
+                other => vec![other],
+            };
+            for t in targets {
+                if let Some(o) = t.as_object_mut() {
+                    match op {
+                        OpKind::Remove => {
+                            if let Some(k) = key_of(o, s) {
+                                o.remove(&k);
+                            }
+                        }
+                        _ => set(o, s, value.cloned().unwrap_or(Value::Null)),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn merge_into(element: &mut Map<String, Value>, v: &Value) {
+    if let Some(o) = v.as_object() {
+        for (k, x) in o {
+            set(element, k, x.clone());
+        }
+    }
+}
+
+/// The `attr eq value` terms of a filter, as the starting point of a new value.
+fn seed_from_filter(f: &Filter) -> Map<String, Value> {
+    let mut out = Map::new();
+    fn walk(f: &Filter, out: &mut Map<String, Value>) {
+        match f {
+            Filter::And(l, r) => {
+                walk(l, out);
+                walk(r, out);
+            }
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value,
+            } => {
+                let v = match value {
+                    CompValue::Str(s) => Value::String(s.clone()),
+                    CompValue::Bool(b) => Value::Bool(*b),
+                    CompValue::Num(n) => Value::Number(n.clone()),
+                    CompValue::Null => return,
+                };
+                out.insert(path.name.clone(), v);
+            }
+            _ => {}
+        }
+    }
+    walk(f, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths_with_filters_and_sub_attributes() {
+        let p = PatchPath::parse(r#"emails[type eq "work"].value"#).unwrap();
+        assert_eq!(p.attr.name, "emails");
+        assert_eq!(p.sub_after_filter.as_deref(), Some("value"));
+        assert_eq!(p.filter.unwrap().to_string(), r#"type eq "work""#);
+        let p = PatchPath::parse(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        )
+        .unwrap();
+        assert_eq!(
+            p.attr.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+        );
+        assert_eq!(
+            (p.attr.name.as_str(), p.attr.sub.as_deref()),
+            ("manager", Some("value"))
+        );
+        for bad in [
+            "emails[type eq",
+            "emails]x[",
+            "name.givenName[x pr]",
+            "emails[type pr]junk",
+            "1abc",
+        ] {
+            assert!(PatchPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

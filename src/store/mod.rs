@@ -1,0 +1,390 @@
+//! Storage: SQLite in WAL mode behind a narrow interface. One writer connection (writes are
+//! serialised, each in its own transaction) and a small pool of readers. All calls block; the
+//! HTTP layer runs them on tokio's blocking pool.
+
+pub mod plan;
+pub mod sql;
+
+use crate::model::{IndexSpec, ServerModel};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod embedded {
+    refinery::embed_migrations!("src/store/migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("migrating the database: {0}")]
+    Migration(String),
+    /// A unique index refused a write.
+    #[error("unique index {index} refused the write")]
+    Unique { index: String },
+    /// A unique index cannot be built because stored resources already share a value.
+    #[error(
+        "attribute {attribute} of {resource_type} is now unique, but resources {ids:?} share a value"
+    )]
+    IndexConflict {
+        resource_type: String,
+        attribute: String,
+        ids: Vec<String>,
+    },
+}
+
+/// One stored resource, as read from the database.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub resource_type: String,
+    pub version: i64,
+    pub created: String,
+    pub last_modified: String,
+    pub doc: String,
+}
+
+/// One group member, with the member's resource type when the member exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub value: String,
+    pub display: Option<String>,
+    pub member_type: Option<String>,
+}
+
+/// A group a resource belongs to.
+#[derive(Debug, Clone)]
+pub struct GroupRef {
+    pub id: String,
+    pub resource_type: String,
+    pub display: Option<String>,
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+const READERS: usize = 4;
+const ROW_COLUMNS: &str = "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc";
+
+impl Store {
+    /// Opens (creating if needed) the database and runs scimlab's migrations.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut writer = Connection::open(path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL in WAL mode: a committed write survives a killed process (it is in the WAL
+        // before COMMIT returns); only an OS crash may lose the last transactions.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        writer.set_prepared_statement_cache_capacity(128);
+        embedded::migrations::runner()
+            .run(&mut writer)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            let c = Connection::open(path)?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            c.pragma_update(None, "query_only", true)?;
+            c.set_prepared_statement_cache_capacity(128);
+            readers.push(Mutex::new(c));
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a reader connection.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        // Take the first free reader, else wait on the one this call was assigned.
+        for i in 0..self.readers.len() {
+            if let Ok(c) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return f(&c);
+            }
+        }
+        let c = self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        f(&c)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer; commits only if `f` succeeds.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Transaction) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Creates the server's indexes that do not exist yet. A unique index that existing data
+    /// violates is reported with the conflicting resources.
+    pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
+        let c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for spec in &server.indexes {
+            let create = plan::create_sql(
+                &spec.name,
+                server,
+                &spec.resource_type,
+                spec.unique,
+                &spec.expression,
+            );
+            if let Err(e) = c.execute_batch(&create) {
+                if spec.unique && is_unique_violation(&e) {
+                    return Err(conflict(&c, server, spec));
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn conflict(c: &Connection, server: &ServerModel, spec: &IndexSpec) -> StoreError {
+    let q = format!(
+        "SELECT group_concat(id) FROM resources WHERE {} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
+        sql::scope("", &server.id, &spec.resource_type),
+        spec.expression
+    );
+    let ids: Option<String> = c.query_row(&q, [], |r| r.get(0)).optional().ok().flatten();
+    StoreError::IndexConflict {
+        resource_type: spec.resource_type.clone(),
+        attribute: spec.attribute.clone(),
+        ids: ids
+            .map(|s| s.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+/// Maps a constraint failure on a derived index to [`StoreError::Unique`].
+fn on_unique(e: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        if let rusqlite::Error::SqliteFailure(_, Some(msg)) = &e {
+            if let Some(i) = msg.find("index '") {
+                let rest = &msg[i + 7..];
+                return StoreError::Unique {
+                    index: rest.trim_end_matches('\'').to_string(),
+                };
+            }
+        }
+        return StoreError::Unique {
+            index: String::new(),
+        };
+    }
+    e.into()
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        resource_type: r.get(1)?,
+        version: r.get(2)?,
+        created: r.get(3)?,
+        last_modified: r.get(4)?,
+        doc: r.get(5)?,
+    })
+}
+
+/// Reads one resource of a server by id (any resource type).
+pub fn get(c: &Connection, server_id: &str, id: &str) -> Result<Option<Row>, StoreError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=?1 AND r.id=?2"
+    ))?;
+    Ok(st.query_row(params![server_id, id], row).optional()?)
+}
+
+pub fn insert(tx: &Transaction, server_id: &str, r: &Row) -> Result<(), StoreError> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+    )?;
+    st.execute(params![
+        server_id,
+        r.resource_type,
+        r.id,
+        r.version,
+        r.created,
+        r.last_modified,
+        r.doc
+    ])
+    .map_err(on_unique)?;
+    Ok(())
+}
+
+pub fn update(tx: &Transaction, server_id: &str, r: &Row) -> Result<(), StoreError> {
+    let mut st = tx.prepare_cached(
+        "UPDATE resources SET version=?3, last_modified=?4, doc=?5 WHERE server_id=?1 AND id=?2",
+    )?;
+    st.execute(params![server_id, r.id, r.version, r.last_modified, r.doc])
+        .map_err(on_unique)?;
+    Ok(())
+}
+
+/// Deletes a resource and every membership it takes part in (as group or as member).
+pub fn delete(tx: &Transaction, server_id: &str, id: &str) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached("DELETE FROM resources WHERE server_id=?1 AND id=?2")?
+        .execute(params![server_id, id])?;
+    tx.prepare_cached(
+        "DELETE FROM memberships WHERE server_id=?1 AND (group_id=?2 OR member_id=?2)",
+    )?
+    .execute(params![server_id, id])?;
+    Ok(n > 0)
+}
+
+/// Whether `id` exists on the server with one of `resource_types` (any type when empty).
+pub fn exists(
+    c: &Connection,
+    server_id: &str,
+    id: &str,
+    resource_types: &[&str],
+) -> Result<bool, StoreError> {
+    let mut st =
+        c.prepare_cached("SELECT resource_type FROM resources WHERE server_id=?1 AND id=?2")?;
+    let rt: Option<String> = st
+        .query_row(params![server_id, id], |r| r.get(0))
+        .optional()?;
+    Ok(rt.is_some_and(|rt| resource_types.is_empty() || resource_types.iter().any(|t| *t == rt)))
+}
+
+/// Members of a group in the order they were added; `member_type` falls back to the
+/// member's actual resource type.
+pub fn members_of(
+    c: &Connection,
+    server_id: &str,
+    group_id: &str,
+) -> Result<Vec<Member>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT m.member_id, m.display, coalesce(m.member_type, r.resource_type) FROM memberships m \
+         LEFT JOIN resources r ON r.server_id=m.server_id AND r.id=m.member_id \
+         WHERE m.server_id=?1 AND m.group_id=?2 ORDER BY m.seq",
+    )?;
+    let rows = st.query_map(params![server_id, group_id], |r| {
+        Ok(Member {
+            value: r.get(0)?,
+            display: r.get(1)?,
+            member_type: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Groups that have `member_id` as a direct member.
+pub fn groups_of(
+    c: &Connection,
+    server_id: &str,
+    member_id: &str,
+) -> Result<Vec<GroupRef>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') FROM memberships m \
+         JOIN resources g ON g.server_id=m.server_id AND g.id=m.group_id \
+         WHERE m.server_id=?1 AND m.member_id=?2 ORDER BY m.seq",
+    )?;
+    let rows = st.query_map(params![server_id, member_id], |r| {
+        Ok(GroupRef {
+            id: r.get(0)?,
+            resource_type: r.get(1)?,
+            display: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Adds (or updates display/type of) members and removes others, one row each.
+pub fn change_members(
+    tx: &Transaction,
+    server_id: &str,
+    group_id: &str,
+    upsert: &[Member],
+    remove: &[String],
+) -> Result<(), StoreError> {
+    let mut del = tx.prepare_cached(
+        "DELETE FROM memberships WHERE server_id=?1 AND group_id=?2 AND member_id=?3",
+    )?;
+    for id in remove {
+        del.execute(params![server_id, group_id, id])?;
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO memberships (server_id, group_id, member_id, member_type, display) VALUES (?1,?2,?3,?4,?5) \
+         ON CONFLICT (server_id, group_id, member_id) DO UPDATE SET member_type=excluded.member_type, display=excluded.display",
+    )?;
+    for m in upsert {
+        ins.execute(params![
+            server_id,
+            group_id,
+            m.value,
+            m.member_type,
+            m.display
+        ])?;
+    }
+    Ok(())
+}
+
+/// Runs a list query built by the filter compiler: `where_sql` is appended to the scope.
+pub fn list(
+    c: &Connection,
+    scope: &str,
+    where_sql: Option<&str>,
+    order_by: Option<&str>,
+    params: &[rusqlite::types::Value],
+    offset: usize,
+    limit: usize,
+) -> Result<(usize, Vec<Row>), StoreError> {
+    let filter = where_sql.map(|w| format!(" AND ({w})")).unwrap_or_default();
+    let count_sql = format!("SELECT count(*) FROM resources r WHERE {scope}{filter}");
+    let total: i64 = c
+        .prepare_cached(&count_sql)?
+        .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+    if limit == 0 || offset >= total as usize {
+        return Ok((total as usize, Vec::new()));
+    }
+    let order = match order_by {
+        Some(o) => format!("{o}, r.seq"),
+        None => "r.seq".to_string(),
+    };
+    let n = params.len();
+    let page_sql = format!(
+        "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope}{filter} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+        n + 1,
+        n + 2
+    );
+    let mut bound = params.to_vec();
+    bound.push((limit as i64).into());
+    bound.push((offset as i64).into());
+    let mut st = c.prepare_cached(&page_sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(&bound), row)?;
+    Ok((total as usize, rows.collect::<Result<_, _>>()?))
+}
+
+/// Number of resources per resource type of a server (for `/healthz`).
+pub fn counts(c: &Connection, server_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT resource_type, count(*) FROM resources WHERE server_id=?1 GROUP BY resource_type",
+    )?;
+    let rows = st.query_map(params![server_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
