@@ -1,0 +1,175 @@
+//! Test harness: starts the real server on 127.0.0.1:0 with temporary definitions and a
+//! temporary database, and talks HTTP to it.
+#![allow(dead_code)]
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A definition with User (+enterprise, custom attributes), Group, Entitlement, Role.
+pub const FULL: &str = r#"
+id: full
+tokens: [tok-full]
+resource_types:
+  User:
+    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]
+    attributes:
+      region: { type: string, canonical_values: [AMER, EMEA] }
+      badge: { type: string, mutability: immutable }
+      level: { type: integer }
+      score: { type: decimal }
+      hired: { type: dateTime }
+      secret: { type: string, mutability: writeOnly, returned: never }
+      nick: { type: string, returned: request }
+      tags: { type: string, multi_valued: true }
+  Group: {}
+  Entitlement: {}
+  Role: {}
+  Agent: {}
+validation:
+  strict: true
+"#;
+
+/// A second server, to check isolation.
+pub const OTHER: &str = r#"
+id: other
+tokens: [tok-other]
+resource_types:
+  User: {}
+  Group: {}
+validation:
+  strict: false
+"#;
+
+impl TestApp {
+    /// Starts a server over the given (file name, YAML) definitions.
+    pub async fn spawn(defs: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let servers = dir.path().join("servers.d");
+        std::fs::create_dir(&servers).unwrap();
+        for (name, yaml) in defs {
+            std::fs::write(servers.join(name), yaml).unwrap();
+        }
+        let model = scimlab::model::compile_dir(&servers).unwrap_or_else(|p| panic!("{p:?}"));
+        let store = Arc::new(scimlab::store::Store::open(&dir.path().join("test.db")).unwrap());
+        let state = scimlab::http::AppState::new(store, model).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(scimlab::http::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestApp { addr, client: Client::new(), dir, shutdown: Some(tx) }
+    }
+
+    pub async fn default() -> TestApp {
+        TestApp::spawn(&[("full.yaml", FULL), ("other.yaml", OTHER)]).await
+    }
+
+    pub fn base(&self, server: &str) -> String {
+        format!("http://{}/scim-identifier/{server}/scim/v2", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request to `server` with its token (`tok-{server}`).
+    pub fn req(&self, method: Method, server: &str, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base(server)))
+            .bearer_auth(format!("tok-{server}"))
+    }
+
+    pub async fn send(&self, method: Method, server: &str, path: &str, body: Option<Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut r = self.req(method, server, path);
+        if let Some(b) = body {
+            r = r.header("content-type", "application/scim+json").body(b.to_string());
+        }
+        split(r.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, server: &str, path: &str) -> (u16, Value) {
+        let (s, b, _) = self.send(Method::GET, server, path, None).await;
+        (s, b)
+    }
+    pub async fn post(&self, server: &str, path: &str, body: Value) -> (u16, Value) {
+        let (s, b, _) = self.send(Method::POST, server, path, Some(body)).await;
+        (s, b)
+    }
+    pub async fn put(&self, server: &str, path: &str, body: Value) -> (u16, Value) {
+        let (s, b, _) = self.send(Method::PUT, server, path, Some(body)).await;
+        (s, b)
+    }
+    pub async fn patch(&self, server: &str, path: &str, ops: Value) -> (u16, Value) {
+        let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        let (s, b, _) = self.send(Method::PATCH, server, path, Some(body)).await;
+        (s, b)
+    }
+    pub async fn delete(&self, server: &str, path: &str) -> u16 {
+        self.send(Method::DELETE, server, path, None).await.0
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn user(&self, server: &str, user_name: &str) -> String {
+        let (s, b) = self.post(server, "/Users", serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name
+        })).await;
+        assert_eq!(s, 201, "{b}");
+        b["id"].as_str().unwrap().to_string()
+    }
+
+    /// userNames returned by a filter on /Users.
+    pub async fn names(&self, server: &str, filter: &str) -> Vec<String> {
+        let (s, b) = self.get(server, &format!("/Users?filter={}&count=1000", urlencode(filter))).await;
+        assert_eq!(s, 200, "{filter}: {b}");
+        let mut v: Vec<String> = b["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn split(resp: Response) -> (u16, Value, reqwest::header::HeaderMap) {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body, headers)
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Asserts a SCIM error body with the given status and scimType.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, scim_type: Option<&str>) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{body}");
+    assert_eq!(body["status"], want_status.to_string(), "{body}");
+    assert_eq!(body["scimType"].as_str(), scim_type, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
