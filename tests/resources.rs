@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -26,7 +26,9 @@ fn bjensen() -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn create_returns_201_with_location_meta_and_etag() {
     let app = TestApp::default().await;
-    let (s, b, h) = app.send(Method::POST, "full", "/Users", Some(bjensen())).await;
+    let (s, b, h) = app
+        .send(Method::POST, "full", "/Users", Some(bjensen()))
+        .await;
     assert_eq!(s, 201, "{b}");
     let id = b["id"].as_str().unwrap();
     let loc = format!("{}/Users/{id}", app.base("full"));
@@ -37,15 +39,34 @@ async fn create_returns_201_with_location_meta_and_etag() {
     assert_eq!(h["etag"], "W/\"1\"");
     assert_eq!(b["meta"]["created"], b["meta"]["lastModified"]);
     assert_eq!(h["content-type"], "application/scim+json");
-    assert!(b.get("password").is_none(), "password must never be returned: {b}");
-    assert!(b[CUSTOM].get("secret").is_none(), "writeOnly custom attribute returned: {b}");
-    assert!(b[CUSTOM].get("nick").is_none(), "returned:request attribute returned by default: {b}");
-    assert_eq!(b[CUSTOM]["hired"], "2020-01-02T02:04:05.000Z", "dateTime normalised to UTC");
+    assert!(
+        b.get("password").is_none(),
+        "password must never be returned: {b}"
+    );
+    assert!(
+        b[CUSTOM].get("secret").is_none(),
+        "writeOnly custom attribute returned: {b}"
+    );
+    assert!(
+        b[CUSTOM].get("nick").is_none(),
+        "returned:request attribute returned by default: {b}"
+    );
+    assert_eq!(
+        b[CUSTOM]["hired"], "2020-01-02T02:04:05.000Z",
+        "dateTime normalised to UTC"
+    );
     assert_eq!(b[ENT]["employeeNumber"], "701984");
-    let schemas: Vec<&str> = b["schemas"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let schemas: Vec<&str> = b["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert_eq!(schemas, [USER, ENT, CUSTOM]);
 
-    let (s, got, h) = app.send(Method::GET, "full", &format!("/Users/{id}"), None).await;
+    let (s, got, h) = app
+        .send(Method::GET, "full", &format!("/Users/{id}"), None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(got, b);
     assert_eq!(h["etag"], "W/\"1\"");
@@ -70,22 +91,64 @@ async fn bad_documents_get_400_with_the_right_scim_type() {
     let cases = [
         (json!({"userName": "x"}), "invalidSyntax"),
         (json!({"schemas": "x", "userName": "x"}), "invalidSyntax"),
-        (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "x"}), "invalidValue"),
-        (json!({"schemas": [USER, "urn:unknown"], "userName": "x"}), "invalidValue"),
+        (
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "x"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER, "urn:unknown"], "userName": "x"}),
+            "invalidValue",
+        ),
         (json!({"schemas": [USER]}), "invalidValue"),
         (json!({"schemas": [USER], "userName": 42}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "x", "active": "yes"}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "x", "emails": {"value": "a"}}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "x", "name": "flat"}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "x", "nope": 1}), "invalidSyntax"),
-        (json!({"schemas": [USER], "userName": "x", "name": {"nope": "a"}}), "invalidSyntax"),
-        (json!({"schemas": [USER], "userName": "x", "emails": [{"value": "a", "type": "weird"}]}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "x", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}), "invalidValue"),
-        (json!({"schemas": [USER, CUSTOM], "userName": "x", CUSTOM: {"region": "MARS"}}), "invalidValue"),
-        (json!({"schemas": [USER, CUSTOM], "userName": "x", CUSTOM: {"level": 1.5}}), "invalidValue"),
-        (json!({"schemas": [USER, CUSTOM], "userName": "x", CUSTOM: {"hired": "yesterday"}}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "x", "x509Certificates": [{"value": "not base64!"}]}), "invalidValue"),
-        (json!({"schemas": [USER], "userName": "x", "urn:other:ext": {}}), "invalidSyntax"),
+        (
+            json!({"schemas": [USER], "userName": "x", "active": "yes"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "emails": {"value": "a"}}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "name": "flat"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "nope": 1}),
+            "invalidSyntax",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "name": {"nope": "a"}}),
+            "invalidSyntax",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "emails": [{"value": "a", "type": "weird"}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER, CUSTOM], "userName": "x", CUSTOM: {"region": "MARS"}}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER, CUSTOM], "userName": "x", CUSTOM: {"level": 1.5}}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER, CUSTOM], "userName": "x", CUSTOM: {"hired": "yesterday"}}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "x509Certificates": [{"value": "not base64!"}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x", "urn:other:ext": {}}),
+            "invalidSyntax",
+        ),
         (json!([1, 2]), "invalidSyntax"),
     ];
     for (body, scim_type) in cases {
@@ -99,32 +162,54 @@ async fn bad_documents_get_400_with_the_right_scim_type() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lenient_servers_drop_unknown_attributes_and_read_boolean_strings() {
     let app = TestApp::default().await;
-    let (s, b) = app.post("other", "/Users", json!({
-        "schemas": [USER, "urn:unknown"], "userName": "len", "active": "False", "nope": 1,
-        "emails": [{"value": "a@b.c", "type": "weird"}]
-    })).await;
+    let (s, b) = app
+        .post(
+            "other",
+            "/Users",
+            json!({
+                "schemas": [USER, "urn:unknown"], "userName": "len", "active": "False", "nope": 1,
+                "emails": [{"value": "a@b.c", "type": "weird"}]
+            }),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["active"], false);
     assert!(b.get("nope").is_none());
-    assert_eq!(b["emails"][0]["type"], "weird", "canonical values are not enforced when lenient");
+    assert_eq!(
+        b["emails"][0]["type"], "weird",
+        "canonical values are not enforced when lenient"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uniqueness_is_case_insensitive_for_user_name_and_per_server() {
     let app = TestApp::default().await;
     app.user("full", "Alice").await;
-    let (s, b) = app.post("full", "/Users", json!({"schemas": [USER], "userName": "ALICE"})).await;
+    let (s, b) = app
+        .post(
+            "full",
+            "/Users",
+            json!({"schemas": [USER], "userName": "ALICE"}),
+        )
+        .await;
     assert_error(s, &b, 409, Some("uniqueness"));
     assert!(b["detail"].as_str().unwrap().contains("userName"), "{b}");
     app.user("other", "alice").await;
     // Renaming into a taken name is refused as well, and leaves the resource as it was.
     let bob = app.user("full", "bob").await;
-    let (s, b) = app.patch("full", &format!("/Users/{bob}"), json!([{"op": "replace", "path": "userName", "value": "alice"}])).await;
+    let (s, b) = app
+        .patch(
+            "full",
+            &format!("/Users/{bob}"),
+            json!([{"op": "replace", "path": "userName", "value": "alice"}]),
+        )
+        .await;
     assert_error(s, &b, 409, Some("uniqueness"));
     let (_, b) = app.get("full", &format!("/Users/{bob}")).await;
     assert_eq!(b["userName"], "bob");
     // Agent names are unique per server, case-insensitively.
-    let agent = |n: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Agent"], "name": n});
+    let agent =
+        |n: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Agent"], "name": n});
     assert_eq!(app.post("full", "/Agents", agent("Helper")).await.0, 201);
     let (s, b) = app.post("full", "/Agents", agent("helper")).await;
     assert_error(s, &b, 409, Some("uniqueness"));
@@ -146,7 +231,10 @@ async fn put_replaces_ignores_read_only_and_refuses_immutable_changes() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["id"], id);
     assert_eq!(b["displayName"], "Barbara J");
-    assert!(b.get("emails").is_none(), "PUT replaces: omitted attributes are removed");
+    assert!(
+        b.get("emails").is_none(),
+        "PUT replaces: omitted attributes are removed"
+    );
     assert!(b.get("groups").is_none(), "readOnly groups ignored");
     assert_eq!(b["meta"]["version"], "W/\"2\"");
     assert_eq!(b[CUSTOM]["badge"], "B-1");
@@ -179,26 +267,53 @@ async fn patch_add_remove_replace_on_simple_sub_attribute_and_filtered_paths() {
     ])).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["displayName"], "B");
-    assert_eq!(b["name"], json!({"givenName": "Barbara", "middleName": "M"}));
-    let emails: Vec<&str> = b["emails"].as_array().unwrap().iter().map(|e| e["value"].as_str().unwrap()).collect();
-    assert_eq!(emails, ["bjensen@example.com", "babs@new.example", "new@example.com"]);
+    assert_eq!(
+        b["name"],
+        json!({"givenName": "Barbara", "middleName": "M"})
+    );
+    let emails: Vec<&str> = b["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        ["bjensen@example.com", "babs@new.example", "new@example.com"]
+    );
     assert_eq!(b[ENT]["department"], "Sales");
     assert_eq!(b[ENT]["manager"]["value"], "boss");
-    assert_eq!(b[CUSTOM]["tags"], json!(["a", "b", "c"]), "add merges without duplicates");
+    assert_eq!(
+        b[CUSTOM]["tags"],
+        json!(["a", "b", "c"]),
+        "add merges without duplicates"
+    );
     assert_eq!(b["meta"]["version"], "W/\"2\"");
 
     // Path-less replace with an object value; remove by value filter.
-    let (s, b) = app.patch("full", &path, json!([
-        {"op": "replace", "value": {"active": false, "nickName": "Babs"}},
-        {"op": "remove", "path": "emails[type eq \"other\"]"}
-    ])).await;
+    let (s, b) = app
+        .patch(
+            "full",
+            &path,
+            json!([
+                {"op": "replace", "value": {"active": false, "nickName": "Babs"}},
+                {"op": "remove", "path": "emails[type eq \"other\"]"}
+            ]),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["active"], false);
     assert_eq!(b["emails"].as_array().unwrap().len(), 2);
 
     // A new primary clears the others.
     let (_, b) = app.patch("full", &path, json!([{"op": "add", "path": "emails", "value": [{"value": "p@x.org", "type": "work", "primary": true}]}])).await;
-    let primaries: Vec<&str> = b["emails"].as_array().unwrap().iter().filter(|e| e["primary"] == true).map(|e| e["value"].as_str().unwrap()).collect();
+    let primaries: Vec<&str> = b["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["primary"] == true)
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
     assert_eq!(primaries, ["p@x.org"]);
 }
 
@@ -208,30 +323,79 @@ async fn patch_errors_leave_the_resource_untouched() {
     let (_, created) = app.post("full", "/Users", bjensen()).await;
     let path = format!("/Users/{}", created["id"].as_str().unwrap());
     let cases = [
-        (json!([{"op": "replace", "path": "displayName", "value": "changed"}, {"op": "remove", "path": "userName"}]), "invalidValue"),
-        (json!([{"op": "replace", "path": "displayName", "value": "changed"}, {"op": "replace", "path": "id", "value": "x"}]), "mutability"),
-        (json!([{"op": "replace", "path": "groups", "value": []}]), "mutability"),
-        (json!([{"op": "replace", "path": "urn:scimlab:schemas:extension:full:2.0:User:badge", "value": "B-9"}]), "mutability"),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "changed"}, {"op": "remove", "path": "userName"}]),
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "changed"}, {"op": "replace", "path": "id", "value": "x"}]),
+            "mutability",
+        ),
+        (
+            json!([{"op": "replace", "path": "groups", "value": []}]),
+            "mutability",
+        ),
+        (
+            json!([{"op": "replace", "path": "urn:scimlab:schemas:extension:full:2.0:User:badge", "value": "B-9"}]),
+            "mutability",
+        ),
         (json!([{"op": "remove"}]), "noTarget"),
-        (json!([{"op": "replace", "path": "emails[type eq \"pager\"].value", "value": "x"}]), "noTarget"),
-        (json!([{"op": "remove", "path": "emails[type eq \"pager\"]"}]), "noTarget"),
-        (json!([{"op": "replace", "path": "nope", "value": 1}]), "invalidPath"),
-        (json!([{"op": "replace", "path": "emails[type eq", "value": 1}]), "invalidPath"),
-        (json!([{"op": "replace", "path": "active", "value": "maybe"}]), "invalidValue"),
-        (json!([{"op": "jump", "path": "active", "value": true}]), "invalidSyntax"),
-        (json!([{"op": "add", "path": "displayName"}]), "invalidValue"),
+        (
+            json!([{"op": "replace", "path": "emails[type eq \"pager\"].value", "value": "x"}]),
+            "noTarget",
+        ),
+        (
+            json!([{"op": "remove", "path": "emails[type eq \"pager\"]"}]),
+            "noTarget",
+        ),
+        (
+            json!([{"op": "replace", "path": "nope", "value": 1}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": "emails[type eq", "value": 1}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": "active", "value": "maybe"}]),
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "jump", "path": "active", "value": true}]),
+            "invalidSyntax",
+        ),
+        (
+            json!([{"op": "add", "path": "displayName"}]),
+            "invalidValue",
+        ),
         (json!([]), "invalidSyntax"),
     ];
     for (ops, scim_type) in cases {
         let (s, b) = app.patch("full", &path, ops).await;
         assert_error(s, &b, 400, Some(scim_type));
     }
-    let (s, b, _) = app.send(Method::PATCH, "full", &path, Some(json!({"Operations": [{"op": "remove", "path": "title"}]}))).await;
+    let (s, b, _) = app
+        .send(
+            Method::PATCH,
+            "full",
+            &path,
+            Some(json!({"Operations": [{"op": "remove", "path": "title"}]})),
+        )
+        .await;
     assert_error(s, &b, 400, Some("invalidSyntax"));
     let (_, now) = app.get("full", &path).await;
-    assert_eq!(now, created, "failed PATCHes changed nothing, not even the version");
+    assert_eq!(
+        now, created,
+        "failed PATCHes changed nothing, not even the version"
+    );
     // A PATCH that changes nothing keeps the version.
-    let (_, b) = app.patch("full", &path, json!([{"op": "replace", "path": "displayName", "value": "Babs Jensen"}])).await;
+    let (_, b) = app
+        .patch(
+            "full",
+            &path,
+            json!([{"op": "replace", "path": "displayName", "value": "Babs Jensen"}]),
+        )
+        .await;
     assert_eq!(b["meta"]["version"], "W/\"1\"");
 }
 
@@ -239,7 +403,9 @@ async fn patch_errors_leave_the_resource_untouched() {
 async fn delete_is_204_then_404() {
     let app = TestApp::default().await;
     let id = app.user("full", "gone").await;
-    let (s, body, _) = app.send(Method::DELETE, "full", &format!("/Users/{id}"), None).await;
+    let (s, body, _) = app
+        .send(Method::DELETE, "full", &format!("/Users/{id}"), None)
+        .await;
     assert_eq!((s, body), (204, Value::Null));
     let (s, b) = app.get("full", &format!("/Users/{id}")).await;
     assert_error(s, &b, 404, None);
@@ -255,13 +421,34 @@ async fn list_pages_with_start_index_and_count() {
         app.user("full", &format!("u{i}")).await;
     }
     let (_, b) = app.get("full", "/Users?startIndex=3&count=2").await;
-    assert_eq!((b["totalResults"].as_u64(), b["itemsPerPage"].as_u64(), b["startIndex"].as_u64()), (Some(7), Some(2), Some(3)));
-    let names: Vec<&str> = b["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
+    assert_eq!(
+        (
+            b["totalResults"].as_u64(),
+            b["itemsPerPage"].as_u64(),
+            b["startIndex"].as_u64()
+        ),
+        (Some(7), Some(2), Some(3))
+    );
+    let names: Vec<&str> = b["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["u2", "u3"]);
     let (_, b) = app.get("full", "/Users?count=0").await;
-    assert_eq!((b["totalResults"].as_u64(), b["Resources"].as_array().map(Vec::len)), (Some(7), Some(0)));
+    assert_eq!(
+        (
+            b["totalResults"].as_u64(),
+            b["Resources"].as_array().map(Vec::len)
+        ),
+        (Some(7), Some(0))
+    );
     let (_, b) = app.get("full", "/Users?startIndex=0&count=100").await;
-    assert_eq!((b["startIndex"].as_u64(), b["itemsPerPage"].as_u64()), (Some(1), Some(7)));
+    assert_eq!(
+        (b["startIndex"].as_u64(), b["itemsPerPage"].as_u64()),
+        (Some(1), Some(7))
+    );
     let (_, b) = app.get("full", "/Users?startIndex=50").await;
     assert_eq!(b["Resources"].as_array().unwrap().len(), 0);
     let (s, b) = app.get("full", "/Users?count=many").await;
@@ -270,12 +457,17 @@ async fn list_pages_with_start_index_and_count() {
     let mut seen = Vec::new();
     let mut start = 1;
     loop {
-        let (_, b) = app.get("full", &format!("/Users?startIndex={start}&count=3")).await;
+        let (_, b) = app
+            .get("full", &format!("/Users?startIndex={start}&count=3"))
+            .await;
         let page = b["Resources"].as_array().unwrap();
         if page.is_empty() {
             break;
         }
-        seen.extend(page.iter().map(|r| r["userName"].as_str().unwrap().to_string()));
+        seen.extend(
+            page.iter()
+                .map(|r| r["userName"].as_str().unwrap().to_string()),
+        );
         start += 3;
     }
     assert_eq!(seen, (0..7).map(|i| format!("u{i}")).collect::<Vec<_>>());
@@ -284,15 +476,38 @@ async fn list_pages_with_start_index_and_count() {
 #[tokio::test(flavor = "multi_thread")]
 async fn filters_cover_every_operator_with_typed_and_case_rules() {
     let app = TestApp::default().await;
-    let mk = |name: &str, ext: &str, level: i64, active: bool, email: &str, hired: &str| json!({
-        "schemas": [USER, CUSTOM], "userName": name, "externalId": ext, "active": active, "title": if level > 1 { Value::from("Boss") } else { Value::Null },
-        "emails": [{"value": email, "type": "work"}],
-        CUSTOM: {"level": level, "hired": hired, "region": "EMEA"}
-    });
+    let mk = |name: &str, ext: &str, level: i64, active: bool, email: &str, hired: &str| {
+        json!({
+            "schemas": [USER, CUSTOM], "userName": name, "externalId": ext, "active": active, "title": if level > 1 { Value::from("Boss") } else { Value::Null },
+            "emails": [{"value": email, "type": "work"}],
+            CUSTOM: {"level": level, "hired": hired, "region": "EMEA"}
+        })
+    };
     for (n, e, l, a, m, h) in [
-        ("alice", "A-1", 1, true, "alice@corp.example", "2020-01-01T00:00:00Z"),
-        ("bob", "b-2", 2, false, "bob@home.example", "2021-06-01T12:00:00+02:00"),
-        ("Carol", "C-3", 3, true, "carol@corp.example", "2022-01-01T00:00:00Z"),
+        (
+            "alice",
+            "A-1",
+            1,
+            true,
+            "alice@corp.example",
+            "2020-01-01T00:00:00Z",
+        ),
+        (
+            "bob",
+            "b-2",
+            2,
+            false,
+            "bob@home.example",
+            "2021-06-01T12:00:00+02:00",
+        ),
+        (
+            "Carol",
+            "C-3",
+            3,
+            true,
+            "carol@corp.example",
+            "2022-01-01T00:00:00Z",
+        ),
     ] {
         let (s, b) = app.post("full", "/Users", mk(n, e, l, a, m, h)).await;
         assert_eq!(s, 201, "{b}");
@@ -313,23 +528,51 @@ async fn filters_cover_every_operator_with_typed_and_case_rules() {
         ("externalId eq \"B-2\"", &[]),
         ("active eq true", &["Carol", "alice"]),
         ("active eq false and userName sw \"b\"", &["bob"]),
-        ("active eq false or userName eq \"alice\"", &["alice", "bob"]),
+        (
+            "active eq false or userName eq \"alice\"",
+            &["alice", "bob"],
+        ),
         ("emails.value co \"corp\"", &["Carol", "alice"]),
         ("emails co \"home\"", &["bob"]),
-        ("emails[type eq \"work\" and value sw \"carol\"]", &["Carol"]),
-        ("urn:scimlab:schemas:extension:full:2.0:User:level gt 1", &["Carol", "bob"]),
+        (
+            "emails[type eq \"work\" and value sw \"carol\"]",
+            &["Carol"],
+        ),
+        (
+            "urn:scimlab:schemas:extension:full:2.0:User:level gt 1",
+            &["Carol", "bob"],
+        ),
         ("level le 2", &["alice", "bob"]),
-        ("urn:scimlab:schemas:extension:full:2.0:User:hired ge \"2021-06-01T10:00:00Z\"", &["Carol", "bob"]),
+        (
+            "urn:scimlab:schemas:extension:full:2.0:User:hired ge \"2021-06-01T10:00:00Z\"",
+            &["Carol", "bob"],
+        ),
         ("hired lt \"2021-06-01T10:00:00.001Z\"", &["alice", "bob"]),
-        ("meta.resourceType eq \"User\" and (userName eq \"bob\" or userName eq \"Carol\")", &["Carol", "bob"]),
-        ("meta.created gt \"2000-01-01T00:00:00Z\"", &["Carol", "alice", "bob"]),
+        (
+            "meta.resourceType eq \"User\" and (userName eq \"bob\" or userName eq \"Carol\")",
+            &["Carol", "bob"],
+        ),
+        (
+            "meta.created gt \"2000-01-01T00:00:00Z\"",
+            &["Carol", "alice", "bob"],
+        ),
         ("id pr and userName eq \"nobody\"", &[]),
     ];
     for (filter, want) in cases {
         assert_eq!(app.names("full", filter).await, want.to_vec(), "{filter}");
     }
-    for bad in ["userName eq", "active gt true", "nope eq 1", "level eq \"x\"", "name eq \"x\"", "userName eq 1", "x509Certificates.value gt \"a\""] {
-        let (s, b) = app.get("full", &format!("/Users?filter={}", urlencode(bad))).await;
+    for bad in [
+        "userName eq",
+        "active gt true",
+        "nope eq 1",
+        "level eq \"x\"",
+        "name eq \"x\"",
+        "userName eq 1",
+        "x509Certificates.value gt \"a\"",
+    ] {
+        let (s, b) = app
+            .get("full", &format!("/Users?filter={}", urlencode(bad)))
+            .await;
         assert_error(s, &b, 400, Some("invalidFilter"));
     }
 }
@@ -339,19 +582,46 @@ async fn attributes_and_excluded_attributes_follow_returned_rules() {
     let app = TestApp::default().await;
     let (_, created) = app.post("full", "/Users", bjensen()).await;
     let id = created["id"].as_str().unwrap();
-    let (_, b) = app.get("full", &format!("/Users/{id}?attributes=userName,name.givenName")).await;
+    let (_, b) = app
+        .get(
+            "full",
+            &format!("/Users/{id}?attributes=userName,name.givenName"),
+        )
+        .await;
     let mut keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(keys, ["id", "name", "schemas", "userName"]);
     assert_eq!(b["name"], json!({"givenName": "Barbara"}));
-    let (_, b) = app.get("full", &format!("/Users/{id}?excludedAttributes=emails,name.familyName,meta")).await;
+    let (_, b) = app
+        .get(
+            "full",
+            &format!("/Users/{id}?excludedAttributes=emails,name.familyName,meta"),
+        )
+        .await;
     assert!(b.get("emails").is_none() && b.get("meta").is_none());
     assert_eq!(b["name"], json!({"givenName": "Barbara"}));
     assert_eq!(b["id"], id);
-    let (_, b) = app.get("full", &format!("/Users/{id}?attributes={CUSTOM}:nick,password,id")).await;
-    assert_eq!(b[CUSTOM], json!({"nick": "Babs"}), "returned:request attributes come back when asked for");
-    assert!(b.get("password").is_none(), "password never comes back, even when asked for");
-    let (_, b) = app.get("full", &format!("/Users?filter=userName%20eq%20%22bjensen%22&attributes={ENT}")).await;
+    let (_, b) = app
+        .get(
+            "full",
+            &format!("/Users/{id}?attributes={CUSTOM}:nick,password,id"),
+        )
+        .await;
+    assert_eq!(
+        b[CUSTOM],
+        json!({"nick": "Babs"}),
+        "returned:request attributes come back when asked for"
+    );
+    assert!(
+        b.get("password").is_none(),
+        "password never comes back, even when asked for"
+    );
+    let (_, b) = app
+        .get(
+            "full",
+            &format!("/Users?filter=userName%20eq%20%22bjensen%22&attributes={ENT}"),
+        )
+        .await;
     assert_eq!(b["Resources"][0][ENT]["employeeNumber"], "701984");
     assert!(b["Resources"][0].get("userName").is_none());
 }
@@ -362,10 +632,19 @@ async fn sort_by_and_sort_order() {
     for n in ["b", "C", "a"] {
         app.user("full", n).await;
     }
-    let names = |b: &Value| b["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let names = |b: &Value| {
+        b["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     let (_, b) = app.get("full", "/Users?sortBy=userName").await;
     assert_eq!(names(&b), ["a", "b", "C"]);
-    let (_, b) = app.get("full", "/Users?sortBy=userName&sortOrder=descending").await;
+    let (_, b) = app
+        .get("full", "/Users?sortBy=userName&sortOrder=descending")
+        .await;
     assert_eq!(names(&b), ["C", "b", "a"]);
     let (s, b) = app.get("full", "/Users?sortBy=nope").await;
     assert_error(s, &b, 400, Some("invalidValue"));

@@ -77,13 +77,13 @@ pub fn check(
             .and_then(|e| e.get("manager"))
             .and_then(|m| m.get("value"))
             .and_then(Value::as_str);
-        if let Some(id) = manager {
-            if !exists(id, &[ctx.rt.name.as_str()])? {
-                return Err(ScimError::invalid_value(format!(
-                    "manager: no {} with id {id:?} on this server",
-                    ctx.rt.name
-                )));
-            }
+        if let Some(id) = manager
+            && !exists(id, &[ctx.rt.name.as_str()])?
+        {
+            return Err(ScimError::invalid_value(format!(
+                "manager: no {} with id {id:?} on this server",
+                ctx.rt.name
+            )));
         }
     }
     Ok(())

@@ -46,7 +46,6 @@ impl Projection {
     fn named(
         list: &[(String, Option<AttrPath>)],
         urn: &str,
-        is_core: bool,
         attr: &str,
     ) -> Option<Option<Vec<String>>> {
         let mut subs = Vec::new();
@@ -55,10 +54,8 @@ impl Projection {
                 return Some(None);
             }
             let Some(p) = path else { continue };
-            let urn_ok = match &p.urn {
-                Some(u) => u.eq_ignore_ascii_case(urn),
-                None => true,
-            } && (is_core || p.urn.is_some() || true);
+            // Unqualified names match core and extension attributes alike.
+            let urn_ok = p.urn.as_ref().is_none_or(|u| u.eq_ignore_ascii_case(urn));
             if urn_ok && p.name.eq_ignore_ascii_case(attr) {
                 match &p.sub {
                     None => return Some(None),
@@ -73,14 +70,14 @@ impl Projection {
         }
     }
 
-    fn want(&self, urn: &str, is_core: bool, attr: &AttributeDef) -> Want {
+    fn want(&self, urn: &str, attr: &AttributeDef) -> Want {
         match attr.returned {
             Returned::Never => return Want::No,
             Returned::Always => return Want::All,
             _ => {}
         }
         if !self.attributes.is_empty() {
-            return match Self::named(&self.attributes, urn, is_core, &attr.name) {
+            return match Self::named(&self.attributes, urn, &attr.name) {
                 Some(None) => Want::All,
                 Some(Some(subs)) => Want::Only(subs),
                 None => Want::No,
@@ -89,7 +86,7 @@ impl Projection {
         if attr.returned == Returned::Request {
             return Want::No;
         }
-        match Self::named(&self.excluded, urn, is_core, &attr.name) {
+        match Self::named(&self.excluded, urn, &attr.name) {
             Some(None) => Want::No,
             Some(Some(subs)) => Want::Except(subs),
             None => Want::All,
@@ -167,15 +164,14 @@ pub fn render(ctx: &Ctx<'_>, conn: &Connection, row: &Row, proj: &Projection) ->
     let mut schemas = vec![Value::String(rt.schema.id.clone())];
     out.insert("id".into(), Value::String(row.id.clone()));
     let common = crate::model::path::common();
-    if let Some(v) = doc.remove("externalId") {
-        if let Some(attr) = common.attr("externalId") {
-            if proj.want(&rt.schema.id, true, attr) != Want::No {
-                out.insert("externalId".into(), v);
-            }
-        }
+    if let Some(v) = doc.remove("externalId")
+        && let Some(attr) = common.attr("externalId")
+        && proj.want(&rt.schema.id, attr) != Want::No
+    {
+        out.insert("externalId".into(), v);
     }
     for attr in &rt.schema.attributes {
-        let want = proj.want(&rt.schema.id, true, attr);
+        let want = proj.want(&rt.schema.id, attr);
         if want == Want::No {
             continue;
         }
@@ -196,7 +192,7 @@ pub fn render(ctx: &Ctx<'_>, conn: &Connection, row: &Row, proj: &Projection) ->
         };
         let mut ext_out = Map::new();
         for attr in &ext.schema.attributes {
-            let want = proj.want(&ext.schema.id, false, attr);
+            let want = proj.want(&ext.schema.id, attr);
             if let Some(v) = fields
                 .remove(&attr.name)
                 .and_then(|v| select(v, attr, &want))
@@ -211,7 +207,7 @@ pub fn render(ctx: &Ctx<'_>, conn: &Connection, row: &Row, proj: &Projection) ->
     }
     out.insert("schemas".into(), Value::Array(schemas));
     if let Some(meta_def) = common.attr("meta") {
-        let want = proj.want(&rt.schema.id, true, meta_def);
+        let want = proj.want(&rt.schema.id, meta_def);
         let meta = json!({
             "resourceType": rt.name,
             "created": row.created,

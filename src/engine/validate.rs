@@ -201,10 +201,10 @@ fn normalize_attr(
     };
     let mut out: Vec<Value> = Vec::new();
     for item in items {
-        if let Some(v) = normalize_single(attr, item, path, rules)? {
-            if !out.contains(&v) {
-                out.push(v);
-            }
+        if let Some(v) = normalize_single(attr, item, path, rules)?
+            && !out.contains(&v)
+        {
+            out.push(v);
         }
     }
     let primaries = out
@@ -324,21 +324,22 @@ fn normalize_simple(
         (AttrType::DateTime, _) => return Err(wrong("a dateTime string")),
         (AttrType::Complex, _) => return Err(wrong("an object")),
     };
-    if rules.strict && !attr.canonical_values.is_empty() {
-        if let Value::String(s) = &v {
-            let ok = attr.canonical_values.iter().any(|c| {
-                if attr.case_exact {
-                    c == s
-                } else {
-                    c.eq_ignore_ascii_case(s)
-                }
-            });
-            if !ok {
-                return Err(ScimError::invalid_value(format!(
-                    "{path} must be one of {:?}, not {s:?}",
-                    attr.canonical_values
-                )));
+    if rules.strict
+        && !attr.canonical_values.is_empty()
+        && let Value::String(s) = &v
+    {
+        let ok = attr.canonical_values.iter().any(|c| {
+            if attr.case_exact {
+                c == s
+            } else {
+                c.eq_ignore_ascii_case(s)
             }
+        });
+        if !ok {
+            return Err(ScimError::invalid_value(format!(
+                "{path} must be one of {:?}, not {s:?}",
+                attr.canonical_values
+            )));
         }
     }
     Ok(v)

@@ -252,10 +252,10 @@ fn only_get(m: &Method, what: &str) -> ScimResult<()> {
 
 /// Prefixes `meta.location` (a path below the base) with the base URL.
 fn with_base(mut doc: Value, base: &str) -> Value {
-    if let Some(loc) = doc.pointer_mut("/meta/location") {
-        if let Some(p) = loc.as_str() {
-            *loc = Value::String(format!("{base}{p}"));
-        }
+    if let Some(loc) = doc.pointer_mut("/meta/location")
+        && let Some(p) = loc.as_str()
+    {
+        *loc = Value::String(format!("{base}{p}"));
     }
     doc
 }
@@ -346,10 +346,8 @@ fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> R
     if let Ok(v) = HeaderValue::from_str(&out.etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
-    if with_location {
-        if let Ok(v) = HeaderValue::from_str(&out.location) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
+    if with_location && let Ok(v) = HeaderValue::from_str(&out.location) {
+        resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
 }

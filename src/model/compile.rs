@@ -38,7 +38,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<Model, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let mut model = Model::default();
     let mut ids: HashMap<String, &Path> = HashMap::new();
-    let mut tokens: HashMap<&str, &str> = HashMap::new();
+    let mut tokens: HashMap<&str, &Path> = HashMap::new();
     for file in files {
         let def = &file.def;
         if let Some(other) = ids.get(&def.id.to_ascii_lowercase()) {
@@ -54,12 +54,12 @@ pub fn compile(files: &[LoadedFile]) -> Result<Model, Vec<Diagnostic>> {
         ids.insert(def.id.to_ascii_lowercase(), &file.path);
         for token in &def.tokens {
             match tokens.get(token.as_str()) {
-                Some(owner) if *owner != def.id => problems.push(file.diagnostic(
+                Some(owner) if *owner != file.path => problems.push(file.diagnostic(
                     &["tokens"],
-                    format!("a token of server {:?} is also listed by server {owner:?}; each token must belong to one server", def.id),
+                    format!("a token of server {:?} is also listed in {}; each token must belong to one server", def.id, owner.display()),
                 )),
                 _ => {
-                    tokens.insert(token, &def.id);
+                    tokens.insert(token, &file.path);
                 }
             }
         }
@@ -164,17 +164,16 @@ fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<S
                 None
             }),
         };
-        if let Some(core) = core {
-            if [
+        if let Some(core) = core
+            && [
                 urn::SCHEMA,
                 urn::RESOURCE_TYPE,
                 urn::SERVICE_PROVIDER_CONFIG,
                 urn::ENTERPRISE_USER,
             ]
             .contains(&core.id.as_str())
-            {
-                problems.push(file.diagnostic(&at, format!("{} describes discovery or an extension and cannot be a resource type's core schema", core.id)));
-            }
+        {
+            problems.push(file.diagnostic(&at, format!("{} describes discovery or an extension and cannot be a resource type's core schema", core.id)));
         }
         let endpoint = rt.endpoint.clone().unwrap_or_else(|| format!("/{name}s"));
         let segment = endpoint.strip_prefix('/').unwrap_or("");

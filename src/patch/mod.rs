@@ -243,10 +243,10 @@ fn add_values(list: &mut Vec<Value>, new: Vec<Value>, attr: &AttributeDef) {
     for v in new {
         if is_primary(&v) {
             for x in list.iter_mut() {
-                if let Some(o) = x.as_object_mut() {
-                    if let Some(k) = key_of(o, "primary") {
-                        o.remove(&k);
-                    }
+                if let Some(o) = x.as_object_mut()
+                    && let Some(k) = key_of(o, "primary")
+                {
+                    o.remove(&k);
                 }
             }
         }
@@ -351,10 +351,10 @@ fn apply_at(
             }
             (OpKind::Remove, Some(s)) => {
                 for &i in &matched {
-                    if let Some(o) = list[i].as_object_mut() {
-                        if let Some(k) = key_of(o, s) {
-                            o.remove(&k);
-                        }
+                    if let Some(o) = list[i].as_object_mut()
+                        && let Some(k) = key_of(o, s)
+                    {
+                        o.remove(&k);
                     }
                 }
             }

@@ -95,12 +95,13 @@ fn check_attributes(
             ("returned", RETURNED),
             ("uniqueness", UNIQUENESS),
         ] {
-            if let Some(v) = attr.get(key) {
-                if !v.as_str().is_some_and(|s| allowed.contains(&s)) {
-                    problems.push(format!(
-                        "attribute {at:?}: \"{key}\" must be one of {allowed:?}"
-                    ));
-                }
+            if attr
+                .get(key)
+                .is_some_and(|v| !v.as_str().is_some_and(|s| allowed.contains(&s)))
+            {
+                problems.push(format!(
+                    "attribute {at:?}: \"{key}\" must be one of {allowed:?}"
+                ));
             }
         }
         for key in ["multiValued", "required", "caseExact"] {

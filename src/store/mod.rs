@@ -184,13 +184,13 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 /// Maps a constraint failure on a derived index to [`StoreError::Unique`].
 fn on_unique(e: rusqlite::Error) -> StoreError {
     if is_unique_violation(&e) {
-        if let rusqlite::Error::SqliteFailure(_, Some(msg)) = &e {
-            if let Some(i) = msg.find("index '") {
-                let rest = &msg[i + 7..];
-                return StoreError::Unique {
-                    index: rest.trim_end_matches('\'').to_string(),
-                };
-            }
+        if let rusqlite::Error::SqliteFailure(_, Some(msg)) = &e
+            && let Some(i) = msg.find("index '")
+        {
+            let rest = &msg[i + 7..];
+            return StoreError::Unique {
+                index: rest.trim_end_matches('\'').to_string(),
+            };
         }
         return StoreError::Unique {
             index: String::new(),

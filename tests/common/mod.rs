@@ -67,7 +67,12 @@ impl TestApp {
         tokio::spawn(scimlab::http::serve(listener, state, async {
             let _ = rx.await;
         }));
-        TestApp { addr, client: Client::new(), dir, shutdown: Some(tx) }
+        TestApp {
+            addr,
+            client: Client::new(),
+            dir,
+            shutdown: Some(tx),
+        }
     }
 
     pub async fn default() -> TestApp {
@@ -89,10 +94,18 @@ impl TestApp {
             .bearer_auth(format!("tok-{server}"))
     }
 
-    pub async fn send(&self, method: Method, server: &str, path: &str, body: Option<Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn send(
+        &self,
+        method: Method,
+        server: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut r = self.req(method, server, path);
         if let Some(b) = body {
-            r = r.header("content-type", "application/scim+json").body(b.to_string());
+            r = r
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
         }
         split(r.send().await.unwrap()).await
     }
@@ -120,18 +133,34 @@ impl TestApp {
 
     /// Creates a user and returns its id.
     pub async fn user(&self, server: &str, user_name: &str) -> String {
-        let (s, b) = self.post(server, "/Users", serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name
-        })).await;
+        let (s, b) = self
+            .post(
+                server,
+                "/Users",
+                serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name
+                }),
+            )
+            .await;
         assert_eq!(s, 201, "{b}");
         b["id"].as_str().unwrap().to_string()
     }
 
     /// userNames returned by a filter on /Users.
     pub async fn names(&self, server: &str, filter: &str) -> Vec<String> {
-        let (s, b) = self.get(server, &format!("/Users?filter={}&count=1000", urlencode(filter))).await;
+        let (s, b) = self
+            .get(
+                server,
+                &format!("/Users?filter={}&count=1000", urlencode(filter)),
+            )
+            .await;
         assert_eq!(s, 200, "{filter}: {b}");
-        let mut v: Vec<String> = b["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap().to_string()).collect();
+        let mut v: Vec<String> = b["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect();
         v.sort();
         v
     }
@@ -149,7 +178,11 @@ pub async fn split(resp: Response) -> (u16, Value, reqwest::header::HeaderMap) {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body, headers)
 }
 
@@ -168,8 +201,14 @@ pub fn urlencode(s: &str) -> String {
 /// Asserts a SCIM error body with the given status and scimType.
 pub fn assert_error(status: u16, body: &Value, want_status: u16, scim_type: Option<&str>) {
     assert_eq!(status, want_status, "{body}");
-    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{body}");
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{body}"
+    );
     assert_eq!(body["status"], want_status.to_string(), "{body}");
     assert_eq!(body["scimType"].as_str(), scim_type, "{body}");
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
 }

@@ -1,0 +1,112 @@
+//! Definitions: located errors (all at once), `scimlab validate`, shipped files and README blocks.
+use std::path::Path;
+use std::process::Command;
+
+fn validate(dir: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .arg("validate")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+fn write_all(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn every_problem_is_reported_with_file_line_and_column() {
+    let dir = write_all(&[
+        (
+            "a.yaml",
+            "id: dup\ntokens: [t1]\nresource_types:\n  User: {}\n",
+        ),
+        (
+            "b.yaml",
+            "id: dup\ntokens: [t1]\nresource_types:\n  User:\n    extensions: [urn:nope]\n  Widget: {}\n  Group:\n    endpoint: /Users\n",
+        ),
+        (
+            "c.yaml",
+            "id: c\ntokens: [t3]\nresource_types:\n  User:\n    colour: blue\n",
+        ),
+        (
+            "d.yaml",
+            "id: d\ntokens: [t4]\nresource_types:\n  User:\n    attributes:\n      level: { type: integer, canonical_values: [a] }\n      box: { type: complex }\n      k: { type: string, required: true, mutability: readOnly }\nvalidation:\n  check_references: [bogus]\n",
+        ),
+        ("e.yaml", "id: [unclosed\n"),
+    ]);
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, 1, "{out}");
+    let d = dir.path().display().to_string();
+    for want in [
+        format!("{d}/b.yaml:1:1: server id \"dup\" is already defined in"),
+        format!("{d}/b.yaml:2:1: a token of server \"dup\""),
+        format!("{d}/b.yaml:5:5: unknown schema URN \"urn:nope\""),
+        format!("{d}/b.yaml:6:3: no schema named \"Widget\""),
+        format!("{d}/b.yaml:4:3: endpoint \"/Users\" is also used by resource type \"Group\""),
+        format!("{d}/c.yaml:5:5: resource_types.User: unknown field `colour`"),
+        format!("{d}/d.yaml:6:7: canonical_values need a string attribute"),
+        format!("{d}/d.yaml:7:7: complex attribute \"box\" needs sub_attributes"),
+        format!("{d}/d.yaml:8:7: \"k\" is required but readOnly"),
+        format!("{d}/d.yaml:10:3: unknown reference attribute \"bogus\""),
+        format!("{d}/e.yaml:1:"),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn shipped_definitions_are_valid() {
+    let (code, out) = validate(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/servers.d")));
+    assert_eq!(code, 0, "{out}");
+    for id in ["okta-sandbox", "entra", "agents"] {
+        assert!(out.contains(id), "{out}");
+    }
+}
+
+/// Every ```yaml block in the README that defines a server compiles.
+#[test]
+fn readme_yaml_blocks_compile() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```yaml")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(!blocks.is_empty(), "README has no yaml blocks");
+    for (i, block) in blocks.iter().enumerate() {
+        let dir = write_all(&[("readme.yaml", block)]);
+        let (code, out) = validate(dir.path());
+        assert_eq!(code, 0, "README yaml block {i} is invalid:\n{out}\n{block}");
+    }
+}
+
+#[test]
+fn committed_json_schema_matches_the_definition_types() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/server-definition.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        printed, committed,
+        "run `scimlab schema > schemas/server-definition.schema.json`"
+    );
+}

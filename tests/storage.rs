@@ -1,0 +1,116 @@
+//! Storage guarantees: one winner among concurrent creates; acknowledged writes survive kill -9.
+mod common;
+use common::*;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_of_one_user_name_yield_exactly_one_201() {
+    let app = std::sync::Arc::new(TestApp::default().await);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.post("full", "/Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "Race"})).await.0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        31,
+        "{statuses:?}"
+    );
+    assert_eq!(app.names("full", "userName pr").await, ["Race"]);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(dir.join("kill.db"))
+        .arg("--servers")
+        .arg(dir.join("servers.d"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(client: &reqwest::Client, port: u16) {
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server did not start");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_kill_9_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
+    std::fs::write(dir.path().join("servers.d/full.yaml"), common::FULL).unwrap();
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut child = start(dir.path(), port);
+    wait_ready(&client, port).await;
+    let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let r = client
+            .post(format!("{base}/Users"))
+            .bearer_auth("tok-full")
+            .header("content-type", "application/scim+json")
+            .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("durable{i}")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        ids.push(
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    child.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
+    child.wait().unwrap();
+    let port = free_port();
+    let mut child = start(dir.path(), port);
+    wait_ready(&client, port).await;
+    let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
+    for id in &ids {
+        let r = client
+            .get(format!("{base}/Users/{id}"))
+            .bearer_auth("tok-full")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "user {id} lost after kill -9");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
