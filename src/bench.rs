@@ -1,7 +1,380 @@
-//! placeholder
+//! `scimlab bench`: throughput and latency of the real server, measured in-process against a
+//! bare axum handler that returns a body of the same size, so each workload is reported as a
+//! ratio that holds on a noisy shared machine.
+//!
+//! The load driver is a minimal keep-alive HTTP/1.1 client over raw TCP (one request in flight
+//! per connection), so client overhead is small and identical for every workload.
+
+use crate::http::AppState;
+use crate::store::Store;
+use anyhow::{Context, bail};
 use clap::Args;
-#[derive(Debug, Args)]
-pub struct Options {}
-pub async fn run(_o: Options) -> anyhow::Result<()> {
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Users created (and then queried).
+    #[arg(long, default_value_t = 10_000)]
+    pub users: usize,
+    /// Seconds per read/patch workload.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Keep the benchmark database at this path (default: a temporary file).
+    #[arg(long)]
+    pub db: Option<std::path::PathBuf>,
+}
+
+const DEFINITION: &str = "id: bench\ntokens: [bench-token]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\n";
+
+/// One keep-alive connection.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    /// Sends one request and reads the whole response; returns the status and body.
+    async fn send(&mut self, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        let mut chunk = [0u8; 16 * 1024];
+        let header_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = std::str::from_utf8(&self.buf[..header_end])?;
+        let status: u16 = head
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .context("status line")?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.trim())
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while self.buf.len() < header_end + length {
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed mid-body");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok((status, self.buf[header_end..header_end + length].to_vec()))
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn request(method: &str, path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer bench-token\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Results of one workload.
+struct Stats {
+    name: &'static str,
+    requests: usize,
+    non_2xx: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+}
+
+type MakeRequest = Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>;
+
+/// Drives `connections` connections until `limit` requests were sent or `duration` passed.
+async fn load(
+    name: &'static str,
+    addr: SocketAddr,
+    connections: usize,
+    limit: Option<usize>,
+    duration: Duration,
+    make: MakeRequest,
+) -> anyhow::Result<Stats> {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (counter, make) = (counter.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut lat = Vec::new();
+            let mut bad = 0usize;
+            loop {
+                let seq = counter.fetch_add(1, Ordering::Relaxed);
+                if limit.is_some_and(|l| seq >= l)
+                    || (limit.is_none() && started.elapsed() >= duration)
+                {
+                    break;
+                }
+                let req = make(seq);
+                let t = Instant::now();
+                let (status, _) = conn.send(&req).await?;
+                lat.push(t.elapsed().as_micros() as u32);
+                if !(200..300).contains(&status) {
+                    bad += 1;
+                }
+            }
+            anyhow::Ok((lat, bad))
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    let mut non_2xx = 0;
+    for t in tasks {
+        let (lat, bad) = t.await??;
+        latencies_us.extend(lat);
+        non_2xx += bad;
+    }
+    let elapsed = started.elapsed();
+    latencies_us.sort_unstable();
+    Ok(Stats {
+        name,
+        requests: latencies_us.len(),
+        non_2xx,
+        elapsed,
+        latencies_us,
+    })
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// A small deterministic generator, so runs are comparable.
+fn mix(n: usize) -> usize {
+    let mut x = n as u64 ^ 0x9E37_79B9_7F4A_7C15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)) as usize
+}
+
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let servers = dir.path().join("servers.d");
+    std::fs::create_dir(&servers)?;
+    std::fs::write(servers.join("bench.yaml"), DEFINITION)?;
+    let model = crate::app::compile(&servers)?;
+    let db = opts
+        .db
+        .clone()
+        .unwrap_or_else(|| dir.path().join("bench.db"));
+    let store = Arc::new(Store::open(&db)?);
+    let state = AppState::new(store, model)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(crate::http::serve(listener, state, std::future::pending()));
+
+    let duration = Duration::from_secs_f64(opts.seconds);
+    let conns = opts.connections;
+    let user = |i: usize| {
+        format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"userName":"user{i}@example.com","externalId":"ext-{i}","name":{{"givenName":"Given{i}","familyName":"Family{i}"}},"displayName":"User {i}","active":true,"emails":[{{"value":"user{i}@example.com","type":"work","primary":true}}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{{"employeeNumber":"{i}","department":"Dept {}"}}}}"#,
+            i % 20
+        )
+    };
+    println!(
+        "scimlab bench: {} users, {conns} connections, {}s per workload",
+        opts.users, opts.seconds
+    );
+
+    let creates = load(
+        "create (POST /Users)",
+        addr,
+        conns,
+        Some(opts.users),
+        duration,
+        Arc::new(move |i| request("POST", "/scim-identifier/bench/scim/v2/Users", &user(i))),
+    )
+    .await?;
+
+    // Collect the ids in creation order (one page at a time).
+    let mut ids = Vec::with_capacity(opts.users);
+    let mut conn = Conn::open(addr).await?;
+    while ids.len() < opts.users {
+        let path = format!(
+            "/scim-identifier/bench/scim/v2/Users?attributes=id&startIndex={}&count=1000",
+            ids.len() + 1
+        );
+        let (_, body) = conn.send(&request("GET", &path, "")).await?;
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        let got = page["Resources"].as_array().map(Vec::len).unwrap_or(0);
+        ids.extend(
+            page["Resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["id"].as_str().map(str::to_string)),
+        );
+        if got == 0 {
+            break;
+        }
+    }
+    let ids = Arc::new(ids);
+    let n = ids.len().max(1);
+    let (_, sample) = conn
+        .send(&request(
+            "GET",
+            &format!("/scim-identifier/bench/scim/v2/Users/{}", ids[0]),
+            "",
+        ))
+        .await?;
+
+    // The yardstick: a bare axum handler returning a body of the same size.
+    let body = Arc::new(vec![b' '; sample.len()]);
+    let bare = axum::Router::new().route(
+        "/bare",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/scim+json")],
+                    body.to_vec(),
+                )
+            }
+        }),
+    );
+    let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_addr = bare_listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(bare_listener, bare).await });
+
+    let mut results = Vec::new();
+    results.push(
+        load(
+            "bare axum handler",
+            bare_addr,
+            conns,
+            None,
+            duration,
+            Arc::new(|_| request("GET", "/bare", "")),
+        )
+        .await?,
+    );
+    let i2 = ids.clone();
+    results.push(
+        load(
+            "GET /Users/{id}",
+            addr,
+            conns,
+            None,
+            duration,
+            Arc::new(move |s| {
+                request(
+                    "GET",
+                    &format!("/scim-identifier/bench/scim/v2/Users/{}", i2[mix(s) % n]),
+                    "",
+                )
+            }),
+        )
+        .await?,
+    );
+    results.push(
+        load("GET /Users?filter=userName eq", addr, conns, None, duration, Arc::new(move |s| {
+            request("GET", &format!("/scim-identifier/bench/scim/v2/Users?filter=userName%20eq%20%22user{}%40example.com%22", mix(s) % n), "")
+        }))
+        .await?,
+    );
+    results.push(
+        load(
+            "GET /Users page of 100",
+            addr,
+            conns,
+            None,
+            duration,
+            Arc::new(move |s| {
+                request(
+                    "GET",
+                    &format!(
+                        "/scim-identifier/bench/scim/v2/Users?startIndex={}&count=100",
+                        1 + mix(s) % n.saturating_sub(100).max(1)
+                    ),
+                    "",
+                )
+            }),
+        )
+        .await?,
+    );
+    let i3 = ids.clone();
+    results.push(
+        load("PATCH /Users/{id}", addr, conns, None, duration, Arc::new(move |s| {
+            let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"displayName","value":"Patched {s}"}}]}}"#);
+            request("PATCH", &format!("/scim-identifier/bench/scim/v2/Users/{}", i3[mix(s) % n]), &body)
+        }))
+        .await?,
+    );
+
+    let bare_rate = results[0].rate();
+    println!(
+        "\n{:<32} {:>10} {:>9} {:>9} {:>8} {:>9}",
+        "workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs bare"
+    );
+    for s in std::iter::once(&creates).chain(results.iter()) {
+        println!(
+            "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>8.1}%",
+            s.name,
+            s.rate(),
+            s.percentile(0.5),
+            s.percentile(0.99),
+            s.non_2xx,
+            100.0 * s.rate() / bare_rate
+        );
+    }
+    println!(
+        "\nresponse body size {} bytes; users stored {}; peak RSS {:.1} MB (server and load driver in one process)",
+        sample.len(),
+        ids.len(),
+        peak_rss_mb()
+    );
     Ok(())
 }

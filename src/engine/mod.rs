@@ -143,7 +143,7 @@ fn output(
 /// Stores the group's members: adds new ones, updates changed ones, removes the rest.
 fn sync_members(
     ctx: &Ctx<'_>,
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     id: &str,
     old: &[Member],
     new: &[Member],
