@@ -134,7 +134,7 @@ fn output(
     proj: &Projection,
 ) -> ScimResult<Output> {
     Ok(Output {
-        body: render::render(ctx, conn, row, proj)?,
+        body: render::render(ctx, conn, row, proj, None)?,
         etag: etag(row.version),
         location: render::location(ctx, &ctx.rt.endpoint, &row.id),
     })
@@ -396,9 +396,16 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
             count,
         )
         .map_err(store_err(ctx))?;
+        // One membership query for the whole page instead of one per resource.
+        let groups = if render::wants_groups(ctx.rt, proj) {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            Some(store::groups_of_many(c, &ctx.server.id, &ids).map_err(store_err(ctx))?)
+        } else {
+            None
+        };
         let resources = rows
             .iter()
-            .map(|r| render::render(ctx, c, r, proj))
+            .map(|r| render::render(ctx, c, r, proj, groups.as_ref()))
             .collect::<ScimResult<Vec<_>>>()?;
         Ok(json!({
             "schemas": [urn::LIST_RESPONSE],

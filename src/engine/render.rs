@@ -148,8 +148,27 @@ pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
-/// Renders one stored resource. `conn` is used for derived values (members, groups).
-pub fn render(ctx: &Ctx<'_>, conn: &Connection, row: &Row, proj: &Projection) -> ScimResult<Value> {
+/// Derived values fetched for a whole page at once.
+pub type GroupsByMember = std::collections::HashMap<String, Vec<store::GroupRef>>;
+
+/// Whether rendering `rt` with `proj` needs the derived `groups` attribute.
+pub fn wants_groups(rt: &crate::model::ResourceType, proj: &Projection) -> bool {
+    rt.has_groups
+        && rt
+            .schema
+            .attr("groups")
+            .is_some_and(|a| proj.want(&rt.schema.id, a) != Want::No)
+}
+
+/// Renders one stored resource. `conn` is used for derived values (members, groups) unless
+/// `groups` were fetched for the whole page.
+pub fn render(
+    ctx: &Ctx<'_>,
+    conn: &Connection,
+    row: &Row,
+    proj: &Projection,
+    groups: Option<&GroupsByMember>,
+) -> ScimResult<Value> {
     let rt = ctx.rt;
     let mut doc: Map<String, Value> = match serde_json::from_str(&row.doc) {
         Ok(Value::Object(m)) => m,
@@ -178,7 +197,12 @@ pub fn render(ctx: &Ctx<'_>, conn: &Connection, row: &Row, proj: &Projection) ->
         let value = if rt.has_members && attr.name == "members" {
             members_value(ctx, conn, &row.id)?
         } else if rt.has_groups && attr.name == "groups" {
-            groups_value(ctx, conn, &row.id)?
+            let list = match groups {
+                Some(map) => map.get(&row.id).cloned().unwrap_or_default(),
+                None => store::groups_of(conn, &ctx.server.id, &row.id)
+                    .map_err(super::store_err(ctx))?,
+            };
+            groups_value(ctx, list)
         } else {
             doc.remove(&attr.name)
         };
@@ -253,10 +277,9 @@ fn members_value(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<Optio
     Ok(Some(Value::Array(list)))
 }
 
-fn groups_value(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<Option<Value>> {
-    let groups = store::groups_of(conn, &ctx.server.id, id).map_err(super::store_err(ctx))?;
+fn groups_value(ctx: &Ctx<'_>, groups: Vec<store::GroupRef>) -> Option<Value> {
     if groups.is_empty() {
-        return Ok(None);
+        return None;
     }
     let list = groups
         .into_iter()
@@ -273,5 +296,5 @@ fn groups_value(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<Option
             Value::Object(o)
         })
         .collect();
-    Ok(Some(Value::Array(list)))
+    Some(Value::Array(list))
 }

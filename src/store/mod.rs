@@ -359,6 +359,37 @@ pub fn groups_of(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Groups of each of `member_ids` (one query for a whole page of resources).
+pub fn groups_of_many(
+    c: &Connection,
+    server_id: &str,
+    member_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<GroupRef>>, StoreError> {
+    let mut out: std::collections::HashMap<String, Vec<GroupRef>> =
+        std::collections::HashMap::new();
+    if member_ids.is_empty() {
+        return Ok(out);
+    }
+    let ids = serde_json::to_string(member_ids).unwrap_or_else(|_| "[]".into());
+    let mut st = prepare(
+        c,
+        "SELECT m.member_id, g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') FROM memberships m \
+         JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
+         WHERE m.server_id=$SERVER AND m.member_id IN (SELECT value FROM json_each(?1)) ORDER BY m.seq",
+        server_id,
+    )?;
+    let mut rows = st.query(params![ids])?;
+    while let Some(r) = rows.next()? {
+        let member: String = r.get(0)?;
+        out.entry(member).or_default().push(GroupRef {
+            id: r.get(1)?,
+            resource_type: r.get(2)?,
+            display: r.get(3)?,
+        });
+    }
+    Ok(out)
+}
+
 /// Adds (or updates display/type of) members and removes others, one row each.
 pub fn change_members(
     tx: &Connection,
@@ -402,7 +433,11 @@ pub fn list(
     limit: usize,
 ) -> Result<(usize, Vec<Row>), StoreError> {
     let filter = where_sql.map(|w| format!(" AND ({w})")).unwrap_or_default();
-    let count_sql = format!("SELECT count(*) FROM resources r WHERE {scope}{filter}");
+    let count_sql = match where_sql {
+        // Kept by triggers (migration V2); `scope` names the same server and type.
+        None => format!("SELECT coalesce((SELECT n FROM resource_counts r WHERE {scope}), 0)"),
+        Some(_) => format!("SELECT count(*) FROM resources r WHERE {scope}{filter}"),
+    };
     let total: i64 = c
         .prepare_cached(&count_sql)?
         .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
