@@ -12,6 +12,7 @@
 //! - [`patch`]: PatchOp parsing and application.
 //! - [`engine`]: the one generic resource engine (create/get/replace/patch/delete/list).
 //! - [`http`]: axum routes, auth, SCIM error responses.
+//! - [`reload`]: watch definitions, recompile, swap the model atomically; change summaries.
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
 
@@ -24,5 +25,6 @@ pub mod filter;
 pub mod http;
 pub mod model;
 pub mod patch;
+pub mod reload;
 pub mod schema;
 pub mod store;

@@ -29,7 +29,23 @@ enum Command {
         /// Directory of server definitions (*.yaml).
         #[arg(long, default_value = "servers.d", env = "SCIMLAB_SERVERS")]
         servers: PathBuf,
+        /// Do not watch the servers directory (SIGHUP still reloads).
+        #[arg(long)]
+        no_watch: bool,
     },
+    /// Write a commented starter definition for a new server.
+    New {
+        /// The new server's id.
+        id: String,
+        /// Resource types to serve.
+        #[arg(long, value_delimiter = ',', default_value = "User,Group")]
+        resource_types: Vec<String>,
+        /// Directory to write `<id>.yaml` into.
+        #[arg(long, default_value = "servers.d")]
+        dir: PathBuf,
+    },
+    /// Say what changes between two definition directories (servers, types, attributes).
+    Diff { old: PathBuf, new: PathBuf },
     /// Check server definitions; prints every problem as file:line:column and exits 1 if any.
     Validate {
         /// Directory of server definitions.
@@ -61,11 +77,33 @@ fn main() -> ExitCode {
             listen,
             db,
             servers,
+            no_watch,
         } => runtime().block_on(scimlab::app::serve(scimlab::app::Config {
             listen,
             db,
             servers,
+            watch: !no_watch,
         })),
+        Command::New {
+            id,
+            resource_types,
+            dir,
+        } => new_definition(&id, &resource_types, &dir),
+        Command::Diff { old, new } => {
+            match (scimlab::app::compile(&old), scimlab::app::compile(&new)) {
+                (Ok(a), Ok(b)) => {
+                    let changes = scimlab::reload::diff(&a, &b);
+                    if changes.is_empty() {
+                        println!("no change");
+                    }
+                    for c in changes {
+                        println!("{c}");
+                    }
+                    Ok(())
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        }
         Command::Validate { dir } => match scimlab::model::compile_dir(&dir) {
             Ok(model) => {
                 println!(
@@ -101,6 +139,28 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn new_definition(
+    id: &str,
+    resource_types: &[String],
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let path = dir.join(format!("{id}.yaml"));
+    if path.exists() {
+        anyhow::bail!("{} already exists", path.display());
+    }
+    let text = scimlab::app::starter_definition(id, resource_types);
+    // Refuse to write a starter that would not load.
+    let file = scimlab::definition::load_str(&path, &text).map_err(|d| anyhow::anyhow!("{d}"))?;
+    if let Err(problems) = scimlab::model::compile(&[file]) {
+        let lines: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        anyhow::bail!("cannot create {id}: {}", lines.join("; "));
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&path, text)?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 fn runtime() -> tokio::runtime::Runtime {

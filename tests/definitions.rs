@@ -110,3 +110,64 @@ fn committed_json_schema_matches_the_definition_types() {
         "run `scimlab schema > schemas/server-definition.schema.json`"
     );
 }
+
+#[test]
+fn new_writes_a_valid_starter_and_diff_names_the_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args([
+            "new",
+            "starter",
+            "--resource-types",
+            "User,Group,Agent",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("starter.yaml")).unwrap();
+    assert!(
+        text.starts_with("# yaml-language-server: $schema="),
+        "{text}"
+    );
+    assert_eq!(validate(dir.path()).0, 0);
+    // Refuses to overwrite, and refuses types it cannot serve.
+    let again = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args(["new", "starter", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let bad = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args(["new", "x", "--resource-types", "Widget", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && !dir.path().join("x.yaml").exists());
+
+    let newer = tempfile::tempdir().unwrap();
+    let changed = text
+        .replace("  Agent: {}\n", "  Role: {}\n")
+        .replace("    # attributes:\n", "    attributes:\n")
+        .replace("    #   costCentre", "      costCentre");
+    std::fs::write(newer.path().join("starter.yaml"), changed).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .arg("diff")
+        .arg(dir.path())
+        .arg(newer.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "starter: resource type Role added at /Roles",
+        "starter: resource type Agent removed",
+        "starter: User attribute urn:scimlab:schemas:extension:starter:2.0:User:costCentre added",
+    ] {
+        assert!(said.contains(want), "missing {want:?} in:\n{said}");
+    }
+}

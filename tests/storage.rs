@@ -114,3 +114,65 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_watch_ignores_edits_until_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
+    let def = "id: hup\ntokens: [tok-hup]\nresource_types:\n  User: {}\n";
+    std::fs::write(dir.path().join("servers.d/hup.yaml"), def).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args([
+            "serve",
+            "--no-watch",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+        ])
+        .arg(dir.path().join("hup.db"))
+        .arg("--servers")
+        .arg(dir.path().join("servers.d"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    wait_ready(&client, port).await;
+    let groups = || {
+        client
+            .get(format!(
+                "http://127.0.0.1:{port}/scim-identifier/hup/scim/v2/Groups"
+            ))
+            .bearer_auth("tok-hup")
+            .send()
+    };
+    assert_eq!(groups().await.unwrap().status(), 404);
+    std::fs::write(
+        dir.path().join("servers.d/hup.yaml"),
+        format!("{def}  Group: {{}}\n"),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        groups().await.unwrap().status(),
+        404,
+        "--no-watch must not reload on edits"
+    );
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut status = 404;
+    for _ in 0..100 {
+        status = groups().await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200, "SIGHUP reloads");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -79,6 +79,8 @@ pub fn normalize(
                             out.insert(attr.name.clone(), v);
                         }
                     }
+                    // In a patched document these came from storage (see `carry_over`).
+                    None if mode == Mode::Patch => {}
                     None => unknown(&rules, &format!("{key}:{k}"), rt)?,
                 }
             }
@@ -86,7 +88,7 @@ pub fn normalize(
                 doc.insert(ext.schema.id.clone(), Value::Object(out));
             }
         } else if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
-            if rules.strict {
+            if rules.strict && mode != Mode::Patch {
                 return Err(ScimError::invalid_syntax(format!(
                     "{key} is not a schema extension of resource type {} (extensions: {})",
                     rt.name,
@@ -109,7 +111,7 @@ pub fn normalize(
             if let Some(v) = normalize_attr(attr, value, &attr.name, &rules)? {
                 doc.insert(attr.name.clone(), v);
             }
-        } else {
+        } else if mode != Mode::Patch {
             unknown(&rules, key, rt)?;
         }
     }
@@ -421,6 +423,7 @@ pub fn carry_over(
     old: &Map<String, Value>,
     mode: Mode,
 ) -> ScimResult<()> {
+    keep_unserved(rt, new, old);
     for schema in rt.schemas() {
         let ext = (schema.id != rt.schema.id).then_some(schema.id.as_str());
         for attr in &schema.attributes {
@@ -468,4 +471,35 @@ pub fn carry_over(
         }
     }
     Ok(())
+}
+
+/// Stored values of attributes the current definition no longer serves (removed by a reload)
+/// are kept as they are, so re-adding the attribute brings them back.
+fn keep_unserved(rt: &ResourceType, new: &mut Map<String, Value>, old: &Map<String, Value>) {
+    for (key, value) in old {
+        if key == "externalId" || key == "members" {
+            continue;
+        }
+        match rt.extension(key) {
+            Some(ext) => {
+                let Some(old_fields) = value.as_object() else {
+                    continue;
+                };
+                for (k, v) in old_fields {
+                    if ext.schema.attr(k).is_none() {
+                        let entry = new
+                            .entry(ext.schema.id.clone())
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if let Some(o) = entry.as_object_mut() {
+                            o.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                }
+            }
+            None if key == &rt.schema.id || rt.schema.attr(key).is_some() => {}
+            None => {
+                new.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
 }

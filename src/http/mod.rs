@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub model: Arc<ArcSwap<Model>>,
     pub store: Arc<Store>,
+    /// Definition files and the last reload's outcome, for `/healthz`.
+    pub reload: Arc<std::sync::Mutex<crate::reload::ReloadStatus>>,
 }
 
 impl AppState {
@@ -34,6 +36,7 @@ impl AppState {
         Ok(AppState {
             model: Arc::new(ArcSwap::from_pointee(model)),
             store,
+            reload: Default::default(),
         })
     }
 }
@@ -41,6 +44,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(scim::healthz))
+        .route("/health", get(scim::healthz))
         .route(
             "/scim-identifier/{server_id}/scim/v2",
             any(scim::entry_root),

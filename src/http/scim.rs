@@ -31,7 +31,21 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
             })
         })
         .collect();
-    scim_json(StatusCode::OK, &json!({"status": "ok", "servers": servers}))
+    let reload = app.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    let status = if reload.last_reload.as_ref().is_some_and(|o| !o.ok) {
+        "degraded"
+    } else {
+        "ok"
+    };
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "status": status,
+            "servers": servers,
+            "definitions": reload.files,
+            "last_reload": reload.last_reload,
+        }),
+    )
 }
 
 pub async fn entry_root(

@@ -12,6 +12,8 @@ pub struct TestApp {
     pub client: Client,
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub state: Option<scimlab::http::AppState>,
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 /// A definition with User (+enterprise, custom attributes), Group, Entitlement, Role.
@@ -52,6 +54,33 @@ validation:
 impl TestApp {
     /// Starts a server over the given (file name, YAML) definitions.
     pub async fn spawn(defs: &[(&str, &str)]) -> TestApp {
+        Self::start(defs, false).await
+    }
+
+    /// Like `spawn`, with the definitions directory watched for changes.
+    pub async fn spawn_watched(defs: &[(&str, &str)]) -> TestApp {
+        Self::start(defs, true).await
+    }
+
+    pub fn servers_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("servers.d")
+    }
+
+    /// Writes a definition file the way editors do: to a temporary name, then renamed over.
+    pub fn write_def(&self, name: &str, yaml: &str) {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.servers_dir().join(name)).unwrap();
+    }
+
+    /// GET /healthz.
+    pub async fn health(&self) -> Value {
+        split(self.client.get(self.url("/healthz")).send().await.unwrap())
+            .await
+            .1
+    }
+
+    async fn start(defs: &[(&str, &str)], watch: bool) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let servers = dir.path().join("servers.d");
         std::fs::create_dir(&servers).unwrap();
@@ -61,6 +90,10 @@ impl TestApp {
         let model = scimlab::model::compile_dir(&servers).unwrap_or_else(|p| panic!("{p:?}"));
         let store = Arc::new(scimlab::store::Store::open(&dir.path().join("test.db")).unwrap());
         let state = scimlab::http::AppState::new(store, model).unwrap();
+        scimlab::reload::initial_status(&state, &servers);
+        let watcher =
+            watch.then(|| scimlab::reload::watch(state.clone(), servers.clone()).unwrap());
+        let kept = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -72,6 +105,8 @@ impl TestApp {
             client: Client::new(),
             dir,
             shutdown: Some(tx),
+            state: Some(kept),
+            _watcher: watcher,
         }
     }
 

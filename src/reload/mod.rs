@@ -1,0 +1,164 @@
+//! Hot reload: watch the definitions directory (the directory, not files: editors save by
+//! rename), debounce bursts, compile off the async runtime, and swap the new model in only if
+//! every file compiles and every index can be built. A failed reload keeps the last good model
+//! serving and records the located errors for `/healthz`.
+
+mod diff;
+
+pub use diff::diff;
+
+use crate::definition::Diagnostic;
+use crate::http::AppState;
+use crate::model;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the directory must be quiet before a reload starts.
+pub const DEBOUNCE: Duration = Duration::from_millis(40);
+
+/// What `/healthz` reports about definitions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    /// Every definition file and its problems (empty when it compiled).
+    pub files: Vec<FileStatus>,
+    pub last_reload: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileStatus {
+    pub file: String,
+    pub ok: bool,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// RFC 3339 time the reload finished.
+    pub at: String,
+    pub ok: bool,
+    /// What changed (on success) or every located error (on failure).
+    pub messages: Vec<String>,
+    pub millis: u64,
+}
+
+/// Per-file status of a directory given the problems of a compile attempt.
+fn file_statuses(dir: &Path, problems: &[Diagnostic]) -> Vec<FileStatus> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let errors: Vec<String> = problems
+                .iter()
+                .filter(|d| d.file == f)
+                .map(ToString::to_string)
+                .collect();
+            FileStatus {
+                file: f.display().to_string(),
+                ok: errors.is_empty(),
+                errors,
+            }
+        })
+        .collect()
+}
+
+/// Compiles `dir` and, if everything is valid and the store accepts the new indexes, swaps the
+/// model in. Blocking: call it from a blocking thread. Returns the change summary or the errors.
+pub fn reload(state: &AppState, dir: &Path) -> Result<Vec<String>, Vec<String>> {
+    let started = Instant::now();
+    let result = model::compile_dir(dir).map_err(|problems| {
+        set_files(state, file_statuses(dir, &problems));
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>()
+    });
+    let result = result.and_then(|new| {
+        // Indexes first: a uniqueness the existing data violates refuses the whole reload.
+        for server in new.servers.values() {
+            state
+                .store
+                .apply_indexes(server)
+                .map_err(|e| vec![format!("{}: {e}", server.source.display())])?;
+        }
+        set_files(state, file_statuses(dir, &[]));
+        let changes = diff(&state.model.load(), &new);
+        state.model.store(Arc::new(new));
+        Ok(changes)
+    });
+    let outcome = Outcome {
+        at: crate::engine::now(),
+        ok: result.is_ok(),
+        messages: match &result {
+            Ok(c) | Err(c) => c.clone(),
+        },
+        millis: started.elapsed().as_millis() as u64,
+    };
+    match &result {
+        Ok(changes) if changes.is_empty() => {
+            tracing::info!(ms = outcome.millis, "reloaded definitions: no change")
+        }
+        Ok(changes) => tracing::info!(
+            ms = outcome.millis,
+            "reloaded definitions: {}",
+            changes.join("; ")
+        ),
+        Err(errors) => tracing::error!(
+            "reload refused, the previous definitions keep serving:\n{}",
+            errors.join("\n")
+        ),
+    }
+    if let Ok(mut s) = state.reload.lock() {
+        s.last_reload = Some(outcome);
+    }
+    result
+}
+
+fn set_files(state: &AppState, files: Vec<FileStatus>) {
+    if let Ok(mut s) = state.reload.lock() {
+        s.files = files;
+    }
+}
+
+/// Records the status of the initial, successful load.
+pub fn initial_status(state: &AppState, dir: &Path) {
+    set_files(state, file_statuses(dir, &[]));
+}
+
+/// Watches `dir` until the returned watcher is dropped: every burst of changes triggers one
+/// reload, run on the blocking pool.
+pub fn watch(state: AppState, dir: PathBuf) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait until no event arrived for DEBOUNCE.
+            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            let (state, dir) = (state.clone(), dir.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&state, &dir)).await;
+        }
+    });
+    Ok(watcher)
+}
+
+/// Reloads on SIGHUP (with or without the watcher).
+#[cfg(unix)]
+pub fn on_sighup(state: AppState, dir: PathBuf) -> std::io::Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading definitions");
+            let (state, dir) = (state.clone(), dir.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&state, &dir)).await;
+        }
+    });
+    Ok(())
+}
