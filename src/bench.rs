@@ -378,3 +378,91 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Options of `scimlab bench-reload`.
+#[derive(Debug, Clone, Args)]
+pub struct ReloadOptions {
+    /// Numbers of servers in the definitions directory to measure at.
+    #[arg(long, value_delimiter = ',', default_value = "1,50,200")]
+    pub servers: Vec<usize>,
+    /// Edits per size.
+    #[arg(long, default_value_t = 50)]
+    pub edits: usize,
+}
+
+fn reload_definition(i: usize, attr: &str) -> String {
+    format!(
+        "id: s{i}\ntokens: [token-{i}]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n    attributes:\n      {attr}: {{ type: string }}\n  Group: {{}}\n  Entitlement: {{}}\n"
+    )
+}
+
+/// Time from a definition file's write to the change being served, with the watcher on.
+pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
+    println!(
+        "scimlab bench-reload: {} edits per size; time from rename() of the file to the change being served\n",
+        opts.edits
+    );
+    println!(
+        "{:>8} {:>10} {:>10} {:>10}",
+        "servers", "p50 ms", "p99 ms", "max ms"
+    );
+    for &n in &opts.servers {
+        let dir = tempfile::tempdir()?;
+        let servers = dir.path().join("servers.d");
+        std::fs::create_dir(&servers)?;
+        for i in 0..n {
+            std::fs::write(
+                servers.join(format!("s{i}.yaml")),
+                reload_definition(i, "attr0"),
+            )?;
+        }
+        let model = crate::app::compile(&servers)?;
+        let store = Arc::new(Store::open(&dir.path().join("reload.db"))?);
+        let state = AppState::new(store, model)?;
+        let _watcher = crate::reload::watch(state.clone(), servers.clone())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(crate::http::serve(listener, state, std::future::pending()));
+        let mut conn = Conn::open(addr).await?;
+        let mut times = Vec::new();
+        for e in 1..=opts.edits {
+            let i = mix(e) % n;
+            let attr = format!("attr{e}");
+            let tmp = dir.path().join("edit.tmp");
+            std::fs::write(&tmp, reload_definition(i, &attr))?;
+            let started = Instant::now();
+            std::fs::rename(&tmp, servers.join(format!("s{i}.yaml")))?;
+            let path = format!(
+                "/scim-identifier/s{i}/scim/v2/Schemas/urn:scimlab:schemas:extension:s{i}:2.0:User"
+            );
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer token-{i}\r\n\r\n"
+            )
+            .into_bytes();
+            loop {
+                let (_, body) = conn.send(&req).await?;
+                if find(&body, attr.as_bytes()).is_some() {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    bail!("edit {e} of s{i} not served after 10 s");
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "{n:>8} {:>10.1} {:>10.1} {:>10.1}",
+            pct(0.5),
+            pct(0.99),
+            times[times.len() - 1]
+        );
+    }
+    println!(
+        "\n(debounce window {} ms included)",
+        crate::reload::DEBOUNCE.as_millis()
+    );
+    Ok(())
+}

@@ -56,11 +56,13 @@ enum Command {
     Schema,
     /// Measure throughput and latency against an in-process server (see README).
     Bench(scimlab::bench::Options),
+    /// Measure hot-reload latency (file write to change served) at several directory sizes.
+    BenchReload(scimlab::bench::ReloadOptions),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Bench(_)) {
+    let default_level = if matches!(cli.command, Command::Bench(_) | Command::BenchReload(_)) {
         "warn"
     } else {
         "info"
@@ -131,6 +133,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Bench(opts) => runtime().block_on(scimlab::bench::run(opts)),
+        Command::BenchReload(opts) => runtime().block_on(scimlab::bench::run_reload(opts)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
