@@ -34,6 +34,27 @@ pub struct ServerDef {
     /// Paging limits.
     #[serde(default)]
     pub limits: LimitsDef,
+    /// Which IdP deviations from RFC 7644 to accept: a persona (`strict`, `okta`, `entra`,
+    /// `onelogin`) or a list of persona and quirk names (see README). Default `strict`.
+    #[serde(default)]
+    pub compat: Option<CompatDef>,
+}
+
+/// A persona name or a list of persona and quirk names.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CompatDef {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl CompatDef {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            CompatDef::One(n) => vec![n.as_str()],
+            CompatDef::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// A resource type: its core schema, endpoint, extensions and custom attributes.

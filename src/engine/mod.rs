@@ -232,7 +232,7 @@ pub fn patch(
     if_match: Option<&str>,
     proj: &Projection,
 ) -> ScimResult<Output> {
-    let ops = crate::patch::parse(input)?;
+    let ops = crate::patch::parse(input, &ctx.server.compat)?;
     ctx.store.write(|tx| {
         let mut row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
@@ -262,7 +262,7 @@ pub fn patch(
         } else {
             None
         };
-        crate::patch::apply(ctx.rt, &mut working, &ops)?;
+        crate::patch::apply(ctx.rt, &mut working, &ops, &ctx.server.compat)?;
         let mut n = normalize(ctx.server, ctx.rt, &Value::Object(working), Mode::Patch)?;
         validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Patch)?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
@@ -356,7 +356,10 @@ fn sort_expr(rt: &ResourceType, sort_by: &str, descending: bool) -> ScimResult<S
 /// A search over one resource type: filter, sort, page, project.
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value> {
     let compiled = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        Some(f) => Some(filter::sql::compile(&filter::parse(f)?, ctx.rt)?),
+        Some(f) => Some(filter::sql::compile(
+            &filter::parse_with(f, &ctx.server.compat)?,
+            ctx.rt,
+        )?),
         None => None,
     };
     let descending = match q.sort_order.as_deref() {

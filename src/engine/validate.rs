@@ -2,7 +2,9 @@
 //! values dropped, required/canonical/primary rules checked, group members split out.
 
 use crate::error::{ScimError, ScimResult};
+use crate::model::compat::{ADSCIM_GROUP, Compat, ONELOGIN_ENTERPRISE, Quirk};
 use crate::model::{ResourceType, ServerModel};
+use crate::schema::urn;
 use crate::schema::{AttrType, AttributeDef, Mutability};
 use crate::store::Member;
 use serde_json::{Map, Value};
@@ -22,8 +24,9 @@ pub struct Normalized {
     pub members: Option<Vec<Member>>,
 }
 
-struct Rules {
+struct Rules<'a> {
     strict: bool,
+    compat: &'a Compat,
 }
 
 pub fn get_ci<'m>(map: &'m Map<String, Value>, name: &str) -> Option<(&'m String, &'m Value)> {
@@ -38,6 +41,15 @@ pub fn normalize(
 ) -> ScimResult<Normalized> {
     let rules = Rules {
         strict: server.strict,
+        compat: &server.compat,
+    };
+    let rewritten;
+    let input = match onelogin_enterprise(rt, input, &rules)? {
+        Some(v) => {
+            rewritten = v;
+            &rewritten
+        }
+        None => input,
     };
     let Some(obj) = input.as_object() else {
         return Err(ScimError::invalid_syntax(format!(
@@ -142,6 +154,60 @@ fn unknown(rules: &Rules, key: &str, rt: &ResourceType) -> ScimResult<()> {
     Ok(())
 }
 
+/// OneLogin's `urn:scim:schemas:extension:enterprise:2.0`: renamed to the RFC URN when the
+/// server accepts the quirk, refused by name otherwise.
+fn onelogin_enterprise(
+    rt: &ResourceType,
+    input: &Value,
+    rules: &Rules,
+) -> ScimResult<Option<Value>> {
+    let Some(obj) = input.as_object() else {
+        return Ok(None);
+    };
+    let in_schemas = get_ci(obj, "schemas")
+        .and_then(|(_, v)| v.as_array())
+        .is_some_and(|l| {
+            l.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(ONELOGIN_ENTERPRISE))
+            })
+        });
+    let key = obj
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(ONELOGIN_ENTERPRISE))
+        .cloned();
+    if !in_schemas && key.is_none() {
+        return Ok(None);
+    }
+    if rt.extension(urn::ENTERPRISE_USER).is_none()
+        || !rules.compat.allows(Quirk::OneLoginEnterpriseUrn)
+    {
+        return Err(ScimError::invalid_syntax(Compat::refusal(
+            Quirk::OneLoginEnterpriseUrn,
+            &format!(
+                "{ONELOGIN_ENTERPRISE} is not the enterprise extension URN; RFC 7643 §4.3 names it {}",
+                urn::ENTERPRISE_USER
+            ),
+        )));
+    }
+    let mut out = obj.clone();
+    if let Some(k) = key {
+        if let Some(v) = out.remove(&k) {
+            out.insert(urn::ENTERPRISE_USER.to_string(), v);
+        }
+    }
+    if let Some(Value::Array(list)) = out.get_mut("schemas") {
+        for u in list.iter_mut() {
+            if u.as_str()
+                .is_some_and(|u| u.eq_ignore_ascii_case(ONELOGIN_ENTERPRISE))
+            {
+                *u = Value::String(urn::ENTERPRISE_USER.to_string());
+            }
+        }
+    }
+    Ok(Some(Value::Object(out)))
+}
+
 fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>, rules: &Rules) -> ScimResult<()> {
     let Some((_, schemas)) = get_ci(obj, "schemas") else {
         return Err(ScimError::invalid_syntax(format!(
@@ -165,6 +231,18 @@ fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>, rules: &Rules) -> 
         )));
     }
     for u in list {
+        if u.eq_ignore_ascii_case(ADSCIM_GROUP) && rt.has_members {
+            if rules.compat.allows(Quirk::AdscimGroupSchema) {
+                continue;
+            }
+            return Err(ScimError::invalid_value(Compat::refusal(
+                Quirk::AdscimGroupSchema,
+                &format!(
+                    "\"schemas\" lists {u}, which is not a SCIM schema of {}",
+                    rt.name
+                ),
+            )));
+        }
         if rules.strict && !u.eq_ignore_ascii_case(&rt.schema.id) && rt.extension(u).is_none() {
             return Err(ScimError::invalid_value(format!(
                 "\"schemas\" lists {u}, which resource type {} does not use (allowed: {})",
@@ -237,6 +315,18 @@ fn normalize_single(
     if attr.ty != AttrType::Complex {
         return normalize_simple(attr, value, path, rules).map(Some);
     }
+    if let (Value::String(id), "manager") = (value, attr.name.as_str()) {
+        if !rules.compat.allows(Quirk::ManagerString) {
+            return Err(ScimError::invalid_value(Compat::refusal(
+                Quirk::ManagerString,
+                &format!(
+                    "{path} is the bare string {id:?}; RFC 7643 §4.3 expects {{\"value\": \"<manager id>\"}}"
+                ),
+            )));
+        }
+        let wrapped = serde_json::json!({ "value": id });
+        return normalize_single(attr, &wrapped, path, rules);
+    }
     let Some(fields) = value.as_object() else {
         return Err(ScimError::invalid_value(format!(
             "{path} is complex; send an object with its sub-attributes"
@@ -306,9 +396,16 @@ fn normalize_simple(
         }
         (AttrType::Boolean, Value::Bool(_)) => value.clone(),
         (AttrType::Boolean, Value::String(s))
-            if !rules.strict
-                && (s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false")) =>
+            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
         {
+            if !rules.compat.allows(Quirk::BooleanStrings) {
+                return Err(ScimError::invalid_value(Compat::refusal(
+                    Quirk::BooleanStrings,
+                    &format!(
+                        "{path} is the string {s:?}; a SCIM boolean is true or false without quotes"
+                    ),
+                )));
+            }
             Value::Bool(s.eq_ignore_ascii_case("true"))
         }
         (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),

@@ -6,7 +6,7 @@ mod parse;
 pub mod sql;
 
 pub use eval::matches;
-pub use parse::{MAX_DEPTH, parse};
+pub use parse::{MAX_DEPTH, parse, parse_with};
 
 use crate::model::AttrPath;
 use std::fmt;

@@ -4,6 +4,7 @@
 use super::{CompValue, CompareOp, Filter};
 use crate::error::{ScimError, ScimResult};
 use crate::model::AttrPath;
+use crate::model::compat::{Compat, Quirk};
 
 /// Deepest nesting of parentheses, `not` and value paths accepted.
 pub const MAX_DEPTH: usize = 32;
@@ -94,6 +95,19 @@ fn lex(text: &str) -> ScimResult<Vec<Lexed>> {
                 });
                 i = j;
             }
+            b'.' if out.last().is_some_and(|t: &Lexed| t.tok == Tok::RBracket) => {
+                let mut j = i + 1;
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'-' | b'$'))
+                {
+                    j += 1;
+                }
+                out.push(Lexed {
+                    tok: Tok::Word(text[i..j].to_string()),
+                    at,
+                });
+                i = j;
+            }
             _ if c.is_ascii_alphabetic() || c == b'$' => {
                 let mut j = i + 1;
                 while j < bytes.len()
@@ -125,15 +139,22 @@ fn lex(text: &str) -> ScimResult<Vec<Lexed>> {
 
 struct Parser<'a> {
     text: &'a str,
+    compat: &'a Compat,
     toks: Vec<Lexed>,
     pos: usize,
     depth: usize,
 }
 
-/// Parses a filter expression.
+/// Parses a filter expression (RFC grammar only).
 pub fn parse(text: &str) -> ScimResult<Filter> {
+    parse_with(text, &Compat::default())
+}
+
+/// Parses a filter expression, accepting the IdP deviations `compat` allows.
+pub fn parse_with(text: &str, compat: &Compat) -> ScimResult<Filter> {
     let mut p = Parser {
         text,
+        compat,
         toks: lex(text)?,
         pos: 0,
         depth: 0,
@@ -149,6 +170,45 @@ pub fn parse(text: &str) -> ScimResult<Filter> {
 }
 
 impl Parser<'_> {
+    /// `pr`, or an operator and a value, after the attribute path `path` (written `w`).
+    fn comparison(&mut self, path: AttrPath, w: &str) -> ScimResult<Filter> {
+        let op_at = self.at();
+        let op_word = match self.peek() {
+            Some(Tok::Word(o)) => o.clone(),
+            _ => {
+                return Err(err(
+                    self.text,
+                    op_at,
+                    &format!("expected an operator after {w:?}"),
+                ));
+            }
+        };
+        self.pos += 1;
+        if op_word.eq_ignore_ascii_case("pr") {
+            return Ok(Filter::Present(path));
+        }
+        let op = CompareOp::parse(&op_word).ok_or_else(|| {
+            err(self.text, op_at, &format!("unknown operator {op_word:?} (expected eq, ne, co, sw, ew, gt, ge, lt, le or pr)"))
+        })?;
+        let value_at = self.at();
+        let value = match self.peek().cloned() {
+            Some(Tok::Str(s)) => CompValue::Str(s),
+            Some(Tok::Num(n)) => CompValue::Num(n),
+            Some(Tok::Word(v)) if v.eq_ignore_ascii_case("true") => CompValue::Bool(true),
+            Some(Tok::Word(v)) if v.eq_ignore_ascii_case("false") => CompValue::Bool(false),
+            Some(Tok::Word(v)) if v.eq_ignore_ascii_case("null") => CompValue::Null,
+            _ => {
+                return Err(err(
+                    self.text,
+                    value_at,
+                    "expected a value (a \"string\", number, true, false or null)",
+                ));
+            }
+        };
+        self.pos += 1;
+        Ok(Filter::Compare { path, op, value })
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|t| &t.tok)
     }
@@ -235,46 +295,40 @@ impl Parser<'_> {
                     let inner = self.or(true)?;
                     self.expect(Tok::RBracket, "']'")?;
                     self.depth -= 1;
+                    if let Some(Tok::Word(sub)) = self
+                        .peek()
+                        .cloned()
+                        .filter(|t| matches!(t, Tok::Word(x) if x.starts_with('.')))
+                    {
+                        // `emails[type eq "work"].value eq "x"`: the comparison joins the filter.
+                        if !self.compat.allows(Quirk::FilterValuePathSubAttribute) {
+                            return Err(ScimError::invalid_filter(Compat::refusal(
+                                Quirk::FilterValuePathSubAttribute,
+                                &format!(
+                                    "{w}[...]{sub} compares a sub-attribute after a value filter; RFC 7644 writes {w}[... and {} ...]",
+                                    &sub[1..]
+                                ),
+                            )));
+                        }
+                        self.pos += 1;
+                        let sub_path = AttrPath {
+                            urn: None,
+                            name: sub[1..].to_string(),
+                            sub: None,
+                        };
+                        let cond = self.comparison(sub_path, &sub)?;
+                        let both = Filter::And(Box::new(inner), Box::new(cond));
+                        return Ok(Filter::ValuePath {
+                            path,
+                            filter: Box::new(both),
+                        });
+                    }
                     return Ok(Filter::ValuePath {
                         path,
                         filter: Box::new(inner),
                     });
                 }
-                let op_at = self.at();
-                let op_word = match self.peek() {
-                    Some(Tok::Word(o)) => o.clone(),
-                    _ => {
-                        return Err(err(
-                            self.text,
-                            op_at,
-                            &format!("expected an operator after {w:?}"),
-                        ));
-                    }
-                };
-                self.pos += 1;
-                if op_word.eq_ignore_ascii_case("pr") {
-                    return Ok(Filter::Present(path));
-                }
-                let op = CompareOp::parse(&op_word).ok_or_else(|| {
-                    err(self.text, op_at, &format!("unknown operator {op_word:?} (expected eq, ne, co, sw, ew, gt, ge, lt, le or pr)"))
-                })?;
-                let value_at = self.at();
-                let value = match self.peek().cloned() {
-                    Some(Tok::Str(s)) => CompValue::Str(s),
-                    Some(Tok::Num(n)) => CompValue::Num(n),
-                    Some(Tok::Word(v)) if v.eq_ignore_ascii_case("true") => CompValue::Bool(true),
-                    Some(Tok::Word(v)) if v.eq_ignore_ascii_case("false") => CompValue::Bool(false),
-                    Some(Tok::Word(v)) if v.eq_ignore_ascii_case("null") => CompValue::Null,
-                    _ => {
-                        return Err(err(
-                            self.text,
-                            value_at,
-                            "expected a value (a \"string\", number, true, false or null)",
-                        ));
-                    }
-                };
-                self.pos += 1;
-                Ok(Filter::Compare { path, op, value })
+                self.comparison(path, &w)
             }
             _ => Err(err(
                 self.text,

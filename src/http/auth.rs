@@ -2,6 +2,7 @@
 
 use crate::error::{ScimError, ScimResult};
 use crate::model::ServerModel;
+use crate::model::compat::{Compat, Quirk};
 use axum::http::{HeaderMap, header};
 
 /// Compares without an early exit, so response time does not reveal how much of a token matched.
@@ -22,6 +23,19 @@ pub fn check(server: &ServerModel, headers: &HeaderMap) -> ScimResult<()> {
     let value = value.to_str().unwrap_or("").trim();
     let token = match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        None if server
+            .tokens
+            .iter()
+            .any(|t| constant_time_eq(t.as_bytes(), value.as_bytes())) =>
+        {
+            if !server.compat.allows(Quirk::BearerWithoutPrefix) {
+                return Err(ScimError::unauthorized(Compat::refusal(
+                    Quirk::BearerWithoutPrefix,
+                    "the Authorization header holds a token without the \"Bearer \" scheme",
+                )));
+            }
+            value
+        }
         _ => {
             return Err(ScimError::unauthorized(
                 "the Authorization header must use the Bearer scheme: \"Bearer <token>\"",

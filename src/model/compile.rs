@@ -123,6 +123,20 @@ fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<S
             ));
         }
     }
+    let mut quirks = Vec::new();
+    for name in def.compat.as_ref().map(|c| c.names()).unwrap_or_default() {
+        match (super::compat::persona(name), super::compat::Quirk::parse(name)) {
+            (Some(q), _) => quirks.extend(q),
+            (None, Some(q)) => quirks.push(q),
+            (None, None) => problems.push(file.diagnostic(
+                &["compat"],
+                format!(
+                    "unknown persona or quirk {name:?}; personas: strict, okta, entra, onelogin; quirks: {}",
+                    super::compat::ALL.iter().map(|q| q.name()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
     if def.limits.max_results == 0 || def.limits.default_count > def.limits.max_results {
         problems.push(file.diagnostic(
             &["limits"],
@@ -309,6 +323,7 @@ fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<S
         max_payload_bytes: def.limits.max_payload_bytes,
         discovery: Default::default(),
         indexes: Vec::new(),
+        compat: super::compat::Compat::new(quirks),
     };
     server.discovery = discovery::build(&server);
     server.indexes = crate::store::plan::indexes_for(&server);

@@ -2,6 +2,7 @@
 //! resolved schemas, attribute lookup, discovery documents and the SQL index plan. Handlers only
 //! ever read this; they never look at YAML.
 
+pub mod compat;
 mod compile;
 mod discovery;
 pub mod path;
@@ -47,6 +48,8 @@ pub struct ServerModel {
     pub discovery: discovery::Discovery,
     /// Indexes this server needs in the store.
     pub indexes: Vec<IndexSpec>,
+    /// IdP deviations this server accepts.
+    pub compat: compat::Compat,
 }
 
 impl ServerModel {

@@ -4,6 +4,7 @@
 
 use crate::error::{ScimError, ScimResult};
 use crate::filter::{self, CompValue, CompareOp, Filter};
+use crate::model::compat::{Compat, Quirk};
 use crate::model::{AttrPath, ResourceType, Target};
 use crate::schema::{AttrType, AttributeDef, Mutability, urn};
 use serde_json::{Map, Value};
@@ -74,7 +75,7 @@ impl PatchPath {
 }
 
 /// Parses a PatchOp request body.
-pub fn parse(body: &Value) -> ScimResult<Vec<Operation>> {
+pub fn parse(body: &Value, compat: &Compat) -> ScimResult<Vec<Operation>> {
     let schemas_ok = body
         .get("schemas")
         .and_then(Value::as_array)
@@ -108,21 +109,24 @@ pub fn parse(body: &Value) -> ScimResult<Vec<Operation>> {
         .enumerate()
         .map(|(i, o)| {
             let n = i + 1;
-            let op = match o
-                .get("op")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                Some("add") => OpKind::Add,
-                Some("remove") => OpKind::Remove,
-                Some("replace") => OpKind::Replace,
-                other => {
+            let name = o.get("op").and_then(Value::as_str).unwrap_or_default();
+            let op = match name.to_ascii_lowercase().as_str() {
+                "add" => OpKind::Add,
+                "remove" => OpKind::Remove,
+                "replace" => OpKind::Replace,
+                _ => {
                     return Err(ScimError::invalid_syntax(format!(
-                        "operation {n}: \"op\" must be add, remove or replace, not {other:?}"
+                        "operation {n}: \"op\" must be add, remove or replace, not {:?}",
+                        o.get("op")
                     )));
                 }
             };
+            if !["add", "remove", "replace"].contains(&name) && !compat.allows(Quirk::CapitalizedOps) {
+                return Err(ScimError::invalid_syntax(Compat::refusal(
+                    Quirk::CapitalizedOps,
+                    &format!("operation {n}: \"op\": {name:?} is capitalised; RFC 7644 §3.5.2 names it {:?}", name.to_ascii_lowercase()),
+                )));
+            }
             let path = match o.get("path") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(p)) => Some(PatchPath::parse(p)?),
@@ -145,10 +149,30 @@ pub fn parse(body: &Value) -> ScimResult<Vec<Operation>> {
 
 /// Applies the operations in order to `doc` (a stored document, with `members` inlined for
 /// group types).
-pub fn apply(rt: &ResourceType, doc: &mut Map<String, Value>, ops: &[Operation]) -> ScimResult<()> {
+pub fn apply(
+    rt: &ResourceType,
+    doc: &mut Map<String, Value>,
+    ops: &[Operation],
+    compat: &Compat,
+) -> ScimResult<()> {
     for op in ops {
         match &op.path {
-            Some(p) => apply_at(rt, doc, op.op, p, op.value.as_ref())?,
+            Some(p) => {
+                if op.op == OpKind::Remove
+                    && op.value.is_some()
+                    && p.filter.is_none()
+                    && !compat.allows(Quirk::RemoveByValue)
+                {
+                    return Err(ScimError::invalid_syntax(Compat::refusal(
+                        Quirk::RemoveByValue,
+                        &format!(
+                            "remove of {} carries a \"value\"; RFC 7644 §3.5.2.2 selects values with a filter, e.g. members[value eq \"…\"]",
+                            p.attr
+                        ),
+                    )));
+                }
+                apply_at(rt, doc, op.op, p, op.value.as_ref())?
+            }
             None => {
                 if op.op == OpKind::Remove {
                     return Err(ScimError::no_target(
@@ -161,11 +185,20 @@ pub fn apply(rt: &ResourceType, doc: &mut Map<String, Value>, ops: &[Operation])
                     ));
                 };
                 for (k, v) in fields {
-                    if ["schemas", "id", "meta"]
+                    if ["schemas", "meta"]
                         .iter()
                         .any(|x| x.eq_ignore_ascii_case(k))
                     {
                         continue;
+                    }
+                    if k.eq_ignore_ascii_case("id") {
+                        if compat.allows(Quirk::IdInPatchValue) {
+                            continue;
+                        }
+                        return Err(ScimError::mutability(Compat::refusal(
+                            Quirk::IdInPatchValue,
+                            "the PATCH value contains \"id\", which is readOnly",
+                        )));
                     }
                     if let Some(ext) = rt.extension(k) {
                         let Some(inner) = v.as_object() else {
@@ -187,8 +220,19 @@ pub fn apply(rt: &ResourceType, doc: &mut Map<String, Value>, ops: &[Operation])
                             apply_at(rt, doc, op.op, &p, Some(v2))?;
                         }
                     } else {
+                        let attr = AttrPath::parse(k)?;
+                        if (attr.sub.is_some() || attr.urn.is_some())
+                            && !compat.allows(Quirk::DottedPathlessKeys)
+                        {
+                            return Err(ScimError::invalid_path(Compat::refusal(
+                                Quirk::DottedPathlessKeys,
+                                &format!(
+                                    "the path-less PATCH value has the key {k:?}; RFC 7644 §3.5.2 expects attribute names (nest sub-attributes, or use \"path\")"
+                                ),
+                            )));
+                        }
                         let p = PatchPath {
-                            attr: AttrPath::parse(k)?,
+                            attr,
                             filter: None,
                             sub_after_filter: None,
                         };

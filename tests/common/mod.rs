@@ -47,6 +47,7 @@ tokens: [tok-other]
 resource_types:
   User: {}
   Group: {}
+compat: entra
 validation:
   strict: false
 "#;
