@@ -59,7 +59,7 @@ async fn members_and_derived_user_groups() {
     let (s, g2) = app.patch("full", &format!("/Groups/{gid}"), json!([
         {"op": "remove", "path": format!("members[value eq \"{bob}\"]")},
         {"op": "add", "path": "members", "value": [{"value": alice}, {"value": "dangling-id"}]},
-        {"op": "replace", "value": {"id": gid, "displayName": "Admins 2"}}
+        {"op": "replace", "value": {"displayName": "Admins 2"}}
     ])).await;
     assert_eq!(s, 200, "{g2}");
     let values: Vec<&str> = g2["members"]

@@ -191,10 +191,10 @@ fn onelogin_enterprise(
         )));
     }
     let mut out = obj.clone();
-    if let Some(k) = key {
-        if let Some(v) = out.remove(&k) {
-            out.insert(urn::ENTERPRISE_USER.to_string(), v);
-        }
+    if let Some(k) = key
+        && let Some(v) = out.remove(&k)
+    {
+        out.insert(urn::ENTERPRISE_USER.to_string(), v);
     }
     if let Some(Value::Array(list)) = out.get_mut("schemas") {
         for u in list.iter_mut() {
