@@ -32,7 +32,7 @@ pub struct Options {
     pub db: Option<std::path::PathBuf>,
 }
 
-const DEFINITION: &str = "id: bench\ntokens: [bench-token]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\n";
+const DEFINITION: &str = "id: bench\ntokens: [bench-token]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\nlimits: { max_payload_bytes: 16777216 }\n";
 
 /// One keep-alive connection.
 struct Conn {
@@ -354,6 +354,43 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .await?,
     );
 
+    let core_rss = peak_rss_mb();
+    // A group holding every user; one member added or removed per request (one connection,
+    // so adds and removes alternate in order).
+    let members: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|i| serde_json::json!({"value": i}))
+        .collect();
+    let group = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "everyone", "members": members});
+    let (status, body) = conn
+        .send(&request(
+            "POST",
+            "/scim-identifier/bench/scim/v2/Groups",
+            &group.to_string(),
+        ))
+        .await?;
+    if status != 201 {
+        bail!(
+            "creating the large group: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let gid = serde_json::from_slice::<serde_json::Value>(&body)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    results.push(
+        load("PATCH group member add/remove", addr, 1, None, duration, Arc::new(move |s| {
+            let op = if s % 2 == 0 {
+                format!(r#"{{"op":"add","path":"members","value":[{{"value":"extra-{}"}}]}}"#, s / 2)
+            } else {
+                format!(r#"{{"op":"remove","path":"members[value eq \"extra-{}\"]"}}"#, s / 2)
+            };
+            let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{op}]}}"#);
+            request("PATCH", &format!("/scim-identifier/bench/scim/v2/Groups/{gid}?excludedAttributes=members"), &body)
+        }))
+        .await?,
+    );
     let bare_rate = results[0].rate();
     println!(
         "\n{:<32} {:>10} {:>9} {:>9} {:>8} {:>9}",
@@ -371,7 +408,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\nresponse body size {} bytes; users stored {}; peak RSS {:.1} MB (server and load driver in one process)",
+        "(the group has {} members; its PATCH workload runs on one connection)",
+        ids.len()
+    );
+    println!(
+        "\npeak RSS {core_rss:.1} MB after the user workloads (server and load driver in one process)"
+    );
+    println!(
+        "response body size {} bytes; users stored {}; peak RSS {:.1} MB at the end (after the 1 MB group request)",
         sample.len(),
         ids.len(),
         peak_rss_mb()

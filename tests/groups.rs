@@ -191,3 +191,81 @@ fn uuid() -> String {
             .as_nanos()
     )
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn member_changes_on_a_large_group_are_row_by_row_with_rfc_semantics() {
+    let app = TestApp::default().await;
+    let members: Vec<serde_json::Value> = (0..3000)
+        .map(|i| json!({"value": format!("m{i}")}))
+        .collect();
+    let (s, g) = app
+        .post(
+            "full",
+            "/Groups",
+            json!({"schemas": [GROUP], "displayName": "big", "members": members}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let path = format!(
+        "/Groups/{}?excludedAttributes=members",
+        g["id"].as_str().unwrap()
+    );
+    let (s, b) = app.patch("full", &path, json!([{"op": "add", "path": "members", "value": [{"value": "new", "display": "New"}]}])).await;
+    assert_eq!((s, b["meta"]["version"].as_str()), (200, Some("W/\"2\"")));
+    assert!(b.get("members").is_none());
+    // Adding an identical member changes nothing, not even the version.
+    let (_, b) = app.patch("full", &path, json!([{"op": "add", "path": "members", "value": [{"value": "new", "display": "New"}]}])).await;
+    assert_eq!(b["meta"]["version"], "W/\"2\"");
+    let (s, b) = app
+        .patch(
+            "full",
+            &path,
+            json!([{"op": "remove", "path": "members[value eq \"m7\"]"}]),
+        )
+        .await;
+    assert_eq!((s, b["meta"]["version"].as_str()), (200, Some("W/\"3\"")));
+    let (s, b) = app
+        .patch(
+            "full",
+            &path,
+            json!([{"op": "remove", "path": "members[value eq \"m7\"]"}]),
+        )
+        .await;
+    assert_error(s, &b, 400, Some("noTarget"));
+    let (_, full) = app
+        .get("full", &format!("/Groups/{}", g["id"].as_str().unwrap()))
+        .await;
+    let values: Vec<&str> = full["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values.len(), 3000);
+    assert!(!values.contains(&"m7") && values.last() == Some(&"new"));
+    // Bad member values still get the general path's errors.
+    let (s, b) = app
+        .patch(
+            "full",
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"display": "no value"}]}]),
+        )
+        .await;
+    assert_error(s, &b, 400, Some("invalidValue"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_with_the_same_members_keeps_the_version() {
+    let app = TestApp::default().await;
+    let u = app.user("full", "same").await;
+    let doc = json!({"schemas": [GROUP], "displayName": "s", "members": [{"value": u}]});
+    let (_, g) = app.post("full", "/Groups", doc.clone()).await;
+    let (s, b) = app
+        .put(
+            "full",
+            &format!("/Groups/{}", g["id"].as_str().unwrap()),
+            doc,
+        )
+        .await;
+    assert_eq!((s, b["meta"]["version"].as_str()), (200, Some("W/\"1\"")));
+}

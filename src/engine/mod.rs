@@ -2,6 +2,7 @@
 //! resource type, driven by the compiled model. Functions block (they call the store); the
 //! HTTP layer runs them off the async runtime.
 
+mod members;
 mod references;
 mod render;
 mod validate;
@@ -148,10 +149,17 @@ fn sync_members(
     old: &[Member],
     new: &[Member],
 ) -> ScimResult<bool> {
-    let upsert: Vec<Member> = new.iter().filter(|m| !old.contains(m)).cloned().collect();
+    let before: std::collections::HashMap<&str, &Member> =
+        old.iter().map(|m| (m.value.as_str(), m)).collect();
+    let after: std::collections::HashSet<&str> = new.iter().map(|m| m.value.as_str()).collect();
+    let upsert: Vec<Member> = new
+        .iter()
+        .filter(|m| before.get(m.value.as_str()) != Some(m))
+        .cloned()
+        .collect();
     let remove: Vec<String> = old
         .iter()
-        .filter(|m| !new.iter().any(|n| n.value == m.value))
+        .filter(|m| !after.contains(m.value.as_str()))
         .map(|m| m.value.clone())
         .collect();
     if upsert.is_empty() && remove.is_empty() {
@@ -210,7 +218,8 @@ pub fn replace(
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         let mut changed = n.doc != old;
         if let Some(members) = &n.members {
-            let old_members = store::members_of(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
+            let old_members =
+                store::stored_members(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
             changed |= sync_members(ctx, tx, id, &old_members, members)?;
         }
         if changed {
@@ -233,14 +242,23 @@ pub fn patch(
     proj: &Projection,
 ) -> ScimResult<Output> {
     let ops = crate::patch::parse(input, &ctx.server.compat)?;
+    let member_ops = members::member_ops(ctx, &ops);
     ctx.store.write(|tx| {
         let mut row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
+        if let Some(member_ops) = member_ops {
+            if members::apply(ctx, tx, id, member_ops)? {
+                row.version += 1;
+                row.last_modified = now();
+                store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+            }
+            return output(ctx, tx, &row, proj);
+        }
         let old: Map<String, Value> =
             serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
         let mut working = old.clone();
         let old_members = if ctx.rt.has_members {
-            let m = store::members_of(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
+            let m = store::stored_members(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
             let list: Vec<Value> = m
                 .iter()
                 .map(|m| {

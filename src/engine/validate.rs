@@ -279,10 +279,12 @@ fn normalize_attr(
             )));
         }
     };
+    // Equal values are kept once; hashing their text keeps large lists linear.
     let mut out: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in items {
         if let Some(v) = normalize_single(attr, item, path, rules)?
-            && !out.contains(&v)
+            && seen.insert(v.to_string())
         {
             out.push(v);
         }
@@ -449,6 +451,7 @@ fn split_members(doc: &mut Map<String, Value>) -> ScimResult<Vec<Member>> {
         return Ok(Vec::new());
     };
     let mut members: Vec<Member> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for m in list {
         let value = m.get("value").and_then(Value::as_str).ok_or_else(|| {
             ScimError::invalid_value("every members value needs \"value\": the id of the member")
@@ -459,9 +462,12 @@ fn split_members(doc: &mut Map<String, Value>) -> ScimResult<Vec<Member>> {
             member_type: m.get("type").and_then(Value::as_str).map(str::to_string),
         };
         // The same member twice is one membership; the last description wins.
-        match members.iter_mut().find(|x| x.value == member.value) {
-            Some(x) => *x = member,
-            None => members.push(member),
+        match index.get(&member.value) {
+            Some(&i) => members[i] = member,
+            None => {
+                index.insert(member.value.clone(), members.len());
+                members.push(member);
+            }
         }
     }
     Ok(members)

@@ -336,6 +336,64 @@ pub fn members_of(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A group's members exactly as stored (`member_type` as the client sent it), in order.
+pub fn stored_members(
+    c: &Connection,
+    server_id: &str,
+    group_id: &str,
+) -> Result<Vec<Member>, StoreError> {
+    let mut st = prepare(
+        c,
+        "SELECT member_id, display, member_type FROM memberships WHERE server_id=$SERVER AND group_id=?1 ORDER BY seq",
+        server_id,
+    )?;
+    let rows = st.query_map(params![group_id], |r| {
+        Ok(Member {
+            value: r.get(0)?,
+            display: r.get(1)?,
+            member_type: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One membership as stored (`member_type` as the client sent it).
+pub fn member(
+    c: &Connection,
+    server_id: &str,
+    group_id: &str,
+    member_id: &str,
+) -> Result<Option<Member>, StoreError> {
+    let mut st = prepare(
+        c,
+        "SELECT member_id, display, member_type FROM memberships WHERE server_id=$SERVER AND group_id=?1 AND member_id=?2",
+        server_id,
+    )?;
+    Ok(st
+        .query_row(params![group_id, member_id], |r| {
+            Ok(Member {
+                value: r.get(0)?,
+                display: r.get(1)?,
+                member_type: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Removes every member of a group; returns how many there were.
+pub fn remove_all_members(
+    c: &Connection,
+    server_id: &str,
+    group_id: &str,
+) -> Result<usize, StoreError> {
+    Ok(prepare(
+        c,
+        "DELETE FROM memberships WHERE server_id=$SERVER AND group_id=?1",
+        server_id,
+    )?
+    .execute(params![group_id])?)
+}
+
 /// Groups that have `member_id` as a direct member.
 pub fn groups_of(
     c: &Connection,
