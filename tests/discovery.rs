@@ -16,7 +16,8 @@ async fn service_provider_config_is_scim_json_and_truthful() {
         "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
     );
     assert_eq!(b["patch"]["supported"], true);
-    assert_eq!(b["bulk"]["supported"], false);
+    assert_eq!(b["bulk"]["supported"], true);
+    assert_eq!(b["bulk"]["maxOperations"], 1000);
     assert_eq!(b["etag"]["supported"], true);
     assert_eq!(b["filter"]["maxResults"], 1000);
     assert_eq!(b["authenticationSchemes"][0]["type"], "oauthbearertoken");
@@ -148,7 +149,9 @@ async fn unknown_servers_and_routes_are_scim_404s() {
     assert_error(s, &b, 404, None);
     let (s, b, _) = split(app.client.get(app.url("/elsewhere")).send().await.unwrap()).await;
     assert_error(s, &b, 404, None);
-    let (s, b) = app.post("full", "/Bulk", serde_json::json!({})).await;
+    let (s, b) = app.get("full", "/Bulk").await;
+    assert_error(s, &b, 405, None);
+    let (s, b) = app.get("full", "/Me").await;
     assert_error(s, &b, 501, None);
 }
 

@@ -183,6 +183,12 @@ pub struct LimitsDef {
     /// Largest request body accepted, in bytes.
     #[serde(default = "max_payload")]
     pub max_payload_bytes: usize,
+    /// Most operations in one Bulk request (`bulk.maxOperations`).
+    #[serde(default = "bulk_max_operations")]
+    pub bulk_max_operations: usize,
+    /// Largest Bulk request body, in bytes (`bulk.maxPayloadSize`).
+    #[serde(default = "bulk_max_payload")]
+    pub bulk_max_payload_bytes: usize,
 }
 
 impl Default for LimitsDef {
@@ -191,6 +197,8 @@ impl Default for LimitsDef {
             default_count: default_count(),
             max_results: max_results(),
             max_payload_bytes: max_payload(),
+            bulk_max_operations: bulk_max_operations(),
+            bulk_max_payload_bytes: bulk_max_payload(),
         }
     }
 }
@@ -200,6 +208,12 @@ fn default_count() -> usize {
 }
 fn max_results() -> usize {
     1000
+}
+fn bulk_max_operations() -> usize {
+    1000
+}
+fn bulk_max_payload() -> usize {
+    4 << 20
 }
 fn max_payload() -> usize {
     1 << 20

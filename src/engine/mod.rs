@@ -2,6 +2,7 @@
 //! resource type, driven by the compiled model. Functions block (they call the store); the
 //! HTTP layer runs them off the async runtime.
 
+pub mod bulk;
 mod members;
 mod references;
 mod render;
@@ -436,4 +437,82 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
             "Resources": resources,
         }))
     })
+}
+
+/// `POST /.search` at the server root (RFC 7644 §3.4.3): the filter runs against every
+/// resource type (a type that lacks a filtered attribute contributes nothing), and results are
+/// paged across types in resource-type order. `sortBy` applies within each type.
+pub fn search_all(
+    store: &Store,
+    server: &ServerModel,
+    base: &str,
+    q: &ListQuery,
+    proj: &Projection,
+) -> ScimResult<Value> {
+    let start = q.start_index.unwrap_or(1).max(1) as usize;
+    let count = q
+        .count
+        .map(|c| c.max(0) as usize)
+        .unwrap_or(server.default_count)
+        .min(server.max_results);
+    let mut total = 0;
+    let mut resources = Vec::new();
+    let mut first_error = None;
+    let mut matched_any_type = false;
+    for rt in &server.resource_types {
+        let ctx = Ctx {
+            store,
+            server,
+            rt,
+            base,
+        };
+        // First learn how many this type has, then take the slice of the page that falls in it.
+        let counted = list(
+            &ctx,
+            &ListQuery {
+                count: Some(0),
+                start_index: None,
+                ..q.clone()
+            },
+            proj,
+        );
+        let n = match counted {
+            Ok(v) => v["totalResults"].as_u64().unwrap_or(0) as usize,
+            Err(e)
+                if e.scim_type == Some(crate::error::ScimType::InvalidFilter)
+                    && e.detail.contains("is not an attribute") =>
+            {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        matched_any_type = true;
+        // This type holds global positions [lo, hi) (0-based); the page wants [want_lo, want_hi).
+        let (lo, hi) = (total, total + n);
+        total += n;
+        let (want_lo, want_hi) = (start - 1, start - 1 + count);
+        let (from, to) = (want_lo.max(lo), want_hi.min(hi));
+        if from < to {
+            let slice = ListQuery {
+                start_index: Some((from - lo) as i64 + 1),
+                count: Some((to - from) as i64),
+                ..q.clone()
+            };
+            let page = list(&ctx, &slice, proj)?;
+            resources.extend(page["Resources"].as_array().cloned().unwrap_or_default());
+        }
+    }
+    if !matched_any_type {
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    Ok(json!({
+        "schemas": [urn::LIST_RESPONSE],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "startIndex": start,
+        "Resources": resources,
+    }))
 }

@@ -218,11 +218,33 @@ async fn handle(app: &AppState, req: &Request, body: Body) -> ScimResult<Respons
                 .ok_or_else(|| ScimError::not_found(format!("no schema {id:?} on this server")))?;
             Ok(scim_json(StatusCode::OK, &with_base(doc.clone(), &base)))
         }
-        ["Bulk"] => Err(ScimError::new(
-            501,
-            None,
-            "this server does not support Bulk (see /ServiceProviderConfig)",
-        )),
+        ["Bulk"] => {
+            if m != Method::POST {
+                return Err(method_not_allowed(m, "/Bulk", "POST"));
+            }
+            let input = read_json_limited(req, server.bulk_max_payload_bytes, body).await?;
+            let (store, server, base) = (app.store.clone(), server.clone(), base.clone());
+            let out = tokio::task::spawn_blocking(move || {
+                engine::bulk::execute(&store, &server, &base, &input)
+            })
+            .await
+            .map_err(ScimError::internal)??;
+            Ok(scim_json(StatusCode::OK, &out))
+        }
+        [".search"] => {
+            if m != Method::POST {
+                return Err(method_not_allowed(m, "/.search", "POST"));
+            }
+            let input = read_json(req, &server, body).await?;
+            let (query, proj) = search_request(&input)?;
+            let (store, server, base) = (app.store.clone(), server.clone(), base.clone());
+            let out = tokio::task::spawn_blocking(move || {
+                engine::search_all(&store, &server, &base, &query, &proj)
+            })
+            .await
+            .map_err(ScimError::internal)??;
+            Ok(scim_json(StatusCode::OK, &out))
+        }
         ["Me"] => Err(ScimError::new(
             501,
             None,
@@ -302,6 +324,10 @@ fn discovery_list<'a>(
 
 /// Reads and parses a JSON request body within the server's size limit.
 async fn read_json(req: &Request, server: &ServerModel, body: Body) -> ScimResult<Value> {
+    read_json_limited(req, server.max_payload_bytes, body).await
+}
+
+async fn read_json_limited(req: &Request, limit: usize, body: Body) -> ScimResult<Value> {
     if let Some(ct) = req.header(header::CONTENT_TYPE) {
         let ct = ct.to_ascii_lowercase();
         if !ct.contains("json") {
@@ -314,14 +340,11 @@ async fn read_json(req: &Request, server: &ServerModel, body: Body) -> ScimResul
             ));
         }
     }
-    let bytes = to_bytes(body, server.max_payload_bytes)
-        .await
-        .map_err(|_| {
-            ScimError::payload_too_large(format!(
-                "the request body is larger than this server's limit of {} bytes",
-                server.max_payload_bytes
-            ))
-        })?;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        ScimError::payload_too_large(format!(
+            "the request body is larger than this server's limit of {limit} bytes"
+        ))
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax(
             "the request body is empty; send a JSON document",

@@ -321,6 +321,8 @@ fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<S
         default_count: def.limits.default_count,
         max_results: def.limits.max_results,
         max_payload_bytes: def.limits.max_payload_bytes,
+        bulk_max_operations: def.limits.bulk_max_operations,
+        bulk_max_payload_bytes: def.limits.bulk_max_payload_bytes,
         discovery: Default::default(),
         indexes: Vec::new(),
         compat: super::compat::Compat::new(quirks),

@@ -19,7 +19,7 @@ pub fn build(server: &ServerModel) -> Discovery {
         "schemas": [urn::SERVICE_PROVIDER_CONFIG],
         "documentationUri": "https://github.com/scimlab/scimlab#readme",
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {"supported": true, "maxOperations": server.bulk_max_operations, "maxPayloadSize": server.bulk_max_payload_bytes},
         "filter": {"supported": true, "maxResults": server.max_results},
         "changePassword": {"supported": true},
         "sort": {"supported": true},

@@ -44,6 +44,9 @@ pub struct ServerModel {
     pub default_count: usize,
     pub max_results: usize,
     pub max_payload_bytes: usize,
+    /// Bulk `maxOperations`; Bulk bodies are limited by `bulk_max_payload_bytes`.
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload_bytes: usize,
     /// Discovery documents without `meta.location` (added per request from the base URL).
     pub discovery: discovery::Discovery,
     /// Indexes this server needs in the store.
