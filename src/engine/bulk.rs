@@ -122,12 +122,12 @@ fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usiz
                     "operation {n}: POST needs a \"bulkId\""
                 )));
             }
-            if let Some(b) = &bulk_id {
-                if seen.insert(b.clone(), n).is_some() {
-                    return Err(ScimError::invalid_syntax(format!(
-                        "operation {n}: bulkId {b:?} is used twice"
-                    )));
-                }
+            if let Some(b) = &bulk_id
+                && seen.insert(b.clone(), n).is_some()
+            {
+                return Err(ScimError::invalid_syntax(format!(
+                    "operation {n}: bulkId {b:?} is used twice"
+                )));
             }
             let data = o.get("data").filter(|d| !d.is_null()).cloned();
             if method != "DELETE" && data.is_none() {
@@ -258,13 +258,13 @@ pub fn execute(store: &Store, server: &ServerModel, base: &str, body: &Value) ->
             progressed = true;
             results[op.index] = Some(match result {
                 Ok((status, location, version)) => {
-                    if let (Some(b), Some(loc)) = (&op.bulk_id, &location) {
-                        if op.method == "POST" {
-                            ids.insert(
-                                b.clone(),
-                                loc.rsplit('/').next().unwrap_or_default().to_string(),
-                            );
-                        }
+                    if let (Some(b), Some(loc)) = (&op.bulk_id, &location)
+                        && op.method == "POST"
+                    {
+                        ids.insert(
+                            b.clone(),
+                            loc.rsplit('/').next().unwrap_or_default().to_string(),
+                        );
                     }
                     let mut e = json!({"method": op.method, "status": status.to_string()});
                     if let Some(l) = location {

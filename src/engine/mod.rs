@@ -503,10 +503,8 @@ pub fn search_all(
             resources.extend(page["Resources"].as_array().cloned().unwrap_or_default());
         }
     }
-    if !matched_any_type {
-        if let Some(e) = first_error {
-            return Err(e);
-        }
+    if !matched_any_type && let Some(e) = first_error {
+        return Err(e);
     }
     Ok(json!({
         "schemas": [urn::LIST_RESPONSE],
