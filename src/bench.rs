@@ -90,6 +90,19 @@ impl Conn {
     }
 }
 
+/// Percent-encodes a query parameter value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -354,6 +367,30 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .await?,
     );
 
+    results.push(
+        load(
+            "GET emails[type eq work and value co]",
+            addr,
+            conns,
+            None,
+            duration,
+            Arc::new(move |s| {
+                let filter = format!(
+                    "emails[type eq \"work\" and value co \"user{}@\"]",
+                    mix(s) % n
+                );
+                request(
+                    "GET",
+                    &format!(
+                        "/scim-identifier/bench/scim/v2/Users?count=10&filter={}",
+                        encode(&filter)
+                    ),
+                    "",
+                )
+            }),
+        )
+        .await?,
+    );
     let core_rss = peak_rss_mb();
     // A group holding every user; one member added or removed per request (one connection,
     // so adds and removes alternate in order).
@@ -389,6 +426,36 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{op}]}}"#);
             request("PATCH", &format!("/scim-identifier/bench/scim/v2/Groups/{gid}?excludedAttributes=members"), &body)
         }))
+        .await?,
+    );
+    let bulk_body = |round: usize| {
+        let ops: Vec<String> = (0..1000)
+            .map(|k| {
+                format!(
+                    r#"{{"method":"POST","path":"/Users","bulkId":"b{k}","data":{}}}"#,
+                    user(1_000_000 * (round + 1) + k)
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{}]}}"#,
+            ops.join(",")
+        )
+    };
+    let bulks: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..5)
+            .map(|r| request("POST", "/scim-identifier/bench/scim/v2/Bulk", &bulk_body(r)))
+            .collect(),
+    );
+    results.push(
+        load(
+            "Bulk of 1,000 creates",
+            addr,
+            1,
+            Some(5),
+            duration,
+            Arc::new(move |s| bulks[s].clone()),
+        )
         .await?,
     );
     let bare_rate = results[0].rate();

@@ -107,7 +107,13 @@ impl<'a> Compiler<'a> {
                 }
                 let el = self.elements(&res);
                 let inner = self.node(filter, Some(el))?;
-                self.exists(el, &res, &inner)?
+                let exists = self.exists(el, &res, &inner)?;
+                match (el, needle(filter, res.attr)) {
+                    (Elements::Json(_), Some((n, case_exact))) => {
+                        self.with_prefilter(n, case_exact, exists)
+                    }
+                    _ => exists,
+                }
             }
         })
     }
@@ -240,7 +246,13 @@ impl<'a> Compiler<'a> {
                     let (expr, def) =
                         self.element_sub(el, res.sub.map(|s| s.name.as_str()).unwrap_or("value"))?;
                     let cond = self.compare(&expr, def, op, value, &shown)?;
-                    return self.exists(el, &res, &cond);
+                    let exists = self.exists(el, &res, &cond)?;
+                    return Ok(match (el, searchable(def, op, value)) {
+                        (Elements::Json(_), Some(n)) => {
+                            self.with_prefilter(n, def.case_exact, exists)
+                        }
+                        _ => exists,
+                    });
                 }
                 let leaf = res.leaf();
                 if leaf.ty == AttrType::Complex {
@@ -262,9 +274,45 @@ impl<'a> Compiler<'a> {
                         res.sub.map(|s| s.name.as_str())
                     ))
                 );
-                self.compare(&expr, leaf, op, value, &shown)
+                let cond = self.compare(&expr, leaf, op, value, &shown)?;
+                // An indexed `eq` needs no help; substring tests scan, so prefilter them.
+                Ok(match searchable(leaf, op, value) {
+                    Some(n) if op != CompareOp::Eq => self.with_prefilter(n, leaf.case_exact, cond),
+                    _ => cond,
+                })
             }
         }
+    }
+
+    /// `instr(doc, needle) > 0 AND cond`. Whenever `cond` holds for a string attribute equal to,
+    /// containing, starting or ending with `needle`, the needle also occurs in the document's
+    /// JSON text (it has no character JSON escapes), so this is equivalent to `cond` but rejects
+    /// most rows without parsing their JSON.
+    fn with_prefilter(&mut self, needle: &str, case_exact: bool, cond: String) -> String {
+        if needle.is_empty()
+            || needle
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
+            return cond;
+        }
+        if case_exact {
+            let p = self.bind(SqlValue::Text(needle.to_string()));
+            return format!("(instr(r.doc, {p}) > 0 AND {cond})");
+        }
+        // LIKE folds ASCII case like lower() does, without copying the document.
+        let escaped: String = needle
+            .chars()
+            .flat_map(|c| {
+                if matches!(c, '%' | '_' | '^') {
+                    vec!['^', c]
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        let p = self.bind(SqlValue::Text(format!("%{escaped}%")));
+        format!("(r.doc LIKE {p} ESCAPE '^' AND {cond})")
     }
 
     fn resource_present(&mut self, path: &AttrPath) -> ScimResult<String> {
@@ -403,5 +451,33 @@ impl<'a> Compiler<'a> {
                 })
             }
         }
+    }
+}
+
+/// The string a comparison requires to occur in the attribute's value, if any.
+fn searchable<'v>(def: &AttributeDef, op: CompareOp, value: &'v CompValue) -> Option<&'v str> {
+    match (def.ty, op, value) {
+        (
+            AttrType::String | AttrType::Reference,
+            CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
+            CompValue::Str(s),
+        ) => Some(s),
+        _ => None,
+    }
+}
+
+/// The longest string that every value matching `f` (inside `attr[...]`) must contain, with
+/// its attribute's case-exactness: from the comparisons that `f` requires (its `and` chain).
+fn needle<'f>(f: &'f Filter, attr: &AttributeDef) -> Option<(&'f str, bool)> {
+    match f {
+        Filter::And(l, r) => match (needle(l, attr), needle(r, attr)) {
+            (Some(a), Some(b)) => Some(if b.0.len() > a.0.len() { b } else { a }),
+            (a, b) => a.or(b),
+        },
+        Filter::Compare { path, op, value } if path.urn.is_none() && path.sub.is_none() => {
+            let def = attr.sub(&path.name)?;
+            searchable(def, *op, value).map(|s| (s, def.case_exact))
+        }
+        _ => None,
     }
 }

@@ -490,34 +490,66 @@ pub fn list(
     offset: usize,
     limit: usize,
 ) -> Result<(usize, Vec<Row>), StoreError> {
-    let filter = where_sql.map(|w| format!(" AND ({w})")).unwrap_or_default();
-    let count_sql = match where_sql {
-        // Kept by triggers (migration V2); `scope` names the same server and type.
-        None => format!("SELECT coalesce((SELECT n FROM resource_counts r WHERE {scope}), 0)"),
-        Some(_) => format!("SELECT count(*) FROM resources r WHERE {scope}{filter}"),
-    };
-    let total: i64 = c
-        .prepare_cached(&count_sql)?
-        .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
-    if limit == 0 || offset >= total as usize {
-        return Ok((total as usize, Vec::new()));
-    }
     let order = match order_by {
         Some(o) => format!("{o}, r.seq"),
         None => "r.seq".to_string(),
     };
     let n = params.len();
-    let page_sql = format!(
-        "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope}{filter} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-        n + 1,
-        n + 2
-    );
     let mut bound = params.to_vec();
     bound.push((limit as i64).into());
     bound.push((offset as i64).into());
-    let mut st = c.prepare_cached(&page_sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(&bound), row)?;
-    Ok((total as usize, rows.collect::<Result<_, _>>()?))
+    let Some(w) = where_sql else {
+        // Unfiltered: the count is kept by triggers (migration V2), the page walks an index.
+        let count_sql =
+            format!("SELECT coalesce((SELECT n FROM resource_counts r WHERE {scope}), 0)");
+        let total: i64 = c.prepare_cached(&count_sql)?.query_row([], |r| r.get(0))?;
+        if limit == 0 || offset >= total as usize {
+            return Ok((total as usize, Vec::new()));
+        }
+        let page_sql = format!(
+            "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?1 OFFSET ?2"
+        );
+        let rows = c
+            .prepare_cached(&page_sql)?
+            .query_map(rusqlite::params_from_iter(&bound[n..]), row)?
+            .collect::<Result<_, _>>()?;
+        return Ok((total as usize, rows));
+    };
+    // Filtered: evaluate the filter once. The matching row ids are materialised (not the
+    // documents), counted, and the page is read from them.
+    let matches = format!(
+        "WITH m AS MATERIALIZED (SELECT r.seq AS seq FROM resources r WHERE {scope} AND ({w}))"
+    );
+    let count_sql = format!("{matches} SELECT count(*) FROM m");
+    if limit == 0 {
+        let total: i64 = c
+            .prepare_cached(&count_sql)?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        return Ok((total as usize, Vec::new()));
+    }
+    let page_sql = format!(
+        "{matches} SELECT {ROW_COLUMNS}, (SELECT count(*) FROM m) FROM m JOIN resources r ON r.seq = m.seq ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+        n + 1,
+        n + 2
+    );
+    let mut total = None;
+    let mut rows = Vec::new();
+    {
+        let mut st = c.prepare_cached(&page_sql)?;
+        let mut it = st.query(rusqlite::params_from_iter(&bound))?;
+        while let Some(r) = it.next()? {
+            total = Some(r.get::<_, i64>(6)?);
+            rows.push(row(r)?);
+        }
+    }
+    let total = match total {
+        Some(t) => t,
+        // The page is past the end: count separately.
+        None => c
+            .prepare_cached(&count_sql)?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?,
+    };
+    Ok((total as usize, rows))
 }
 
 /// Number of resources per resource type of a server (for `/healthz`).
