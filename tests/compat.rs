@@ -237,3 +237,45 @@ fn unknown_compat_names_are_located_errors() {
         err[0].message
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn okta_references_by_value() {
+    let app = app().await;
+    for server in ["strict", "okta"] {
+        let (_, u) = app.post(server, "/Users", json!({"schemas": [USER], "userName": "Jane.Doe", "emails": [{"value": "jane@corp.example", "type": "work"}]})).await;
+        let uid = u["id"].as_str().unwrap().to_string();
+        for by in ["jane.doe", "JANE@corp.example"] {
+            let (s, b) = app.post(server, "/Groups", json!({"schemas": [GROUP], "displayName": format!("g-{by}"), "members": [{"value": by}]})).await;
+            if server == "strict" {
+                refused(s, &b, "references_by_value");
+            } else {
+                assert_eq!(s, 201, "{b}");
+                assert_eq!(
+                    b["members"][0]["value"],
+                    uid.as_str(),
+                    "{by} resolved to the id"
+                );
+            }
+        }
+        // A value that names nothing is left alone (references are not checked here).
+        let (s, b) = app.post(server, "/Groups", json!({"schemas": [GROUP], "displayName": "dangling", "members": [{"value": "nobody"}]})).await;
+        assert_eq!(
+            (s, b["members"][0]["value"].as_str()),
+            (201, Some("nobody"))
+        );
+        // Adding by value through the membership fast path too.
+        let gid = b["id"].as_str().unwrap();
+        let (s, b) = app
+            .patch(
+                server,
+                &format!("/Groups/{gid}"),
+                json!([{"op": "add", "path": "members", "value": [{"value": "jane.doe"}]}]),
+            )
+            .await;
+        if server == "strict" {
+            refused(s, &b, "references_by_value");
+        } else {
+            assert_eq!(b["members"][1]["value"], uid.as_str(), "{b}");
+        }
+    }
+}

@@ -117,7 +117,13 @@ pub(super) fn apply(
     let mut changed = false;
     for op in ops {
         match op {
-            MemberOp::Add(members) => {
+            MemberOp::Add(mut members) => {
+                super::references::resolve_by_value(
+                    ctx,
+                    tx,
+                    &mut Default::default(),
+                    Some(&mut members),
+                )?;
                 if ctx.server.checks_references("members") {
                     super::references::check(ctx, tx, &Default::default(), Some(&members))?;
                 }

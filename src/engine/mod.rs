@@ -172,18 +172,20 @@ fn sync_members(
 
 /// POST: validates and stores a new resource.
 pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Output> {
-    let n = normalize(ctx.server, ctx.rt, input, Mode::Create)?;
+    let mut n = normalize(ctx.server, ctx.rt, input, Mode::Create)?;
     let ts = now();
-    let row = Row {
+    let mut row = Row {
         id: uuid::Uuid::new_v4().to_string(),
         resource_type: ctx.rt.name.clone(),
         version: 1,
         created: ts.clone(),
         last_modified: ts,
-        doc: to_doc_string(&n.doc),
+        doc: String::new(),
     };
     ctx.store.write(|tx| {
+        references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+        row.doc = to_doc_string(&n.doc);
         store::insert(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
         if let Some(members) = &n.members {
             sync_members(ctx, tx, &row.id, &[], members)?;
@@ -216,6 +218,7 @@ pub fn replace(
         let old: Map<String, Value> =
             serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
         validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Replace)?;
+        references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         let mut changed = n.doc != old;
         if let Some(members) = &n.members {
@@ -284,6 +287,7 @@ pub fn patch(
         crate::patch::apply(ctx.rt, &mut working, &ops, &ctx.server.compat)?;
         let mut n = normalize(ctx.server, ctx.rt, &Value::Object(working), Mode::Patch)?;
         validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Patch)?;
+        references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         let mut changed = n.doc != old;
         if let (Some(old_members), Some(new_members)) = (&old_members, &n.members) {

@@ -3,6 +3,7 @@
 
 use super::Ctx;
 use crate::error::{ScimError, ScimResult};
+use crate::model::compat::{Compat, Quirk};
 use crate::schema::urn;
 use crate::store::{self, Member};
 use rusqlite::Connection;
@@ -84,6 +85,83 @@ pub fn check(
                 "manager: no {} with id {id:?} on this server",
                 ctx.rt.name
             )));
+        }
+    }
+    Ok(())
+}
+
+/// The id of the resource a by-value reference (userName, email, group displayName) names.
+fn find_by_value(
+    ctx: &Ctx<'_>,
+    conn: &Connection,
+    value: &str,
+    want_groups: bool,
+) -> ScimResult<Option<String>> {
+    let sid = &ctx.server.id;
+    for rt in &ctx.server.resource_types {
+        let found = if rt.schema.attr("userName").is_some() {
+            match store::find_id_by_value(conn, sid, &rt.name, "userName", None, value)
+                .map_err(super::store_err(ctx))?
+            {
+                Some(id) => Some(id),
+                None if value.contains('@') && rt.schema.attr("emails").is_some() => {
+                    store::find_id_by_value(conn, sid, &rt.name, "emails", Some("value"), value)
+                        .map_err(super::store_err(ctx))?
+                }
+                None => None,
+            }
+        } else if want_groups && rt.has_members {
+            store::find_id_by_value(conn, sid, &rt.name, "displayName", None, value)
+                .map_err(super::store_err(ctx))?
+        } else {
+            None
+        };
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+/// Replaces member and manager values that name a resource by userName/email/displayName
+/// (instead of by id) with its id, where `compat` allows it; refuses them by name otherwise.
+/// A value that is an id, or names nothing, is left alone.
+pub fn resolve_by_value(
+    ctx: &Ctx<'_>,
+    conn: &Connection,
+    doc: &mut Map<String, Value>,
+    members: Option<&mut Vec<Member>>,
+) -> ScimResult<()> {
+    let sid = &ctx.server.id;
+    let resolve = |value: &str, want_groups: bool| -> ScimResult<Option<String>> {
+        if store::exists(conn, sid, value, &[]).map_err(super::store_err(ctx))? {
+            return Ok(None);
+        }
+        let Some(id) = find_by_value(ctx, conn, value, want_groups)? else {
+            return Ok(None);
+        };
+        if !ctx.server.compat.allows(Quirk::ReferencesByValue) {
+            return Err(ScimError::invalid_value(Compat::refusal(
+                Quirk::ReferencesByValue,
+                &format!(
+                    "the reference {value:?} names a resource by value; SCIM references use its id ({id:?})"
+                ),
+            )));
+        }
+        Ok(Some(id))
+    };
+    for m in members.into_iter().flatten() {
+        if let Some(id) = resolve(&m.value, true)? {
+            m.value = id;
+        }
+    }
+    let manager = doc
+        .get_mut(urn::ENTERPRISE_USER)
+        .and_then(|e| e.get_mut("manager"))
+        .and_then(|m| m.get_mut("value"));
+    if let Some(Value::String(v)) = manager {
+        if let Some(id) = resolve(v, false)? {
+            *v = id;
         }
     }
     Ok(())

@@ -26,6 +26,9 @@ pub enum Quirk {
     BearerWithoutPrefix,
     /// `urn:scim:schemas:extension:enterprise:2.0` for the enterprise extension (OneLogin).
     OneLoginEnterpriseUrn,
+    /// Group members and managers referenced by userName/email (or group displayName) instead
+    /// of id (Okta, reported in the wild).
+    ReferencesByValue,
 }
 
 pub const ALL: &[Quirk] = &[
@@ -39,6 +42,7 @@ pub const ALL: &[Quirk] = &[
     Quirk::IdInPatchValue,
     Quirk::BearerWithoutPrefix,
     Quirk::OneLoginEnterpriseUrn,
+    Quirk::ReferencesByValue,
 ];
 
 pub const ADSCIM_GROUP: &str =
@@ -58,6 +62,7 @@ impl Quirk {
             Quirk::IdInPatchValue => "id_in_patch_value",
             Quirk::BearerWithoutPrefix => "bearer_without_prefix",
             Quirk::OneLoginEnterpriseUrn => "onelogin_enterprise_urn",
+            Quirk::ReferencesByValue => "references_by_value",
         }
     }
 
@@ -65,7 +70,7 @@ impl Quirk {
     pub fn who(self) -> &'static str {
         match self {
             Quirk::IdInPatchValue => "Okta and Microsoft Entra ID",
-            Quirk::BearerWithoutPrefix => "Okta",
+            Quirk::BearerWithoutPrefix | Quirk::ReferencesByValue => "Okta",
             Quirk::OneLoginEnterpriseUrn => "OneLogin",
             _ => "Microsoft Entra ID",
         }
@@ -73,7 +78,7 @@ impl Quirk {
 
     pub fn persona(self) -> &'static str {
         match self {
-            Quirk::BearerWithoutPrefix => "okta",
+            Quirk::BearerWithoutPrefix | Quirk::ReferencesByValue => "okta",
             Quirk::OneLoginEnterpriseUrn => "onelogin",
             _ => "entra",
         }
@@ -95,7 +100,7 @@ pub fn persona(name: &str) -> Option<Vec<Quirk>> {
     use Quirk::*;
     Some(match name {
         "strict" => vec![],
-        "okta" => vec![IdInPatchValue, BearerWithoutPrefix],
+        "okta" => vec![IdInPatchValue, BearerWithoutPrefix, ReferencesByValue],
         "entra" => vec![
             CapitalizedOps,
             BooleanStrings,

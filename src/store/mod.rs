@@ -394,6 +394,33 @@ pub fn remove_all_members(
     .execute(params![group_id])?)
 }
 
+/// The id of a resource of `resource_type` whose string attribute `attribute` (or, with `sub`,
+/// some value of the multi-valued `attribute`) equals `value` case-insensitively.
+pub fn find_id_by_value(
+    c: &Connection,
+    server_id: &str,
+    resource_type: &str,
+    attribute: &str,
+    sub: Option<&str>,
+    value: &str,
+) -> Result<Option<String>, StoreError> {
+    let scope = sql::scope("r", server_id, resource_type);
+    let q = match sub {
+        None => format!(
+            "SELECT r.id FROM resources r WHERE {scope} AND {} = lower(?1) LIMIT 1",
+            sql::extract("r.doc", &sql::json_path(None, attribute, None), false)
+        ),
+        Some(sub) => format!(
+            "SELECT r.id FROM resources r WHERE {scope} AND EXISTS (SELECT 1 FROM json_each(r.doc, {}) e WHERE lower(json_extract(e.value, {})) = lower(?1)) LIMIT 1",
+            sql::literal(&sql::json_path(None, attribute, None)),
+            sql::literal(&format!("$.\"{sub}\""))
+        ),
+    };
+    Ok(c.prepare_cached(&q)?
+        .query_row(params![value], |r| r.get(0))
+        .optional()?)
+}
+
 /// Groups that have `member_id` as a direct member.
 pub fn groups_of(
     c: &Connection,
