@@ -159,10 +159,10 @@ pub fn resolve_by_value(
         .get_mut(urn::ENTERPRISE_USER)
         .and_then(|e| e.get_mut("manager"))
         .and_then(|m| m.get_mut("value"));
-    if let Some(Value::String(v)) = manager {
-        if let Some(id) = resolve(v, false)? {
-            *v = id;
-        }
+    if let Some(Value::String(v)) = manager
+        && let Some(id) = resolve(v, false)?
+    {
+        *v = id;
     }
     Ok(())
 }
