@@ -86,9 +86,7 @@ fn lex(text: &str) -> ScimResult<Vec<Lexed>> {
                 {
                     j += 1;
                 }
-                let n: serde_json::Number = text[i..j]
-                    .parse()
-                    .map_err(|_| err(text, at, "invalid number"))?;
+                let n = number(&text[i..j]).ok_or_else(|| err(text, at, "invalid number"))?;
                 out.push(Lexed {
                     tok: Tok::Num(n),
                     at,
@@ -135,6 +133,19 @@ fn lex(text: &str) -> ScimResult<Vec<Lexed>> {
         }
     }
     Ok(out)
+}
+
+/// A JSON number: integers exactly, others through Rust's correctly rounded `f64` parser (so a
+/// printed filter parses back to the same value). The text must still be JSON number syntax.
+fn number(text: &str) -> Option<serde_json::Number> {
+    serde_json::from_str::<serde_json::Number>(text).ok()?;
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(i.into());
+    }
+    if let Ok(u) = text.parse::<u64>() {
+        return Some(u.into());
+    }
+    serde_json::Number::from_f64(text.parse::<f64>().ok()?)
 }
 
 struct Parser<'a> {
@@ -400,6 +411,26 @@ mod tests {
             assert_eq!(e.scim_type, Some(crate::error::ScimType::InvalidFilter));
             assert!(e.detail.contains(needle), "{f}: {}", e.detail);
         }
+    }
+
+    #[test]
+    fn numbers_print_and_parse_back_exactly() {
+        // Found by the fuzzer: serde_json's fast float parsing is not correctly rounded.
+        for f in [
+            "ES gt 11000E020",
+            "a eq 1.1e24",
+            "a eq -0.1",
+            "a eq 18446744073709551615",
+            "a eq -9223372036854775808",
+        ] {
+            let ast = parse(f).unwrap();
+            assert_eq!(parse(&ast.to_string()).unwrap(), ast, "{f}");
+        }
+        assert!(
+            parse("a eq 1e999").is_err(),
+            "infinity is not a JSON number"
+        );
+        assert!(parse("a eq 01").is_err());
     }
 
     #[test]
