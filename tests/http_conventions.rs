@@ -142,3 +142,30 @@ async fn oversized_bodies_are_413_and_wrong_methods_405() {
     let (s, b, _) = app.send(Method::GET, "small", "/Users/.search", None).await;
     assert_error(s, &b, 405, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_byte_text_where_a_urn_may_start_is_a_400_not_a_panic() {
+    let app = TestApp::default().await;
+    let id = app.user("full", "utf8").await;
+    let (s, b) = app
+        .patch(
+            "full",
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "urné:x", "value": 1}]),
+        )
+        .await;
+    assert_error(s, &b, 400, Some("invalidPath"));
+    let (s, b) = app.post("full", "/Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u2", "urné": 1})).await;
+    assert_error(s, &b, 400, Some("invalidSyntax"));
+    let (s, _) = app
+        .get(
+            "full",
+            &format!("/Users/{id}?attributes={}", urlencode("urñ:x,ü")),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = app
+        .get("full", &format!("/Users?filter={}", urlencode("urné eq 1")))
+        .await;
+    assert_error(s, &b, 400, Some("invalidFilter"));
+}

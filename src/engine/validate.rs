@@ -99,7 +99,7 @@ pub fn normalize(
             if !out.is_empty() {
                 doc.insert(ext.schema.id.clone(), Value::Object(out));
             }
-        } else if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+        } else if crate::model::path::is_urn(key) {
             if rules.strict && mode != Mode::Patch {
                 return Err(ScimError::invalid_syntax(format!(
                     "{key} is not a schema extension of resource type {} (extensions: {})",

@@ -20,7 +20,7 @@ impl AttrPath {
     /// starts with `urn:`.
     pub fn parse(text: &str) -> ScimResult<AttrPath> {
         let bad = || ScimError::invalid_path(format!("{text:?} is not a valid attribute path"));
-        let (urn, rest) = if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
+        let (urn, rest) = if is_urn(text) {
             let i = text.rfind(':').ok_or_else(bad)?;
             // The attribute part may itself contain '.', but never ':'.
             (Some(text[..i].to_string()), &text[i + 1..])
@@ -40,6 +40,14 @@ impl AttrPath {
             sub: sub.map(str::to_string),
         })
     }
+}
+
+/// Whether `text` starts with `urn:` (any case). Safe on any UTF-8: never slices inside a
+/// character (found by fuzzing).
+pub fn is_urn(text: &str) -> bool {
+    text.get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        && text.len() > 4
 }
 
 /// RFC 7644 ATTRNAME (plus `$ref`).

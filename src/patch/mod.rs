@@ -546,6 +546,9 @@ mod tests {
 
     #[test]
     fn parses_paths_with_filters_and_sub_attributes() {
+        // Found by fuzzing: multi-byte characters where "urn:" would be.
+        assert!(PatchPath::parse("n~\u{0}\u{6e0}\u{8}").is_err());
+        assert!(PatchPath::parse("urné:x").is_err());
         let p = PatchPath::parse(r#"emails[type eq "work"].value"#).unwrap();
         assert_eq!(p.attr.name, "emails");
         assert_eq!(p.sub_after_filter.as_deref(), Some("value"));
