@@ -100,6 +100,9 @@ impl Store {
                 true,
             )?;
             c.pragma_update(None, "query_only", true)?;
+            // Scans (substring filters) read every page: map the file instead of pread()ing
+            // it page by page.
+            c.pragma_update(None, "mmap_size", 256i64 << 20)?;
             c.set_prepared_statement_cache_capacity(1024);
             readers.push(Mutex::new(c));
         }
