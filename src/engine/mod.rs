@@ -433,13 +433,18 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
             .iter()
             .map(|r| render::render(ctx, c, r, proj, groups.as_ref()))
             .collect::<ScimResult<Vec<_>>>()?;
-        Ok(json!({
-            "schemas": [urn::LIST_RESPONSE],
-            "totalResults": total,
-            "itemsPerPage": resources.len(),
-            "startIndex": start,
-            "Resources": resources,
-        }))
+        Ok(list_response(total, start, resources))
+    })
+}
+
+/// A ListResponse (RFC 7644 §3.4.2) holding one page.
+pub fn list_response(total: usize, start: usize, resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [urn::LIST_RESPONSE],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "startIndex": start,
+        "Resources": resources,
     })
 }
 
@@ -510,11 +515,5 @@ pub fn search_all(
     if !matched_any_type && let Some(e) = first_error {
         return Err(e);
     }
-    Ok(json!({
-        "schemas": [urn::LIST_RESPONSE],
-        "totalResults": total,
-        "itemsPerPage": resources.len(),
-        "startIndex": start,
-        "Resources": resources,
-    }))
+    Ok(list_response(total, start, resources))
 }

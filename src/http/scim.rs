@@ -6,7 +6,6 @@ use super::{AppState, auth};
 use crate::engine::{self, Ctx, ListQuery, Output, Projection};
 use crate::error::{ScimError, ScimResult};
 use crate::model::ServerModel;
-use crate::schema::urn;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -312,13 +311,7 @@ fn discovery_list<'a>(
     let resources: Vec<Value> = docs.map(|d| with_base(d.clone(), base)).collect();
     Ok(scim_json(
         StatusCode::OK,
-        &json!({
-            "schemas": [urn::LIST_RESPONSE],
-            "totalResults": resources.len(),
-            "itemsPerPage": resources.len(),
-            "startIndex": 1,
-            "Resources": resources,
-        }),
+        &engine::list_response(resources.len(), 1, resources),
     ))
 }
 

@@ -69,7 +69,9 @@ pub struct Store {
     next_reader: AtomicUsize,
 }
 
-const READERS: usize = 8;
+/// Readers: the async workers' inline point reads plus the blocking pool's searches. Each
+/// maps the database file, so more readers cost resident memory.
+const READERS: usize = 4;
 const ROW_COLUMNS: &str = "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc";
 
 impl Store {
@@ -244,6 +246,15 @@ fn prepare<'c>(
     c.prepare_cached(&sql.replace("$SERVER", &sql::literal(server_id)))
 }
 
+/// (member id, display, type) → [`Member`].
+fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
+    Ok(Member {
+        value: r.get(0)?,
+        display: r.get(1)?,
+        member_type: r.get(2)?,
+    })
+}
+
 /// Reads one resource of a server by id (any resource type).
 pub fn get(c: &Connection, server_id: &str, id: &str) -> Result<Option<Row>, StoreError> {
     let mut st = prepare(
@@ -329,13 +340,7 @@ pub fn members_of(
          WHERE m.server_id=$SERVER AND m.group_id=?1 ORDER BY m.seq",
         server_id,
     )?;
-    let rows = st.query_map(params![group_id], |r| {
-        Ok(Member {
-            value: r.get(0)?,
-            display: r.get(1)?,
-            member_type: r.get(2)?,
-        })
-    })?;
+    let rows = st.query_map(params![group_id], member_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -350,13 +355,7 @@ pub fn stored_members(
         "SELECT member_id, display, member_type FROM memberships WHERE server_id=$SERVER AND group_id=?1 ORDER BY seq",
         server_id,
     )?;
-    let rows = st.query_map(params![group_id], |r| {
-        Ok(Member {
-            value: r.get(0)?,
-            display: r.get(1)?,
-            member_type: r.get(2)?,
-        })
-    })?;
+    let rows = st.query_map(params![group_id], member_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -373,13 +372,7 @@ pub fn member(
         server_id,
     )?;
     Ok(st
-        .query_row(params![group_id, member_id], |r| {
-            Ok(Member {
-                value: r.get(0)?,
-                display: r.get(1)?,
-                member_type: r.get(2)?,
-            })
-        })
+        .query_row(params![group_id, member_id], member_row)
         .optional()?)
 }
 
