@@ -158,7 +158,16 @@ async fn unknown_servers_and_routes_are_scim_404s() {
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_is_open_and_lists_servers() {
     let app = TestApp::default().await;
+    app.user("full", "counted").await;
     let (s, b, _) = split(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
+    let users = b["servers"][0]["resource_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "User")
+        .unwrap()
+        .clone();
+    assert_eq!(users["count"], 1, "{b}");
     assert_eq!(s, 200);
     assert_eq!(b["status"], "ok");
     let ids: Vec<&str> = b["servers"]

@@ -22,11 +22,21 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
         .servers
         .values()
         .map(|s| {
+            let counts: std::collections::HashMap<String, i64> = app
+                .store
+                .read(|c| crate::store::counts(c, &s.id))
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
             json!({
                 "id": s.id,
                 "description": s.description,
                 "source": s.source.display().to_string(),
-                "resource_types": s.resource_types.iter().map(|r| json!({"name": r.name, "endpoint": r.endpoint})).collect::<Vec<_>>(),
+                "resource_types": s.resource_types.iter().map(|r| json!({
+                    "name": r.name,
+                    "endpoint": r.endpoint,
+                    "count": counts.get(&r.name).copied().unwrap_or(0),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

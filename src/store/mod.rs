@@ -575,11 +575,12 @@ pub fn list(
     Ok((total as usize, rows))
 }
 
-/// Number of resources per resource type of a server (for `/healthz`).
+/// Number of resources per resource type of a server (for `/healthz`), from the
+/// trigger-maintained counts: a lookup, not a scan.
 pub fn counts(c: &Connection, server_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
     let mut st = prepare(
         c,
-        "SELECT resource_type, count(*) FROM resources WHERE server_id=$SERVER GROUP BY resource_type",
+        "SELECT resource_type, n FROM resource_counts WHERE server_id=$SERVER ORDER BY resource_type",
         server_id,
     )?;
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
