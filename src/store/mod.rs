@@ -8,8 +8,9 @@ pub mod sql;
 use crate::model::{IndexSpec, ServerModel};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 mod embedded {
     refinery::embed_migrations!("src/store/migrations");
@@ -67,6 +68,32 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    stop_checkpointer: Arc<AtomicBool>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop_checkpointer.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Moves WAL content into the database file every 100 ms (PASSIVE: never blocks readers or
+/// the writer), so the WAL stays small without a commit paying for it.
+fn checkpointer(path: &Path, stop: Arc<AtomicBool>) -> Result<(), StoreError> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    std::thread::Builder::new()
+        .name("scimlab-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Migration(format!("starting the checkpoint thread: {e}")))?;
+    Ok(())
 }
 
 /// Readers: the async workers' inline point reads plus the blocking pool's searches. Each
@@ -82,6 +109,9 @@ impl Store {
         // NORMAL in WAL mode: a committed write survives a killed process (it is in the WAL
         // before COMMIT returns); only an OS crash may lose the last transactions.
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints run on a background connection (see `checkpointer`), not inside the
+        // commits that happen to cross the WAL threshold.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         // Query-planner stability: plans never depend on bound values, so re-binding a
         // cached statement never forces SQLite to re-prepare it (measured: ~25% of CPU).
@@ -108,11 +138,14 @@ impl Store {
             c.set_prepared_statement_cache_capacity(1024);
             readers.push(Mutex::new(c));
         }
+        let stop = Arc::new(AtomicBool::new(false));
+        checkpointer(path, stop.clone())?;
         Ok(Store {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            stop_checkpointer: stop,
         })
     }
 
