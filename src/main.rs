@@ -167,7 +167,10 @@ fn new_definition(
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    // Blocking threads run searches and writes; writes are serialised on one connection, so more
+    // threads than this only add memory (stacks, allocator arenas), not throughput.
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(16)
         .enable_all()
         .build()
         .expect("tokio runtime")
