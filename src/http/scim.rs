@@ -383,12 +383,12 @@ async fn run<T: Send + 'static>(
 
 /// Runs a point read (one indexed lookup) on the current worker: a hop to the blocking pool
 /// costs more than the read itself. Reads never wait on writers in WAL mode.
-async fn run_inline<T: Send + 'static>(
+fn run_inline<T>(
     app: &AppState,
     server: &Arc<ServerModel>,
     rt_index: usize,
     base: &str,
-    f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
+    f: impl FnOnce(&Ctx<'_>) -> ScimResult<T>,
 ) -> ScimResult<T> {
     let ctx = Ctx {
         store: &app.store,
@@ -490,11 +490,9 @@ async fn resource(
             "POST",
         )),
         (&Method::GET | &Method::HEAD, [id]) => {
-            let id = id.to_string();
-            let out = run_inline(app, server, rt_index, base, move |ctx| {
-                engine::get(ctx, &id, &proj)
-            })
-            .await?;
+            let out = run_inline(app, server, rt_index, base, |ctx| {
+                engine::get(ctx, id, &proj)
+            })?;
             if req
                 .header(header::IF_NONE_MATCH)
                 .is_some_and(|h| etag_matches(h, &out.etag))
