@@ -6,7 +6,7 @@ use crate::error::{ScimError, ScimResult};
 use crate::filter::{self, CompValue, CompareOp, Filter};
 use crate::model::compat::{Compat, Quirk};
 use crate::model::{AttrPath, ResourceType, Target};
-use crate::schema::{AttrType, AttributeDef, Mutability, urn};
+use crate::schema::{AttrType, Mutability, urn};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +283,7 @@ fn is_primary(v: &Value) -> bool {
 
 /// Adds values to a multi-valued attribute without duplicating equal values; a new primary
 /// value clears `primary` on the others.
-fn add_values(list: &mut Vec<Value>, new: Vec<Value>, attr: &AttributeDef) {
+fn add_values(list: &mut Vec<Value>, new: Vec<Value>) {
     for v in new {
         if is_primary(&v) {
             for x in list.iter_mut() {
@@ -294,16 +294,8 @@ fn add_values(list: &mut Vec<Value>, new: Vec<Value>, attr: &AttributeDef) {
                 }
             }
         }
-        let same_member = |x: &Value| {
-            attr.ty == AttrType::Complex
-                && attr.sub("value").is_some()
-                && x.get("value").is_some()
-                && x.get("value") == v.get("value")
-                && attr.name == "members"
-        };
-        if let Some(existing) = list.iter_mut().find(|x| **x == v || same_member(x)) {
-            *existing = v;
-        } else {
+        // Members equal by `value` but not in full are merged by normalisation afterwards.
+        if !list.contains(&v) {
             list.push(v);
         }
     }
@@ -374,7 +366,7 @@ fn apply_at(
                         (None, Some(v)) => merge_into(&mut element, v),
                         _ => {}
                     }
-                    add_values(&mut list, vec![Value::Object(element)], attr);
+                    add_values(&mut list, vec![Value::Object(element)]);
                     container.insert(key, Value::Array(list));
                     Ok(())
                 }
@@ -449,7 +441,7 @@ fn apply_at(
         }
         (OpKind::Add, None, true) => {
             let mut list = container.get(&key).map(as_list).unwrap_or_default();
-            add_values(&mut list, as_list(value.unwrap_or(&Value::Null)), attr);
+            add_values(&mut list, as_list(value.unwrap_or(&Value::Null)));
             container.insert(key, Value::Array(list));
         }
         (OpKind::Replace, None, true) => {
