@@ -332,16 +332,36 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .await?,
     );
+    let by_user_name: MakeRequest = Arc::new(move |s| {
+        request(
+            "GET",
+            &format!(
+                "/scim-identifier/bench/scim/v2/Users?filter=userName%20eq%20%22user{}%40example.com%22",
+                mix(s) % n
+            ),
+            "",
+        )
+    });
     results.push(
-        load("GET /Users?filter=userName eq", addr, conns, None, duration, Arc::new(move |s| {
-            request("GET", &format!("/scim-identifier/bench/scim/v2/Users?filter=userName%20eq%20%22user{}%40example.com%22", mix(s) % n), "")
-        }))
+        load(
+            "GET /Users?filter=userName eq",
+            addr,
+            conns,
+            None,
+            duration,
+            by_user_name.clone(),
+        )
         .await?,
     );
     results.push(
-        load("GET userName eq (1 conn)", addr, 1, None, duration, Arc::new(move |s| {
-            request("GET", &format!("/scim-identifier/bench/scim/v2/Users?filter=userName%20eq%20%22user{}%40example.com%22", mix(s) % n), "")
-        }))
+        load(
+            "GET userName eq (1 conn)",
+            addr,
+            1,
+            None,
+            duration,
+            by_user_name,
+        )
         .await?,
     );
     results.push(

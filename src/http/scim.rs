@@ -6,6 +6,7 @@ use super::{AppState, auth};
 use crate::engine::{self, Ctx, ListQuery, Output, Projection};
 use crate::error::{ScimError, ScimResult};
 use crate::model::ServerModel;
+use crate::store::Store;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -232,12 +233,10 @@ async fn handle(app: &AppState, req: &Request, body: Body) -> ScimResult<Respons
                 return Err(method_not_allowed(m, "/Bulk", "POST"));
             }
             let input = read_json_limited(req, server.bulk_max_payload_bytes, body).await?;
-            let (store, server, base) = (app.store.clone(), server.clone(), base.clone());
-            let out = tokio::task::spawn_blocking(move || {
-                engine::bulk::execute(&store, &server, &base, &input)
+            let out = blocking(app, &server, &base, move |store, server, base| {
+                engine::bulk::execute(store, server, base, &input)
             })
-            .await
-            .map_err(ScimError::internal)??;
+            .await?;
             Ok(scim_json(StatusCode::OK, &out))
         }
         [".search"] => {
@@ -246,12 +245,10 @@ async fn handle(app: &AppState, req: &Request, body: Body) -> ScimResult<Respons
             }
             let input = read_json(req, &server, body).await?;
             let (query, proj) = search_request(&input)?;
-            let (store, server, base) = (app.store.clone(), server.clone(), base.clone());
-            let out = tokio::task::spawn_blocking(move || {
-                engine::search_all(&store, &server, &base, &query, &proj)
+            let out = blocking(app, &server, &base, move |store, server, base| {
+                engine::search_all(store, server, base, &query, &proj)
             })
-            .await
-            .map_err(ScimError::internal)??;
+            .await?;
             Ok(scim_json(StatusCode::OK, &out))
         }
         ["Me"] => Err(ScimError::new(
@@ -357,6 +354,19 @@ async fn read_json_limited(req: &Request, limit: usize, body: Body) -> ScimResul
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
 }
 
+/// Runs store work for one server on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    app: &AppState,
+    server: &Arc<ServerModel>,
+    base: &str,
+    f: impl FnOnce(&Store, &ServerModel, &str) -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    let (store, server, base) = (app.store.clone(), server.clone(), base.to_string());
+    tokio::task::spawn_blocking(move || f(&store, &server, &base))
+        .await
+        .map_err(ScimError::internal)?
+}
+
 /// Runs an engine call on the blocking pool with a context for one resource type.
 async fn run<T: Send + 'static>(
     app: &AppState,
@@ -365,20 +375,15 @@ async fn run<T: Send + 'static>(
     base: &str,
     f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
-    let store = app.store.clone();
-    let server = server.clone();
-    let base = base.to_string();
-    tokio::task::spawn_blocking(move || {
-        let ctx = Ctx {
-            store: &store,
-            server: &server,
+    blocking(app, server, base, move |store, server, base| {
+        f(&Ctx {
+            store,
+            server,
             rt: &server.resource_types[rt_index],
-            base: &base,
-        };
-        f(&ctx)
+            base,
+        })
     })
     .await
-    .map_err(ScimError::internal)?
 }
 
 /// Runs a point read (one indexed lookup) on the current worker: a hop to the blocking pool
