@@ -1,6 +1,7 @@
 //! Wiring for `scimlab serve`: compile the definitions, open the store, bind, serve.
 
 use crate::http::{self, AppState};
+use crate::model::Sources;
 use crate::store::Store;
 use crate::{model, reload};
 use anyhow::Context;
@@ -12,14 +13,15 @@ use std::sync::Arc;
 pub struct Config {
     pub listen: SocketAddr,
     pub db: PathBuf,
-    pub servers: PathBuf,
+    /// Server definitions and the profile packs they apply.
+    pub sources: Sources,
     /// Reload when files in `servers` change (SIGHUP reloads either way).
     pub watch: bool,
 }
 
 /// Compiles the definitions or returns every located problem as one error.
-pub fn compile(servers: &std::path::Path) -> anyhow::Result<model::Model> {
-    model::compile_dir(servers).map_err(|problems| {
+pub fn compile(sources: &Sources) -> anyhow::Result<model::Model> {
+    sources.compile().map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!(
             "{} problem(s) in definitions:\n{}",
@@ -31,7 +33,7 @@ pub fn compile(servers: &std::path::Path) -> anyhow::Result<model::Model> {
 
 /// Runs the server until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let model = compile(&config.servers)?;
+    let model = compile(&config.sources)?;
     let store = Arc::new(
         Store::open(&config.db)
             .with_context(|| format!("opening database {}", config.db.display()))?,
@@ -49,18 +51,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             server.resource_types.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>().join(" ")
         );
     }
-    reload::initial_status(&state, &config.servers);
+    reload::initial_status(&state, &config.sources);
     // Kept alive for as long as the server runs.
     let _watcher = if config.watch {
         Some(
-            reload::watch(state.clone(), config.servers.clone())
-                .with_context(|| format!("watching {}", config.servers.display()))?,
+            reload::watch(state.clone(), config.sources.clone())
+                .with_context(|| format!("watching {}", config.sources.servers.display()))?,
         )
     } else {
         None
     };
     #[cfg(unix)]
-    reload::on_sighup(state.clone(), config.servers.clone())?;
+    reload::on_sighup(state.clone(), config.sources.clone())?;
     http::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })
@@ -69,7 +71,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// `scimlab new`: a commented starter definition.
-pub fn starter_definition(id: &str, resource_types: &[String]) -> String {
+pub fn starter_definition(id: &str, resource_types: &[String], profiles: &[String]) -> String {
     let token: String = uuid::Uuid::new_v4().simple().to_string();
     let mut out = format!(
         "# yaml-language-server: $schema=../schemas/server-definition.schema.json\n\
@@ -77,9 +79,19 @@ pub fn starter_definition(id: &str, resource_types: &[String]) -> String {
          id: {id}\n\
          description: {id} provisioning target\n\
          # Bearer tokens this server accepts (and no other server does).\n\
-         tokens: [{token}]\n\
-         resource_types:\n"
+         tokens: [{token}]\n"
     );
+    if !profiles.is_empty() {
+        out.push_str(&format!(
+            "# Application profiles from profiles/: the attributes the app sees, their rules, its\n\
+             # entitlement and role catalogue and its seed data.\n\
+             profiles: [{}]\n\
+             # Filled with deterministic sample data when the server starts empty.\n\
+             seed: {{ users: 50, groups: 8, seed: 1 }}\n",
+            profiles.join(", ")
+        ));
+    }
+    out.push_str("resource_types:\n");
     for rt in resource_types {
         if rt == "User" {
             out.push_str(

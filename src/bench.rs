@@ -6,6 +6,7 @@
 //! per connection), so client overhead is small and identical for every workload.
 
 use crate::http::AppState;
+use crate::model::Sources;
 use crate::store::Store;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -218,7 +219,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let servers = dir.path().join("servers.d");
     std::fs::create_dir(&servers)?;
     std::fs::write(servers.join("bench.yaml"), DEFINITION)?;
-    let model = crate::app::compile(&servers)?;
+    let model = crate::app::compile(&Sources::new(&servers, dir.path().join("profiles")))?;
     let db = opts
         .db
         .clone()
@@ -554,10 +555,11 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
                 reload_definition(i, "attr0"),
             )?;
         }
-        let model = crate::app::compile(&servers)?;
+        let sources = Sources::new(&servers, dir.path().join("profiles"));
+        let model = crate::app::compile(&sources)?;
         let store = Arc::new(Store::open(&dir.path().join("reload.db"))?);
         let state = AppState::new(store, model)?;
-        let _watcher = crate::reload::watch(state.clone(), servers.clone())?;
+        let _watcher = crate::reload::watch(state.clone(), sources)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(crate::http::serve(listener, state, std::future::pending()));
@@ -601,6 +603,76 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
     println!(
         "\n(debounce window {} ms included)",
         crate::reload::DEBOUNCE.as_millis()
+    );
+    Ok(())
+}
+
+/// Options of `scimlab bench-seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedOptions {
+    /// Users to seed per run.
+    #[arg(long, default_value_t = 10_000)]
+    pub users: usize,
+    /// Groups to seed per run.
+    #[arg(long, default_value_t = 50)]
+    pub groups: usize,
+    /// Profiles the seeded server applies (their catalogue is assigned).
+    #[arg(long, value_delimiter = ',', default_value = "it,security")]
+    pub profile: Vec<String>,
+    /// Directory of profile packs.
+    #[arg(long, default_value = "profiles")]
+    pub profiles: std::path::PathBuf,
+    /// Runs (each on a fresh database); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+/// Seeds a fresh server `runs` times and reports the time of each run and the median.
+pub fn run_seed(opts: SeedOptions) -> anyhow::Result<()> {
+    let mut times = Vec::new();
+    for run in 0..opts.runs.max(1) {
+        let dir = tempfile::tempdir()?;
+        let servers = dir.path().join("servers.d");
+        std::fs::create_dir(&servers)?;
+        std::fs::write(
+            servers.join("seeded.yaml"),
+            format!(
+                "id: seeded\ntokens: [t]\nprofiles: [{}]\nresource_types:\n  User: {{}}\n  Group: {{}}\n",
+                opts.profile.join(", ")
+            ),
+        )?;
+        let model = crate::app::compile(&Sources::new(&servers, &opts.profiles))?;
+        let server = model
+            .server("seeded")
+            .context("the bench server did not compile")?;
+        let store = Store::open(&dir.path().join("seed.db"))?;
+        store.apply_indexes(server)?;
+        let started = Instant::now();
+        let report = crate::data::Workspace::seed_store(
+            &store,
+            server,
+            &crate::seed::Request {
+                users: opts.users,
+                groups: opts.groups,
+                seed: 42,
+            },
+        )?;
+        let elapsed = started.elapsed();
+        println!(
+            "run {}: {report} in {:.2} s ({:.0} users/s)",
+            run + 1,
+            elapsed.as_secs_f64(),
+            opts.users as f64 / elapsed.as_secs_f64()
+        );
+        times.push(elapsed.as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "seed {} users + {} groups: median {:.2} s over {} run(s) (target < 3 s)",
+        opts.users,
+        opts.groups,
+        times[times.len() / 2],
+        times.len()
     );
     Ok(())
 }

@@ -4,20 +4,25 @@
 //! # Layout
 //! The flow is YAML → compiled model → SQL, validators and discovery documents:
 //! - [`schema`]: the schema catalogue (`schemas/*.json`, checked and embedded by `build.rs`).
-//! - [`definition`]: the YAML definition format and its loader (located diagnostics).
-//! - [`model`]: `compile()` turns definitions into one `ServerModel` per virtual server:
-//!   resource types, attribute resolution, discovery documents, index plan.
+//! - [`definition`]: the YAML formats (server definitions, profile packs) and their loader
+//!   (located diagnostics).
+//! - [`model`]: `compile()` turns definitions and the profiles they apply into one
+//!   `ServerModel` per virtual server: resource types with their effective attributes,
+//!   attribute resolution, discovery documents, index plan, catalogue, data filters.
 //! - [`store`]: SQLite (WAL) behind a narrow interface; migrations and the per-server index plan.
 //! - [`filter`]: filter parser, printer, SQL compiler and in-memory evaluator.
 //! - [`patch`]: PatchOp parsing and application.
 //! - [`engine`]: the one generic resource engine (create/get/replace/patch/delete/list).
 //! - [`http`]: axum routes, auth, SCIM error responses.
 //! - [`reload`]: watch definitions, recompile, swap the model atomically; change summaries.
+//! - [`seed`]: deterministic, realistic seed data shaped by handlebars patterns.
+//! - [`data`]: mounting a server (catalogue, seed), listing, reset, export and import.
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
 
 pub mod app;
 pub mod bench;
+pub mod data;
 pub mod definition;
 pub mod engine;
 pub mod error;
@@ -27,4 +32,5 @@ pub mod model;
 pub mod patch;
 pub mod reload;
 pub mod schema;
+pub mod seed;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The `scimlab` command line: parses arguments, starts logging, calls the library.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use scimlab::model::Sources;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,38 @@ struct Cli {
     command: Command,
 }
 
+/// Where definitions live.
+#[derive(Args, Clone)]
+struct Dirs {
+    /// Directory of server definitions (*.yaml).
+    #[arg(
+        long,
+        alias = "dir",
+        default_value = "servers.d",
+        env = "SCIMLAB_SERVERS"
+    )]
+    servers: PathBuf,
+    /// Directory of profile packs (*.yaml) the definitions may apply.
+    #[arg(long, default_value = "profiles", env = "SCIMLAB_PROFILES")]
+    profiles: PathBuf,
+}
+
+impl Dirs {
+    fn sources(&self) -> Sources {
+        Sources::new(&self.servers, &self.profiles)
+    }
+}
+
+/// Definitions plus the database they describe.
+#[derive(Args, Clone)]
+struct Data {
+    #[command(flatten)]
+    dirs: Dirs,
+    /// SQLite database file.
+    #[arg(long, default_value = "scimlab.db", env = "SCIMLAB_DB")]
+    db: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve every virtual server defined in the servers directory.
@@ -23,13 +56,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "SCIMLAB_LISTEN")]
         listen: SocketAddr,
-        /// SQLite database file (created if missing).
-        #[arg(long, default_value = "scimlab.db", env = "SCIMLAB_DB")]
-        db: PathBuf,
-        /// Directory of server definitions (*.yaml).
-        #[arg(long, default_value = "servers.d", env = "SCIMLAB_SERVERS")]
-        servers: PathBuf,
-        /// Do not watch the servers directory (SIGHUP still reloads).
+        #[command(flatten)]
+        data: Data,
+        /// Do not watch the servers and profiles directories (SIGHUP still reloads).
         #[arg(long)]
         no_watch: bool,
     },
@@ -40,29 +69,89 @@ enum Command {
         /// Resource types to serve.
         #[arg(long, value_delimiter = ',', default_value = "User,Group")]
         resource_types: Vec<String>,
-        /// Directory to write `<id>.yaml` into.
-        #[arg(long, default_value = "servers.d")]
-        dir: PathBuf,
+        /// Profiles (from the profiles directory) the server applies.
+        #[arg(long, value_delimiter = ',')]
+        profile: Vec<String>,
+        #[command(flatten)]
+        dirs: Dirs,
     },
     /// Say what changes between two definition directories (servers, types, attributes).
-    Diff { old: PathBuf, new: PathBuf },
-    /// Check server definitions; prints every problem as file:line:column and exits 1 if any.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Profile packs both directories apply.
+        #[arg(long, default_value = "profiles", env = "SCIMLAB_PROFILES")]
+        profiles: PathBuf,
+    },
+    /// Check server definitions and profiles; prints every problem as file:line:column and
+    /// exits 1 if any.
     Validate {
         /// Directory of server definitions.
         #[arg(default_value = "servers.d")]
         dir: PathBuf,
+        /// Directory of profile packs.
+        #[arg(long, default_value = "profiles", env = "SCIMLAB_PROFILES")]
+        profiles: PathBuf,
     },
-    /// Print the JSON Schema of the server definition format.
-    Schema,
+    /// Print the JSON Schema of the server definition format (`--profile`: of profile packs).
+    Schema {
+        #[arg(long)]
+        profile: bool,
+    },
+    /// List every server: definition status and resource counts.
+    Servers {
+        #[command(flatten)]
+        data: Data,
+    },
+    /// Delete every resource of a server (its definition stays).
+    Reset {
+        server: String,
+        #[command(flatten)]
+        data: Data,
+    },
+    /// Print all resources and memberships of a server as JSON, in a stable order.
+    Export {
+        server: String,
+        #[command(flatten)]
+        data: Data,
+    },
+    /// Load an export into a server (which must be empty unless --replace).
+    Import {
+        server: String,
+        file: PathBuf,
+        /// Delete the server's resources first.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        data: Data,
+    },
+    /// Add deterministic, realistic seed data to a server.
+    Seed {
+        server: String,
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        #[arg(long, default_value_t = 10)]
+        groups: usize,
+        /// Random seed: the same seed on the same data gives the same result.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        data: Data,
+    },
     /// Measure throughput and latency against an in-process server (see README).
     Bench(scimlab::bench::Options),
     /// Measure hot-reload latency (file write to change served) at several directory sizes.
     BenchReload(scimlab::bench::ReloadOptions),
+    /// Measure seeding speed (users with groups, entitlements and roles).
+    BenchSeed(scimlab::bench::SeedOptions),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Bench(_) | Command::BenchReload(_)) {
+    let default_level = if matches!(
+        cli.command,
+        Command::Bench(_) | Command::BenchReload(_) | Command::BenchSeed(_)
+    ) {
         "warn"
     } else {
         "info"
@@ -77,22 +166,23 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve {
             listen,
-            db,
-            servers,
+            data,
             no_watch,
         } => runtime().block_on(scimlab::app::serve(scimlab::app::Config {
             listen,
-            db,
-            servers,
+            db: data.db,
+            sources: data.dirs.sources(),
             watch: !no_watch,
         })),
         Command::New {
             id,
             resource_types,
-            dir,
-        } => new_definition(&id, &resource_types, &dir),
-        Command::Diff { old, new } => {
-            match (scimlab::app::compile(&old), scimlab::app::compile(&new)) {
+            profile,
+            dirs,
+        } => new_definition(&id, &resource_types, &profile, &dirs),
+        Command::Diff { old, new, profiles } => {
+            let compile = |d: &PathBuf| scimlab::app::compile(&Sources::new(d, &profiles));
+            match (compile(&old), compile(&new)) {
                 (Ok(a), Ok(b)) => {
                     let changes = scimlab::reload::diff(&a, &b);
                     if changes.is_empty() {
@@ -106,7 +196,7 @@ fn main() -> ExitCode {
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
-        Command::Validate { dir } => match scimlab::model::compile_dir(&dir) {
+        Command::Validate { dir, profiles } => match Sources::new(&dir, &profiles).compile() {
             Ok(model) => {
                 println!(
                     "{}: {} server(s) OK: {}",
@@ -124,16 +214,70 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         },
-        Command::Schema => {
+        Command::Schema { profile } => {
+            let schema = if profile {
+                scimlab::definition::profile_json_schema()
+            } else {
+                scimlab::definition::json_schema()
+            };
             println!(
                 "{}",
-                serde_json::to_string_pretty(&scimlab::definition::json_schema())
-                    .unwrap_or_default()
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
             Ok(())
         }
+        Command::Servers { data } => scimlab::data::Workspace::open(&data.dirs.sources(), &data.db)
+            .and_then(|w| {
+                print!("{}", w.servers_table()?);
+                Ok(())
+            }),
+        Command::Reset { server, data } => {
+            scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
+                let n = w.reset(&server)?;
+                println!("{server}: deleted {n} resource(s)");
+                Ok(())
+            })
+        }
+        Command::Export { server, data } => {
+            scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
+                let text = w.export(&server)?;
+                println!("{text}");
+                Ok(())
+            })
+        }
+        Command::Import {
+            server,
+            file,
+            replace,
+            data,
+        } => scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            let n = w.import(&server, &text, replace)?;
+            println!("{server}: imported {n} resource(s)");
+            Ok(())
+        }),
+        Command::Seed {
+            server,
+            users,
+            groups,
+            seed,
+            data,
+        } => scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
+            let report = w.seed(
+                &server,
+                &scimlab::seed::Request {
+                    users,
+                    groups,
+                    seed,
+                },
+            )?;
+            println!("{server}: {report}");
+            Ok(())
+        }),
         Command::Bench(opts) => runtime().block_on(scimlab::bench::run(opts)),
         Command::BenchReload(opts) => runtime().block_on(scimlab::bench::run_reload(opts)),
+        Command::BenchSeed(opts) => scimlab::bench::run_seed(opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,20 +291,22 @@ fn main() -> ExitCode {
 fn new_definition(
     id: &str,
     resource_types: &[String],
-    dir: &std::path::Path,
+    profiles: &[String],
+    dirs: &Dirs,
 ) -> anyhow::Result<()> {
-    let path = dir.join(format!("{id}.yaml"));
+    let path = dirs.servers.join(format!("{id}.yaml"));
     if path.exists() {
         anyhow::bail!("{} already exists", path.display());
     }
-    let text = scimlab::app::starter_definition(id, resource_types);
+    let text = scimlab::app::starter_definition(id, resource_types, profiles);
     // Refuse to write a starter that would not load.
     let file = scimlab::definition::load_str(&path, &text).map_err(|d| anyhow::anyhow!("{d}"))?;
-    if let Err(problems) = scimlab::model::compile(&[file]) {
+    let (packs, _) = scimlab::definition::load_profiles(&dirs.profiles);
+    if let Err(problems) = scimlab::model::compile(&[file], &packs) {
         let lines: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
         anyhow::bail!("cannot create {id}: {}", lines.join("; "));
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(&dirs.servers)?;
     std::fs::write(&path, text)?;
     println!("wrote {}", path.display());
     Ok(())

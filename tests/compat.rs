@@ -229,7 +229,9 @@ fn unknown_compat_names_are_located_errors() {
         "id: x\ntokens: [t]\ncompat: [entra, okta_magic]\nresource_types:\n  User: {}\n",
     )
     .unwrap();
-    let err = scimlab::model::compile_dir(dir.path()).unwrap_err();
+    let err = scimlab::model::Sources::new(dir.path(), dir.path().join("profiles"))
+        .compile()
+        .unwrap_err();
     assert_eq!((err[0].line, err[0].column), (3, 1));
     assert!(
         err[0].message.contains("\"okta_magic\""),

@@ -37,7 +37,9 @@ async fn shipped_servers_pass_scim_sanity() {
     }
     let refs: Vec<(&str, &str)> = defs.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     let app = TestApp::spawn(&refs).await;
-    let model = scimlab::model::compile_dir(std::path::Path::new(dir)).unwrap();
+    let model = scimlab::model::Sources::new(dir, "profiles")
+        .compile()
+        .unwrap();
     let mut report = Vec::new();
     for server in model.servers.values() {
         let base = app.base(&server.id);

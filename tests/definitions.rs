@@ -92,23 +92,31 @@ fn readme_yaml_blocks_compile() {
 
 #[test]
 fn committed_json_schema_matches_the_definition_types() {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .arg("schema")
-        .output()
+    for (args, file) in [
+        (&["schema"][..], "server-definition.schema.json"),
+        (&["schema", "--profile"][..], "profile.schema.json"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+            .args(args)
+            .output()
+            .unwrap();
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let committed: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("schemas")
+                    .join(file),
+            )
+            .unwrap(),
+        )
         .unwrap();
-    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let committed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schemas/server-definition.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        printed, committed,
-        "run `scimlab schema > schemas/server-definition.schema.json`"
-    );
+        assert_eq!(
+            printed,
+            committed,
+            "run `scimlab {} > schemas/{file}`",
+            args.join(" ")
+        );
+    }
 }
 
 #[test]

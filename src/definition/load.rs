@@ -1,17 +1,23 @@
 //! Reading definition files: YAML syntax and shape errors come back located by serde_yaml.
 
-use super::{Diagnostic, ServerDef};
+use super::{Diagnostic, ProfileDef, ServerDef};
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
-/// A parsed definition file, with its text kept for locating later (semantic) problems.
+/// A parsed YAML file, with its text kept for locating later (semantic) problems.
 #[derive(Debug, Clone)]
-pub struct LoadedFile {
+pub struct Loaded<T> {
     pub path: PathBuf,
     pub text: String,
-    pub def: ServerDef,
+    pub def: T,
 }
 
-impl LoadedFile {
+/// A server definition file (`servers.d/*.yaml`).
+pub type LoadedFile = Loaded<ServerDef>;
+/// A profile pack (`profiles/*.yaml`).
+pub type LoadedProfile = Loaded<ProfileDef>;
+
+impl<T> Loaded<T> {
     /// A diagnostic at the key path `keys` in this file.
     pub fn diagnostic(&self, keys: &[&str], message: impl Into<String>) -> Diagnostic {
         let (line, column) = super::locate(&self.text, keys);
@@ -26,8 +32,13 @@ impl LoadedFile {
 
 /// Parses one definition text.
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedFile, Diagnostic> {
-    match serde_yaml::from_str::<ServerDef>(text) {
-        Ok(def) => Ok(LoadedFile {
+    parse(path, text)
+}
+
+/// Parses one YAML text of either kind.
+pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Loaded<T>, Diagnostic> {
+    match serde_yaml::from_str::<T>(text) {
+        Ok(def) => Ok(Loaded {
             path: path.to_path_buf(),
             text: text.to_string(),
             def,
@@ -56,28 +67,44 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedFile, Diagnostic> {
 /// Reads every `*.yaml` / `*.yml` file in `dir` (sorted by name). Files that do not parse are
 /// reported; the others are returned so that all problems can be reported at once.
 pub fn load_dir(dir: &Path) -> (Vec<LoadedFile>, Vec<Diagnostic>) {
+    load_all(dir, true)
+}
+
+/// Reads every profile pack in `dir`; a missing directory simply holds no profiles.
+pub fn load_profiles(dir: &Path) -> (Vec<LoadedProfile>, Vec<Diagnostic>) {
+    load_all(dir, dir.exists())
+}
+
+/// The YAML files of `dir`, sorted by name.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
+    paths.sort();
+    paths
+}
+
+fn load_all<T: DeserializeOwned>(
+    dir: &Path,
+    must_exist: bool,
+) -> (Vec<Loaded<T>>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut problems = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
+    if let Err(e) = std::fs::read_dir(dir) {
+        if must_exist {
             problems.push(Diagnostic {
                 file: dir.to_path_buf(),
                 line: 1,
                 column: 1,
-                message: format!("cannot read definitions directory: {e}"),
+                message: format!("cannot read directory: {e}"),
             });
-            return (files, problems);
         }
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    paths.sort();
-    for path in paths {
+        return (files, problems);
+    }
+    for path in yaml_files(dir) {
         match std::fs::read_to_string(&path) {
-            Ok(text) => match load_str(&path, &text) {
+            Ok(text) => match parse(&path, &text) {
                 Ok(f) => files.push(f),
                 Err(d) => problems.push(d),
             },

@@ -71,13 +71,14 @@ fn strip_comment(line: &str) -> &str {
 }
 
 fn block_key(body: &str) -> Option<&str> {
-    let end = body.find(':')?;
+    // The key ends at the first ':' followed by a space or the end of the line, so URN keys
+    // (`urn:ietf:…:department: {}`) are found whole.
+    let end = body
+        .match_indices(':')
+        .map(|(i, _)| i)
+        .find(|&i| body[i + 1..].is_empty() || body[i + 1..].starts_with(' '))?;
     let key = body[..end].trim().trim_matches(|c| c == '"' || c == '\'');
-    let after = &body[end + 1..];
-    if key.is_empty()
-        || (key.contains(' ') && !body.starts_with('"'))
-        || !(after.is_empty() || after.starts_with(' '))
-    {
+    if key.is_empty() || (key.contains(' ') && !body.starts_with('"')) {
         return None;
     }
     Some(key)
@@ -137,6 +138,14 @@ validation:
             (5, 35)
         );
         assert_eq!(locate(DOC, &["validation", "strict"]), (8, 3));
+    }
+
+    #[test]
+    fn finds_urn_keys() {
+        let doc = "attributes:\n  userName: {}\n  urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department: { required: true }\n";
+        let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
+        assert_eq!(locate(doc, &["attributes", urn]), (3, 3));
+        assert_eq!(locate(doc, &["attributes", urn, "required"]), (3, 76));
     }
 
     #[test]

@@ -3,9 +3,15 @@
 
 mod load;
 mod locate;
+mod profile;
 
-pub use load::{LoadedFile, load_dir, load_str};
+pub use load::{
+    Loaded, LoadedFile, LoadedProfile, load_dir, load_profiles, load_str, parse, yaml_files,
+};
 pub use locate::locate;
+pub use profile::{
+    AttributeRule, CatalogueItem, CategoryDef, CategoryKind, ProfileDef, RuleMutability, SeedShape,
+};
 
 use crate::schema::{AttrType, Mutability, Returned, Uniqueness};
 use schemars::JsonSchema;
@@ -38,6 +44,31 @@ pub struct ServerDef {
     /// `onelogin`) or a list of persona and quirk names (see README). Default `strict`.
     #[serde(default)]
     pub compat: Option<CompatDef>,
+    /// Application profiles from `profiles/` this server applies, by id. See README for how
+    /// several profiles combine.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Seed data that fills the server when it starts empty.
+    pub seed: Option<SeedDef>,
+}
+
+/// Seed data for an empty server: deterministic for a given `seed` number.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedDef {
+    /// Number of users.
+    #[serde(default)]
+    pub users: usize,
+    /// Number of groups (one per department first, then teams).
+    #[serde(default)]
+    pub groups: usize,
+    /// The random seed: the same seed gives the same data.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    1
 }
 
 /// A persona name or a list of persona and quirk names.
@@ -244,4 +275,9 @@ impl fmt::Display for Diagnostic {
 /// The JSON Schema of the definition format, for editors and `scimlab schema`.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ServerDef)).unwrap_or_default()
+}
+
+/// The JSON Schema of profile packs (`profiles/*.yaml`).
+pub fn profile_json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ProfileDef)).unwrap_or_default()
 }

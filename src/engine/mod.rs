@@ -6,6 +6,7 @@ pub mod bulk;
 mod members;
 mod references;
 mod render;
+mod rules;
 mod validate;
 
 pub use render::{Projection, etag};
@@ -124,7 +125,8 @@ fn to_doc_string(doc: &Map<String, Value>) -> String {
 
 fn load(ctx: &Ctx<'_>, conn: &rusqlite::Connection, id: &str) -> ScimResult<Row> {
     match store::get(conn, &ctx.server.id, id).map_err(store_err(ctx))? {
-        Some(row) if row.resource_type == ctx.rt.name => Ok(row),
+        // Outside the profiles' view a resource does not exist for this server's clients.
+        Some(row) if row.resource_type == ctx.rt.name && rules::visible(ctx, conn, id)? => Ok(row),
         _ => Err(not_found(ctx.rt, id)),
     }
 }
@@ -173,6 +175,7 @@ fn sync_members(
 /// POST: validates and stores a new resource.
 pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Output> {
     let mut n = normalize(ctx.server, ctx.rt, input, Mode::Create)?;
+    validate::check_create(ctx.rt, &n.doc)?;
     let ts = now();
     let mut row = Row {
         id: uuid::Uuid::new_v4().to_string(),
@@ -185,8 +188,10 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
     ctx.store.write(|tx| {
         references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+        rules::check_assignments(ctx, tx, &n.doc)?;
         row.doc = to_doc_string(&n.doc);
         store::insert(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+        rules::check_in_view(ctx, tx, &row.id)?;
         if let Some(members) = &n.members {
             sync_members(ctx, tx, &row.id, &[], members)?;
         }
@@ -220,6 +225,7 @@ pub fn replace(
         validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Replace)?;
         references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+        rules::check_assignments(ctx, tx, &n.doc)?;
         let mut changed = n.doc != old;
         if let Some(members) = &n.members {
             let old_members =
@@ -231,6 +237,7 @@ pub fn replace(
             row.last_modified = now();
             row.doc = to_doc_string(&n.doc);
             store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+            rules::check_in_view(ctx, tx, id)?;
         }
         output(ctx, tx, &row, proj)
     })
@@ -289,6 +296,7 @@ pub fn patch(
         validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Patch)?;
         references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+        rules::check_assignments(ctx, tx, &n.doc)?;
         let mut changed = n.doc != old;
         if let (Some(old_members), Some(new_members)) = (&old_members, &n.members) {
             changed |= sync_members(ctx, tx, id, old_members, new_members)?;
@@ -298,6 +306,7 @@ pub fn patch(
             row.last_modified = now();
             row.doc = to_doc_string(&n.doc);
             store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+            rules::check_in_view(ctx, tx, id)?;
         }
         output(ctx, tx, &row, proj)
     })
@@ -378,11 +387,12 @@ fn sort_expr(rt: &ResourceType, sort_by: &str, descending: bool) -> ScimResult<S
 
 /// A search over one resource type: filter, sort, page, project.
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value> {
-    let compiled = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        Some(f) => Some(filter::sql::compile(
-            &filter::parse_with(f, &ctx.server.compat)?,
-            ctx.rt,
-        )?),
+    let requested = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => Some(filter::parse_with(f, &ctx.server.compat)?),
+        None => None,
+    };
+    let compiled = match rules::within_view(ctx, requested) {
+        Some(f) => Some(filter::sql::compile(&f, ctx.rt)?),
         None => None,
     };
     let descending = match q.sort_order.as_deref() {

@@ -5,7 +5,7 @@ use crate::error::{ScimError, ScimResult};
 use crate::model::compat::{ADSCIM_GROUP, Compat, ONELOGIN_ENTERPRISE, Quirk};
 use crate::model::{ResourceType, ServerModel};
 use crate::schema::urn;
-use crate::schema::{AttrType, AttributeDef, Mutability};
+use crate::schema::{AttrType, AttributeDef, Mutability, RuleMutability};
 use crate::store::Member;
 use serde_json::{Map, Value};
 
@@ -263,8 +263,10 @@ fn normalize_attr(
     path: &str,
     rules: &Rules,
 ) -> ScimResult<Option<Value>> {
-    if value.is_null() || attr.mutability == Mutability::ReadOnly {
-        // readOnly values sent by clients are ignored (RFC 7644 §3.3, §3.5.1).
+    // readOnly values sent by clients are ignored (RFC 7644 §3.3, §3.5.1), except where a
+    // profile made the attribute readOnly: then a change is refused by `carry_over` and
+    // `check_create`, so the value must get there.
+    if value.is_null() || (attr.mutability == Mutability::ReadOnly && attr.rule.is_none()) {
         return Ok(None);
     }
     if !attr.multi_valued {
@@ -425,7 +427,8 @@ fn normalize_simple(
         (AttrType::DateTime, _) => return Err(wrong("a dateTime string")),
         (AttrType::Complex, _) => return Err(wrong("an object")),
     };
-    if rules.strict
+    // A profile's canonical values hold on lenient servers too: the profile asked for them.
+    if (rules.strict || attr.rule.is_some())
         && !attr.canonical_values.is_empty()
         && let Value::String(s) = &v
     {
@@ -438,8 +441,9 @@ fn normalize_simple(
         });
         if !ok {
             return Err(ScimError::invalid_value(format!(
-                "{path} must be one of {:?}, not {s:?}",
-                attr.canonical_values
+                "{path} must be one of {:?}, not {s:?}{}",
+                attr.canonical_values,
+                by_profile(attr)
             )));
         }
     }
@@ -518,8 +522,53 @@ fn check_required(
     Ok(())
 }
 
-/// Replace/patch rules that need the stored version: immutable values may not change, and
-/// values clients cannot send back (readOnly, writeOnly such as password) are kept.
+/// " (profile hr)" when a profile shaped `attr`, for error details.
+fn by_profile(attr: &AttributeDef) -> String {
+    attr.rule
+        .as_ref()
+        .map(|r| format!(" (profile {})", r.profiles))
+        .unwrap_or_default()
+}
+
+/// The value of `attr` (of `schema`, an extension unless it is the core schema) in `doc`.
+fn value_of<'d>(
+    doc: &'d Map<String, Value>,
+    ext: Option<&str>,
+    attr: &AttributeDef,
+) -> Option<&'d Value> {
+    match ext {
+        Some(u) => doc.get(u).and_then(|o| o.get(&attr.name)),
+        None => doc.get(&attr.name),
+    }
+}
+
+/// Every attribute of `rt` with the extension URN it lives under (None: core).
+fn attributes(rt: &ResourceType) -> impl Iterator<Item = (Option<&str>, &AttributeDef)> {
+    rt.schemas().flat_map(move |schema| {
+        let ext = (schema.id != rt.schema.id).then_some(schema.id.as_str());
+        schema.attributes.iter().map(move |a| (ext, a))
+    })
+}
+
+/// Create rules from profiles: an attribute a profile made readOnly cannot be sent.
+pub fn check_create(rt: &ResourceType, doc: &Map<String, Value>) -> ScimResult<()> {
+    for (ext, attr) in attributes(rt) {
+        if let Some(rule) = &attr.rule
+            && rule.mutability == Some(RuleMutability::ReadOnly)
+            && value_of(doc, ext, attr).is_some()
+        {
+            return Err(ScimError::mutability(format!(
+                "{} is readOnly for this application (profile {}): it cannot be set",
+                attr.name, rule.profiles
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Replace/patch rules that need the stored version: immutable values may not change, values
+/// clients cannot send back (readOnly, writeOnly such as password) are kept, and profile rules
+/// (readOnly, immutable, writeOnce) are enforced with errors that name the profile.
 pub fn carry_over(
     rt: &ResourceType,
     new: &mut Map<String, Value>,
@@ -527,49 +576,76 @@ pub fn carry_over(
     mode: Mode,
 ) -> ScimResult<()> {
     keep_unserved(rt, new, old);
-    for schema in rt.schemas() {
-        let ext = (schema.id != rt.schema.id).then_some(schema.id.as_str());
-        for attr in &schema.attributes {
-            let old_v = match ext {
-                Some(u) => old.get(u).and_then(|o| o.get(&attr.name)),
-                None => old.get(&attr.name),
-            };
-            let Some(old_v) = old_v else { continue };
-            let new_v = match ext {
-                Some(u) => new.get(u).and_then(|o| o.get(&attr.name)),
-                None => new.get(&attr.name),
-            };
-            match attr.mutability {
-                Mutability::Immutable => match new_v {
-                    Some(v) if v != old_v => {
-                        return Err(ScimError::mutability(format!(
-                            "{} is immutable and already set; it cannot change",
-                            attr.name
-                        )));
+    for (ext, attr) in attributes(rt) {
+        let old_v = value_of(old, ext, attr);
+        let new_v = value_of(new, ext, attr);
+        let refuse = |why: String| Err(ScimError::mutability(format!("{} {why}", attr.name)));
+        if let Some(rule) = &attr.rule
+            && let Some(m) = rule.mutability
+        {
+            let p = &rule.profiles;
+            match m {
+                RuleMutability::ReadOnly if new_v != old_v => {
+                    if new_v.is_none() && mode == Mode::Replace {
+                        // Omitted from a PUT: kept, like any readOnly value.
+                    } else {
+                        return refuse(format!(
+                            "is readOnly for this application (profile {p}): it cannot be set, changed or removed"
+                        ));
                     }
-                    None if mode == Mode::Patch => {
-                        return Err(ScimError::mutability(format!(
-                            "{} is immutable and already set; it cannot be removed",
-                            attr.name
-                        )));
-                    }
-                    _ => {}
-                },
-                Mutability::ReadOnly | Mutability::WriteOnly
-                    if new_v.is_none() && mode == Mode::Replace => {}
-                _ => continue,
-            }
-            if new_v.is_none() {
-                let target = match ext {
-                    Some(u) => new
-                        .entry(u.to_string())
-                        .or_insert_with(|| Value::Object(Map::new()))
-                        .as_object_mut(),
-                    None => Some(&mut *new),
-                };
-                if let Some(t) = target {
-                    t.insert(attr.name.clone(), old_v.clone());
                 }
+                RuleMutability::Immutable if old_v.is_none() && new_v.is_some() => {
+                    return refuse(format!(
+                        "is immutable (profile {p}): it can only be set when the resource is created"
+                    ));
+                }
+                RuleMutability::Immutable | RuleMutability::WriteOnce => {
+                    if let Some(old_v) = old_v {
+                        match new_v {
+                            Some(v) if v != old_v => {
+                                return refuse(format!(
+                                    "is {} (profile {p}) and already set to {old_v}; it cannot change",
+                                    m.name()
+                                ));
+                            }
+                            None if mode == Mode::Patch => {
+                                return refuse(format!(
+                                    "is {} (profile {p}) and already set; it cannot be removed",
+                                    m.name()
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(old_v) = old_v else { continue };
+        match attr.mutability {
+            Mutability::Immutable => match new_v {
+                Some(v) if v != old_v => {
+                    return refuse("is immutable and already set; it cannot change".into());
+                }
+                None if mode == Mode::Patch => {
+                    return refuse("is immutable and already set; it cannot be removed".into());
+                }
+                _ => {}
+            },
+            Mutability::ReadOnly | Mutability::WriteOnly
+                if new_v.is_none() && mode == Mode::Replace => {}
+            _ => continue,
+        }
+        if new_v.is_none() {
+            let target = match ext {
+                Some(u) => new
+                    .entry(u.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut(),
+                None => Some(&mut *new),
+            };
+            if let Some(t) = target {
+                t.insert(attr.name.clone(), old_v.clone());
             }
         }
     }

@@ -29,9 +29,10 @@ pub struct AppState {
 
 impl AppState {
     /// Creates the state and the store indexes every server of `model` needs.
-    pub fn new(store: Arc<Store>, model: Model) -> Result<AppState, crate::store::StoreError> {
+    /// Prepares every server (indexes, catalogue, seed data) and holds the model.
+    pub fn new(store: Arc<Store>, model: Model) -> Result<AppState, crate::data::DataError> {
         for server in model.servers.values() {
-            store.apply_indexes(server)?;
+            crate::data::prepare(&store, server)?;
         }
         Ok(AppState {
             model: Arc::new(ArcSwap::from_pointee(model)),

@@ -1,12 +1,12 @@
 //! Definitions → [`Model`]. Gathers every problem (with file:line:column) before failing.
 
 use super::{Extension, Model, ResourceType, ServerModel, discovery};
-use crate::definition::{self, AttributeSpec, Diagnostic, LoadedFile};
+use crate::definition::{self, AttributeSpec, Diagnostic, LoadedFile, LoadedProfile};
 use crate::schema::{
     self, AttrType, AttributeDef, Mutability, Returned, SchemaDef, Uniqueness, urn,
 };
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const RESERVED_ENDPOINTS: &[&str] = &[
@@ -19,23 +19,51 @@ const RESERVED_ENDPOINTS: &[&str] = &[
 ];
 const REFERENCE_ATTRIBUTES: &[&str] = &["members", "entitlements", "roles", "manager"];
 
-/// Loads and compiles every definition in `dir`.
-pub fn compile_dir(dir: &Path) -> Result<Model, Vec<Diagnostic>> {
-    let (files, mut problems) = definition::load_dir(dir);
-    match compile(&files) {
-        Ok(model) if problems.is_empty() => Ok(model),
-        Ok(_) => Err(problems),
-        Err(more) => {
-            problems.extend(more);
-            problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-            Err(problems)
+/// Where definitions live: server files and the profile packs they may apply.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub servers: PathBuf,
+    pub profiles: PathBuf,
+}
+
+impl Sources {
+    pub fn new(servers: impl Into<PathBuf>, profiles: impl Into<PathBuf>) -> Sources {
+        Sources {
+            servers: servers.into(),
+            profiles: profiles.into(),
         }
+    }
+
+    /// Loads and compiles every definition and profile.
+    pub fn compile(&self) -> Result<Model, Vec<Diagnostic>> {
+        let (files, mut problems) = definition::load_dir(&self.servers);
+        let (profiles, more) = definition::load_profiles(&self.profiles);
+        problems.extend(more);
+        match compile(&files, &profiles) {
+            Ok(model) if problems.is_empty() => Ok(model),
+            Ok(_) => Err(problems),
+            Err(more) => {
+                problems.extend(more);
+                problems
+                    .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+                problems.dedup();
+                Err(problems)
+            }
+        }
+    }
+
+    /// Every YAML file either directory holds, for per-file status.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut all = definition::yaml_files(&self.servers);
+        all.extend(definition::yaml_files(&self.profiles));
+        all
     }
 }
 
-/// Compiles parsed definition files into a model.
-pub fn compile(files: &[LoadedFile]) -> Result<Model, Vec<Diagnostic>> {
+/// Compiles parsed definition files, applying the profile packs they name.
+pub fn compile(files: &[LoadedFile], profiles: &[LoadedProfile]) -> Result<Model, Vec<Diagnostic>> {
     let mut problems = Vec::new();
+    super::profiles::check_profiles(profiles, &mut problems);
     let mut model = Model::default();
     let mut ids: HashMap<String, &Path> = HashMap::new();
     let mut tokens: HashMap<&str, &Path> = HashMap::new();
@@ -63,7 +91,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<Model, Vec<Diagnostic>> {
                 }
             }
         }
-        if let Some(server) = compile_server(file, &mut problems) {
+        if let Some(server) = compile_server(file, profiles, &mut problems) {
             model.servers.insert(server.id.clone(), Arc::new(server));
         }
     }
@@ -74,7 +102,11 @@ pub fn compile(files: &[LoadedFile]) -> Result<Model, Vec<Diagnostic>> {
     }
 }
 
-fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<ServerModel> {
+fn compile_server(
+    file: &LoadedFile,
+    profiles: &[LoadedProfile],
+    problems: &mut Vec<Diagnostic>,
+) -> Option<ServerModel> {
     let def = &file.def;
     let before = problems.len();
     let catalogue = schema::catalogue();
@@ -282,11 +314,23 @@ fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<S
                 has_groups,
                 schema: core,
                 extensions,
+                view: None,
             });
         }
     }
     if problems.len() > before {
         return None;
+    }
+    let applied =
+        super::profiles::apply(file, &def.profiles, profiles, &mut resource_types, problems);
+    if problems.len() > before {
+        return None;
+    }
+    let mut check_references = def.validation.check_references.clone();
+    for r in applied.check_references {
+        if !check_references.iter().any(|c| c.eq_ignore_ascii_case(&r)) {
+            check_references.push(r);
+        }
     }
     // Served schemas: cores and extensions in resource-type order, then the discovery schemas.
     let mut schemas: Vec<Arc<SchemaDef>> = Vec::new();
@@ -317,7 +361,7 @@ fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<S
         resource_types,
         schemas,
         strict: def.validation.strict,
-        check_references: def.validation.check_references.clone(),
+        check_references,
         default_count: def.limits.default_count,
         max_results: def.limits.max_results,
         max_payload_bytes: def.limits.max_payload_bytes,
@@ -326,6 +370,10 @@ fn compile_server(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<S
         discovery: Default::default(),
         indexes: Vec::new(),
         compat: super::compat::Compat::new(quirks),
+        profiles: def.profiles.clone(),
+        catalogue: applied.catalogue,
+        seed: def.seed.clone(),
+        seed_shape: applied.seed_shape,
     };
     server.discovery = discovery::build(&server);
     server.indexes = crate::store::plan::indexes_for(&server);
@@ -438,5 +486,6 @@ fn compile_attribute(
         uniqueness: spec.uniqueness,
         reference_types: spec.reference_types.clone(),
         sub_attributes: subs,
+        rule: None,
     })
 }

@@ -6,8 +6,9 @@ pub mod compat;
 mod compile;
 mod discovery;
 pub mod path;
+mod profiles;
 
-pub use compile::{compile, compile_dir};
+pub use compile::{Sources, compile};
 pub use path::{AttrPath, Resolved, Target};
 
 use crate::schema::{AttributeDef, SchemaDef};
@@ -53,6 +54,14 @@ pub struct ServerModel {
     pub indexes: Vec<IndexSpec>,
     /// IdP deviations this server accepts.
     pub compat: compat::Compat,
+    /// Profiles applied, in the order the definition lists them.
+    pub profiles: Vec<String>,
+    /// Entitlement and role categories from the profiles, with their items.
+    pub catalogue: Vec<Category>,
+    /// Seed data for an empty server.
+    pub seed: Option<crate::definition::SeedDef>,
+    /// How seed data looks (merged from the profiles).
+    pub seed_shape: crate::definition::SeedShape,
 }
 
 impl ServerModel {
@@ -96,6 +105,32 @@ pub struct ResourceType {
     pub has_members: bool,
     /// User-like: a read-only `groups` attribute derived from memberships.
     pub has_groups: bool,
+    /// The profiles' data filter: only matching resources exist for this server's clients.
+    pub view: Option<View>,
+}
+
+/// A data filter from profiles.
+#[derive(Debug)]
+pub struct View {
+    pub filter: crate::filter::Filter,
+    /// The filter as text, for error messages.
+    pub text: String,
+    /// Which profiles it comes from.
+    pub profiles: String,
+}
+
+/// An entitlement or role category from profiles (Okta's per-type rules).
+#[derive(Debug, Clone)]
+pub struct Category {
+    /// Resource type name (`Entitlement`, `License`, `Role`).
+    pub name: String,
+    pub kind: crate::definition::CategoryKind,
+    /// The resource type whose resources are assigned these items (`User`).
+    pub applies_to: String,
+    pub required: bool,
+    pub multi_valued: bool,
+    pub items: Vec<crate::definition::CatalogueItem>,
+    pub profiles: Vec<String>,
 }
 
 #[derive(Debug)]

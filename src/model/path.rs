@@ -133,6 +133,7 @@ pub fn common() -> &'static SchemaDef {
                 uniqueness: Uniqueness::None,
                 reference_types: vec![],
                 sub_attributes: subs,
+                rule: None,
             }
         };
         use AttrType::*;

@@ -9,9 +9,8 @@ pub use diff::diff;
 
 use crate::definition::Diagnostic;
 use crate::http::AppState;
-use crate::model;
+use crate::model::Sources;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,14 +42,10 @@ pub struct Outcome {
     pub millis: u64,
 }
 
-/// Per-file status of a directory given the problems of a compile attempt.
-fn file_statuses(dir: &Path, problems: &[Diagnostic]) -> Vec<FileStatus> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
-    files.sort();
-    files
+/// Per-file status of both directories given the problems of a compile attempt.
+fn file_statuses(sources: &Sources, problems: &[Diagnostic]) -> Vec<FileStatus> {
+    sources
+        .files()
         .into_iter()
         .map(|f| {
             let errors: Vec<String> = problems
@@ -67,23 +62,23 @@ fn file_statuses(dir: &Path, problems: &[Diagnostic]) -> Vec<FileStatus> {
         .collect()
 }
 
-/// Compiles `dir` and, if everything is valid and the store accepts the new indexes, swaps the
-/// model in. Blocking: call it from a blocking thread. Returns the change summary or the errors.
-pub fn reload(state: &AppState, dir: &Path) -> Result<Vec<String>, Vec<String>> {
+/// Compiles the definitions and profiles and, if everything is valid and the store accepts the
+/// new indexes, swaps the model in. Blocking: call it from a blocking thread. Returns the change
+/// summary or the errors.
+pub fn reload(state: &AppState, sources: &Sources) -> Result<Vec<String>, Vec<String>> {
     let started = Instant::now();
-    let result = model::compile_dir(dir).map_err(|problems| {
-        set_files(state, file_statuses(dir, &problems));
+    let result = sources.compile().map_err(|problems| {
+        set_files(state, file_statuses(sources, &problems));
         problems.iter().map(ToString::to_string).collect::<Vec<_>>()
     });
     let result = result.and_then(|new| {
         // Indexes first: a uniqueness the existing data violates refuses the whole reload.
+        // Then catalogue items and seed data of servers that are new or still empty.
         for server in new.servers.values() {
-            state
-                .store
-                .apply_indexes(server)
+            crate::data::prepare(&state.store, server)
                 .map_err(|e| vec![format!("{}: {e}", server.source.display())])?;
         }
-        set_files(state, file_statuses(dir, &[]));
+        set_files(state, file_statuses(sources, &[]));
         let changes = diff(&state.model.load(), &new);
         state.model.store(Arc::new(new));
         Ok(changes)
@@ -123,13 +118,14 @@ fn set_files(state: &AppState, files: Vec<FileStatus>) {
 }
 
 /// Records the status of the initial, successful load.
-pub fn initial_status(state: &AppState, dir: &Path) {
-    set_files(state, file_statuses(dir, &[]));
+pub fn initial_status(state: &AppState, sources: &Sources) {
+    set_files(state, file_statuses(sources, &[]));
 }
 
-/// Watches `dir` until the returned watcher is dropped: every burst of changes triggers one
-/// reload, run on the blocking pool.
-pub fn watch(state: AppState, dir: PathBuf) -> notify::Result<notify::RecommendedWatcher> {
+/// Watches both directories until the returned watcher is dropped: every burst of changes
+/// triggers one reload, run on the blocking pool. A profiles directory that does not exist yet
+/// is not watched (SIGHUP still reloads it).
+pub fn watch(state: AppState, sources: Sources) -> notify::Result<notify::RecommendedWatcher> {
     use notify::Watcher;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -137,13 +133,16 @@ pub fn watch(state: AppState, dir: PathBuf) -> notify::Result<notify::Recommende
             let _ = tx.send(());
         }
     })?;
-    watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+    watcher.watch(&sources.servers, notify::RecursiveMode::NonRecursive)?;
+    if sources.profiles.is_dir() {
+        watcher.watch(&sources.profiles, notify::RecursiveMode::NonRecursive)?;
+    }
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait until no event arrived for DEBOUNCE.
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-            let (state, dir) = (state.clone(), dir.clone());
-            let _ = tokio::task::spawn_blocking(move || reload(&state, &dir)).await;
+            let (state, sources) = (state.clone(), sources.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&state, &sources)).await;
         }
     });
     Ok(watcher)
@@ -151,13 +150,13 @@ pub fn watch(state: AppState, dir: PathBuf) -> notify::Result<notify::Recommende
 
 /// Reloads on SIGHUP (with or without the watcher).
 #[cfg(unix)]
-pub fn on_sighup(state: AppState, dir: PathBuf) -> std::io::Result<()> {
+pub fn on_sighup(state: AppState, sources: Sources) -> std::io::Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading definitions");
-            let (state, dir) = (state.clone(), dir.clone());
-            let _ = tokio::task::spawn_blocking(move || reload(&state, &dir)).await;
+            let (state, sources) = (state.clone(), sources.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&state, &sources)).await;
         }
     });
     Ok(())

@@ -100,6 +100,52 @@ pub struct AttributeDef {
     pub reference_types: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_attributes: Vec<AttributeDef>,
+    /// The profile rule that shaped this attribute, if any. Not part of the RFC representation:
+    /// `/Schemas` shows its effect (mutability, returned, required, canonicalValues).
+    #[serde(skip)]
+    pub rule: Option<ProfileRule>,
+}
+
+/// Mutability rules a profile can set; `/Schemas` shows `writeOnce` as `immutable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RuleMutability {
+    /// May be set and changed.
+    ReadWrite,
+    /// May be set at creation or later while it has no value; never changed once set.
+    WriteOnce,
+    /// May be set only when the resource is created; never changed afterwards.
+    Immutable,
+    /// The application never sets or changes it; requests that try are refused.
+    ReadOnly,
+}
+
+impl RuleMutability {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleMutability::ReadWrite => "readWrite",
+            RuleMutability::WriteOnce => "writeOnce",
+            RuleMutability::Immutable => "immutable",
+            RuleMutability::ReadOnly => "readOnly",
+        }
+    }
+
+    /// The RFC 7643 mutability that represents this rule in `/Schemas`.
+    pub fn served(self) -> Mutability {
+        match self {
+            RuleMutability::ReadWrite => Mutability::ReadWrite,
+            RuleMutability::WriteOnce | RuleMutability::Immutable => Mutability::Immutable,
+            RuleMutability::ReadOnly => Mutability::ReadOnly,
+        }
+    }
+}
+
+/// Which profiles set an attribute's rules, so a refusal can name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRule {
+    /// `hr` or `hr, it`.
+    pub profiles: String,
+    pub mutability: Option<RuleMutability>,
 }
 
 impl AttributeDef {

@@ -608,6 +608,88 @@ pub fn list(
     Ok((total as usize, rows))
 }
 
+/// Whether resource `id` satisfies `where_sql` (a compiled filter over alias `r`).
+pub fn satisfies(
+    c: &Connection,
+    server_id: &str,
+    id: &str,
+    where_sql: &str,
+    params: &[rusqlite::types::Value],
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "SELECT EXISTS(SELECT 1 FROM resources r WHERE r.server_id=$SERVER AND r.id=?{} AND ({where_sql}))",
+        params.len() + 1
+    );
+    let mut bound = params.to_vec();
+    bound.push(id.to_string().into());
+    let mut st = prepare(c, &sql, server_id)?;
+    Ok(st.query_row(rusqlite::params_from_iter(&bound), |r| r.get(0))?)
+}
+
+/// Every resource of a server in insertion order (exports).
+pub fn all_rows(c: &Connection, server_id: &str) -> Result<Vec<Row>, StoreError> {
+    let mut st = prepare(
+        c,
+        &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$SERVER ORDER BY r.seq"),
+        server_id,
+    )?;
+    let rows = st.query_map([], row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Every membership of a server as (group id, member), in insertion order (exports).
+pub fn all_memberships(
+    c: &Connection,
+    server_id: &str,
+) -> Result<Vec<(String, Member)>, StoreError> {
+    let mut st = prepare(
+        c,
+        "SELECT group_id, member_id, display, member_type FROM memberships WHERE server_id=$SERVER ORDER BY seq",
+        server_id,
+    )?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                Member {
+                    value: r.get(1)?,
+                    display: r.get(2)?,
+                    member_type: r.get(3)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Deletes every resource and membership of a server; returns how many resources there were.
+pub fn delete_server(tx: &Connection, server_id: &str) -> Result<usize, StoreError> {
+    prepare(
+        tx,
+        "DELETE FROM memberships WHERE server_id=$SERVER",
+        server_id,
+    )?
+    .execute([])?;
+    let n = prepare(
+        tx,
+        "DELETE FROM resources WHERE server_id=$SERVER",
+        server_id,
+    )?
+    .execute([])?;
+    Ok(n)
+}
+
+/// Resource counts of every server id that has data, defined or not.
+pub fn all_counts(c: &Connection) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT server_id, resource_type, n FROM resource_counts WHERE n > 0 ORDER BY server_id, resource_type",
+    )?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Number of resources per resource type of a server (for `/healthz`), from the
 /// trigger-maintained counts: a lookup, not a scan.
 pub fn counts(c: &Connection, server_id: &str) -> Result<Vec<(String, i64)>, StoreError> {

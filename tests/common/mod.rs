@@ -55,12 +55,33 @@ validation:
 impl TestApp {
     /// Starts a server over the given (file name, YAML) definitions.
     pub async fn spawn(defs: &[(&str, &str)]) -> TestApp {
-        Self::start(defs, false).await
+        Self::start(defs, &[], false).await
     }
 
     /// Like `spawn`, with the definitions directory watched for changes.
     pub async fn spawn_watched(defs: &[(&str, &str)]) -> TestApp {
-        Self::start(defs, true).await
+        Self::start(defs, &[], true).await
+    }
+
+    /// Definitions plus profile packs (`profiles/`), watched.
+    pub async fn spawn_with_profiles(defs: &[(&str, &str)], profiles: &[(&str, &str)]) -> TestApp {
+        Self::start(defs, profiles, true).await
+    }
+
+    pub fn profiles_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("profiles")
+    }
+
+    /// Writes a profile pack the way editors do (temporary file, then rename).
+    pub fn write_profile(&self, name: &str, yaml: &str) {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.profiles_dir().join(name)).unwrap();
+    }
+
+    /// The running server's store (for checks that look below HTTP).
+    pub fn store(&self) -> &scimlab::store::Store {
+        &self.state.as_ref().unwrap().store
     }
 
     pub fn servers_dir(&self) -> std::path::PathBuf {
@@ -81,19 +102,24 @@ impl TestApp {
             .1
     }
 
-    async fn start(defs: &[(&str, &str)], watch: bool) -> TestApp {
+    async fn start(defs: &[(&str, &str)], profiles: &[(&str, &str)], watch: bool) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let servers = dir.path().join("servers.d");
         std::fs::create_dir(&servers).unwrap();
         for (name, yaml) in defs {
             std::fs::write(servers.join(name), yaml).unwrap();
         }
-        let model = scimlab::model::compile_dir(&servers).unwrap_or_else(|p| panic!("{p:?}"));
+        let packs = dir.path().join("profiles");
+        std::fs::create_dir(&packs).unwrap();
+        for (name, yaml) in profiles {
+            std::fs::write(packs.join(name), yaml).unwrap();
+        }
+        let sources = scimlab::model::Sources::new(&servers, &packs);
+        let model = sources.compile().unwrap_or_else(|p| panic!("{p:?}"));
         let store = Arc::new(scimlab::store::Store::open(&dir.path().join("test.db")).unwrap());
         let state = scimlab::http::AppState::new(store, model).unwrap();
-        scimlab::reload::initial_status(&state, &servers);
-        let watcher =
-            watch.then(|| scimlab::reload::watch(state.clone(), servers.clone()).unwrap());
+        scimlab::reload::initial_status(&state, &sources);
+        let watcher = watch.then(|| scimlab::reload::watch(state.clone(), sources).unwrap());
         let kept = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
