@@ -38,7 +38,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Store::open(&config.db)
             .with_context(|| format!("opening database {}", config.db.display()))?,
     );
-    let state = AppState::new(store, model).context("creating indexes")?;
+    let state =
+        AppState::new(store, model).context("preparing servers (indexes, catalogue, seed data)")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

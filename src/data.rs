@@ -74,7 +74,8 @@ fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> 
                 let text = serde_json::to_string(&n.doc).unwrap_or_default();
                 match store::get(tx, &server.id, &item.id)? {
                     None => {
-                        let ts = crate::engine::now();
+                        // Dated at the seed epoch, not now: exports stay reproducible.
+                        let ts = seed::EPOCH_STAMP.to_string();
                         store::insert(
                             tx,
                             &server.id,

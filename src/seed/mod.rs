@@ -120,6 +120,8 @@ impl Rng {
 
 /// Seeded timestamps start here and advance per resource, so exports are reproducible.
 const EPOCH: &str = "2024-01-02T09:00:00Z";
+/// The epoch in stored form (catalogue items are dated here).
+pub const EPOCH_STAMP: &str = "2024-01-02T09:00:00.000Z";
 
 fn timestamp(n: usize) -> String {
     let base = chrono::DateTime::parse_from_rfc3339(EPOCH).expect("valid epoch");
@@ -365,7 +367,7 @@ impl Generator<'_> {
             }
             let id = rng.uuid();
             let ts = timestamp(n);
-            let doc = json!({ "displayName": unique });
+            let doc = json!({ "schemas": [rt.schema.id], "displayName": unique });
             let normalized =
                 normalize(self.server, rt, &doc, Mode::Create).map_err(|e| SeedError::Invalid {
                     resource_type: rt.name.clone(),
