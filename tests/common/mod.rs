@@ -137,6 +137,27 @@ impl TestApp {
         }
     }
 
+    /// The shipped `servers.d/` and `profiles/`, as `scimlab serve` runs them.
+    pub async fn shipped() -> TestApp {
+        let read = |dir: &str| -> Vec<(String, String)> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            scimlab::definition::yaml_files(&dir)
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().to_string(),
+                        std::fs::read_to_string(&p).unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let (defs, packs) = (read("servers.d"), read("profiles"));
+        fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+            v.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect()
+        }
+        Self::start(&refs(&defs), &refs(&packs), false).await
+    }
+
     pub async fn default() -> TestApp {
         TestApp::spawn(&[("full.yaml", FULL), ("other.yaml", OTHER)]).await
     }
