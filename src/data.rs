@@ -299,7 +299,7 @@ impl Workspace {
 
     /// `scimlab servers`: each server with its status and counts, and data without a definition.
     pub fn servers_table(&self) -> Result<String, DataError> {
-        let counts = self.store.read(|c| store::all_counts(c))?;
+        let counts = self.store.read(store::all_counts)?;
         let mut out = String::new();
         let mut listed = std::collections::BTreeSet::new();
         match &self.model {

@@ -67,7 +67,14 @@ fn every_problem_is_reported_with_file_line_and_column() {
 fn shipped_definitions_are_valid() {
     let (code, out) = validate(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/servers.d")));
     assert_eq!(code, 0, "{out}");
-    for id in ["okta-sandbox", "entra", "agents"] {
+    for id in [
+        "okta-sandbox",
+        "entra",
+        "agents",
+        "hr-portal",
+        "it-desk",
+        "sales-crm",
+    ] {
         assert!(out.contains(id), "{out}");
     }
 }
@@ -83,11 +90,47 @@ fn readme_yaml_blocks_compile() {
         .filter_map(|b| b.split("```").next())
         .collect();
     assert!(!blocks.is_empty(), "README has no yaml blocks");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut profiles = 0;
     for (i, block) in blocks.iter().enumerate() {
+        // A profile pack block is checked by applying it to a server.
+        if let Ok(pack) = serde_yaml::from_str::<scimlab::definition::ProfileDef>(block) {
+            profiles += 1;
+            let dir = tempfile::tempdir().unwrap();
+            let (servers, packs) = (dir.path().join("servers.d"), dir.path().join("profiles"));
+            std::fs::create_dir_all(&servers).unwrap();
+            std::fs::create_dir_all(&packs).unwrap();
+            std::fs::write(packs.join("readme.yaml"), block).unwrap();
+            std::fs::write(
+                servers.join("s.yaml"),
+                format!(
+                    "id: s\ntokens: [t]\nprofiles: [{}]\nresource_types:\n  User: {{}}\n",
+                    pack.id
+                ),
+            )
+            .unwrap();
+            let result = scimlab::model::Sources::new(&servers, &packs).compile();
+            assert!(
+                result.is_ok(),
+                "README profile block {i}: {result:?}\n{block}"
+            );
+            continue;
+        }
         let dir = write_all(&[("readme.yaml", block)]);
-        let (code, out) = validate(dir.path());
-        assert_eq!(code, 0, "README yaml block {i} is invalid:\n{out}\n{block}");
+        let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+            .arg("validate")
+            .arg(dir.path())
+            .arg("--profiles")
+            .arg(&shipped)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "README yaml block {i} is invalid:\n{}\n{block}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
+    assert!(profiles >= 1, "the README shows a profile pack");
 }
 
 #[test]
@@ -117,6 +160,38 @@ fn committed_json_schema_matches_the_definition_types() {
             args.join(" ")
         );
     }
+}
+
+#[test]
+fn new_with_profiles_writes_a_starter_that_applies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scimlab"))
+            .args(args)
+            .arg("--servers")
+            .arg(dir.path())
+            .args(["--profiles", profiles])
+            .output()
+            .unwrap()
+    };
+    let out = run(&["new", "hris", "--profile", "hr,finance"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("hris.yaml")).unwrap();
+    assert!(text.contains("profiles: [hr, finance]"), "{text}");
+    let model = scimlab::model::Sources::new(dir.path(), profiles)
+        .compile()
+        .unwrap();
+    assert_eq!(model.server("hris").unwrap().profiles, ["hr", "finance"]);
+    // An unknown profile is refused before anything is written.
+    let out = run(&["new", "bad", "--profile", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile"));
+    assert!(!dir.path().join("bad.yaml").exists());
 }
 
 #[test]

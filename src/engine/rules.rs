@@ -16,10 +16,8 @@ pub fn visible(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<bool> {
         return Ok(true);
     };
     let sql = filter::sql::compile(&view.filter, ctx.rt)?;
-    Ok(
-        store::satisfies(conn, &ctx.server.id, id, &sql.clause, &sql.params)
-            .map_err(super::store_err(ctx))?,
-    )
+    store::satisfies(conn, &ctx.server.id, id, &sql.clause, &sql.params)
+        .map_err(super::store_err(ctx))
 }
 
 /// After a write (inside its transaction): the result must stay inside the view.

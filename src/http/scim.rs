@@ -33,6 +33,7 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
                 "id": s.id,
                 "description": s.description,
                 "source": s.source.display().to_string(),
+                "profiles": s.profiles,
                 "resource_types": s.resource_types.iter().map(|r| json!({
                     "name": r.name,
                     "endpoint": r.endpoint,
