@@ -17,6 +17,10 @@ pub struct Config {
     pub sources: Sources,
     /// Reload when files in `servers` change (SIGHUP reloads either way).
     pub watch: bool,
+    /// Admin API token; generated (and logged) when absent.
+    pub admin_token: Option<String>,
+    /// Serve `/admin` and `/ui` to non-loopback clients too.
+    pub admin_remote: bool,
 }
 
 /// Compiles the definitions or returns every located problem as one error.
@@ -38,8 +42,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Store::open(&config.db)
             .with_context(|| format!("opening database {}", config.db.display()))?,
     );
-    let state =
-        AppState::new(store, model).context("preparing servers (indexes, catalogue, seed data)")?;
+    let mut admin = crate::http::AdminAccess::generated();
+    match &config.admin_token {
+        Some(t) if !t.is_empty() => admin.token = t.clone(),
+        _ => tracing::info!(
+            "admin API token (choose one with --admin-token or SCIMLAB_ADMIN_TOKEN): {}",
+            admin.token
+        ),
+    }
+    admin.remote = config.admin_remote;
+    let state = AppState::new(store, model)
+        .context("preparing servers (indexes, catalogue, seed data)")?
+        .with_admin(admin);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -53,6 +67,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     reload::initial_status(&state, &config.sources);
+    tracing::info!("web UI at http://{addr}/ui (loopback clients)");
     // Kept alive for as long as the server runs.
     let _watcher = if config.watch {
         Some(

@@ -45,7 +45,7 @@ pub fn prepare(store: &Store, server: &ServerModel) -> Result<(), DataError> {
 
 /// Stores every catalogue item as a resource of its category with the profile's id. Items
 /// already stored are updated only if the profile changed them; nothing is deleted.
-fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> {
+pub fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> {
     if server.catalogue.is_empty() {
         return Ok(());
     }

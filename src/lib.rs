@@ -17,6 +17,8 @@
 //! - [`reload`]: watch definitions, recompile, swap the model atomically; change summaries.
 //! - [`seed`]: deterministic, realistic seed data shaped by handlebars patterns.
 //! - [`data`]: mounting a server (catalogue, seed), listing, reset, export and import.
+//! - [`harness`]: request inspector, rate limits, fault injection.
+//! - [`ui`]: the server-rendered web UI (handlebars pages from `templates/ui/`).
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
 
@@ -27,6 +29,7 @@ pub mod definition;
 pub mod engine;
 pub mod error;
 pub mod filter;
+pub mod harness;
 pub mod http;
 pub mod model;
 pub mod patch;
@@ -34,3 +37,4 @@ pub mod reload;
 pub mod schema;
 pub mod seed;
 pub mod store;
+pub mod ui;

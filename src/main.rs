@@ -61,6 +61,12 @@ enum Command {
         /// Do not watch the servers and profiles directories (SIGHUP still reloads).
         #[arg(long)]
         no_watch: bool,
+        /// Bearer token of the admin API (`/admin`); generated and logged when not given.
+        #[arg(long, env = "SCIMLAB_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Let non-loopback clients use `/admin` and `/ui` (they answer loopback only by default).
+        #[arg(long)]
+        admin_remote: bool,
     },
     /// Write a commented starter definition for a new server.
     New {
@@ -168,11 +174,15 @@ fn main() -> ExitCode {
             listen,
             data,
             no_watch,
+            admin_token,
+            admin_remote,
         } => runtime().block_on(scimlab::app::serve(scimlab::app::Config {
             listen,
             db: data.db,
             sources: data.dirs.sources(),
             watch: !no_watch,
+            admin_token,
+            admin_remote,
         })),
         Command::New {
             id,

@@ -50,6 +50,90 @@ pub struct ServerDef {
     pub profiles: Vec<String>,
     /// Seed data that fills the server when it starts empty.
     pub seed: Option<SeedDef>,
+    /// The request inspector: what is recorded of each request.
+    #[serde(default)]
+    pub inspector: InspectorDef,
+    /// Token-bucket rate limits (`N/s`, `N/min` or `N/hour`); over the limit → 429.
+    #[serde(default)]
+    pub rate_limits: RateLimitsDef,
+    /// Faults injected to test client resilience.
+    #[serde(default)]
+    pub faults: Vec<FaultDef>,
+}
+
+/// What the request inspector keeps.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectorDef {
+    /// Record requests at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Requests kept per server (the oldest are dropped).
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+    /// Bytes of each request and response body kept.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+}
+
+impl Default for InspectorDef {
+    fn default() -> Self {
+        InspectorDef {
+            enabled: true,
+            capacity: default_capacity(),
+            body_limit: default_body_limit(),
+        }
+    }
+}
+
+fn default_capacity() -> usize {
+    1000
+}
+fn default_body_limit() -> usize {
+    16 << 10
+}
+
+/// Rate limits by operation class and by resource type, e.g. `{read: 600/min, write: 10/s}`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsDef {
+    /// GET requests and searches (`POST /.search`).
+    pub read: Option<String>,
+    /// POST, PUT, PATCH, DELETE and Bulk.
+    pub write: Option<String>,
+    /// Any request to a resource type's endpoint, by resource type name.
+    #[serde(default)]
+    pub per_type: BTreeMap<String, String>,
+}
+
+/// One fault rule: matching requests get latency and/or an error.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDef {
+    /// HTTP methods matched (any when empty).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Path under the server's base matched, `*` as a wildcard (`/Users*`). Any when absent.
+    pub path: Option<String>,
+    /// Resource type matched (its endpoint and everything under it).
+    pub resource_type: Option<String>,
+    /// Added latency in milliseconds (the lower bound when `latency_max_ms` is set).
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Upper bound: latency is drawn uniformly from `latency_ms..=latency_max_ms`.
+    pub latency_max_ms: Option<u64>,
+    /// Share of matching requests answered with `status` instead (0.0 to 1.0).
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Status of injected errors: 500, 503 or 429.
+    #[serde(default = "default_fault_status")]
+    pub status: u16,
+    /// Only the next N matching requests (counted from load or from the admin call).
+    pub next: Option<u64>,
+}
+
+fn default_fault_status() -> u16 {
+    503
 }
 
 /// Seed data for an empty server: deterministic for a given `seed` number.

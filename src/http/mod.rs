@@ -1,6 +1,7 @@
 //! HTTP edge (axum): routing, auth, content types, ETags, logging. Handlers are thin: they
 //! pick the model snapshot, extract, call one engine function on the blocking pool, respond.
 
+mod admin;
 mod auth;
 mod response;
 mod scim;
@@ -18,27 +19,98 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Shared state: the current model (swapped atomically on reload) and the store.
+/// Shared state: the current model (swapped atomically on reload), the store and the harness.
 #[derive(Clone)]
 pub struct AppState {
     pub model: Arc<ArcSwap<Model>>,
     pub store: Arc<Store>,
     /// Definition files and the last reload's outcome, for `/healthz`.
     pub reload: Arc<std::sync::Mutex<crate::reload::ReloadStatus>>,
+    pub harness: Arc<Harness>,
+}
+
+/// Runtime state of the test-harness features.
+pub struct Harness {
+    /// Writes the request log; None if it could not start (then nothing is recorded).
+    pub recorder: Option<crate::harness::inspector::Recorder>,
+    pub buckets: crate::harness::limits::Buckets,
+    pub faults: crate::harness::faults::Faults,
+    /// Rate limits set through the admin API, overriding the definition's, per server.
+    pub limit_overrides:
+        std::sync::Mutex<std::collections::HashMap<String, crate::harness::limits::Limits>>,
+    /// Servers created through the admin API (kept across reloads, gone on restart).
+    pub ephemeral: std::sync::Mutex<Vec<crate::definition::LoadedFile>>,
+    /// Where file definitions live (set at start), for recompiling with ephemeral servers.
+    pub sources: std::sync::Mutex<Option<crate::model::Sources>>,
+    pub admin: AdminAccess,
+}
+
+/// Who may use `/admin` and `/ui`.
+#[derive(Debug, Clone)]
+pub struct AdminAccess {
+    /// Bearer token of the admin API.
+    pub token: String,
+    /// Serve `/admin` and `/ui` to non-loopback clients too.
+    pub remote: bool,
+}
+
+impl AdminAccess {
+    /// A random token (logged at start-up), loopback only.
+    pub fn generated() -> AdminAccess {
+        AdminAccess {
+            token: format!("admin-{}", uuid::Uuid::new_v4().simple()),
+            remote: false,
+        }
+    }
+}
+
+impl Harness {
+    /// The rate limits in force for `server`: an admin override, else the definition's.
+    pub fn limits_for(&self, server: &crate::model::ServerModel) -> crate::harness::limits::Limits {
+        self.limit_overrides
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&server.id).cloned())
+            .unwrap_or_else(|| server.limits.clone())
+    }
 }
 
 impl AppState {
-    /// Creates the state and the store indexes every server of `model` needs.
-    /// Prepares every server (indexes, catalogue, seed data) and holds the model.
+    /// Prepares every server (indexes, catalogue, seed data) and holds the model; starts the
+    /// request recorder.
     pub fn new(store: Arc<Store>, model: Model) -> Result<AppState, crate::data::DataError> {
         for server in model.servers.values() {
             crate::data::prepare(&store, server)?;
         }
+        let recorder = match crate::harness::inspector::Recorder::start(store.path()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("request inspector disabled: {e}");
+                None
+            }
+        };
         Ok(AppState {
             model: Arc::new(ArcSwap::from_pointee(model)),
             store,
             reload: Default::default(),
+            harness: Arc::new(Harness {
+                recorder,
+                buckets: Default::default(),
+                faults: Default::default(),
+                limit_overrides: Default::default(),
+                ephemeral: Default::default(),
+                sources: Default::default(),
+                admin: AdminAccess::generated(),
+            }),
         })
+    }
+
+    /// Sets who may use the admin API and UI.
+    pub fn with_admin(mut self, admin: AdminAccess) -> AppState {
+        if let Some(h) = Arc::get_mut(&mut self.harness) {
+            h.admin = admin;
+        }
+        self
     }
 }
 
@@ -54,6 +126,8 @@ pub fn router(state: AppState) -> Router {
             "/scim-identifier/{server_id}/scim/v2/{*rest}",
             any(scim::entry),
         )
+        .merge(admin::routes())
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -72,7 +146,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address decides whether /admin and /ui answer (loopback only by default).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

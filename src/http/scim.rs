@@ -90,7 +90,11 @@ pub async fn entry(
     logged(state.0, server_id, rest, method, uri, headers, body).await
 }
 
-/// Wraps a request in a span naming the virtual server, and logs its outcome.
+/// Largest request body read at all; each server's own limits are checked by the handlers.
+const MAX_BODY: usize = 64 << 20;
+
+/// Wraps a request in a span naming the virtual server, logs its outcome and records it in the
+/// request inspector.
 async fn logged(
     app: AppState,
     server_id: String,
@@ -103,6 +107,7 @@ async fn logged(
     let span = tracing::info_span!("scim", server = %server_id);
     async move {
         let started = Instant::now();
+        let at = crate::engine::now();
         let req = Request {
             server_id,
             rest,
@@ -110,9 +115,16 @@ async fn logged(
             uri,
             headers,
         };
-        let resp = handle(&app, &req, body)
-            .await
-            .unwrap_or_else(IntoResponse::into_response);
+        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                return ScimError::payload_too_large(format!("request body over {MAX_BODY} bytes"))
+                    .into_response();
+            }
+        };
+        let (resp, quirks) =
+            crate::harness::with_notes(handle(&app, &req, Body::from(bytes.clone()))).await;
+        let resp = resp.unwrap_or_else(IntoResponse::into_response);
         let status = resp.status().as_u16();
         let micros = started.elapsed().as_micros() as u64;
         if status >= 500 {
@@ -120,10 +132,145 @@ async fn logged(
         } else {
             tracing::info!(method = %req.method, uri = %req.uri, status, micros, "request");
         }
-        resp
+        record(&app, &req, at, started, &bytes, resp, quirks).await
     }
     .instrument(span)
     .await
+}
+
+/// Hands the exchange to the recorder (if the server records) and returns the response.
+async fn record(
+    app: &AppState,
+    req: &Request,
+    at: String,
+    started: Instant,
+    request_body: &[u8],
+    resp: Response,
+    quirks: Vec<&'static str>,
+) -> Response {
+    use crate::harness::inspector::{Entry, capped, headers};
+    let Some(recorder) = &app.harness.recorder else {
+        return resp;
+    };
+    let settings = app
+        .model
+        .load()
+        .server(&req.server_id)
+        .map(|s| s.inspector.clone());
+    let Some(settings) = settings.filter(|s| s.enabled) else {
+        return resp;
+    };
+    let (parts, body) = resp.into_parts();
+    let Ok(resp_bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let fault = parts.extensions.get::<FaultNote>().map(|f| f.0.clone());
+    let status = parts.status.as_u16();
+    let error = if status >= 400 {
+        serde_json::from_slice::<Value>(&resp_bytes)
+            .ok()
+            .map(|b| json!({"scimType": b.get("scimType"), "detail": b.get("detail")}))
+    } else {
+        None
+    };
+    let (request_body, request_body_truncated) = capped(request_body, settings.body_limit);
+    let (response_body, response_body_truncated) = capped(&resp_bytes, settings.body_limit);
+    let path = format!("/{}", req.rest.trim_start_matches('/'));
+    recorder.record(
+        Entry {
+            seq: 0,
+            server: req.server_id.clone(),
+            at,
+            method: req.method.to_string(),
+            path: if req.rest.is_empty() {
+                String::new()
+            } else {
+                path
+            },
+            query: req.uri.query().map(str::to_string),
+            status,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            request_headers: headers(&req.headers),
+            request_body,
+            request_body_truncated,
+            response_headers: headers(&parts.headers),
+            response_body,
+            response_body_truncated,
+            quirks: quirks.iter().map(|q| q.to_string()).collect(),
+            error,
+            fault,
+        },
+        settings.capacity,
+    );
+    Response::from_parts(parts, Body::from(resp_bytes))
+}
+
+/// Marks a response whose request got an injected fault (read by the recorder).
+#[derive(Clone)]
+struct FaultNote(String);
+
+/// Rate limits, then fault injection. An `Err` is the response to send instead of handling.
+async fn gate(
+    app: &AppState,
+    server: &ServerModel,
+    req: &Request,
+    segments: &[&str],
+) -> Result<Option<String>, Response> {
+    let m = &req.method;
+    let search = segments.last() == Some(&".search");
+    let write = !(m == Method::GET || m == Method::HEAD || (m == Method::POST && search));
+    let rt = segments
+        .first()
+        .and_then(|s| server.by_endpoint(s))
+        .map(|rt| rt.name.as_str());
+    let limits = app.harness.limits_for(server);
+    if let Err(limited) = app.harness.buckets.take(&server.id, &limits, write, rt) {
+        let secs = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let mut resp = ScimError::new(
+            429,
+            None,
+            format!(
+                "rate limit of {} {}/{}s for {} requests exceeded on server {}; retry after {secs} s",
+                limited.rate.count,
+                if limited.rate.count == 1 { "request" } else { "requests" },
+                limited.rate.period_secs,
+                limited.class,
+                server.id
+            ),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(resp);
+    }
+    let path = format!("/{}", segments.join("/"));
+    let Some(injection) =
+        app.harness
+            .faults
+            .decide(&server.id, &server.faults, m.as_str(), &path, rt)
+    else {
+        return Ok(None);
+    };
+    if injection.latency_ms > 0 {
+        tokio::time::sleep(injection.delay()).await;
+    }
+    let note = injection.describe();
+    if let Some(status) = injection.status {
+        let mut resp = ScimError::new(
+            status,
+            None,
+            format!("injected fault ({note}); the request was not processed"),
+        )
+        .into_response();
+        if status == 429 {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp.extensions_mut().insert(FaultNote(note));
+        return Err(resp);
+    }
+    Ok(Some(note))
 }
 
 struct Request {
@@ -184,9 +331,28 @@ async fn handle(app: &AppState, req: &Request, body: Body) -> ScimResult<Respons
     })?;
     auth::check(&server, &req.headers)?;
     let segments: Vec<&str> = req.rest.split('/').filter(|s| !s.is_empty()).collect();
+    let fault = match gate(app, &server, req, &segments).await {
+        Ok(f) => f,
+        Err(resp) => return Ok(resp),
+    };
+    let mut resp = dispatch(app, req, body, &server, &segments).await?;
+    if let Some(note) = fault {
+        resp.extensions_mut().insert(FaultNote(note));
+    }
+    Ok(resp)
+}
+
+async fn dispatch(
+    app: &AppState,
+    req: &Request,
+    body: Body,
+    server: &Arc<ServerModel>,
+    segments: &[&str],
+) -> ScimResult<Response> {
+    let server = server.clone();
     let base = req.base();
     let m = &req.method;
-    match segments.as_slice() {
+    match segments {
         ["ServiceProviderConfig"] => {
             only_get(m, "/ServiceProviderConfig")?;
             Ok(scim_json(
@@ -363,9 +529,15 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Store, &ServerModel, &str) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
     let (store, server, base) = (app.store.clone(), server.clone(), base.to_string());
-    tokio::task::spawn_blocking(move || f(&store, &server, &base))
-        .await
-        .map_err(ScimError::internal)?
+    let (out, quirks) = tokio::task::spawn_blocking(move || {
+        crate::harness::take_thread_quirks();
+        let out = f(&store, &server, &base);
+        (out, crate::harness::take_thread_quirks())
+    })
+    .await
+    .map_err(ScimError::internal)?;
+    crate::harness::add_quirks(quirks);
+    out
 }
 
 /// Runs an engine call on the blocking pool with a context for one resource type.

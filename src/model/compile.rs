@@ -36,11 +36,27 @@ impl Sources {
 
     /// Loads and compiles every definition and profile.
     pub fn compile(&self) -> Result<Model, Vec<Diagnostic>> {
-        let (files, mut problems) = definition::load_dir(&self.servers);
+        self.compile_with(&[])
+    }
+
+    /// Like `compile`, plus definitions that live in memory (ephemeral servers from the admin
+    /// API): they are validated exactly like files and marked ephemeral.
+    pub fn compile_with(&self, extra: &[LoadedFile]) -> Result<Model, Vec<Diagnostic>> {
+        let (mut files, mut problems) = definition::load_dir(&self.servers);
+        files.extend(extra.iter().cloned());
         let (profiles, more) = definition::load_profiles(&self.profiles);
         problems.extend(more);
         match compile(&files, &profiles) {
-            Ok(model) if problems.is_empty() => Ok(model),
+            Ok(mut model) if problems.is_empty() => {
+                for server in model.servers.values_mut() {
+                    if extra.iter().any(|f| f.path == server.source)
+                        && let Some(s) = Arc::get_mut(server)
+                    {
+                        s.ephemeral = true;
+                    }
+                }
+                Ok(model)
+            }
             Ok(_) => Err(problems),
             Err(more) => {
                 problems.extend(more);
@@ -168,6 +184,40 @@ fn compile_server(
                 ),
             )),
         }
+    }
+    let limits = match crate::harness::limits::Limits::compile(&def.rate_limits) {
+        Ok(l) => l,
+        Err(errors) => {
+            for (keys, message) in errors {
+                let mut at = vec!["rate_limits"];
+                at.extend(keys.iter().map(String::as_str));
+                problems.push(file.diagnostic(&at, message));
+            }
+            Default::default()
+        }
+    };
+    for (name, _) in &limits.per_type {
+        if !def
+            .resource_types
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(name))
+        {
+            problems.push(file.diagnostic(
+                &["rate_limits", "per_type", name],
+                format!("{name} is not a resource type of this server"),
+            ));
+        }
+    }
+    for f in &def.faults {
+        if let Err(message) = crate::harness::faults::check(f) {
+            problems.push(file.diagnostic(&["faults"], format!("faults: {message}")));
+        }
+    }
+    if def.inspector.capacity == 0 {
+        problems.push(file.diagnostic(
+            &["inspector", "capacity"],
+            "capacity must be at least 1 (set enabled: false to record nothing)",
+        ));
     }
     if def.limits.max_results == 0 || def.limits.default_count > def.limits.max_results {
         problems.push(file.diagnostic(
@@ -374,6 +424,10 @@ fn compile_server(
         catalogue: applied.catalogue,
         seed: def.seed.clone(),
         seed_shape: applied.seed_shape,
+        inspector: def.inspector.clone(),
+        limits,
+        faults: def.faults.clone(),
+        ephemeral: false,
     };
     server.discovery = discovery::build(&server);
     server.indexes = crate::store::plan::indexes_for(&server);

@@ -62,6 +62,14 @@ pub struct ServerModel {
     pub seed: Option<crate::definition::SeedDef>,
     /// How seed data looks (merged from the profiles).
     pub seed_shape: crate::definition::SeedShape,
+    /// What the request inspector records.
+    pub inspector: crate::definition::InspectorDef,
+    /// Token-bucket rate limits.
+    pub limits: crate::harness::limits::Limits,
+    /// Fault rules from the definition.
+    pub faults: Vec<crate::definition::FaultDef>,
+    /// Created through the admin API, not from a file; gone on restart.
+    pub ephemeral: bool,
 }
 
 impl ServerModel {

@@ -67,7 +67,13 @@ fn file_statuses(sources: &Sources, problems: &[Diagnostic]) -> Vec<FileStatus> 
 /// summary or the errors.
 pub fn reload(state: &AppState, sources: &Sources) -> Result<Vec<String>, Vec<String>> {
     let started = Instant::now();
-    let result = sources.compile().map_err(|problems| {
+    let ephemeral = state
+        .harness
+        .ephemeral
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    let result = sources.compile_with(&ephemeral).map_err(|problems| {
         set_files(state, file_statuses(sources, &problems));
         problems.iter().map(ToString::to_string).collect::<Vec<_>>()
     });
@@ -117,9 +123,13 @@ fn set_files(state: &AppState, files: Vec<FileStatus>) {
     }
 }
 
-/// Records the status of the initial, successful load.
+/// Records the status of the initial, successful load, and where definitions live (the admin
+/// API recompiles from there when it adds an ephemeral server).
 pub fn initial_status(state: &AppState, sources: &Sources) {
     set_files(state, file_statuses(sources, &[]));
+    if let Ok(mut s) = state.harness.sources.lock() {
+        *s = Some(sources.clone());
+    }
 }
 
 /// Watches both directories until the returned watcher is dropped: every burst of changes

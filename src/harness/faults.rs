@@ -1,0 +1,247 @@
+//! Fault injection: matching requests get added latency (fixed or uniformly distributed) and/or
+//! an error status at a given rate, optionally only for the next N matching requests. Rules come
+//! from the server's YAML and from the admin API; each injected fault is marked in the request
+//! log.
+
+use crate::definition::FaultDef;
+use crate::seed::Rng;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Checks a fault rule as a definition or admin call gives it.
+pub fn check(f: &FaultDef) -> Result<(), String> {
+    if ![500, 503, 429].contains(&f.status) {
+        return Err(format!("status {} must be 500, 503 or 429", f.status));
+    }
+    if !(0.0..=1.0).contains(&f.error_rate) {
+        return Err("error_rate must be between 0.0 and 1.0".into());
+    }
+    if f.latency_max_ms.is_some_and(|m| m < f.latency_ms) {
+        return Err("latency_max_ms must be at least latency_ms".into());
+    }
+    if f.latency_ms.max(f.latency_max_ms.unwrap_or(0)) > 60_000 {
+        return Err("latency above 60 s is not a fault, it is an outage".into());
+    }
+    for m in &f.methods {
+        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.to_ascii_uppercase().as_str()) {
+            return Err(format!("method {m:?} is not one SCIM uses"));
+        }
+    }
+    if f.path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+        return Err("path must start with '/', e.g. /Users*".into());
+    }
+    Ok(())
+}
+
+/// What to do to one request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Injection {
+    pub latency_ms: u64,
+    /// Status to answer with instead of handling the request.
+    pub status: Option<u16>,
+    /// Which rule: `faults[0]` (YAML) or `admin[1]`.
+    pub rule: String,
+}
+
+impl Injection {
+    pub fn describe(&self) -> String {
+        match (self.latency_ms, self.status) {
+            (0, Some(s)) => format!("{}: injected {s}", self.rule),
+            (ms, Some(s)) => format!("{}: +{ms} ms, injected {s}", self.rule),
+            (ms, None) => format!("{}: +{ms} ms", self.rule),
+        }
+    }
+}
+
+/// `*` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern.eq_ignore_ascii_case(text);
+    }
+    let (t, mut pos) = (text.to_ascii_lowercase(), 0);
+    for (i, part) in parts.iter().enumerate() {
+        let p = part.to_ascii_lowercase();
+        if i == 0 {
+            if !t.starts_with(&p) {
+                return false;
+            }
+            pos = p.len();
+        } else if i == parts.len() - 1 {
+            return t.len() >= pos + p.len() && t.ends_with(&p);
+        } else {
+            match t[pos..].find(&p) {
+                Some(at) => pos += at + p.len(),
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// Runtime state: admin-added rules, `next` counters, the random stream.
+#[derive(Debug)]
+pub struct Faults {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    rng: Rng,
+    /// Rules added through the admin API, per server.
+    admin: HashMap<String, Vec<FaultDef>>,
+    /// Matches so far per (server, rule), for `next`.
+    used: HashMap<(String, String), u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Faults {
+            state: Mutex::new(State {
+                rng: Rng::new(seed),
+                admin: HashMap::new(),
+                used: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl Faults {
+    /// Replaces the admin rules of a server (empty clears them); counters start over.
+    pub fn set_admin(&self, server: &str, rules: Vec<FaultDef>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.used.retain(|(srv, _), _| srv != server);
+        if rules.is_empty() {
+            s.admin.remove(server);
+        } else {
+            s.admin.insert(server.to_string(), rules);
+        }
+    }
+
+    pub fn admin_rules(&self, server: &str) -> Vec<FaultDef> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.admin.get(server).cloned().unwrap_or_default()
+    }
+
+    /// The first matching rule with budget left decides (YAML rules first, then admin rules).
+    pub fn decide(
+        &self,
+        server: &str,
+        yaml: &[FaultDef],
+        method: &str,
+        path: &str,
+        resource_type: Option<&str>,
+    ) -> Option<Injection> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let admin = s.admin.get(server).cloned().unwrap_or_default();
+        let rules = yaml
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("faults[{i}]"), f))
+            .chain(
+                admin
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (format!("admin[{i}]"), f)),
+            );
+        for (name, f) in rules {
+            let method_ok =
+                f.methods.is_empty() || f.methods.iter().any(|m| m.eq_ignore_ascii_case(method));
+            let path_ok = f.path.as_deref().is_none_or(|p| glob(p, path));
+            let type_ok = f
+                .resource_type
+                .as_deref()
+                .is_none_or(|t| resource_type.is_some_and(|rt| rt.eq_ignore_ascii_case(t)));
+            if !(method_ok && path_ok && type_ok) {
+                continue;
+            }
+            let key = (server.to_string(), name.clone());
+            let used = s.used.get(&key).copied().unwrap_or(0);
+            if f.next.is_some_and(|n| used >= n) {
+                continue;
+            }
+            s.used.insert(key, used + 1);
+            let latency_ms = match f.latency_max_ms {
+                Some(max) if max > f.latency_ms => {
+                    f.latency_ms + s.rng.below((max - f.latency_ms + 1) as usize) as u64
+                }
+                _ => f.latency_ms,
+            };
+            let status = (f.error_rate > 0.0 && s.rng.chance(f.error_rate)).then_some(f.status);
+            if latency_ms == 0 && status.is_none() {
+                continue;
+            }
+            return Some(Injection {
+                latency_ms,
+                status,
+                rule: name,
+            });
+        }
+        None
+    }
+}
+
+impl Injection {
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(yaml: &str) -> FaultDef {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("/Users*", "/Users/abc"));
+        assert!(glob("/users", "/Users"));
+        assert!(glob("*/abc", "/Users/abc"));
+        assert!(glob("/U*s/*c", "/Users/abc"));
+        assert!(!glob("/Groups*", "/Users"));
+    }
+
+    #[test]
+    fn next_n_then_stops_and_matching_is_by_method_path_and_type() {
+        let f = Faults::default();
+        let rules = vec![rule(
+            "{methods: [GET], path: /Users*, error_rate: 1.0, status: 500, next: 2}",
+        )];
+        assert!(
+            f.decide("s", &rules, "POST", "/Users", Some("User"))
+                .is_none()
+        );
+        assert!(
+            f.decide("s", &rules, "GET", "/Groups", Some("Group"))
+                .is_none()
+        );
+        for _ in 0..2 {
+            let i = f
+                .decide("s", &rules, "GET", "/Users/1", Some("User"))
+                .unwrap();
+            assert_eq!(i.status, Some(500));
+        }
+        assert!(
+            f.decide("s", &rules, "GET", "/Users/1", Some("User"))
+                .is_none()
+        );
+        let lat = vec![rule(
+            "{resource_type: Group, latency_ms: 5, latency_max_ms: 9}",
+        )];
+        let i = f
+            .decide("s", &lat, "GET", "/Groups", Some("Group"))
+            .unwrap();
+        assert!((5..=9).contains(&i.latency_ms) && i.status.is_none());
+        assert!(check(&rule("{status: 404}")).is_err());
+        assert!(check(&rule("{error_rate: 2.0}")).is_err());
+    }
+}

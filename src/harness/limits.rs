@@ -1,0 +1,228 @@
+//! Rate limits: a token bucket per server and operation class (read, write) and per resource
+//! type. A bucket holds up to N tokens and refills at N per period, so `600/min` allows a burst
+//! of 600 and 10 per second after that. Over the limit: 429 with `Retry-After`.
+
+use crate::definition::RateLimitsDef;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// `N/s`, `N/min` or `N/hour`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    pub count: u32,
+    pub period_secs: u32,
+}
+
+impl Rate {
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let bad = || format!("rate {text:?} must look like 100/s, 600/min or 5000/hour");
+        let (n, per) = text.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let period_secs = match per.trim() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(format!(
+                "rate {text:?} allows nothing; remove the limit instead"
+            ));
+        }
+        Ok(Rate { count, period_secs })
+    }
+
+    fn per_sec(&self) -> f64 {
+        self.count as f64 / self.period_secs as f64
+    }
+}
+
+/// A server's compiled limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Limits {
+    pub read: Option<Rate>,
+    pub write: Option<Rate>,
+    pub per_type: Vec<(String, Rate)>,
+}
+
+impl Limits {
+    pub fn compile(def: &RateLimitsDef) -> Result<Limits, Vec<(Vec<String>, String)>> {
+        let mut problems = Vec::new();
+        let mut one = |key: Vec<String>, text: &Option<String>| match text {
+            None => None,
+            Some(t) => Rate::parse(t).map_err(|e| problems.push((key, e))).ok(),
+        };
+        let read = one(vec!["read".into()], &def.read);
+        let write = one(vec!["write".into()], &def.write);
+        let mut per_type = Vec::new();
+        for (name, text) in &def.per_type {
+            if let Some(r) = one(vec!["per_type".into(), name.clone()], &Some(text.clone())) {
+                per_type.push((name.clone(), r));
+            }
+        }
+        if problems.is_empty() {
+            Ok(Limits {
+                read,
+                write,
+                per_type,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read.is_none() && self.write.is_none() && self.per_type.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: Rate,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn refill(&mut self, now: Instant) {
+        let cap = self.rate.count as f64;
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate.per_sec()).min(cap);
+        self.last = now;
+    }
+}
+
+/// Every bucket of every server. One lock: taking a token is a few arithmetic operations.
+#[derive(Debug, Default)]
+pub struct Buckets {
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+}
+
+/// A refused request: how long until a token is back.
+#[derive(Debug)]
+pub struct Limited {
+    pub retry_after: Duration,
+    /// `read`, `write` or the resource type name.
+    pub class: String,
+    pub rate: Rate,
+}
+
+impl Buckets {
+    /// Takes one token from each bucket that applies, or none if any of them is empty.
+    pub fn take(
+        &self,
+        server: &str,
+        limits: &Limits,
+        write: bool,
+        resource_type: Option<&str>,
+    ) -> Result<(), Limited> {
+        let mut applicable: Vec<(String, Rate)> = Vec::new();
+        let class = if write { "write" } else { "read" };
+        if let Some(r) = if write { limits.write } else { limits.read } {
+            applicable.push((class.into(), r));
+        }
+        if let Some(rt) = resource_type
+            && let Some((name, r)) = limits
+                .per_type
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(rt))
+        {
+            applicable.push((format!("type:{name}"), *r));
+        }
+        if applicable.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut all = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut refused = None;
+        for (key, rate) in &applicable {
+            let b = all
+                .entry((server.to_string(), key.clone()))
+                .or_insert_with(|| Bucket {
+                    rate: *rate,
+                    tokens: rate.count as f64,
+                    last: now,
+                });
+            if b.rate != *rate {
+                // The limit changed (reload or admin API): start full at the new rate.
+                *b = Bucket {
+                    rate: *rate,
+                    tokens: rate.count as f64,
+                    last: now,
+                };
+            }
+            b.refill(now);
+            if b.tokens < 1.0 && refused.is_none() {
+                let wait = (1.0 - b.tokens) / rate.per_sec();
+                refused = Some(Limited {
+                    retry_after: Duration::from_secs_f64(wait),
+                    class: key.trim_start_matches("type:").to_string(),
+                    rate: *rate,
+                });
+            }
+        }
+        if let Some(r) = refused {
+            return Err(r);
+        }
+        for (key, _) in &applicable {
+            if let Some(b) = all.get_mut(&(server.to_string(), key.clone())) {
+                b.tokens -= 1.0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tokens left per bucket of a server, for the UI and the admin API.
+    pub fn snapshot(&self, server: &str) -> Vec<(String, f64)> {
+        let now = Instant::now();
+        let mut all = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, f64)> = all
+            .iter_mut()
+            .filter(|((s, _), _)| s == server)
+            .map(|((_, k), b)| {
+                b.refill(now);
+                (k.clone(), b.tokens)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rates_and_refuses_nonsense() {
+        assert_eq!(
+            Rate::parse("600/min").unwrap(),
+            Rate {
+                count: 600,
+                period_secs: 60
+            }
+        );
+        assert!(Rate::parse("10").is_err());
+        assert!(Rate::parse("0/s").is_err());
+        assert!(Rate::parse("5/fortnight").is_err());
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_refuses_with_a_retry_time() {
+        let b = Buckets::default();
+        let limits = Limits {
+            write: Some(Rate::parse("3/hour").unwrap()),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            b.take("s", &limits, true, None).unwrap();
+        }
+        let refused = b.take("s", &limits, true, None).unwrap_err();
+        assert!(refused.retry_after > Duration::from_secs(1000));
+        // Reads are another class; another server another bucket.
+        b.take("s", &limits, false, None).unwrap();
+        b.take("t", &limits, true, None).unwrap();
+    }
+}

@@ -1,0 +1,649 @@
+//! `/admin`: ephemeral servers for CI, reset, snapshots, the request log (JSON and HAR), and
+//! runtime rate limits and faults. Bearer admin token; loopback clients only unless the server
+//! was started with remote admin allowed.
+
+use super::{AppState, auth::constant_time_eq};
+use crate::data;
+use crate::definition::{FaultDef, LoadedFile, RateLimitsDef};
+use crate::error::{ScimError, ScimResult};
+use crate::harness::inspector;
+use crate::model::{Model, ServerModel};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/servers", get(list_servers).post(create_server))
+        .route("/admin/servers/{id}", get(one_server).delete(delete_server))
+        .route("/admin/servers/{id}/reset", post(reset))
+        .route("/admin/servers/{id}/export", get(export))
+        .route(
+            "/admin/servers/{id}/requests",
+            get(requests).delete(clear_requests),
+        )
+        .route("/admin/servers/{id}/requests.har", get(requests_har))
+        .route(
+            "/admin/servers/{id}/snapshots",
+            get(list_snapshots).post(take_snapshot),
+        )
+        .route(
+            "/admin/servers/{id}/snapshots/{name}",
+            axum::routing::delete(delete_snapshot),
+        )
+        .route(
+            "/admin/servers/{id}/snapshots/{name}/restore",
+            post(restore_snapshot),
+        )
+        .route(
+            "/admin/servers/{id}/rate-limits",
+            get(get_limits).put(put_limits).delete(delete_limits),
+        )
+        .route(
+            "/admin/servers/{id}/faults",
+            get(get_faults).put(put_faults).delete(delete_faults),
+        )
+}
+
+/// Loopback (unless remote admin is on) and the admin bearer token.
+pub fn guard(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ScimResult<()> {
+    local_only(app, peer)?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .unwrap_or("");
+    if constant_time_eq(token.as_bytes(), app.harness.admin.token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ScimError::unauthorized(
+            "the admin API needs \"Authorization: Bearer <admin token>\" (--admin-token or SCIMLAB_ADMIN_TOKEN; a generated one is logged at start-up)",
+        ))
+    }
+}
+
+/// The admin API and UI answer loopback clients only, unless remote admin was allowed.
+pub fn local_only(app: &AppState, peer: SocketAddr) -> ScimResult<()> {
+    if app.harness.admin.remote || peer.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(ScimError::new(
+            403,
+            None,
+            "the admin API and UI answer loopback clients only; start with --admin-remote to allow others",
+        ))
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string_pretty(body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+fn server(app: &AppState, id: &str) -> ScimResult<Arc<ServerModel>> {
+    app.model
+        .load()
+        .server(id)
+        .cloned()
+        .ok_or_else(|| ScimError::not_found(format!("no server {id:?}")))
+}
+
+fn data_err(e: data::DataError) -> ScimError {
+    match e {
+        data::DataError::Import(m) => ScimError::invalid_value(m),
+        data::DataError::UnknownServer(m) => ScimError::not_found(format!("no server {m:?}")),
+        other => ScimError::internal(other),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ScimError::internal)?
+}
+
+/// What the admin API and the UI show about a server.
+pub fn describe(app: &AppState, s: &ServerModel) -> Value {
+    let counts: std::collections::HashMap<String, i64> = app
+        .store
+        .read(|c| crate::store::counts(c, &s.id))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    json!({
+        "id": s.id,
+        "description": s.description,
+        "source": s.source.display().to_string(),
+        "ephemeral": s.ephemeral,
+        "profiles": s.profiles,
+        "base": format!("/scim-identifier/{}/scim/v2", s.id),
+        "resource_types": s.resource_types.iter().map(|r| json!({
+            "name": r.name,
+            "endpoint": r.endpoint,
+            "count": counts.get(&r.name).copied().unwrap_or(0),
+            "view": r.view.as_ref().map(|v| v.text.clone()),
+        })).collect::<Vec<_>>(),
+        "rate_limits": app.harness.limits_for(s),
+        "rate_limit_tokens": app.harness.buckets.snapshot(&s.id),
+        "faults": s.faults,
+        "admin_faults": app.harness.faults.admin_rules(&s.id),
+        "inspector": s.inspector,
+    })
+}
+
+async fn list_servers(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let model = app.model.load_full();
+    let list: Vec<Value> = model.servers.values().map(|s| describe(&app, s)).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "servers": list })))
+}
+
+async fn one_server(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    Ok(json_response(StatusCode::OK, &describe(&app, &s)))
+}
+
+/// Compiles the file definitions plus `ephemeral`, exactly like a reload.
+fn recompile(app: &AppState, ephemeral: &[LoadedFile]) -> Result<Model, Vec<String>> {
+    let sources = app.harness.sources.lock().ok().and_then(|s| s.clone());
+    let compiled = match sources {
+        Some(s) => s.compile_with(ephemeral),
+        None => crate::model::compile(ephemeral, &[]).map(|mut m| {
+            for s in m.servers.values_mut() {
+                if let Some(s) = Arc::get_mut(s) {
+                    s.ephemeral = true;
+                }
+            }
+            m
+        }),
+    };
+    compiled.map_err(|p| p.iter().map(ToString::to_string).collect())
+}
+
+/// POST /admin/servers: a server definition (YAML or JSON) → an ephemeral server.
+async fn create_server(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ScimError::invalid_syntax("the definition must be UTF-8 YAML or JSON"))?;
+    blocking(move || {
+        // JSON is YAML, so one parser reads both and locates errors in either.
+        let probe: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+        let id = probe
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("ephemeral")
+            .to_string();
+        let path = std::path::PathBuf::from(format!("admin:{id}"));
+        let file = crate::definition::load_str(&path, &text).map_err(|d| {
+            ScimError::invalid_syntax(format!("the definition does not parse: {d}"))
+        })?;
+        let current = app.model.load_full();
+        if let Some(existing) = current.server(&file.def.id) {
+            return Err(ScimError::uniqueness(format!(
+                "server {:?} already exists ({}); delete it first or pick another id",
+                existing.id,
+                existing.source.display()
+            )));
+        }
+        let mut ephemeral = app
+            .harness
+            .ephemeral
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        ephemeral.push(file.clone());
+        let model = recompile(&app, &ephemeral).map_err(|errors| {
+            ScimError::invalid_value(format!("the definition is invalid:\n{}", errors.join("\n")))
+        })?;
+        let new = model
+            .server(&file.def.id)
+            .cloned()
+            .ok_or_else(|| ScimError::internal("compiled model lacks the new server"))?;
+        data::prepare(&app.store, &new).map_err(data_err)?;
+        if let Ok(mut e) = app.harness.ephemeral.lock() {
+            *e = ephemeral;
+        }
+        app.model.store(Arc::new(model));
+        tracing::info!(server = %new.id, "ephemeral server created through the admin API");
+        Ok(json_response(StatusCode::CREATED, &describe(&app, &new)))
+    })
+    .await
+}
+
+/// DELETE /admin/servers/{id}: an ephemeral server and its data.
+async fn delete_server(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    if !s.ephemeral {
+        return Err(ScimError::new(
+            409,
+            None,
+            format!(
+                "server {id:?} is defined by {}; delete the file to unmount it",
+                s.source.display()
+            ),
+        ));
+    }
+    blocking(move || {
+        let mut ephemeral = app
+            .harness
+            .ephemeral
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        ephemeral.retain(|f| f.def.id != id);
+        let model = recompile(&app, &ephemeral).map_err(|e| ScimError::internal(e.join("; ")))?;
+        if let Ok(mut e) = app.harness.ephemeral.lock() {
+            *e = ephemeral;
+        }
+        app.model.store(Arc::new(model));
+        data::reset(&app.store, &id).map_err(data_err)?;
+        clear_log(&app, &id)?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
+
+fn clear_log(app: &AppState, id: &str) -> ScimResult<usize> {
+    if let Some(r) = &app.harness.recorder {
+        r.flush();
+    }
+    app.store
+        .write(|tx| inspector::clear(tx, id).map_err(|e| ScimError::internal(e)))
+}
+
+async fn reset(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    blocking(move || {
+        let n = data::reset(&app.store, &s.id).map_err(data_err)?;
+        // The profiles' catalogue is definition, not data: it comes back at once.
+        data::sync_catalogue(&app.store, &s).map_err(data_err)?;
+        Ok(json_response(StatusCode::OK, &json!({ "deleted": n })))
+    })
+    .await
+}
+
+async fn export(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    export_response(app, id).await
+}
+
+/// The export as a JSON download (shared with the UI).
+pub async fn export_response(app: AppState, id: String) -> ScimResult<Response> {
+    let s = server(&app, &id)?;
+    let text = blocking(move || data::export(&app.store, &s.id).map_err(data_err)).await?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.json\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// Recorded requests, newest first (shared with the UI).
+pub async fn read_requests(
+    app: &AppState,
+    id: &str,
+    q: inspector::Query,
+) -> ScimResult<Vec<inspector::Entry>> {
+    server(app, id)?;
+    let (app, id) = (app.clone(), id.to_string());
+    blocking(move || {
+        if let Some(r) = &app.harness.recorder {
+            r.flush();
+        }
+        app.store
+            .read(|c| inspector::read(c, &id, &q).map_err(ScimError::internal))
+    })
+    .await
+}
+
+async fn requests(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<inspector::Query>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let entries = read_requests(&app, &id, q).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "server": id, "count": entries.len(), "requests": entries }),
+    ))
+}
+
+async fn requests_har(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<inspector::Query>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let entries = read_requests(&app, &id, q).await?;
+    let mut resp = json_response(
+        StatusCode::OK,
+        &inspector::har(&entries, &format!("http://{host}")),
+    );
+    if let Ok(v) = format!("attachment; filename=\"{id}.har\"").parse() {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+async fn clear_requests(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    server(&app, &id)?;
+    let n = blocking(move || clear_log(&app, &id)).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "deleted": n })))
+}
+
+#[derive(serde::Deserialize)]
+struct SnapshotRequest {
+    name: String,
+}
+
+fn snapshot_name(name: &str) -> ScimResult<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(ScimError::invalid_value(
+            "snapshot names are 1-64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(())
+}
+
+async fn take_snapshot(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    let req: SnapshotRequest = serde_json::from_slice(&body).map_err(|e| {
+        ScimError::invalid_syntax(format!("send {{\"name\": \"<snapshot name>\"}}: {e}"))
+    })?;
+    snapshot_name(&req.name)?;
+    blocking(move || {
+        let text = data::export(&app.store, &s.id).map_err(data_err)?;
+        let taken = crate::engine::now();
+        app.store.write(|tx| {
+            tx.execute(
+                "INSERT INTO snapshots (server_id, name, taken, data) VALUES (?1,?2,?3,?4)
+                 ON CONFLICT (server_id, name) DO UPDATE SET taken=excluded.taken, data=excluded.data",
+                rusqlite::params![s.id, req.name, taken, text],
+            )
+            .map_err(ScimError::internal)
+        })?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"server": s.id, "name": req.name, "taken": taken}),
+        ))
+    })
+    .await
+}
+
+async fn list_snapshots(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    server(&app, &id)?;
+    let list = blocking(move || {
+        app.store.read(|c| {
+            let mut st = c
+                .prepare("SELECT name, taken FROM snapshots WHERE server_id=?1 ORDER BY name")
+                .map_err(ScimError::internal)?;
+            let rows = st
+                .query_map([&id], |r| {
+                    Ok(json!({"name": r.get::<_, String>(0)?, "taken": r.get::<_, String>(1)?}))
+                })
+                .map_err(ScimError::internal)?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(ScimError::internal)
+        })
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &json!({ "snapshots": list })))
+}
+
+async fn restore_snapshot(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    blocking(move || {
+        let text: Option<String> = app.store.read(|c| {
+            c.query_row(
+                "SELECT data FROM snapshots WHERE server_id=?1 AND name=?2",
+                [&s.id, &name],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(ScimError::internal(e)),
+            })
+        })?;
+        let text = text.ok_or_else(|| {
+            ScimError::not_found(format!("no snapshot {name:?} of server {}", s.id))
+        })?;
+        let n = data::import(&app.store, &s, &text, true).map_err(data_err)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"restored": name, "resources": n}),
+        ))
+    })
+    .await
+}
+
+async fn delete_snapshot(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let n = blocking(move || {
+        app.store.write(|tx| {
+            tx.execute(
+                "DELETE FROM snapshots WHERE server_id=?1 AND name=?2",
+                [&id, &name],
+            )
+            .map_err(ScimError::internal)
+        })
+    })
+    .await?;
+    if n == 0 {
+        return Err(ScimError::not_found("no such snapshot"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_limits(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "in_force": app.harness.limits_for(&s),
+            "from_definition": s.limits,
+            "tokens": app.harness.buckets.snapshot(&s.id),
+        }),
+    ))
+}
+
+/// PUT: `{read: "10/s", write: "2/s", per_type: {User: "5/s"}}` replaces the limits in force
+/// until DELETE (back to the definition's) or a restart.
+async fn put_limits(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    let def: RateLimitsDef = serde_json::from_slice(&body)
+        .map_err(|e| ScimError::invalid_syntax(format!("rate limits: {e}")))?;
+    let limits = crate::harness::limits::Limits::compile(&def).map_err(|errors| {
+        ScimError::invalid_value(
+            errors
+                .into_iter()
+                .map(|(k, m)| format!("{}: {m}", k.join(".")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    if let Some((name, _)) = limits.per_type.iter().find(|(n, _)| s.by_name(n).is_none()) {
+        return Err(ScimError::invalid_value(format!(
+            "{name} is not a resource type of server {id}"
+        )));
+    }
+    if let Ok(mut o) = app.harness.limit_overrides.lock() {
+        o.insert(s.id.clone(), limits.clone());
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "in_force": limits }),
+    ))
+}
+
+async fn delete_limits(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    if let Ok(mut o) = app.harness.limit_overrides.lock() {
+        o.remove(&s.id);
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_faults(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"from_definition": s.faults, "admin": app.harness.faults.admin_rules(&s.id)}),
+    ))
+}
+
+/// PUT: a list of fault rules (the YAML `faults:` shape) replacing the admin rules.
+async fn put_faults(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    let rules: Vec<FaultDef> = serde_json::from_slice(&body).map_err(|e| {
+        ScimError::invalid_syntax(format!("faults: send a JSON list of rules: {e}"))
+    })?;
+    for (i, f) in rules.iter().enumerate() {
+        crate::harness::faults::check(f)
+            .map_err(|m| ScimError::invalid_value(format!("faults[{i}]: {m}")))?;
+    }
+    app.harness.faults.set_admin(&s.id, rules.clone());
+    Ok(json_response(StatusCode::OK, &json!({ "admin": rules })))
+}
+
+async fn delete_faults(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    guard(&app, peer, &headers)?;
+    let s = server(&app, &id)?;
+    app.harness.faults.set_admin(&s.id, Vec::new());
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
