@@ -79,6 +79,24 @@ impl TestApp {
         std::fs::rename(&tmp, self.profiles_dir().join(name)).unwrap();
     }
 
+    /// The admin token of the running server.
+    pub fn admin_token(&self) -> String {
+        self.state.as_ref().unwrap().harness.admin.token.clone()
+    }
+
+    /// A request to the admin API with the admin token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut r = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(self.admin_token());
+        if let Some(b) = body {
+            r = r.body(b.to_string());
+        }
+        let (s, v, _) = split(r.send().await.unwrap()).await;
+        (s, v)
+    }
+
     /// The running server's store (for checks that look below HTTP).
     pub fn store(&self) -> &scimlab::store::Store {
         &self.state.as_ref().unwrap().store
