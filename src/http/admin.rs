@@ -283,7 +283,7 @@ fn clear_log(app: &AppState, id: &str) -> ScimResult<usize> {
         r.flush();
     }
     app.store
-        .write(|tx| inspector::clear(tx, id).map_err(|e| ScimError::internal(e)))
+        .write(|tx| inspector::clear(tx, id).map_err(ScimError::internal))
 }
 
 async fn reset(

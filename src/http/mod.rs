@@ -1,7 +1,7 @@
 //! HTTP edge (axum): routing, auth, content types, ETags, logging. Handlers are thin: they
 //! pick the model snapshot, extract, call one engine function on the blocking pool, respond.
 
-mod admin;
+pub mod admin;
 mod auth;
 mod response;
 mod scim;
@@ -153,4 +153,18 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Percent-encodes a query value (for links the UI builds).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }

@@ -1,8 +1,456 @@
-//! The web UI: server-rendered handlebars pages from `templates/ui/`.
+//! The web UI: server-rendered handlebars pages from `templates/ui/` (embedded at build time; no
+//! JavaScript build step). A dashboard of every virtual server, per server its resource types,
+//! limits, faults, export and reset, and a live request log (polled), a resource browser with a
+//! SCIM filter box and paging, and resource detail. Loopback clients only, like `/admin`.
 
+use crate::engine::{self, Ctx, ListQuery, Projection};
+use crate::error::ScimError;
+use crate::harness::inspector;
 use crate::http::AppState;
+use crate::http::admin;
 use axum::Router;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use handlebars::Handlebars;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout", include_str!("../../templates/ui/layout.hbs")),
+    (
+        "dashboard",
+        include_str!("../../templates/ui/dashboard.hbs"),
+    ),
+    ("server", include_str!("../../templates/ui/server.hbs")),
+    (
+        "resources",
+        include_str!("../../templates/ui/resources.hbs"),
+    ),
+    ("resource", include_str!("../../templates/ui/resource.hbs")),
+];
+
+/// The pages, compiled once; a test renders each so a broken template fails the suite.
+fn pages() -> &'static Handlebars<'static> {
+    static PAGES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+        let mut h = Handlebars::new();
+        h.set_strict_mode(false);
+        for (name, text) in TEMPLATES {
+            if let Err(e) = h.register_template_string(name, *text) {
+                tracing::error!("UI template {name} does not compile: {e}");
+            }
+        }
+        h
+    });
+    &PAGES
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/ui", get(dashboard))
+        .route("/ui/", get(dashboard))
+        .route("/ui/servers/{id}", get(server_page))
+        .route("/ui/servers/{id}/requests.json", get(requests_json))
+        .route("/ui/servers/{id}/reset", post(reset))
+        .route("/ui/servers/{id}/export", get(export))
+        .route("/ui/servers/{id}/types/{rt}", get(browse))
+        .route("/ui/servers/{id}/types/{rt}/{rid}", get(detail))
+}
+
+fn render(page: &str, mut data: Value) -> Response {
+    if data.get("title").is_none() {
+        data["title"] = json!(page);
+    }
+    match pages().render(page, &data) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => ScimError::internal(format!("rendering {page}: {e}")).into_response(),
+    }
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    let mut r = render(
+        "resource",
+        json!({"title": "error", "server": "", "resource_type": "", "id": status.as_u16(), "json": message}),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+type Page = Result<Response, Response>;
+
+// The refusal is the page to send; handlers return `Result<Response, Response>` anyway.
+#[allow(clippy::result_large_err)]
+fn allowed(app: &AppState, peer: SocketAddr) -> Result<(), Response> {
+    admin::local_only(app, peer).map_err(|e| error_page(StatusCode::FORBIDDEN, &e.detail))
+}
+
+async fn dashboard(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Page {
+    allowed(&app, peer)?;
+    let model = app.model.load_full();
+    let app2 = app.clone();
+    let servers: Vec<Value> = tokio::task::spawn_blocking(move || {
+        model
+            .servers
+            .values()
+            .map(|s| admin::describe(&app2, s))
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    let reload = app.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(render(
+        "dashboard",
+        json!({
+            "title": "servers",
+            "servers": servers,
+            "files": reload.files,
+            "reload": reload.last_reload,
+            "reload_failed": reload.last_reload.as_ref().is_some_and(|o| !o.ok),
+        }),
+    ))
+}
+
+fn entry_row(e: &inspector::Entry) -> Value {
+    let mut notes: Vec<String> = e.quirks.iter().map(|q| format!("quirk {q}")).collect();
+    if let Some(f) = &e.fault {
+        notes.push(format!("fault {f}"));
+    }
+    if let Some(d) = e.error.as_ref().and_then(|x| x["detail"].as_str()) {
+        notes.push(d.to_string());
+    }
+    json!({
+        "seq": e.seq,
+        "at": e.at,
+        "method": e.method,
+        "path": e.path,
+        "query": e.query,
+        "status": e.status,
+        "status_class": e.status / 100,
+        "latency": format!("{:.1}", e.latency_ms),
+        "notes": notes.join("; "),
+    })
+}
+
+async fn server_page(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Page {
+    allowed(&app, peer)?;
+    let Some(s) = app.model.load().server(&id).cloned() else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no server {id:?}"),
+        ));
+    };
+    let entries = admin::read_requests(&app, &id, inspector::Query::default())
+        .await
+        .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.detail))?;
+    let limits = app.harness.limits_for(&s);
+    let mut limit_parts = Vec::new();
+    for (name, rate) in [("read", limits.read), ("write", limits.write)] {
+        if let Some(r) = rate {
+            limit_parts.push(format!("{name}: {} per {} s", r.count, r.period_secs));
+        }
+    }
+    for (name, r) in &limits.per_type {
+        limit_parts.push(format!("{name}: {} per {} s", r.count, r.period_secs));
+    }
+    let faults: Vec<String> = s
+        .faults
+        .iter()
+        .chain(app.harness.faults.admin_rules(&s.id).iter())
+        .map(|f| serde_json::to_string(f).unwrap_or_default())
+        .collect();
+    let app2 = app.clone();
+    let described = tokio::task::spawn_blocking(move || admin::describe(&app2, &s))
+        .await
+        .unwrap_or_default();
+    let mut described = described;
+    // Whole tokens read better than 7.000123.
+    if let Some(tokens) = described["rate_limit_tokens"].as_array_mut() {
+        for t in tokens {
+            if let Some(n) = t[1].as_f64() {
+                t[1] = json!(n.floor() as i64);
+            }
+        }
+    }
+    Ok(render(
+        "server",
+        json!({
+            "title": id,
+            "server": described,
+            "limits_text": limit_parts.join(", "),
+            "faults_text": faults.join(" · "),
+            "requests": entries.iter().map(entry_row).collect::<Vec<_>>(),
+            "after": entries.first().map_or(0, |e| e.seq),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct After {
+    after: Option<i64>,
+}
+
+async fn requests_json(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<After>,
+) -> Page {
+    allowed(&app, peer)?;
+    let entries = admin::read_requests(
+        &app,
+        &id,
+        inspector::Query {
+            after: q.after,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(IntoResponse::into_response)?;
+    Ok(axum::Json(entries).into_response())
+}
+
+/// Refuses cross-site form posts: a page elsewhere must not reset a local server.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(origin) => host.is_some_and(|h| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.trim_end_matches('/') == h)
+        }),
+    }
+}
+
+async fn reset(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Page {
+    allowed(&app, peer)?;
+    if !same_origin(&headers) {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "cross-origin form post refused",
+        ));
+    }
+    let Some(s) = app.model.load().server(&id).cloned() else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no server {id:?}"),
+        ));
+    };
+    let store = app.store.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::data::reset(&store, &s.id)?;
+        crate::data::sync_catalogue(&store, &s)
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => Ok(Redirect::to(&format!("/ui/servers/{id}")).into_response()),
+        _ => Err(error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reset failed",
+        )),
+    }
+}
+
+async fn export(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Page {
+    allowed(&app, peer)?;
+    admin::export_response(app, id)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+struct Browse {
+    filter: Option<String>,
+    #[serde(rename = "startIndex")]
+    start_index: Option<i64>,
+}
+
+const PAGE: i64 = 25;
+
+/// A short label for a resource in lists.
+fn label(doc: &Value) -> String {
+    for key in ["userName", "displayName", "name"] {
+        if let Some(s) = doc.get(key).and_then(Value::as_str) {
+            return s.to_string();
+        }
+    }
+    String::new()
+}
+
+async fn browse(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((id, rt_name)): Path<(String, String)>,
+    Query(q): Query<Browse>,
+) -> Page {
+    allowed(&app, peer)?;
+    let Some(server) = app.model.load().server(&id).cloned() else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no server {id:?}"),
+        ));
+    };
+    let Some(rt_index) = server
+        .resource_types
+        .iter()
+        .position(|r| r.name.eq_ignore_ascii_case(&rt_name))
+    else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no resource type {rt_name:?} on {id}"),
+        ));
+    };
+    let filter = q.filter.clone().unwrap_or_default();
+    let start = q.start_index.unwrap_or(1).max(1);
+    let store = app.store.clone();
+    let query = ListQuery {
+        filter: Some(filter.clone()).filter(|f| !f.trim().is_empty()),
+        start_index: Some(start),
+        count: Some(PAGE),
+        ..Default::default()
+    };
+    let server2 = server.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let ctx = Ctx {
+            store: &store,
+            server: &server2,
+            rt: &server2.resource_types[rt_index],
+            base: "",
+        };
+        engine::list(&ctx, &query, &Projection::default())
+    })
+    .await
+    .unwrap_or_else(|e| Err(ScimError::internal(e)));
+    let rt = &server.resource_types[rt_index];
+    let (rows, total, error) = match result {
+        Ok(page) => {
+            let rows: Vec<Value> = page["Resources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": r["id"],
+                        "label": label(r),
+                        "modified": r["meta"]["lastModified"],
+                    })
+                })
+                .collect();
+            (rows, page["totalResults"].as_i64().unwrap_or(0), None)
+        }
+        Err(e) => (Vec::new(), 0, Some(e.detail)),
+    };
+    let shown = rows.len() as i64;
+    Ok(render(
+        "resources",
+        json!({
+            "title": format!("{id} {}", rt.name),
+            "server": id,
+            "resource_type": rt.name,
+            "filter": filter,
+            "filter_q": crate::http::urlencode(&filter),
+            "error": error,
+            "rows": rows,
+            "total": total,
+            "first": start,
+            "last": start + shown - 1,
+            "prev": (start > 1).then(|| (start - PAGE).max(1)),
+            "next": (start + shown <= total).then_some(start + PAGE),
+        }),
+    ))
+}
+
+async fn detail(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((id, rt_name, rid)): Path<(String, String, String)>,
+) -> Page {
+    allowed(&app, peer)?;
+    let Some(server) = app.model.load().server(&id).cloned() else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no server {id:?}"),
+        ));
+    };
+    let Some(rt_index) = server
+        .resource_types
+        .iter()
+        .position(|r| r.name.eq_ignore_ascii_case(&rt_name))
+    else {
+        return Err(error_page(StatusCode::NOT_FOUND, "no such resource type"));
+    };
+    let store = app.store.clone();
+    let server2 = server.clone();
+    let rid2 = rid.clone();
+    let base = format!("/scim-identifier/{id}/scim/v2");
+    let out = tokio::task::spawn_blocking(move || {
+        let ctx = Ctx {
+            store: &store,
+            server: &server2,
+            rt: &server2.resource_types[rt_index],
+            base: &base,
+        };
+        engine::get(&ctx, &rid2, &Projection::default())
+    })
+    .await
+    .unwrap_or_else(|e| Err(ScimError::internal(e)));
+    match out {
+        Ok(o) => Ok(render(
+            "resource",
+            json!({
+                "title": rid,
+                "server": id,
+                "resource_type": server.resource_types[rt_index].name,
+                "id": rid,
+                "json": serde_json::to_string_pretty(&o.body).unwrap_or_default(),
+            }),
+        )),
+        Err(e) => Err(error_page(
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::NOT_FOUND),
+            &e.detail,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles_and_renders() {
+        let mut h = Handlebars::new();
+        h.set_strict_mode(false);
+        for (name, text) in TEMPLATES {
+            h.register_template_string(name, *text)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for page in ["dashboard", "server", "resources", "resource"] {
+            let html = h.render(page, &json!({"title": page})).unwrap();
+            assert!(html.contains("<main>"), "{page}");
+        }
+        let html = h
+            .render("resource", &json!({"json": "<script>alert(1)</script>"}))
+            .unwrap();
+        assert!(!html.contains("<script>alert"), "values are escaped");
+    }
 }
