@@ -226,6 +226,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .unwrap_or_else(|| dir.path().join("bench.db"));
     let store = Arc::new(Store::open(&db)?);
     let state = AppState::new(store, model)?;
+    let kept = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(crate::http::serve(listener, state, std::future::pending()));
@@ -333,6 +334,32 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .await?,
     );
+    // The same reads with the request recorder off: the inspector's cost (target: under 20%).
+    let quiet = format!("{DEFINITION}inspector: {{ enabled: false }}\n");
+    let quiet_file = crate::definition::load_str(std::path::Path::new("bench.yaml"), &quiet)
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let quiet_model =
+        crate::model::compile(&[quiet_file], &[]).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let recording = kept.model.swap(Arc::new(quiet_model));
+    let i3 = ids.clone();
+    results.push(
+        load(
+            "GET /Users/{id}, recorder off",
+            addr,
+            conns,
+            None,
+            duration,
+            Arc::new(move |s| {
+                request(
+                    "GET",
+                    &format!("/scim-identifier/bench/scim/v2/Users/{}", i3[mix(s) % n]),
+                    "",
+                )
+            }),
+        )
+        .await?,
+    );
+    kept.model.store(recording);
     let by_user_name: MakeRequest = Arc::new(move |s| {
         request(
             "GET",

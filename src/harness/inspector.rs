@@ -2,16 +2,18 @@
 //! (headers with Authorization redacted, capped bodies, status, latency, IdP quirks applied,
 //! SCIM error, injected fault) in SQLite, as a bounded ring per server.
 //!
-//! Handlers only push a record onto a channel; a background thread writes batches in one
-//! transaction on its own connection and trims each server's ring, so recording costs a request
-//! little more than building the record.
+//! Handlers only push the record into the server's in-memory ring; a persister writes what is
+//! still in the rings to SQLite in one transaction (every half second, and before any read), so
+//! recording costs a request little more than building the record, and under load only the
+//! entries that survive in the ring are ever written.
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// One recorded exchange.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,113 +84,140 @@ pub fn headers(map: &axum::http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-enum Msg {
-    Record(Box<Entry>, usize),
-    Flush(Sender<()>),
+/// One server's newest entries, in memory until persisted.
+struct Ring {
+    entries: VecDeque<Entry>,
+    capacity: usize,
+    /// Highest sequence number written to SQLite.
+    persisted: i64,
 }
 
-/// The recording side: cheap to call from handlers.
+struct Inner {
+    rings: Mutex<HashMap<String, Ring>>,
+    next_seq: AtomicI64,
+    /// The persister's own connection (not the store's writer: SCIM writes never wait on it).
+    conn: Mutex<Connection>,
+}
+
+/// The recording side: a push into a per-server in-memory ring. The persister writes whatever
+/// is still in the rings every half second and whenever a reader asks (`flush`), so under load
+/// only the entries that stay in the ring ever reach SQLite.
 pub struct Recorder {
-    tx: Mutex<Option<Sender<Msg>>>,
+    inner: Arc<Inner>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Recorder {
-    /// Starts the writer thread on its own connection to `db`.
+    /// Opens the persister's connection to `db` and starts its thread.
     pub fn start(db: &Path) -> rusqlite::Result<Recorder> {
         let conn = Connection::open(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let (tx, rx) = mpsc::channel();
+        let last: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM request_log", [], |r| {
+                r.get(0)
+            })?;
+        let inner = Arc::new(Inner {
+            rings: Mutex::new(HashMap::new()),
+            next_seq: AtomicI64::new(last + 1),
+            conn: Mutex::new(conn),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inner2, stop2) = (inner.clone(), stop.clone());
         std::thread::Builder::new()
             .name("scimlab-recorder".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    persist(&inner2);
+                }
+            })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Recorder {
-            tx: Mutex::new(Some(tx)),
-        })
+        Ok(Recorder { inner, stop })
     }
 
-    /// Queues one entry; `capacity` is the server's ring size.
-    pub fn record(&self, entry: Entry, capacity: usize) {
-        if let Ok(tx) = self.tx.lock()
-            && let Some(tx) = tx.as_ref()
-        {
-            let _ = tx.send(Msg::Record(Box::new(entry), capacity));
+    /// Records one entry; `capacity` is the server's ring size.
+    pub fn record(&self, mut entry: Entry, capacity: usize) {
+        entry.seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut rings = self.inner.rings.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = rings.entry(entry.server.clone()).or_insert_with(|| Ring {
+            entries: VecDeque::new(),
+            capacity,
+            persisted: 0,
+        });
+        ring.capacity = capacity;
+        ring.entries.push_back(entry);
+        while ring.entries.len() > capacity {
+            ring.entries.pop_front();
         }
     }
 
-    /// Waits until everything queued so far is written (reads call this first). Blocking.
+    /// Writes everything recorded so far (readers call this first). Blocking.
     pub fn flush(&self) {
-        let (ack, done) = mpsc::channel();
-        let sent = self
-            .tx
-            .lock()
-            .ok()
-            .and_then(|tx| tx.as_ref().map(|tx| tx.send(Msg::Flush(ack)).is_ok()))
-            .unwrap_or(false);
-        if sent {
-            let _ = done.recv_timeout(std::time::Duration::from_secs(10));
+        persist(&self.inner);
+    }
+
+    /// Drops a server's unwritten entries (its log is being cleared).
+    pub fn forget(&self, server: &str) {
+        if let Ok(mut rings) = self.inner.rings.lock() {
+            rings.remove(server);
         }
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.take();
-        }
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
-fn writer(conn: Connection, rx: Receiver<Msg>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 2000 {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
+/// Writes the entries still in the rings that are not in SQLite yet, then trims each touched
+/// server's table rows to its capacity.
+fn persist(inner: &Inner) {
+    let conn = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+    let mut batch: Vec<(Entry, usize)> = Vec::new();
+    {
+        let mut rings = inner.rings.lock().unwrap_or_else(|p| p.into_inner());
+        for ring in rings.values_mut() {
+            let fresh: Vec<Entry> = ring
+                .entries
+                .iter()
+                .filter(|e| e.seq > ring.persisted)
+                .cloned()
+                .collect();
+            if let Some(last) = fresh.last() {
+                ring.persisted = last.seq;
             }
+            batch.extend(fresh.into_iter().map(|e| (e, ring.capacity)));
         }
-        if let Err(e) = write_batch(&conn, &batch) {
-            tracing::warn!(
-                "request inspector: could not write {} entries: {e}",
-                batch.len()
-            );
-        }
-        for m in batch {
-            if let Msg::Flush(ack) = m {
-                let _ = ack.send(());
-            }
-        }
+    }
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = write_batch(&conn, &batch) {
+        tracing::warn!(
+            "request inspector: could not write {} entries: {e}",
+            batch.len()
+        );
     }
 }
 
-fn write_batch(conn: &Connection, batch: &[Msg]) -> rusqlite::Result<()> {
-    let records: Vec<(&Entry, usize)> = batch
-        .iter()
-        .filter_map(|m| match m {
-            Msg::Record(e, cap) => Some((&**e, *cap)),
-            Msg::Flush(_) => None,
-        })
-        .collect();
-    if records.is_empty() {
-        return Ok(());
-    }
+fn write_batch(conn: &Connection, records: &[(Entry, usize)]) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO request_log (server_id, at, method, path, status, entry) VALUES (?1,?2,?3,?4,?5,?6)",
+            "INSERT OR REPLACE INTO request_log (seq, server_id, at, method, path, status, entry) VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?;
-        for (e, _) in &records {
+        for (e, _) in records {
             let text = serde_json::to_string(e).unwrap_or_default();
-            insert.execute(params![e.server, e.at, e.method, e.path, e.status, text])?;
+            insert.execute(params![
+                e.seq, e.server, e.at, e.method, e.path, e.status, text
+            ])?;
         }
-        // Trim each touched server's ring once per batch.
         let mut caps: Vec<(&str, usize)> = Vec::new();
-        for (e, cap) in &records {
-            match caps.iter_mut().find(|(s, _)| *s == e.server) {
-                Some(c) => c.1 = *cap,
-                None => caps.push((&e.server, *cap)),
+        for (e, cap) in records {
+            if !caps.iter().any(|(s, _)| *s == e.server) {
+                caps.push((&e.server, *cap));
             }
         }
         let mut trim = tx.prepare_cached(

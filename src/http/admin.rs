@@ -281,6 +281,7 @@ async fn delete_server(
 fn clear_log(app: &AppState, id: &str) -> ScimResult<usize> {
     if let Some(r) = &app.harness.recorder {
         r.flush();
+        r.forget(id);
     }
     app.store
         .write(|tx| inspector::clear(tx, id).map_err(ScimError::internal))
