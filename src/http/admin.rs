@@ -648,3 +648,33 @@ async fn delete_faults(
     app.harness.faults.set_admin(&s.id, Vec::new());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_and_ui_answer_loopback_only_unless_remote_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(&dir.path().join("db")).unwrap());
+        let app = AppState::new(store, Model::default()).unwrap();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        assert!(local_only(&app, local).is_ok());
+        assert_eq!(local_only(&app, remote).unwrap_err().status, 403);
+        let mut headers = HeaderMap::new();
+        assert_eq!(guard(&app, local, &headers).unwrap_err().status, 401);
+        let token = app.harness.admin.token.clone();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        assert!(guard(&app, local, &headers).is_ok());
+        assert_eq!(guard(&app, remote, &headers).unwrap_err().status, 403);
+        let open = app.with_admin(super::super::AdminAccess {
+            token,
+            remote: true,
+        });
+        assert!(guard(&open, remote, &headers).is_ok());
+    }
+}

@@ -208,9 +208,20 @@ fn compile_server(
             ));
         }
     }
-    for f in &def.faults {
+    for (i, f) in def.faults.iter().enumerate() {
         if let Err(message) = crate::harness::faults::check(f) {
-            problems.push(file.diagnostic(&["faults"], format!("faults: {message}")));
+            problems.push(file.diagnostic(&["faults"], format!("faults[{i}]: {message}")));
+        }
+        if let Some(rt) = &f.resource_type
+            && !def
+                .resource_types
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(rt))
+        {
+            problems.push(file.diagnostic(
+                &["faults"],
+                format!("faults[{i}]: {rt} is not a resource type of this server"),
+            ));
         }
     }
     if def.inspector.capacity == 0 {
