@@ -316,7 +316,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .await?,
     );
-    let i2 = ids.clone();
+    let get_by_id: MakeRequest = {
+        let ids = ids.clone();
+        Arc::new(move |s| {
+            request(
+                "GET",
+                &format!("/scim-identifier/bench/scim/v2/Users/{}", ids[mix(s) % n]),
+                "",
+            )
+        })
+    };
     results.push(
         load(
             "GET /Users/{id}",
@@ -324,13 +333,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             conns,
             None,
             duration,
-            Arc::new(move |s| {
-                request(
-                    "GET",
-                    &format!("/scim-identifier/bench/scim/v2/Users/{}", i2[mix(s) % n]),
-                    "",
-                )
-            }),
+            get_by_id.clone(),
         )
         .await?,
     );
@@ -341,7 +344,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let quiet_model =
         crate::model::compile(&[quiet_file], &[]).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let recording = kept.model.swap(Arc::new(quiet_model));
-    let i3 = ids.clone();
     results.push(
         load(
             "GET /Users/{id}, recorder off",
@@ -349,13 +351,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             conns,
             None,
             duration,
-            Arc::new(move |s| {
-                request(
-                    "GET",
-                    &format!("/scim-identifier/bench/scim/v2/Users/{}", i3[mix(s) % n]),
-                    "",
-                )
-            }),
+            get_by_id,
         )
         .await?,
     );

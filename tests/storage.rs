@@ -32,14 +32,6 @@ async fn concurrent_creates_of_one_user_name_yield_exactly_one_201() {
     assert_eq!(app.names("full", "userName pr").await, ["Race"]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_scimlab"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
@@ -74,7 +66,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     std::fs::create_dir(dir.path().join("servers.d")).unwrap();
     std::fs::write(dir.path().join("servers.d/full.yaml"), common::FULL).unwrap();
     let client = reqwest::Client::new();
-    let port = free_port();
+    let port = common::free_port();
     let mut child = start(dir.path(), port);
     wait_ready(&client, port).await;
     let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
@@ -98,7 +90,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     }
     child.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
     child.wait().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut child = start(dir.path(), port);
     wait_ready(&client, port).await;
     let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
@@ -121,7 +113,7 @@ async fn no_watch_ignores_edits_until_sighup() {
     std::fs::create_dir(dir.path().join("servers.d")).unwrap();
     let def = "id: hup\ntokens: [tok-hup]\nresource_types:\n  User: {}\n";
     std::fs::write(dir.path().join("servers.d/hup.yaml"), def).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_scimlab"))
         .args([
             "serve",

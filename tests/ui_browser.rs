@@ -30,14 +30,6 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Driver {
     async fn start() -> Option<Driver> {
         let driver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
@@ -51,7 +43,7 @@ impl Driver {
             eprintln!("browser test skipped: chromedriver not installed");
             return None;
         };
-        let port = free_port();
+        let port = common::free_port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -10,7 +10,8 @@ use crate::harness::inspector;
 use crate::model::{Model, ServerModel};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -49,6 +50,28 @@ pub fn routes() -> Router<AppState> {
             "/admin/servers/{id}/faults",
             get(get_faults).put(put_faults).delete(delete_faults),
         )
+}
+
+/// An admin caller: an extractor that lets a handler run only for loopback clients (unless
+/// remote admin is on) holding the admin token. Its rejection is a SCIM error.
+pub struct AdminCaller;
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ScimError> {
+        guard(app, peer(parts)?, &parts.headers)?;
+        Ok(AdminCaller)
+    }
+}
+
+/// The client's address (`serve` records it for every connection).
+pub fn peer(parts: &Parts) -> ScimResult<SocketAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .ok_or_else(|| ScimError::internal("the connection's peer address is unknown"))
 }
 
 /// Loopback (unless remote admin is on) and the admin bearer token.
@@ -118,12 +141,7 @@ async fn blocking<T: Send + 'static>(
 
 /// What the admin API and the UI show about a server.
 pub fn describe(app: &AppState, s: &ServerModel) -> Value {
-    let counts: std::collections::HashMap<String, i64> = app
-        .store
-        .read(|c| crate::store::counts(c, &s.id))
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let counts = crate::store::count_map(&app.store, &s.id);
     json!({
         "id": s.id,
         "description": s.description,
@@ -145,24 +163,17 @@ pub fn describe(app: &AppState, s: &ServerModel) -> Value {
     })
 }
 
-async fn list_servers(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
+async fn list_servers(_: AdminCaller, State(app): State<AppState>) -> ScimResult<Response> {
     let model = app.model.load_full();
     let list: Vec<Value> = model.servers.values().map(|s| describe(&app, s)).collect();
     Ok(json_response(StatusCode::OK, &json!({ "servers": list })))
 }
 
 async fn one_server(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     Ok(json_response(StatusCode::OK, &describe(&app, &s)))
 }
@@ -186,12 +197,10 @@ fn recompile(app: &AppState, ephemeral: &[LoadedFile]) -> Result<Model, Vec<Stri
 
 /// POST /admin/servers: a server definition (YAML or JSON) → an ephemeral server.
 async fn create_server(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ScimError::invalid_syntax("the definition must be UTF-8 YAML or JSON"))?;
     blocking(move || {
@@ -241,12 +250,10 @@ async fn create_server(
 
 /// DELETE /admin/servers/{id}: an ephemeral server and its data.
 async fn delete_server(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     if !s.ephemeral {
         return Err(ScimError::new(
@@ -288,12 +295,10 @@ fn clear_log(app: &AppState, id: &str) -> ScimResult<usize> {
 }
 
 async fn reset(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     blocking(move || {
         let n = data::reset(&app.store, &s.id).map_err(data_err)?;
@@ -305,12 +310,10 @@ async fn reset(
 }
 
 async fn export(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     export_response(app, id).await
 }
 
@@ -351,13 +354,11 @@ pub async fn read_requests(
 }
 
 async fn requests(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<inspector::Query>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let entries = read_requests(&app, &id, q).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -366,13 +367,12 @@ async fn requests(
 }
 
 async fn requests_har(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<inspector::Query>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -390,12 +390,10 @@ async fn requests_har(
 }
 
 async fn clear_requests(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     server(&app, &id)?;
     let n = blocking(move || clear_log(&app, &id)).await?;
     Ok(json_response(StatusCode::OK, &json!({ "deleted": n })))
@@ -421,13 +419,11 @@ fn snapshot_name(name: &str) -> ScimResult<()> {
 }
 
 async fn take_snapshot(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     let req: SnapshotRequest = serde_json::from_slice(&body).map_err(|e| {
         ScimError::invalid_syntax(format!("send {{\"name\": \"<snapshot name>\"}}: {e}"))
@@ -453,12 +449,10 @@ async fn take_snapshot(
 }
 
 async fn list_snapshots(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     server(&app, &id)?;
     let list = blocking(move || {
         app.store.read(|c| {
@@ -479,12 +473,10 @@ async fn list_snapshots(
 }
 
 async fn restore_snapshot(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     blocking(move || {
         let text: Option<String> = app.store.read(|c| {
@@ -512,12 +504,10 @@ async fn restore_snapshot(
 }
 
 async fn delete_snapshot(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let n = blocking(move || {
         app.store.write(|tx| {
             tx.execute(
@@ -535,12 +525,10 @@ async fn delete_snapshot(
 }
 
 async fn get_limits(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     Ok(json_response(
         StatusCode::OK,
@@ -555,13 +543,11 @@ async fn get_limits(
 /// PUT: `{read: "10/s", write: "2/s", per_type: {User: "5/s"}}` replaces the limits in force
 /// until DELETE (back to the definition's) or a restart.
 async fn put_limits(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     let def: RateLimitsDef = serde_json::from_slice(&body)
         .map_err(|e| ScimError::invalid_syntax(format!("rate limits: {e}")))?;
@@ -589,12 +575,10 @@ async fn put_limits(
 }
 
 async fn delete_limits(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     if let Ok(mut o) = app.harness.limit_overrides.lock() {
         o.remove(&s.id);
@@ -603,12 +587,10 @@ async fn delete_limits(
 }
 
 async fn get_faults(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     Ok(json_response(
         StatusCode::OK,
@@ -618,13 +600,11 @@ async fn get_faults(
 
 /// PUT: a list of fault rules (the YAML `faults:` shape) replacing the admin rules.
 async fn put_faults(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     let rules: Vec<FaultDef> = serde_json::from_slice(&body).map_err(|e| {
         ScimError::invalid_syntax(format!("faults: send a JSON list of rules: {e}"))
@@ -638,12 +618,10 @@ async fn put_faults(
 }
 
 async fn delete_faults(
+    _: AdminCaller,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    guard(&app, peer, &headers)?;
     let s = server(&app, &id)?;
     app.harness.faults.set_admin(&s.id, Vec::new());
     Ok(StatusCode::NO_CONTENT.into_response())

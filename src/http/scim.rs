@@ -23,12 +23,7 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
         .servers
         .values()
         .map(|s| {
-            let counts: std::collections::HashMap<String, i64> = app
-                .store
-                .read(|c| crate::store::counts(c, &s.id))
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
+            let counts = crate::store::count_map(&app.store, &s.id);
             json!({
                 "id": s.id,
                 "description": s.description,

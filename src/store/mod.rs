@@ -679,6 +679,15 @@ pub fn delete_server(tx: &Connection, server_id: &str) -> Result<usize, StoreErr
     Ok(n)
 }
 
+/// Resource counts of a server by resource type name (zero types are absent).
+pub fn count_map(store: &Store, server_id: &str) -> std::collections::HashMap<String, i64> {
+    store
+        .read(|c| counts(c, server_id))
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
 /// Resource counts of every server id that has data, defined or not.
 pub fn all_counts(c: &Connection) -> Result<Vec<(String, String, i64)>, StoreError> {
     let mut st = c.prepare_cached(

@@ -8,16 +8,17 @@ use crate::error::ScimError;
 use crate::harness::inspector;
 use crate::http::AppState;
 use crate::http::admin;
+use crate::model::ServerModel;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use handlebars::Handlebars;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout", include_str!("../../templates/ui/layout.hbs")),
@@ -81,17 +82,47 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 
 type Page = Result<Response, Response>;
 
-// The refusal is the page to send; handlers return `Result<Response, Response>` anyway.
-#[allow(clippy::result_large_err)]
-fn allowed(app: &AppState, peer: SocketAddr) -> Result<(), Response> {
-    admin::local_only(app, peer).map_err(|e| error_page(StatusCode::FORBIDDEN, &e.detail))
+/// A UI caller: loopback (unless remote admin is on). The rejection is an error page.
+pub struct LocalCaller;
+
+impl FromRequestParts<AppState> for LocalCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        admin::peer(parts)
+            .and_then(|peer| admin::local_only(app, peer))
+            .map(|()| LocalCaller)
+            .map_err(|e| error_page(StatusCode::FORBIDDEN, &e.detail))
+    }
 }
 
-async fn dashboard(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Page {
-    allowed(&app, peer)?;
+/// The server and the index of its resource type `rt_name`, or a 404 page.
+#[allow(clippy::result_large_err)] // the error is the page to send
+fn find_type(
+    app: &AppState,
+    id: &str,
+    rt_name: &str,
+) -> Result<(Arc<ServerModel>, usize), Response> {
+    let Some(server) = app.model.load().server(id).cloned() else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no server {id:?}"),
+        ));
+    };
+    match server
+        .resource_types
+        .iter()
+        .position(|r| r.name.eq_ignore_ascii_case(rt_name))
+    {
+        Some(i) => Ok((server, i)),
+        None => Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no resource type {rt_name:?} on {id}"),
+        )),
+    }
+}
+
+async fn dashboard(State(app): State<AppState>, _: LocalCaller) -> Page {
     let model = app.model.load_full();
     let app2 = app.clone();
     let servers: Vec<Value> = tokio::task::spawn_blocking(move || {
@@ -137,12 +168,7 @@ fn entry_row(e: &inspector::Entry) -> Value {
     })
 }
 
-async fn server_page(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-) -> Page {
-    allowed(&app, peer)?;
+async fn server_page(State(app): State<AppState>, _: LocalCaller, Path(id): Path<String>) -> Page {
     let Some(s) = app.model.load().server(&id).cloned() else {
         return Err(error_page(
             StatusCode::NOT_FOUND,
@@ -201,11 +227,10 @@ struct After {
 
 async fn requests_json(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: LocalCaller,
     Path(id): Path<String>,
     Query(q): Query<After>,
 ) -> Page {
-    allowed(&app, peer)?;
     let entries = admin::read_requests(
         &app,
         &id,
@@ -234,11 +259,10 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 async fn reset(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: LocalCaller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Page {
-    allowed(&app, peer)?;
     if !same_origin(&headers) {
         return Err(error_page(
             StatusCode::FORBIDDEN,
@@ -266,12 +290,7 @@ async fn reset(
     }
 }
 
-async fn export(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-) -> Page {
-    allowed(&app, peer)?;
+async fn export(State(app): State<AppState>, _: LocalCaller, Path(id): Path<String>) -> Page {
     admin::export_response(app, id)
         .await
         .map_err(IntoResponse::into_response)
@@ -298,27 +317,11 @@ fn label(doc: &Value) -> String {
 
 async fn browse(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: LocalCaller,
     Path((id, rt_name)): Path<(String, String)>,
     Query(q): Query<Browse>,
 ) -> Page {
-    allowed(&app, peer)?;
-    let Some(server) = app.model.load().server(&id).cloned() else {
-        return Err(error_page(
-            StatusCode::NOT_FOUND,
-            &format!("no server {id:?}"),
-        ));
-    };
-    let Some(rt_index) = server
-        .resource_types
-        .iter()
-        .position(|r| r.name.eq_ignore_ascii_case(&rt_name))
-    else {
-        return Err(error_page(
-            StatusCode::NOT_FOUND,
-            &format!("no resource type {rt_name:?} on {id}"),
-        ));
-    };
+    let (server, rt_index) = find_type(&app, &id, &rt_name)?;
     let filter = q.filter.clone().unwrap_or_default();
     let start = q.start_index.unwrap_or(1).max(1);
     let store = app.store.clone();
@@ -382,23 +385,10 @@ async fn browse(
 
 async fn detail(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: LocalCaller,
     Path((id, rt_name, rid)): Path<(String, String, String)>,
 ) -> Page {
-    allowed(&app, peer)?;
-    let Some(server) = app.model.load().server(&id).cloned() else {
-        return Err(error_page(
-            StatusCode::NOT_FOUND,
-            &format!("no server {id:?}"),
-        ));
-    };
-    let Some(rt_index) = server
-        .resource_types
-        .iter()
-        .position(|r| r.name.eq_ignore_ascii_case(&rt_name))
-    else {
-        return Err(error_page(StatusCode::NOT_FOUND, "no such resource type"));
-    };
+    let (server, rt_index) = find_type(&app, &id, &rt_name)?;
     let store = app.store.clone();
     let server2 = server.clone();
     let rid2 = rid.clone();

@@ -275,6 +275,15 @@ impl Drop for TestApp {
     }
 }
 
+/// A port nothing listens on right now (for processes the tests start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub async fn split(resp: Response) -> (u16, Value, reqwest::header::HeaderMap) {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
