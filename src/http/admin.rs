@@ -65,6 +65,23 @@ impl FromRequestParts<AppState> for AdminCaller {
     }
 }
 
+/// The server named by the `{id}` path segment, for an admin caller.
+pub struct AdminServer(pub Arc<ServerModel>);
+
+impl FromRequestParts<AppState> for AdminServer {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ScimError> {
+        AdminCaller::from_request_parts(parts, app).await?;
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, app)
+                .await
+                .map_err(|e| ScimError::invalid_syntax(e.to_string()))?;
+        let id = params.get("id").map(String::as_str).unwrap_or_default();
+        server(app, id).map(AdminServer)
+    }
+}
+
 /// The client's address (`serve` records it for every connection).
 pub fn peer(parts: &Parts) -> ScimResult<SocketAddr> {
     parts
@@ -170,11 +187,9 @@ async fn list_servers(_: AdminCaller, State(app): State<AppState>) -> ScimResult
 }
 
 async fn one_server(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     Ok(json_response(StatusCode::OK, &describe(&app, &s)))
 }
 
@@ -250,11 +265,10 @@ async fn create_server(
 
 /// DELETE /admin/servers/{id}: an ephemeral server and its data.
 async fn delete_server(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
+    let id = s.id.clone();
     if !s.ephemeral {
         return Err(ScimError::new(
             409,
@@ -294,12 +308,7 @@ fn clear_log(app: &AppState, id: &str) -> ScimResult<usize> {
         .write(|tx| inspector::clear(tx, id).map_err(ScimError::internal))
 }
 
-async fn reset(
-    _: AdminCaller,
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
+async fn reset(AdminServer(s): AdminServer, State(app): State<AppState>) -> ScimResult<Response> {
     blocking(move || {
         let n = data::reset(&app.store, &s.id).map_err(data_err)?;
         // The profiles' catalogue is definition, not data: it comes back at once.
@@ -419,12 +428,10 @@ fn snapshot_name(name: &str) -> ScimResult<()> {
 }
 
 async fn take_snapshot(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
     body: Bytes,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     let req: SnapshotRequest = serde_json::from_slice(&body).map_err(|e| {
         ScimError::invalid_syntax(format!("send {{\"name\": \"<snapshot name>\"}}: {e}"))
     })?;
@@ -525,11 +532,9 @@ async fn delete_snapshot(
 }
 
 async fn get_limits(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -543,12 +548,10 @@ async fn get_limits(
 /// PUT: `{read: "10/s", write: "2/s", per_type: {User: "5/s"}}` replaces the limits in force
 /// until DELETE (back to the definition's) or a restart.
 async fn put_limits(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
     body: Bytes,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     let def: RateLimitsDef = serde_json::from_slice(&body)
         .map_err(|e| ScimError::invalid_syntax(format!("rate limits: {e}")))?;
     let limits = crate::harness::limits::Limits::compile(&def).map_err(|errors| {
@@ -562,7 +565,8 @@ async fn put_limits(
     })?;
     if let Some((name, _)) = limits.per_type.iter().find(|(n, _)| s.by_name(n).is_none()) {
         return Err(ScimError::invalid_value(format!(
-            "{name} is not a resource type of server {id}"
+            "{name} is not a resource type of server {}",
+            s.id
         )));
     }
     if let Ok(mut o) = app.harness.limit_overrides.lock() {
@@ -575,11 +579,9 @@ async fn put_limits(
 }
 
 async fn delete_limits(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     if let Ok(mut o) = app.harness.limit_overrides.lock() {
         o.remove(&s.id);
     }
@@ -587,11 +589,9 @@ async fn delete_limits(
 }
 
 async fn get_faults(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"from_definition": s.faults, "admin": app.harness.faults.admin_rules(&s.id)}),
@@ -600,12 +600,10 @@ async fn get_faults(
 
 /// PUT: a list of fault rules (the YAML `faults:` shape) replacing the admin rules.
 async fn put_faults(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
     body: Bytes,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     let rules: Vec<FaultDef> = serde_json::from_slice(&body).map_err(|e| {
         ScimError::invalid_syntax(format!("faults: send a JSON list of rules: {e}"))
     })?;
@@ -618,11 +616,9 @@ async fn put_faults(
 }
 
 async fn delete_faults(
-    _: AdminCaller,
+    AdminServer(s): AdminServer,
     State(app): State<AppState>,
-    Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    let s = server(&app, &id)?;
     app.harness.faults.set_admin(&s.id, Vec::new());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
