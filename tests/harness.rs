@@ -397,3 +397,85 @@ async fn faults_are_injected_as_declared_and_marked_in_the_log() {
         .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_type_limits_and_ui_pages_export_reset_and_detail() {
+    let app = app().await;
+    let (s, _) = app
+        .admin(
+            Method::PUT,
+            "/admin/servers/other/rate-limits",
+            Some(r#"{"per_type": {"User": "1/hour"}}"#),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let id = app.user("other", "only").await;
+    assert_eq!(
+        app.get("other", "/Users").await.0,
+        429,
+        "User's bucket is empty"
+    );
+    assert_eq!(
+        app.get("other", "/Groups").await.0,
+        200,
+        "Groups have no limit"
+    );
+    app.admin(Method::DELETE, "/admin/servers/other/rate-limits", None)
+        .await;
+
+    let page = |path: &str| {
+        let url = app.url(path);
+        let client = app.client.clone();
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, html) = page(&format!("/ui/servers/other/types/User/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("&quot;userName&quot;: &quot;only&quot;"),
+        "{html}"
+    );
+    assert!(html.contains("lastModified"), "detail shows meta");
+    let (s, _) = page("/ui/servers/other/types/User/nope").await;
+    assert_eq!(s, 404);
+    let (s, html) =
+        page("/ui/servers/other/types/User?filter=userName%20eq%20%22only%22&startIndex=1").await;
+    assert_eq!(s, 200);
+    assert!(html.contains("1 result(s)"), "{html}");
+    let r = app
+        .client
+        .get(app.url("/ui/servers/other/export"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("other.json")
+    );
+    let export: Value = r.json().await.unwrap();
+    assert_eq!(export["resources"].as_array().unwrap().len(), 1);
+    // Reset: a cross-site form post is refused; a same-origin one resets and redirects.
+    let host = app.addr.to_string();
+    let r = app
+        .client
+        .post(app.url("/ui/servers/other/reset"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.get("other", "/Users").await.1["totalResults"], 1);
+    let r = app
+        .client
+        .post(app.url("/ui/servers/other/reset"))
+        .header("origin", format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    assert_eq!(app.get("other", "/Users").await.1["totalResults"], 0);
+}

@@ -537,3 +537,27 @@ async fn profile_changes_hot_reload_and_broken_profiles_keep_the_last_good_model
         "the last good model keeps serving"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalogue_changes_in_a_profile_reach_the_served_items() {
+    let app = app().await;
+    let changed = RULES
+        .replace("License A", "License A (renamed)")
+        .replace(
+            "      - { id: lic-b, display_name: License B }",
+            "      - { id: lic-b, display_name: License B }\n      - { id: lic-c, display_name: License C }",
+        );
+    app.write_profile("rules.yaml", &changed);
+    let mut ok = false;
+    for _ in 0..100 {
+        let (_, a) = app.get("shaped", "/Licenses/lic-a").await;
+        let (s, _) = app.get("shaped", "/Licenses/lic-c").await;
+        if a["displayName"] == "License A (renamed)" && s == 200 {
+            assert_eq!(a["meta"]["version"], "W/\"2\"", "an update, not a new item");
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the catalogue change was not served");
+}
