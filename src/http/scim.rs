@@ -85,9 +85,6 @@ pub async fn entry(
     logged(state.0, server_id, rest, method, uri, headers, body).await
 }
 
-/// Largest request body read at all; each server's own limits are checked by the handlers.
-const MAX_BODY: usize = 64 << 20;
-
 /// Wraps a request in a span naming the virtual server, logs its outcome and records it in the
 /// request inspector.
 async fn logged(
@@ -110,11 +107,22 @@ async fn logged(
             uri,
             headers,
         };
-        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        // The body is read once, for the handler and the recorder, up to the largest limit any
+        // of this server's endpoints accepts (handlers then apply their own).
+        let cap = app
+            .model
+            .load()
+            .server(&req.server_id)
+            .map_or(1 << 20, |s| {
+                s.max_payload_bytes.max(s.bulk_max_payload_bytes)
+            });
+        let bytes = match axum::body::to_bytes(body, cap).await {
             Ok(b) => b,
             Err(_) => {
-                return ScimError::payload_too_large(format!("request body over {MAX_BODY} bytes"))
-                    .into_response();
+                return ScimError::payload_too_large(format!(
+                    "the request body is larger than this server's limit of {cap} bytes"
+                ))
+                .into_response();
             }
         };
         let (resp, quirks) =
