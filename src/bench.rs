@@ -5,6 +5,7 @@
 //! The load driver is a minimal keep-alive HTTP/1.1 client over raw TCP (one request in flight
 //! per connection), so client overhead is small and identical for every workload.
 
+use crate::harness::client::Conn;
 use crate::http::AppState;
 use crate::model::Sources;
 use crate::store::Store;
@@ -14,8 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
@@ -35,85 +34,8 @@ pub struct Options {
 
 const DEFINITION: &str = "id: bench\ntokens: [bench-token]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\nlimits: { max_payload_bytes: 16777216 }\n";
 
-/// One keep-alive connection.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(64 * 1024),
-        })
-    }
-
-    /// Sends one request and reads the whole response; returns the status and body.
-    async fn send(&mut self, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-        self.stream.write_all(request).await?;
-        self.buf.clear();
-        let mut chunk = [0u8; 16 * 1024];
-        let header_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("connection closed");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = std::str::from_utf8(&self.buf[..header_end])?;
-        let status: u16 = head
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .context("status line")?;
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, v)| v.trim())
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while self.buf.len() < header_end + length {
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("connection closed mid-body");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok((status, self.buf[header_end..header_end + length].to_vec()))
-    }
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 fn request(method: &str, path: &str, body: &str) -> Vec<u8> {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer bench-token\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    crate::harness::client::request(method, path, "bench", "bench-token", body)
 }
 
 /// Results of one workload.
@@ -434,7 +356,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     "GET",
                     &format!(
                         "/scim-identifier/bench/scim/v2/Users?count=10&filter={}",
-                        encode(&filter)
+                        crate::http::urlencode(&filter)
                     ),
                     "",
                 )
@@ -604,7 +526,7 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
             .into_bytes();
             loop {
                 let (_, body) = conn.send(&req).await?;
-                if find(&body, attr.as_bytes()).is_some() {
+                if crate::harness::client::find(&body, attr.as_bytes()).is_some() {
                     break;
                 }
                 if started.elapsed() > Duration::from_secs(10) {

@@ -144,6 +144,18 @@ enum Command {
         #[command(flatten)]
         data: Data,
     },
+    /// Replay a HAR (from the request inspector) against a server, comparing statuses; exits 1
+    /// if any differs.
+    Replay {
+        /// The HAR file.
+        file: PathBuf,
+        /// Base URL of the target server, e.g. http://127.0.0.1:8080/scim-identifier/demo/scim/v2
+        #[arg(long)]
+        to: String,
+        /// Bearer token of the target server (recorded tokens are redacted).
+        #[arg(long, env = "SCIMLAB_REPLAY_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Measure throughput and latency against an in-process server (see README).
     Bench(scimlab::bench::Options),
     /// Measure hot-reload latency (file write to change served) at several directory sizes.
@@ -285,6 +297,37 @@ fn main() -> ExitCode {
             println!("{server}: {report}");
             Ok(())
         }),
+        Command::Replay { file, to, token } => {
+            let run = || -> anyhow::Result<bool> {
+                let text = std::fs::read_to_string(&file)?;
+                let har: serde_json::Value = serde_json::from_str(&text)?;
+                let steps =
+                    runtime().block_on(scimlab::harness::replay::replay(&har, &to, &token))?;
+                let mut differ = 0;
+                for s in &steps {
+                    let mark = if s.recorded == s.replayed {
+                        "  "
+                    } else {
+                        "≠ "
+                    };
+                    differ += usize::from(s.recorded != s.replayed);
+                    println!(
+                        "{mark}{} {}  recorded {} → replayed {}",
+                        s.method, s.path, s.recorded, s.replayed
+                    );
+                }
+                println!(
+                    "{} request(s) replayed, {differ} with another status",
+                    steps.len()
+                );
+                Ok(differ == 0)
+            };
+            match run() {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(1),
+                Err(e) => Err(e),
+            }
+        }
         Command::Bench(opts) => runtime().block_on(scimlab::bench::run(opts)),
         Command::BenchReload(opts) => runtime().block_on(scimlab::bench::run_reload(opts)),
         Command::BenchSeed(opts) => scimlab::bench::run_seed(opts),

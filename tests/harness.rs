@@ -479,3 +479,54 @@ async fn per_type_limits_and_ui_pages_export_reset_and_detail() {
     assert!(r.status().is_success() || r.status().is_redirection());
     assert_eq!(app.get("other", "/Users").await.1["totalResults"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_captured_session_replays_against_another_server() {
+    let copy = OTHER
+        .replace("id: other", "id: replica")
+        .replace("tok-other", "tok-replica");
+    let app = TestApp::spawn(&[("other.yaml", OTHER), ("replica.yaml", &copy)]).await;
+    // An Entra-style session: create, deactivate with "Replace"/"False", look up, delete.
+    let id = app.user("other", "entra.user").await;
+    app.patch(
+        "other",
+        &format!("/Users/{id}"),
+        json!([{"op": "Replace", "path": "active", "value": "False"}]),
+    )
+    .await;
+    app.get("other", "/Users?filter=userName%20eq%20%22entra.user%22")
+        .await;
+    let (_, har) = app
+        .admin(Method::GET, "/admin/servers/other/requests.har", None)
+        .await;
+    let file = app.dir.path().join("session.har");
+    std::fs::write(&file, har.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .arg("replay")
+        .arg(&file)
+        .args(["--to", &app.base("replica"), "--token", "tok-replica"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("3 request(s) replayed, 0 with another status"),
+        "{text}"
+    );
+    // The replica now holds the same user, deactivated: the PATCH hit the new id.
+    let (_, list) = app.get("replica", "/Users").await;
+    assert_eq!(list["totalResults"], 1);
+    assert_eq!(list["Resources"][0]["active"], false);
+    // A wrong token: every status differs, exit 1.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .arg("replay")
+        .arg(&file)
+        .args(["--to", &app.base("replica"), "--token", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

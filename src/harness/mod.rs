@@ -1,9 +1,12 @@
-//! Test-harness features around the SCIM engine: the request inspector, rate limits and fault
-//! injection, plus the per-request notes (IdP quirks applied) the inspector records.
+//! Test-harness features around the SCIM engine: the request inspector (and HAR replay), rate
+//! limits and fault injection, plus the per-request notes (IdP quirks applied) the inspector
+//! records.
 
+pub mod client;
 pub mod faults;
 pub mod inspector;
 pub mod limits;
+pub mod replay;
 
 use std::cell::RefCell;
 
