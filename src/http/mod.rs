@@ -1,4 +1,5 @@
-//! HTTP edge (axum): routing, auth, content types, ETags, logging. Handlers are thin: they
+//! HTTP edge (axum): routing, auth, content types, ETags, logging, the request recorder's hook,
+//! rate limits and faults (`scim.rs`), and the admin API (`admin.rs`). Handlers are thin: they
 //! pick the model snapshot, extract, call one engine function on the blocking pool, respond.
 
 pub mod admin;
