@@ -440,6 +440,21 @@ async fn per_type_limits_and_ui_pages_export_reset_and_detail() {
     assert!(html.contains("lastModified"), "detail shows meta");
     let (s, _) = page("/ui/servers/other/types/User/nope").await;
     assert_eq!(s, 404);
+    // A recorded exchange in full: the request as the client sent it (token redacted).
+    let seq = requests(&app, "other", "?method=POST").await[0]["seq"]
+        .as_i64()
+        .unwrap();
+    let (s, html) = page(&format!("/ui/servers/other/requests/{seq}")).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("Bearer [redacted]") && !html.contains("tok-other"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&quot;userName&quot;: &quot;only&quot;"),
+        "{html}"
+    );
+    assert_eq!(page("/ui/servers/other/requests/999999").await.0, 404);
     let (s, html) =
         page("/ui/servers/other/types/User?filter=userName%20eq%20%22only%22&startIndex=1").await;
     assert_eq!(s, 200);

@@ -214,5 +214,10 @@ async fn dashboard_filter_box_and_live_request_log_in_chromium() {
     assert_eq!(s, 200);
     let after = browser.wait_for_text("#requests", "carol").await;
     assert!(after.contains("GET"), "{after}");
+    // Its detail: follow the row's link (added by the page's script) to what was sent.
+    browser.click("#requests tbody tr:first-child a").await;
+    browser.wait_for_text("#status", "200").await;
+    let body = browser.text("#response-body").await;
+    assert!(body.contains("\"totalResults\": 0"), "{body}");
     browser.call(reqwest::Method::DELETE, "", None).await;
 }

@@ -296,6 +296,27 @@ pub fn read(c: &Connection, server: &str, q: &Query) -> rusqlite::Result<Vec<Ent
     Ok(out)
 }
 
+/// One entry of a server by sequence number.
+pub fn read_one(c: &Connection, server: &str, seq: i64) -> rusqlite::Result<Option<Entry>> {
+    let text: Option<String> = c
+        .query_row(
+            "SELECT entry FROM request_log WHERE server_id=?1 AND seq=?2",
+            params![server, seq],
+            |r| r.get(0),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    Ok(text
+        .and_then(|t| serde_json::from_str::<Entry>(&t).ok())
+        .map(|mut e| {
+            e.seq = seq;
+            e
+        }))
+}
+
 /// The entries as a HAR 1.2 log (oldest first), for attaching to a bug or replaying.
 pub fn har(entries: &[Entry], base: &str) -> Value {
     let pairs = |h: &[(String, String)]| -> Vec<Value> {

@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/ui/resources.hbs"),
     ),
     ("resource", include_str!("../../templates/ui/resource.hbs")),
+    ("request", include_str!("../../templates/ui/request.hbs")),
 ];
 
 /// The pages, compiled once; a test renders each so a broken template fails the suite.
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/", get(dashboard))
         .route("/ui/servers/{id}", get(server_page))
         .route("/ui/servers/{id}/requests.json", get(requests_json))
+        .route("/ui/servers/{id}/requests/{seq}", get(request_page))
         .route("/ui/servers/{id}/reset", post(reset))
         .route("/ui/servers/{id}/export", get(export))
         .route("/ui/servers/{id}/types/{rt}", get(browse))
@@ -216,6 +218,63 @@ async fn server_page(State(app): State<AppState>, _: LocalCaller, Path(id): Path
             "faults_text": faults.join(" · "),
             "requests": entries.iter().map(entry_row).collect::<Vec<_>>(),
             "after": entries.first().map_or(0, |e| e.seq),
+        }),
+    ))
+}
+
+/// A body for display: pretty JSON when it is JSON, else as recorded.
+fn pretty(body: Option<&str>) -> Option<String> {
+    let b = body?;
+    Some(
+        serde_json::from_str::<Value>(b)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| b.to_string()),
+    )
+}
+
+/// One recorded exchange: what the client really sent and what it got.
+async fn request_page(
+    _: LocalCaller,
+    State(app): State<AppState>,
+    Path((id, seq)): Path<(String, i64)>,
+) -> Page {
+    if app.model.load().server(&id).is_none() {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no server {id:?}"),
+        ));
+    }
+    let (app2, server) = (app.clone(), id.clone());
+    let entry = tokio::task::spawn_blocking(move || {
+        if let Some(r) = &app2.harness.recorder {
+            r.flush();
+        }
+        app2.store
+            .read(|c| inspector::read_one(c, &server, seq).map_err(ScimError::internal))
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten();
+    let Some(e) = entry else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no request {seq} in the log of {id} (the log keeps the newest entries)"),
+        ));
+    };
+    let row = entry_row(&e);
+    Ok(render(
+        "request",
+        json!({
+            "title": format!("{id} request {seq}"),
+            "server": id,
+            "request_body": pretty(e.request_body.as_deref()),
+            "response_body": pretty(e.response_body.as_deref()),
+            "status_class": e.status / 100,
+            "latency": row["latency"],
+            "notes": row["notes"],
+            "entry": e,
         }),
     ))
 }
@@ -434,7 +493,7 @@ mod tests {
             h.register_template_string(name, *text)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
-        for page in ["dashboard", "server", "resources", "resource"] {
+        for page in ["dashboard", "server", "resources", "resource", "request"] {
             let html = h.render(page, &json!({"title": page})).unwrap();
             assert!(html.contains("<main>"), "{page}");
         }
