@@ -66,6 +66,21 @@ fn user(name: &str) -> Value {
     })
 }
 
+/// One PATCH operation on an enterprise-extension attribute (`Null`: no value).
+async fn patch_enterprise(
+    app: &TestApp,
+    path: &str,
+    op: &str,
+    attr: &str,
+    value: Value,
+) -> (u16, Value) {
+    let mut operation = json!({"op": op, "path": format!("{ENT}:{attr}")});
+    if !value.is_null() {
+        operation["value"] = value;
+    }
+    app.patch("shaped", path, json!([operation])).await
+}
+
 fn detail(b: &Value) -> String {
     b["detail"].as_str().unwrap_or_default().to_string()
 }
@@ -167,34 +182,16 @@ async fn write_once_immutable_and_read_only_each_way() {
     // writeOnce: set at creation, never changed; may be set later while empty, once.
     let (_, b) = app.post("shaped", "/Users", user("w1")).await;
     let path = format!("/Users/{}", b["id"].as_str().unwrap());
-    let (s, b) = app
-        .patch(
-            "shaped",
-            &path,
-            json!([{"op": "replace", "path": format!("{ENT}:employeeNumber"), "value": "E2"}]),
-        )
-        .await;
+    let (s, b) = patch_enterprise(&app, &path, "replace", "employeeNumber", json!("E2")).await;
     assert_error(s, &b, 400, Some("mutability"));
     assert!(
         detail(&b).contains("writeOnce") && detail(&b).contains("profile rules"),
         "{b}"
     );
-    let (s, b) = app
-        .patch(
-            "shaped",
-            &path,
-            json!([{"op": "remove", "path": format!("{ENT}:employeeNumber")}]),
-        )
-        .await;
+    let (s, b) = patch_enterprise(&app, &path, "remove", "employeeNumber", Value::Null).await;
     assert_error(s, &b, 400, Some("mutability"));
     // Same value again is fine.
-    let (s, _) = app
-        .patch(
-            "shaped",
-            &path,
-            json!([{"op": "replace", "path": format!("{ENT}:employeeNumber"), "value": "E1"}]),
-        )
-        .await;
+    let (s, _) = patch_enterprise(&app, &path, "replace", "employeeNumber", json!("E1")).await;
     assert_eq!(s, 200);
     let mut u = user("w2");
     u[ENT] = json!({"costCenter": "CC-1"});
@@ -214,25 +211,13 @@ async fn write_once_immutable_and_read_only_each_way() {
     u[ENT] = json!({"employeeNumber": "E3"});
     let (_, b) = app.post("shaped", "/Users", u).await;
     let path3 = format!("/Users/{}", b["id"].as_str().unwrap());
-    let (s, b) = app
-        .patch(
-            "shaped",
-            &path3,
-            json!([{"op": "add", "path": format!("{ENT}:costCenter"), "value": "CC-2"}]),
-        )
-        .await;
+    let (s, b) = patch_enterprise(&app, &path3, "add", "costCenter", json!("CC-2")).await;
     assert_error(s, &b, 400, Some("mutability"));
     assert!(
         detail(&b).contains("only be set when the resource is created"),
         "{b}"
     );
-    let (s, b) = app
-        .patch(
-            "shaped",
-            &path,
-            json!([{"op": "replace", "path": format!("{ENT}:costCenter"), "value": "CC-2"}]),
-        )
-        .await;
+    let (s, b) = patch_enterprise(&app, &path, "replace", "costCenter", json!("CC-2")).await;
     assert_error(s, &b, 400, Some("mutability"));
 
     // readOnly (profile): refused at creation, on change and on removal; unchanged is fine.
@@ -244,13 +229,7 @@ async fn write_once_immutable_and_read_only_each_way() {
         detail(&b).contains("readOnly") && detail(&b).contains("profile rules"),
         "{b}"
     );
-    let (s, b) = app
-        .patch(
-            "shaped",
-            &path,
-            json!([{"op": "add", "path": format!("{ENT}:department"), "value": "Sales"}]),
-        )
-        .await;
+    let (s, b) = patch_enterprise(&app, &path, "add", "department", json!("Sales")).await;
     assert_error(s, &b, 400, Some("mutability"));
     // A PUT of what GET returned succeeds (nothing readOnly changed).
     let (_, current) = app.get("shaped", &path).await;
@@ -432,13 +411,7 @@ async fn combined_profiles_union_views_and_take_the_strictest_rule() {
     let (s, b) = app.post("shaped", "/Users", u).await;
     assert_eq!(s, 201, "{b}");
     let path = format!("/Users/{}", b["id"].as_str().unwrap());
-    let (s, b) = app
-        .patch(
-            "shaped",
-            &path,
-            json!([{"op": "add", "path": format!("{ENT}:employeeNumber"), "value": "E5"}]),
-        )
-        .await;
+    let (s, b) = patch_enterprise(&app, &path, "add", "employeeNumber", json!("E5")).await;
     assert_error(s, &b, 400, Some("mutability"));
     assert!(detail(&b).contains("rules, second"), "{b}");
 }
