@@ -294,6 +294,14 @@ async fn delete_server(
         app.model.store(Arc::new(model));
         data::reset(&app.store, &id).map_err(data_err)?;
         clear_log(&app, &id)?;
+        app.store.write(|tx| {
+            tx.execute("DELETE FROM snapshots WHERE server_id=?1", [&id])
+                .map_err(ScimError::internal)
+        })?;
+        app.harness.faults.set_admin(&id, Vec::new());
+        if let Ok(mut o) = app.harness.limit_overrides.lock() {
+            o.remove(&id);
+        }
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
