@@ -128,12 +128,9 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A small deterministic generator, so runs are comparable.
+/// A deterministic spread of request numbers over the users, so runs are comparable.
 fn mix(n: usize) -> usize {
-    let mut x = n as u64 ^ 0x9E37_79B9_7F4A_7C15;
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (x ^ (x >> 31)) as usize
+    crate::seed::Rng::new(n as u64).next_u64() as usize
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {

@@ -37,15 +37,22 @@ pub enum DataError {
 /// Makes a server ready to serve: its indexes, its profiles' catalogue items (created or
 /// updated to match the profile), and its seed data if it is empty.
 pub fn prepare(store: &Store, server: &ServerModel) -> Result<(), DataError> {
-    store.apply_indexes(server)?;
-    sync_catalogue(store, server)?;
+    prepare_without_seed(store, server)?;
     seed::seed_if_empty(store, server)?;
     Ok(())
 }
 
+/// Deletes a served server's data; its profiles' catalogue (definition, not data) comes back
+/// at once. Returns how many resources were deleted.
+pub fn reset_served(store: &Store, server: &ServerModel) -> Result<usize, DataError> {
+    let n = reset(store, &server.id)?;
+    sync_catalogue(store, server)?;
+    Ok(n)
+}
+
 /// Stores every catalogue item as a resource of its category with the profile's id. Items
 /// already stored are updated only if the profile changed them; nothing is deleted.
-pub fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> {
+fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> {
     if server.catalogue.is_empty() {
         return Ok(());
     }

@@ -318,9 +318,7 @@ fn clear_log(app: &AppState, id: &str) -> ScimResult<usize> {
 
 async fn reset(AdminServer(s): AdminServer, State(app): State<AppState>) -> ScimResult<Response> {
     blocking(move || {
-        let n = data::reset(&app.store, &s.id).map_err(data_err)?;
-        // The profiles' catalogue is definition, not data: it comes back at once.
-        data::sync_catalogue(&app.store, &s).map_err(data_err)?;
+        let n = data::reset_served(&app.store, &s).map_err(data_err)?;
         Ok(json_response(StatusCode::OK, &json!({ "deleted": n })))
     })
     .await

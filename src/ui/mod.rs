@@ -335,13 +335,9 @@ async fn reset(
         ));
     };
     let store = app.store.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        crate::data::reset(&store, &s.id)?;
-        crate::data::sync_catalogue(&store, &s)
-    })
-    .await;
+    let done = tokio::task::spawn_blocking(move || crate::data::reset_served(&store, &s)).await;
     match done {
-        Ok(Ok(())) => Ok(Redirect::to(&format!("/ui/servers/{id}")).into_response()),
+        Ok(Ok(_)) => Ok(Redirect::to(&format!("/ui/servers/{id}")).into_response()),
         _ => Err(error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "reset failed",
