@@ -107,15 +107,14 @@ async fn logged(
             uri,
             headers,
         };
+        // One model snapshot for the whole request (a reload mid-request does not mix two).
+        let model = app.model.load_full();
+        let server = model.server(&req.server_id).cloned();
         // The body is read once, for the handler and the recorder, up to the largest limit any
         // of this server's endpoints accepts (handlers then apply their own).
-        let cap = app
-            .model
-            .load()
-            .server(&req.server_id)
-            .map_or(1 << 20, |s| {
-                s.max_payload_bytes.max(s.bulk_max_payload_bytes)
-            });
+        let cap = server.as_ref().map_or(1 << 20, |s| {
+            s.max_payload_bytes.max(s.bulk_max_payload_bytes)
+        });
         let bytes = match axum::body::to_bytes(body, cap).await {
             Ok(b) => b,
             Err(_) => {
@@ -126,7 +125,7 @@ async fn logged(
             }
         };
         let (resp, quirks) =
-            crate::harness::with_notes(handle(&app, &req, Body::from(bytes.clone()))).await;
+            crate::harness::with_notes(handle(&app, &model, &req, Body::from(bytes.clone()))).await;
         let resp = resp.unwrap_or_else(IntoResponse::into_response);
         let status = resp.status().as_u16();
         let micros = started.elapsed().as_micros() as u64;
@@ -135,15 +134,18 @@ async fn logged(
         } else {
             tracing::info!(method = %req.method, uri = %req.uri, status, micros, "request");
         }
-        record(&app, &req, at, started, &bytes, resp, quirks).await
+        let settings = server.map(|s| s.inspector.clone());
+        record(&app, settings, &req, at, started, &bytes, resp, quirks).await
     }
     .instrument(span)
     .await
 }
 
 /// Hands the exchange to the recorder (if the server records) and returns the response.
+#[allow(clippy::too_many_arguments)] // one exchange's parts, assembled once here
 async fn record(
     app: &AppState,
+    settings: Option<crate::definition::InspectorDef>,
     req: &Request,
     at: String,
     started: Instant,
@@ -155,11 +157,6 @@ async fn record(
     let Some(recorder) = &app.harness.recorder else {
         return resp;
     };
-    let settings = app
-        .model
-        .load()
-        .server(&req.server_id)
-        .map(|s| s.inspector.clone());
     let Some(settings) = settings.filter(|s| s.enabled) else {
         return resp;
     };
@@ -323,8 +320,12 @@ fn method_not_allowed(method: &Method, what: &str, allowed: &str) -> ScimError {
     ScimError::method_not_allowed(format!("{method} is not allowed on {what}; use {allowed}"))
 }
 
-async fn handle(app: &AppState, req: &Request, body: Body) -> ScimResult<Response> {
-    let model = app.model.load_full();
+async fn handle(
+    app: &AppState,
+    model: &crate::model::Model,
+    req: &Request,
+    body: Body,
+) -> ScimResult<Response> {
     let server = model.server(&req.server_id).cloned().ok_or_else(|| {
         ScimError::not_found(format!(
             "no virtual server {:?}; loaded servers: {}",
