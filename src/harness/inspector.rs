@@ -7,7 +7,7 @@
 //! recording costs a request little more than building the record, and under load only the
 //! entries that survive in the ring are ever written.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -304,11 +304,7 @@ pub fn read_one(c: &Connection, server: &str, seq: i64) -> rusqlite::Result<Opti
             params![server, seq],
             |r| r.get(0),
         )
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
+        .optional()?;
     Ok(text
         .and_then(|t| serde_json::from_str::<Entry>(&t).ok())
         .map(|mut e| {

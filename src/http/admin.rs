@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -498,11 +499,8 @@ async fn restore_snapshot(
                 [&s.id, &name],
                 |r| r.get(0),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(ScimError::internal(e)),
-            })
+            .optional()
+            .map_err(ScimError::internal)
         })?;
         let text = text.ok_or_else(|| {
             ScimError::not_found(format!("no snapshot {name:?} of server {}", s.id))

@@ -644,20 +644,11 @@ pub fn all_memberships(
 ) -> Result<Vec<(String, Member)>, StoreError> {
     let mut st = prepare(
         c,
-        "SELECT group_id, member_id, display, member_type FROM memberships WHERE server_id=$SERVER ORDER BY seq",
+        "SELECT member_id, display, member_type, group_id FROM memberships WHERE server_id=$SERVER ORDER BY seq",
         server_id,
     )?;
     let rows = st
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                Member {
-                    value: r.get(1)?,
-                    display: r.get(2)?,
-                    member_type: r.get(3)?,
-                },
-            ))
-        })?
+        .query_map([], |r| Ok((r.get(3)?, member_row(r)?)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
