@@ -5,7 +5,7 @@
 use super::Ctx;
 use crate::definition::CategoryKind;
 use crate::error::{ScimError, ScimResult};
-use crate::filter::{self, Filter};
+use crate::filter::Filter;
 use crate::store;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
@@ -15,8 +15,7 @@ pub fn visible(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<bool> {
     let Some(view) = &ctx.rt.view else {
         return Ok(true);
     };
-    let sql = filter::sql::compile(&view.filter, ctx.rt)?;
-    store::satisfies(conn, &ctx.server.id, id, &sql.clause, &sql.params)
+    store::satisfies(conn, &ctx.server.id, id, &view.sql.clause, &view.sql.params)
         .map_err(super::store_err(ctx))
 }
 

@@ -121,6 +121,8 @@ pub struct ResourceType {
 #[derive(Debug)]
 pub struct View {
     pub filter: crate::filter::Filter,
+    /// The filter compiled to SQL for this resource type (reads by id, writes, seeding).
+    pub sql: crate::filter::sql::SqlFilter,
     /// The filter as text, for error messages.
     pub text: String,
     /// Which profiles it comes from.

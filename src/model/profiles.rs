@@ -371,10 +371,21 @@ pub fn apply(
                 }
             });
         }
-        rt.view = view.map(|(filter, names)| View {
-            text: filter.to_string(),
-            filter,
-            profiles: names.join(", "),
+        // Compiled once here: every read by id and every write checks it.
+        rt.view = view.and_then(|(filter, names)| match filter::sql::compile(&filter, rt) {
+            Ok(sql) => Some(View {
+                text: filter.to_string(),
+                sql,
+                filter,
+                profiles: names.join(", "),
+            }),
+            Err(e) => {
+                problems.push(file.diagnostic(
+                    &["profiles"],
+                    format!("the combined data filter: {}", e.detail),
+                ));
+                None
+            }
         });
     }
 

@@ -60,15 +60,6 @@ pub enum SeedError {
     Store(#[from] StoreError),
 }
 
-impl From<crate::error::ScimError> for SeedError {
-    fn from(e: crate::error::ScimError) -> Self {
-        SeedError::Invalid {
-            resource_type: String::new(),
-            detail: e.detail,
-        }
-    }
-}
-
 /// SplitMix64: tiny, fast and stable across versions and platforms, which a seed promise needs
 /// (a library generator may change its stream between releases).
 #[derive(Debug, Clone)]
@@ -277,25 +268,10 @@ impl Generator<'_> {
                 doc["userName"] = json!(unique);
             }
             shape::fit(self.rt, &mut doc);
-            let normalized = normalize(self.server, self.rt, &doc, Mode::Create).map_err(|e| {
-                SeedError::Invalid {
-                    resource_type: self.rt.name.clone(),
-                    detail: e.detail,
-                }
-            })?;
             let id = rng.uuid();
-            let ts = timestamp(n);
-            let row = Row {
-                id: id.clone(),
-                resource_type: self.rt.name.clone(),
-                version: 1,
-                created: ts.clone(),
-                last_modified: ts,
-                doc: serde_json::to_string(&normalized.doc).unwrap_or_default(),
-            };
-            store::insert(tx, &self.server.id, &row)?;
+            self.store_new(tx, self.rt, &id, n, &doc)?;
             if let Some(view) = &self.rt.view {
-                let sql = crate::filter::sql::compile(&view.filter, self.rt)?;
+                let sql = &view.sql;
                 if !store::satisfies(tx, &self.server.id, &id, &sql.clause, &sql.params)? {
                     store::delete(tx, &self.server.id, &id)?;
                     last_error = Some(format!(
@@ -318,6 +294,33 @@ impl Generator<'_> {
             resource_type: self.rt.name.clone(),
             detail: last_error.unwrap_or_default(),
         })
+    }
+
+    /// Validates `doc` as the server would on create and stores it as resource `id`, dated by
+    /// its sequence number `n`.
+    fn store_new(
+        &self,
+        tx: &rusqlite::Connection,
+        rt: &ResourceType,
+        id: &str,
+        n: usize,
+        doc: &Value,
+    ) -> Result<(), SeedError> {
+        let normalized =
+            normalize(self.server, rt, doc, Mode::Create).map_err(|e| SeedError::Invalid {
+                resource_type: rt.name.clone(),
+                detail: e.detail,
+            })?;
+        let ts = timestamp(n);
+        let row = Row {
+            id: id.to_string(),
+            resource_type: rt.name.clone(),
+            version: 1,
+            created: ts.clone(),
+            last_modified: ts,
+            doc: serde_json::to_string(&normalized.doc).unwrap_or_default(),
+        };
+        Ok(store::insert(tx, &self.server.id, &row)?)
     }
 
     /// One group per department (all its new users), then teams whose sizes fall off like a
@@ -366,25 +369,8 @@ impl Generator<'_> {
                 i += 1;
             }
             let id = rng.uuid();
-            let ts = timestamp(n);
             let doc = json!({ "schemas": [rt.schema.id], "displayName": unique });
-            let normalized =
-                normalize(self.server, rt, &doc, Mode::Create).map_err(|e| SeedError::Invalid {
-                    resource_type: rt.name.clone(),
-                    detail: e.detail,
-                })?;
-            store::insert(
-                tx,
-                &self.server.id,
-                &Row {
-                    id: id.clone(),
-                    resource_type: rt.name.clone(),
-                    version: 1,
-                    created: ts.clone(),
-                    last_modified: ts,
-                    doc: serde_json::to_string(&normalized.doc).unwrap_or_default(),
-                },
-            )?;
+            self.store_new(tx, rt, &id, n, &doc)?;
             let rows: Vec<Member> = members
                 .into_iter()
                 .map(|value| Member {
