@@ -300,7 +300,9 @@ async fn requests_json(
     )
     .await
     .map_err(IntoResponse::into_response)?;
-    Ok(axum::Json(entries).into_response())
+    // The same rows the page renders, so the page's script formats nothing itself.
+    let rows: Vec<Value> = entries.iter().map(entry_row).collect();
+    Ok(axum::Json(rows).into_response())
 }
 
 /// Refuses cross-site form posts: a page elsewhere must not reset a local server.
