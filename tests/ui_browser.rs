@@ -115,7 +115,8 @@ impl Driver {
             .await;
     }
 
-    async fn find(&self, css: &str) -> String {
+    /// The element's WebDriver id, if the current page has it.
+    async fn try_find(&self, css: &str) -> Option<String> {
         let v = self
             .call(
                 reqwest::Method::POST,
@@ -123,19 +124,28 @@ impl Driver {
                 Some(json!({"using": "css selector", "value": css})),
             )
             .await;
-        v[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {v}"))
-            .to_string()
+        v[ELEMENT].as_str().map(str::to_string)
+    }
+
+    async fn find(&self, css: &str) -> String {
+        self.try_find(css)
+            .await
+            .unwrap_or_else(|| panic!("no element {css}"))
+    }
+
+    /// The element's text; None while the page does not have it (e.g. still loading).
+    async fn try_text(&self, css: &str) -> Option<String> {
+        let id = self.try_find(css).await?;
+        let v = self
+            .call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .await;
+        v.as_str().map(str::to_string)
     }
 
     async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+        self.try_text(css)
             .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+            .unwrap_or_else(|| panic!("no element {css}"))
     }
 
     async fn type_into(&self, css: &str, text: &str) {
@@ -162,7 +172,8 @@ impl Driver {
     async fn wait_for_text(&self, css: &str, needle: &str) -> String {
         let started = Instant::now();
         loop {
-            let t = self.text(css).await;
+            // After a click the next page may not be there yet: keep looking.
+            let t = self.try_text(css).await.unwrap_or_default();
             if t.contains(needle) {
                 return t;
             }
