@@ -200,11 +200,7 @@ fn recompile(app: &AppState, ephemeral: &[LoadedFile]) -> Result<Model, Vec<Stri
     let compiled = match sources {
         Some(s) => s.compile_with(ephemeral),
         None => crate::model::compile(ephemeral, &[]).map(|mut m| {
-            for s in m.servers.values_mut() {
-                if let Some(s) = Arc::get_mut(s) {
-                    s.ephemeral = true;
-                }
-            }
+            m.mark_ephemeral(ephemeral);
             m
         }),
     };

@@ -48,13 +48,7 @@ impl Sources {
         problems.extend(more);
         match compile(&files, &profiles) {
             Ok(mut model) if problems.is_empty() => {
-                for server in model.servers.values_mut() {
-                    if extra.iter().any(|f| f.path == server.source)
-                        && let Some(s) = Arc::get_mut(server)
-                    {
-                        s.ephemeral = true;
-                    }
-                }
+                model.mark_ephemeral(extra);
                 Ok(model)
             }
             Ok(_) => Err(problems),

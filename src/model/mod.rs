@@ -26,6 +26,18 @@ impl Model {
     pub fn server(&self, id: &str) -> Option<&Arc<ServerModel>> {
         self.servers.get(id)
     }
+
+    /// Marks the servers compiled from `files` (in-memory definitions) as ephemeral. Call it on
+    /// a freshly compiled model, whose servers nothing else holds yet.
+    pub fn mark_ephemeral(&mut self, files: &[crate::definition::LoadedFile]) {
+        for server in self.servers.values_mut() {
+            if files.iter().any(|f| f.path == server.source)
+                && let Some(s) = Arc::get_mut(server)
+            {
+                s.ephemeral = true;
+            }
+        }
+    }
 }
 
 /// One virtual server, compiled.
