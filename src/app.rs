@@ -21,6 +21,10 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Serve `/admin` and `/ui` to non-loopback clients too.
     pub admin_remote: bool,
+    /// Host names the UI answers to besides loopback names.
+    pub public_hosts: Vec<String>,
+    /// Connection limits of the listener.
+    pub conn: http::listen::ConnLimits,
 }
 
 /// Compiles the definitions or returns every located problem as one error.
@@ -51,6 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ),
     }
     admin.remote = config.admin_remote;
+    admin.public_hosts = config.public_hosts.clone();
     let state = AppState::new(store, model)
         .context("preparing servers (indexes, catalogue, seed data)")?
         .with_admin(admin);
@@ -79,7 +84,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     #[cfg(unix)]
     reload::on_sighup(state.clone(), config.sources.clone())?;
-    http::serve(listener, state, async {
+    http::serve_with(listener, state, config.conn.clone(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

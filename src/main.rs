@@ -49,6 +49,33 @@ struct Data {
     db: PathBuf,
 }
 
+/// Connection limits of `serve` (see the README's Limits table).
+#[derive(Args, Clone)]
+struct ConnArgs {
+    /// Most open client connections (capped below the descriptor limit).
+    #[arg(long, default_value_t = 4096, env = "SCIMLAB_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, counted from when it
+    /// starts waiting for one (also the keep-alive idle timeout).
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a request body may take to arrive in full.
+    #[arg(long, default_value_t = 30)]
+    body_timeout: u64,
+}
+
+impl ConnArgs {
+    fn limits(&self) -> scimlab::http::listen::ConnLimits {
+        scimlab::http::listen::ConnLimits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout.max(1)),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout.max(1)),
+            ..Default::default()
+        }
+        .fitted_to_descriptors()
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve every virtual server defined in the servers directory.
@@ -64,9 +91,16 @@ enum Command {
         /// Bearer token of the admin API (`/admin`); generated and logged when not given.
         #[arg(long, env = "SCIMLAB_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
-        /// Let non-loopback clients use `/admin` and `/ui` (they answer loopback only by default).
+        /// Let non-loopback clients use `/admin` and `/ui` (they answer loopback only by default;
+        /// the UI then asks for the admin token).
         #[arg(long)]
         admin_remote: bool,
+        /// A host name (or host:port) the UI answers to besides loopback names, e.g. the name
+        /// remote users reach this server by. Repeatable.
+        #[arg(long = "public-host", value_name = "HOST")]
+        public_hosts: Vec<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
     },
     /// Write a commented starter definition for a new server.
     New {
@@ -180,6 +214,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: a log file gets no escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Serve {
@@ -188,6 +224,8 @@ fn main() -> ExitCode {
             no_watch,
             admin_token,
             admin_remote,
+            public_hosts,
+            conn,
         } => runtime().block_on(scimlab::app::serve(scimlab::app::Config {
             listen,
             db: data.db,
@@ -195,6 +233,8 @@ fn main() -> ExitCode {
             watch: !no_watch,
             admin_token,
             admin_remote,
+            public_hosts,
+            conn: conn.limits(),
         })),
         Command::New {
             id,

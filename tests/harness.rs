@@ -473,8 +473,8 @@ async fn per_type_limits_and_ui_pages_export_reset_and_detail() {
     );
     let export: Value = r.json().await.unwrap();
     assert_eq!(export["resources"].as_array().unwrap().len(), 1);
-    // Reset: a cross-site form post is refused; a same-origin one resets and redirects.
-    let host = app.addr.to_string();
+    // Reset: a form post without the session's CSRF token is refused (wherever it comes
+    // from); the page's own form resets and redirects.
     let r = app
         .client
         .post(app.url("/ui/servers/other/reset"))
@@ -484,10 +484,22 @@ async fn per_type_limits_and_ui_pages_export_reset_and_detail() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(app.get("other", "/Users").await.1["totalResults"], 1);
+    let (cookie, csrf) = app.ui_session("/ui/servers/other").await;
     let r = app
         .client
         .post(app.url("/ui/servers/other/reset"))
-        .header("origin", format!("http://{host}"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.get("other", "/Users").await.1["totalResults"], 1);
+    let r = app
+        .client
+        .post(app.url("/ui/servers/other/reset"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();

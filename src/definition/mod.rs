@@ -304,6 +304,9 @@ pub struct LimitsDef {
     /// Largest Bulk request body, in bytes (`bulk.maxPayloadSize`).
     #[serde(default = "bulk_max_payload")]
     pub bulk_max_payload_bytes: usize,
+    /// Most operations in one PATCH request (413 above it).
+    #[serde(default = "patch_max_operations")]
+    pub patch_max_operations: usize,
 }
 
 impl Default for LimitsDef {
@@ -314,6 +317,7 @@ impl Default for LimitsDef {
             max_payload_bytes: max_payload(),
             bulk_max_operations: bulk_max_operations(),
             bulk_max_payload_bytes: bulk_max_payload(),
+            patch_max_operations: patch_max_operations(),
         }
     }
 }
@@ -325,6 +329,9 @@ fn max_results() -> usize {
     1000
 }
 fn bulk_max_operations() -> usize {
+    1000
+}
+fn patch_max_operations() -> usize {
     1000
 }
 fn bulk_max_payload() -> usize {

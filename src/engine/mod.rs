@@ -245,6 +245,11 @@ pub fn replace(
 
 /// PATCH: applies every operation to a working copy, validates the result as a whole, and
 /// stores it only if all of that succeeds. The version changes only if the resource did.
+///
+/// The operations are applied on a reader, outside the single write transaction, so a large
+/// PatchOp never holds up writes to other servers: the write then only checks that the
+/// resource is still at the version the work started from (else the work is redone, and after
+/// a few lost races it is done inside the transaction).
 pub fn patch(
     ctx: &Ctx<'_>,
     id: &str,
@@ -252,64 +257,133 @@ pub fn patch(
     if_match: Option<&str>,
     proj: &Projection,
 ) -> ScimResult<Output> {
-    let ops = crate::patch::parse(input, &ctx.server.compat)?;
-    let member_ops = members::member_ops(ctx, &ops);
-    ctx.store.write(|tx| {
-        let mut row = load(ctx, tx, id)?;
-        check_if_match(if_match, row.version)?;
-        if let Some(member_ops) = member_ops {
+    let ops = crate::patch::parse(input, &ctx.server.compat, ctx.server.patch_max_operations)?;
+    if let Some(member_ops) = members::member_ops(ctx, &ops) {
+        // Row by row in the store: no document work to move out of the transaction.
+        return ctx.store.write(|tx| {
+            let mut row = load(ctx, tx, id)?;
+            check_if_match(if_match, row.version)?;
             if members::apply(ctx, tx, id, member_ops)? {
                 row.version += 1;
                 row.last_modified = now();
                 store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
             }
-            return output(ctx, tx, &row, proj);
-        }
-        let old: Map<String, Value> =
-            serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
-        let mut working = old.clone();
-        let old_members = if ctx.rt.has_members {
-            let m = store::stored_members(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
-            let list: Vec<Value> = m
-                .iter()
-                .map(|m| {
-                    let mut o = Map::new();
-                    o.insert("value".into(), Value::String(m.value.clone()));
-                    if let Some(d) = &m.display {
-                        o.insert("display".into(), Value::String(d.clone()));
-                    }
-                    if let Some(t) = &m.member_type {
-                        o.insert("type".into(), Value::String(t.clone()));
-                    }
-                    Value::Object(o)
-                })
-                .collect();
-            if !list.is_empty() {
-                working.insert("members".into(), Value::Array(list));
+            output(ctx, tx, &row, proj)
+        });
+    }
+    const OPTIMISTIC_TRIES: usize = 3;
+    for _ in 0..OPTIMISTIC_TRIES {
+        let prepared = ctx.store.read(|c| {
+            let row = load(ctx, c, id)?;
+            check_if_match(if_match, row.version)?;
+            patched(ctx, c, row, &ops)
+        })?;
+        let done = ctx.store.write(|tx| {
+            let row = load(ctx, tx, id)?;
+            let members_now = match &prepared.old_members {
+                Some(_) => {
+                    Some(store::stored_members(tx, &ctx.server.id, id).map_err(store_err(ctx))?)
+                }
+                None => None,
+            };
+            if row.version != prepared.row.version || members_now != prepared.old_members {
+                return Ok(None);
             }
-            Some(m)
-        } else {
-            None
-        };
-        crate::patch::apply(ctx.rt, &mut working, &ops, &ctx.server.compat)?;
-        let mut n = normalize(ctx.server, ctx.rt, &Value::Object(working), Mode::Patch)?;
-        validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Patch)?;
-        references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
-        references::check(ctx, tx, &n.doc, n.members.as_deref())?;
-        rules::check_assignments(ctx, tx, &n.doc)?;
-        let mut changed = n.doc != old;
-        if let (Some(old_members), Some(new_members)) = (&old_members, &n.members) {
-            changed |= sync_members(ctx, tx, id, old_members, new_members)?;
+            store_patched(ctx, tx, prepared, proj).map(Some)
+        })?;
+        if let Some(out) = done {
+            return Ok(out);
         }
-        if changed {
-            row.version += 1;
-            row.last_modified = now();
-            row.doc = to_doc_string(&n.doc);
-            store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
-            rules::check_in_view(ctx, tx, id)?;
-        }
-        output(ctx, tx, &row, proj)
+    }
+    ctx.store.write(|tx| {
+        let row = load(ctx, tx, id)?;
+        check_if_match(if_match, row.version)?;
+        let prepared = patched(ctx, tx, row, &ops)?;
+        store_patched(ctx, tx, prepared, proj)
     })
+}
+
+/// A PATCH applied to a resource as read: the new document, not yet stored.
+struct Patched {
+    row: Row,
+    old: Map<String, Value>,
+    old_members: Option<Vec<Member>>,
+    new: validate::Normalized,
+}
+
+/// Applies `ops` to `row` (read through `conn`) and validates the result.
+fn patched(
+    ctx: &Ctx<'_>,
+    conn: &rusqlite::Connection,
+    row: Row,
+    ops: &[crate::patch::Operation],
+) -> ScimResult<Patched> {
+    let old: Map<String, Value> = serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
+    let mut working = old.clone();
+    let old_members = if ctx.rt.has_members {
+        let m = store::stored_members(conn, &ctx.server.id, &row.id).map_err(store_err(ctx))?;
+        let list: Vec<Value> = m
+            .iter()
+            .map(|m| {
+                let mut o = Map::new();
+                o.insert("value".into(), Value::String(m.value.clone()));
+                if let Some(d) = &m.display {
+                    o.insert("display".into(), Value::String(d.clone()));
+                }
+                if let Some(t) = &m.member_type {
+                    o.insert("type".into(), Value::String(t.clone()));
+                }
+                Value::Object(o)
+            })
+            .collect();
+        if !list.is_empty() {
+            working.insert("members".into(), Value::Array(list));
+        }
+        Some(m)
+    } else {
+        None
+    };
+    crate::patch::apply(ctx.rt, &mut working, ops, &ctx.server.compat)?;
+    let mut new = normalize(ctx.server, ctx.rt, &Value::Object(working), Mode::Patch)?;
+    validate::carry_over(ctx.rt, &mut new.doc, &old, Mode::Patch)?;
+    Ok(Patched {
+        row,
+        old,
+        old_members,
+        new,
+    })
+}
+
+/// Stores a patched resource inside the write transaction `tx`: references, assignments and
+/// the data view are checked against the data as it is now.
+fn store_patched(
+    ctx: &Ctx<'_>,
+    tx: &rusqlite::Connection,
+    p: Patched,
+    proj: &Projection,
+) -> ScimResult<Output> {
+    let Patched {
+        mut row,
+        old,
+        old_members,
+        new: mut n,
+    } = p;
+    let id = row.id.clone();
+    references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
+    references::check(ctx, tx, &n.doc, n.members.as_deref())?;
+    rules::check_assignments(ctx, tx, &n.doc)?;
+    let mut changed = n.doc != old;
+    if let (Some(old_members), Some(new_members)) = (&old_members, &n.members) {
+        changed |= sync_members(ctx, tx, &id, old_members, new_members)?;
+    }
+    if changed {
+        row.version += 1;
+        row.last_modified = now();
+        row.doc = to_doc_string(&n.doc);
+        store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+        rules::check_in_view(ctx, tx, &id)?;
+    }
+    output(ctx, tx, &row, proj)
 }
 
 /// DELETE: removes the resource and its memberships.

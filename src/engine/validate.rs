@@ -132,7 +132,7 @@ pub fn normalize(
     } else {
         None
     };
-    check_required(rt, &doc, members.as_ref())?;
+    check_required(rt, &doc, members.as_ref(), &rules)?;
     Ok(Normalized { doc, members })
 }
 
@@ -481,9 +481,21 @@ fn check_required(
     rt: &ResourceType,
     doc: &Map<String, Value>,
     members: Option<&Vec<Member>>,
+    rules: &Rules,
 ) -> ScimResult<()> {
     let missing =
         |name: &str| ScimError::invalid_value(format!("required attribute {name:?} is missing"));
+    // A strict server wants a value, not a blank string, where one is required.
+    let blank = |name: &str, v: Option<&Value>| -> ScimResult<()> {
+        let is_blank = matches!(v, Some(Value::String(s)) if s.trim().is_empty());
+        if is_blank && rules.strict && !rules.compat.allows(Quirk::EmptyRequiredString) {
+            return Err(ScimError::invalid_value(Compat::refusal(
+                Quirk::EmptyRequiredString,
+                &format!("required attribute {name:?} is an empty string; send a value"),
+            )));
+        }
+        Ok(())
+    };
     for attr in rt
         .schema
         .attributes
@@ -495,6 +507,7 @@ fn check_required(
         if !present {
             return Err(missing(&attr.name));
         }
+        blank(&attr.name, doc.get(&attr.name))?;
     }
     for ext in &rt.extensions {
         match doc.get(&ext.schema.id) {
@@ -512,9 +525,11 @@ fn check_required(
                     .iter()
                     .filter(|a| a.required && a.mutability != Mutability::ReadOnly)
                 {
+                    let name = format!("{}:{}", ext.schema.id, attr.name);
                     if fields.get(&attr.name).is_none() {
-                        return Err(missing(&format!("{}:{}", ext.schema.id, attr.name)));
+                        return Err(missing(&name));
                     }
+                    blank(&name, fields.get(&attr.name))?;
                 }
             }
         }

@@ -6,7 +6,7 @@ mod parse;
 pub mod sql;
 
 pub use eval::matches;
-pub use parse::{MAX_DEPTH, parse, parse_with};
+pub use parse::{MAX_DEPTH, MAX_TERMS, MAX_VALUE_CHARS, parse, parse_with};
 
 use crate::model::AttrPath;
 use std::fmt;

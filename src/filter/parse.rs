@@ -9,6 +9,15 @@ use crate::model::compat::{Compat, Quirk};
 /// Deepest nesting of parentheses, `not` and value paths accepted.
 pub const MAX_DEPTH: usize = 32;
 
+/// Most comparisons (`attr op value`, `attr pr`) in one filter. A filter is compiled to one SQL
+/// expression whose depth grows with its terms; this keeps every accepted filter well inside
+/// SQLite's expression-depth limit (1,000) and the compiler's recursion shallow.
+pub const MAX_TERMS: usize = 250;
+
+/// Longest comparison value, in characters: substring tests become `LIKE` patterns, which
+/// SQLite caps at 50,000 bytes.
+pub const MAX_VALUE_CHARS: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Open,
@@ -154,6 +163,7 @@ struct Parser<'a> {
     toks: Vec<Lexed>,
     pos: usize,
     depth: usize,
+    terms: usize,
 }
 
 /// Parses a filter expression (RFC grammar only).
@@ -169,6 +179,7 @@ pub fn parse_with(text: &str, compat: &Compat) -> ScimResult<Filter> {
         toks: lex(text)?,
         pos: 0,
         depth: 0,
+        terms: 0,
     };
     if p.toks.is_empty() {
         return Err(ScimError::invalid_filter("the filter is empty"));
@@ -184,6 +195,16 @@ impl Parser<'_> {
     /// `pr`, or an operator and a value, after the attribute path `path` (written `w`).
     fn comparison(&mut self, path: AttrPath, w: &str) -> ScimResult<Filter> {
         let op_at = self.at();
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(err(
+                self.text,
+                op_at,
+                &format!(
+                    "the filter has more than {MAX_TERMS} comparisons (scimlab's limit); split the query into several requests"
+                ),
+            ));
+        }
         let op_word = match self.peek() {
             Some(Tok::Word(o)) => o.clone(),
             _ => {
@@ -216,6 +237,17 @@ impl Parser<'_> {
                 ));
             }
         };
+        if let CompValue::Str(s) = &value
+            && s.chars().count() > MAX_VALUE_CHARS
+        {
+            return Err(err(
+                self.text,
+                value_at,
+                &format!(
+                    "the compared string is longer than {MAX_VALUE_CHARS} characters (scimlab's limit)"
+                ),
+            ));
+        }
         self.pos += 1;
         Ok(Filter::Compare { path, op, value })
     }
@@ -443,5 +475,35 @@ mod tests {
         assert!(parse(&deep).unwrap_err().detail.contains("nests deeper"));
         let ok = format!("{}a pr{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         parse(&ok).unwrap();
+    }
+
+    #[test]
+    fn terms_and_values_are_bounded() {
+        let chain = |n: usize, join: &str| {
+            (0..n)
+                .map(|i| format!("userName eq \"u{i}\""))
+                .collect::<Vec<_>>()
+                .join(join)
+        };
+        parse(&chain(MAX_TERMS, " or ")).unwrap();
+        for join in [" or ", " and "] {
+            let e = parse(&chain(MAX_TERMS + 1, join)).unwrap_err();
+            assert_eq!(e.scim_type, Some(crate::error::ScimType::InvalidFilter));
+            assert!(
+                e.detail.contains("more than 250 comparisons"),
+                "{}",
+                e.detail
+            );
+        }
+        // Long chains stop at the limit without reading (or building) the rest.
+        assert!(parse(&chain(20_000, " or ")).is_err());
+        let long = "é".repeat(MAX_VALUE_CHARS);
+        parse(&format!("userName co \"{long}\"")).unwrap();
+        let e = parse(&format!("userName co \"{long}x\"")).unwrap_err();
+        assert!(
+            e.detail.contains("longer than 4096 characters"),
+            "{}",
+            e.detail
+        );
     }
 }

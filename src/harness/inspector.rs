@@ -68,13 +68,22 @@ pub fn headers(map: &axum::http::HeaderMap) -> Vec<(String, String)> {
                 || k == axum::http::header::COOKIE
                 || k.as_str() == "x-api-key"
             {
+                // Only a registered scheme name is kept (it tells how the client authenticated);
+                // anything else may be the secret itself.
                 let scheme = v
                     .to_str()
                     .ok()
-                    .and_then(|s| s.split_once(' ').map(|(a, _)| a.to_string()));
+                    .and_then(|s| s.trim().split_once(' ').map(|(a, _)| a))
+                    .filter(|a| {
+                        ["Bearer", "Basic", "Digest", "Negotiate", "DPoP"]
+                            .iter()
+                            .any(|k| k.eq_ignore_ascii_case(a))
+                    });
                 match scheme {
-                    Some(s) => format!("{s} [redacted]"),
-                    None => "[redacted]".into(),
+                    Some(s) if k == axum::http::header::AUTHORIZATION => {
+                        format!("{s} [redacted]")
+                    }
+                    _ => "[redacted]".into(),
                 }
             } else {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()

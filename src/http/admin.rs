@@ -2,7 +2,7 @@
 //! runtime rate limits and faults. Bearer admin token; loopback clients only unless the server
 //! was started with remote admin allowed.
 
-use super::{AppState, auth::constant_time_eq};
+use super::{AppState, constant_time_eq};
 use crate::data;
 use crate::definition::{FaultDef, LoadedFile, RateLimitsDef};
 use crate::error::{ScimError, ScimResult};
@@ -85,8 +85,12 @@ impl FromRequestParts<AppState> for AdminServer {
 
 /// The client's address (`serve` records it for every connection).
 pub fn peer(parts: &Parts) -> ScimResult<SocketAddr> {
-    parts
-        .extensions
+    peer_of(&parts.extensions)
+}
+
+/// The client's address from a request's extensions.
+pub fn peer_of(extensions: &axum::http::Extensions) -> ScimResult<SocketAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .ok_or_else(|| ScimError::internal("the connection's peer address is unknown"))
@@ -648,6 +652,7 @@ mod tests {
         let open = app.with_admin(super::super::AdminAccess {
             token,
             remote: true,
+            public_hosts: Vec::new(),
         });
         assert!(guard(&open, remote, &headers).is_ok());
     }

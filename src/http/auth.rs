@@ -5,12 +5,10 @@ use crate::model::ServerModel;
 use crate::model::compat::{Compat, Quirk};
 use axum::http::{HeaderMap, header};
 
-/// Compares without an early exit, so response time does not reveal how much of a token matched.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares without an early exit (`subtle`), so response time does not reveal how much of a
+/// secret matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 pub fn check(server: &ServerModel, headers: &HeaderMap) -> ScimResult<()> {

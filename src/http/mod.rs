@@ -4,9 +4,11 @@
 
 pub mod admin;
 mod auth;
+pub mod listen;
 mod response;
 mod scim;
 
+pub use auth::constant_time_eq;
 pub use response::SCIM_JSON;
 
 use crate::error::ScimError;
@@ -28,6 +30,8 @@ pub struct AppState {
     /// Definition files and the last reload's outcome, for `/healthz`.
     pub reload: Arc<std::sync::Mutex<crate::reload::ReloadStatus>>,
     pub harness: Arc<Harness>,
+    /// Web UI sessions (CSRF tokens, sign-ins).
+    pub ui_sessions: Arc<crate::ui::guard::Sessions>,
 }
 
 /// Runtime state of the test-harness features.
@@ -51,8 +55,10 @@ pub struct Harness {
 pub struct AdminAccess {
     /// Bearer token of the admin API.
     pub token: String,
-    /// Serve `/admin` and `/ui` to non-loopback clients too.
+    /// Serve `/admin` and `/ui` to non-loopback clients too (the UI then wants the token).
     pub remote: bool,
+    /// Host names (`name` or `name:port`) the UI answers to besides loopback names.
+    pub public_hosts: Vec<String>,
 }
 
 impl AdminAccess {
@@ -61,6 +67,7 @@ impl AdminAccess {
         AdminAccess {
             token: format!("admin-{}", uuid::Uuid::new_v4().simple()),
             remote: false,
+            public_hosts: Vec::new(),
         }
     }
 }
@@ -103,6 +110,7 @@ impl AppState {
                 sources: Default::default(),
                 admin: AdminAccess::generated(),
             }),
+            ui_sessions: Default::default(),
         })
     }
 
@@ -116,7 +124,8 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // Everything but the UI (whose errors are pages) answers errors as SCIM error bodies.
+    let api = Router::new()
         .route("/healthz", get(scim::healthz))
         .route("/health", get(scim::healthz))
         .route(
@@ -128,8 +137,9 @@ pub fn router(state: AppState) -> Router {
             any(scim::entry),
         )
         .merge(admin::routes())
-        .merge(crate::ui::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(response::scim_error_bodies));
+    api.merge(crate::ui::routes(state.clone()))
         .with_state(state)
 }
 
@@ -141,19 +151,30 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     .into_response()
 }
 
-/// Serves on `listener` until `shutdown` completes. The caller binds the socket.
+/// Serves on `listener` until `shutdown` completes, with the default connection limits. The
+/// caller binds the socket.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address decides whether /admin and /ui answer (loopback only by default).
-    axum::serve(
+    serve_with(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        state,
+        listen::ConnLimits::default().fitted_to_descriptors(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Serves on `listener` with the given connection limits until `shutdown` completes.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: listen::ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listen::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Percent-encodes a query value (for links the UI builds).

@@ -39,3 +39,44 @@ impl IntoResponse for ScimError {
         resp
     }
 }
+
+/// Middleware: an error answer that is not a SCIM error body (axum's plain-text rejections of
+/// a malformed path, query or body, an oversized body) becomes one, keeping its status and
+/// saying what was wrong. Every answer on the SCIM and admin paths is then a SCIM error.
+pub async fn scim_error_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if status.as_u16() < 400 || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let detail = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            "the request body is larger than this endpoint accepts".to_string()
+        }
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_string(),
+        (_, false) => text,
+    };
+    let mut out = ScimError::new(status.as_u16(), None, detail).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}

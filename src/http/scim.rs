@@ -117,12 +117,7 @@ async fn logged(
         });
         let bytes = match axum::body::to_bytes(body, cap).await {
             Ok(b) => b,
-            Err(_) => {
-                return ScimError::payload_too_large(format!(
-                    "the request body is larger than this server's limit of {cap} bytes"
-                ))
-                .into_response();
-            }
+            Err(e) => return body_error(&e, cap).into_response(),
         };
         let (resp, quirks) =
             crate::harness::with_notes(handle(&app, &model, &req, Body::from(bytes.clone()))).await;
@@ -511,11 +506,9 @@ async fn read_json_limited(req: &Request, limit: usize, body: Body) -> ScimResul
             ));
         }
     }
-    let bytes = to_bytes(body, limit).await.map_err(|_| {
-        ScimError::payload_too_large(format!(
-            "the request body is larger than this server's limit of {limit} bytes"
-        ))
-    })?;
+    let bytes = to_bytes(body, limit)
+        .await
+        .map_err(|e| body_error(&e, limit))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax(
             "the request body is empty; send a JSON document",
@@ -523,6 +516,17 @@ async fn read_json_limited(req: &Request, limit: usize, body: Body) -> ScimResul
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Why a request body could not be read: too slow (408) or too large (413).
+fn body_error(e: &axum::Error, limit: usize) -> ScimError {
+    if super::listen::is_body_timeout(e) {
+        ScimError::new(408, None, format!("{}; send the whole body promptly", e))
+    } else {
+        ScimError::payload_too_large(format!(
+            "the request body is larger than this server's limit of {limit} bytes"
+        ))
+    }
 }
 
 /// Runs store work for one server on the blocking pool.

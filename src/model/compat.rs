@@ -29,6 +29,9 @@ pub enum Quirk {
     /// Group members and managers referenced by userName/email (or group displayName) instead
     /// of id (Okta, reported in the wild).
     ReferencesByValue,
+    /// A required string attribute sent as `""` (Entra, for attributes mapped from empty
+    /// source fields).
+    EmptyRequiredString,
 }
 
 pub const ALL: &[Quirk] = &[
@@ -43,6 +46,7 @@ pub const ALL: &[Quirk] = &[
     Quirk::BearerWithoutPrefix,
     Quirk::OneLoginEnterpriseUrn,
     Quirk::ReferencesByValue,
+    Quirk::EmptyRequiredString,
 ];
 
 pub const ADSCIM_GROUP: &str =
@@ -63,6 +67,7 @@ impl Quirk {
             Quirk::BearerWithoutPrefix => "bearer_without_prefix",
             Quirk::OneLoginEnterpriseUrn => "onelogin_enterprise_urn",
             Quirk::ReferencesByValue => "references_by_value",
+            Quirk::EmptyRequiredString => "empty_required_string",
         }
     }
 
@@ -110,6 +115,7 @@ pub fn persona(name: &str) -> Option<Vec<Quirk>> {
             DottedPathlessKeys,
             FilterValuePathSubAttribute,
             IdInPatchValue,
+            EmptyRequiredString,
         ],
         "onelogin" => vec![OneLoginEnterpriseUrn],
         _ => return None,

@@ -230,6 +230,12 @@ fn compile_server(
             "limits: need 1 <= default_count <= max_results",
         ));
     }
+    if def.limits.patch_max_operations == 0 {
+        problems.push(file.diagnostic(
+            &["limits", "patch_max_operations"],
+            "patch_max_operations must be at least 1",
+        ));
+    }
 
     let mut shared: BTreeMap<String, Arc<SchemaDef>> = BTreeMap::new();
     let mut schema_arc = |s: &SchemaDef| -> Arc<SchemaDef> {
@@ -422,6 +428,7 @@ fn compile_server(
         max_payload_bytes: def.limits.max_payload_bytes,
         bulk_max_operations: def.limits.bulk_max_operations,
         bulk_max_payload_bytes: def.limits.bulk_max_payload_bytes,
+        patch_max_operations: def.limits.patch_max_operations,
         discovery: Default::default(),
         indexes: Vec::new(),
         compat: super::compat::Compat::new(quirks),

@@ -60,6 +60,8 @@ pub struct ServerModel {
     /// Bulk `maxOperations`; Bulk bodies are limited by `bulk_max_payload_bytes`.
     pub bulk_max_operations: usize,
     pub bulk_max_payload_bytes: usize,
+    /// Most operations in one PatchOp.
+    pub patch_max_operations: usize,
     /// Discovery documents without `meta.location` (added per request from the base URL).
     pub discovery: discovery::Discovery,
     /// Indexes this server needs in the store.
@@ -103,6 +105,48 @@ impl ServerModel {
         self.resource_types
             .iter()
             .filter(move |rt| rt.schema.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// Names (lower-case) of every writeOnly attribute and sub-attribute this server serves:
+    /// values that are never shown back (passwords).
+    pub fn write_only_names(&self) -> std::collections::HashSet<String> {
+        fn walk(attrs: &[AttributeDef], out: &mut std::collections::HashSet<String>) {
+            for a in attrs {
+                if a.mutability == crate::schema::Mutability::WriteOnly {
+                    out.insert(a.name.to_ascii_lowercase());
+                }
+                walk(&a.sub_attributes, out);
+            }
+        }
+        let mut out = std::collections::HashSet::new();
+        for s in &self.schemas {
+            walk(&s.attributes, &mut out);
+        }
+        out
+    }
+
+    /// Replaces, anywhere in `v` (a resource, an export, a logged request body), the value of
+    /// every member named like one of this server's writeOnly attributes.
+    pub fn redact_write_only(&self, v: &mut serde_json::Value) {
+        fn walk(v: &mut serde_json::Value, names: &std::collections::HashSet<String>) {
+            match v {
+                serde_json::Value::Object(o) => {
+                    for (k, x) in o.iter_mut() {
+                        if names.contains(&k.to_ascii_lowercase()) {
+                            *x = serde_json::Value::String("[writeOnly: not shown]".into());
+                        } else {
+                            walk(x, names);
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, names)),
+                _ => {}
+            }
+        }
+        let names = self.write_only_names();
+        if !names.is_empty() {
+            walk(v, &names);
+        }
     }
 
     pub fn checks_references(&self, attribute: &str) -> bool {

@@ -74,8 +74,8 @@ impl PatchPath {
     }
 }
 
-/// Parses a PatchOp request body.
-pub fn parse(body: &Value, compat: &Compat) -> ScimResult<Vec<Operation>> {
+/// Parses a PatchOp request body of at most `max_operations` operations.
+pub fn parse(body: &Value, compat: &Compat, max_operations: usize) -> ScimResult<Vec<Operation>> {
     let schemas_ok = body
         .get("schemas")
         .and_then(Value::as_array)
@@ -105,6 +105,13 @@ pub fn parse(body: &Value, compat: &Compat) -> ScimResult<Vec<Operation>> {
         .ok_or_else(|| {
             ScimError::invalid_syntax("a PATCH body needs a non-empty \"Operations\" array")
         })?;
+    if ops.len() > max_operations {
+        // As for Bulk's maxOperations (RFC 7644 §3.7.4): 413, and the limit in the detail.
+        return Err(ScimError::payload_too_large(format!(
+            "the PatchOp has {} operations; this server accepts at most {max_operations} per request (limits.patch_max_operations): split it",
+            ops.len()
+        )));
+    }
     ops.iter()
         .enumerate()
         .map(|(i, o)| {
@@ -155,6 +162,7 @@ pub fn apply(
     ops: &[Operation],
     compat: &Compat,
 ) -> ScimResult<()> {
+    let mut known = Known::default();
     for op in ops {
         match &op.path {
             Some(p) => {
@@ -171,7 +179,7 @@ pub fn apply(
                         ),
                     )));
                 }
-                apply_at(rt, doc, op.op, p, op.value.as_ref())?
+                apply_at(rt, doc, op.op, p, op.value.as_ref(), &mut known)?
             }
             None => {
                 if op.op == OpKind::Remove {
@@ -217,7 +225,7 @@ pub fn apply(
                                 filter: None,
                                 sub_after_filter: None,
                             };
-                            apply_at(rt, doc, op.op, &p, Some(v2))?;
+                            apply_at(rt, doc, op.op, &p, Some(v2), &mut known)?;
                         }
                     } else {
                         let attr = AttrPath::parse(k)?;
@@ -236,7 +244,7 @@ pub fn apply(
                             filter: None,
                             sub_after_filter: None,
                         };
-                        apply_at(rt, doc, op.op, &p, Some(v))?;
+                        apply_at(rt, doc, op.op, &p, Some(v), &mut known)?;
                     }
                 }
             }
@@ -275,6 +283,26 @@ fn as_list(value: &Value) -> Vec<Value> {
     }
 }
 
+/// Takes the values of `key` out of `container` (moved, not copied).
+fn take_list(container: &mut Map<String, Value>, key: &str) -> Vec<Value> {
+    match container.remove(key) {
+        Some(Value::Array(a)) => a,
+        Some(other) => vec![other],
+        None => Vec::new(),
+    }
+}
+
+/// A value in a form where equal JSON values are equal strings (object keys are sorted).
+fn canonical(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The canonical values of multi-valued attributes that a PatchOp's earlier `add`s built,
+/// keyed by attribute, so that thousands of adds to one attribute stay linear. Any other
+/// operation on an attribute drops its entry.
+#[derive(Default)]
+struct Known(std::collections::HashMap<String, std::collections::HashSet<String>>);
+
 fn is_primary(v: &Value) -> bool {
     v.as_object()
         .and_then(|o| key_of(o, "primary").and_then(|k| o.get(&k).cloned()))
@@ -282,8 +310,13 @@ fn is_primary(v: &Value) -> bool {
 }
 
 /// Adds values to a multi-valued attribute without duplicating equal values; a new primary
-/// value clears `primary` on the others.
-fn add_values(list: &mut Vec<Value>, new: Vec<Value>) {
+/// value clears `primary` on the others. `known` holds the list's canonical values when a
+/// previous add built them.
+fn add_values(
+    list: &mut Vec<Value>,
+    new: Vec<Value>,
+    known: &mut Option<std::collections::HashSet<String>>,
+) {
     for v in new {
         if is_primary(&v) {
             for x in list.iter_mut() {
@@ -291,11 +324,14 @@ fn add_values(list: &mut Vec<Value>, new: Vec<Value>) {
                     && let Some(k) = key_of(o, "primary")
                 {
                     o.remove(&k);
+                    // The values changed, so their canonical forms did.
+                    *known = None;
                 }
             }
         }
         // Members equal by `value` but not in full are merged by normalisation afterwards.
-        if !list.contains(&v) {
+        let seen = known.get_or_insert_with(|| list.iter().map(canonical).collect());
+        if seen.insert(canonical(&v)) {
             list.push(v);
         }
     }
@@ -307,12 +343,16 @@ fn apply_at(
     op: OpKind,
     path: &PatchPath,
     value: Option<&Value>,
+    known: &mut Known,
 ) -> ScimResult<()> {
     let res = match rt.resolve(&path.attr)? {
         Target::Doc(r) => r,
         _ => return Err(ScimError::mutability(format!("{} is readOnly", path.attr))),
     };
     let attr = res.attr;
+    let known_key = format!("{}:{}", res.extension.unwrap_or(""), attr.name);
+    // Only a path-less add below puts it back: every other change invalidates it.
+    let mut known_values = known.0.remove(&known_key);
     let sub_name = res
         .sub
         .map(|s| s.name.clone())
@@ -350,7 +390,7 @@ fn apply_at(
                 attr.name
             )));
         }
-        let mut list = container.get(&key).map(as_list).unwrap_or_default();
+        let mut list = take_list(container, &key);
         let matched: Vec<usize> = (0..list.len())
             .filter(|&i| filter::matches(filter, attr, &list[i]))
             .collect();
@@ -366,23 +406,31 @@ fn apply_at(
                         (None, Some(v)) => merge_into(&mut element, v),
                         _ => {}
                     }
-                    add_values(&mut list, vec![Value::Object(element)]);
+                    add_values(&mut list, vec![Value::Object(element)], &mut None);
                     container.insert(key, Value::Array(list));
                     Ok(())
                 }
-                _ => Err(ScimError::no_target(format!(
-                    "no value of {} matches [{filter}]",
-                    attr.name
-                ))),
+                _ => {
+                    if !list.is_empty() {
+                        container.insert(key, Value::Array(list));
+                    }
+                    Err(ScimError::no_target(format!(
+                        "no value of {} matches [{filter}]",
+                        attr.name
+                    )))
+                }
             };
         }
         match (op, &sub_name) {
             (OpKind::Remove, None) => {
+                let mut remove = vec![false; list.len()];
+                for &i in &matched {
+                    remove[i] = true;
+                }
                 let mut i = 0;
                 list.retain(|_| {
-                    let keep = !matched.contains(&i);
                     i += 1;
-                    keep
+                    !remove[i - 1]
                 });
             }
             (OpKind::Remove, Some(s)) => {
@@ -424,11 +472,16 @@ fn apply_at(
         (OpKind::Remove, None, true) if value.is_some() => {
             // A value list names the values to remove (how Entra removes group members).
             let remove = as_list(value.unwrap_or(&Value::Null));
-            let mut list = container.get(&key).map(as_list).unwrap_or_default();
+            let whole: std::collections::HashSet<String> = remove.iter().map(canonical).collect();
+            let by_value: std::collections::HashSet<String> = remove
+                .iter()
+                .filter_map(|r| r.get("value").map(canonical))
+                .collect();
+            let mut list = take_list(container, &key);
             list.retain(|x| {
-                !remove.iter().any(|r| {
-                    r == x || (r.get("value").is_some() && r.get("value") == x.get("value"))
-                })
+                !(whole.contains(&canonical(x))
+                    || x.get("value")
+                        .is_some_and(|v| by_value.contains(&canonical(v))))
             });
             if list.is_empty() {
                 container.remove(&key)
@@ -440,9 +493,16 @@ fn apply_at(
             container.remove(&key);
         }
         (OpKind::Add, None, true) => {
-            let mut list = container.get(&key).map(as_list).unwrap_or_default();
-            add_values(&mut list, as_list(value.unwrap_or(&Value::Null)));
+            let mut list = take_list(container, &key);
+            add_values(
+                &mut list,
+                as_list(value.unwrap_or(&Value::Null)),
+                &mut known_values,
+            );
             container.insert(key, Value::Array(list));
+            if let Some(v) = known_values {
+                known.0.insert(known_key, v);
+            }
         }
         (OpKind::Replace, None, true) => {
             container.insert(key, Value::Array(as_list(value.unwrap_or(&Value::Null))));

@@ -1,7 +1,10 @@
 //! The web UI: server-rendered handlebars pages from `templates/ui/` (embedded at build time; no
 //! JavaScript build step). A dashboard of every virtual server, per server its resource types,
 //! limits, faults, export and reset, and a live request log (polled), a resource browser with a
-//! SCIM filter box and paging, and resource detail. Loopback clients only, like `/admin`.
+//! SCIM filter box and paging, and resource detail. Who may see it is [`guard`]'s job;
+//! writeOnly values (passwords) are never shown.
+
+pub mod guard;
 
 use crate::engine::{self, Ctx, ListQuery, Projection};
 use crate::error::ScimError;
@@ -10,9 +13,8 @@ use crate::http::AppState;
 use crate::http::admin;
 use crate::model::ServerModel;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use handlebars::Handlebars;
@@ -33,6 +35,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("resource", include_str!("../../templates/ui/resource.hbs")),
     ("request", include_str!("../../templates/ui/request.hbs")),
+    ("login", include_str!("../../templates/ui/login.hbs")),
 ];
 
 /// The pages, compiled once; a test renders each so a broken template fails the suite.
@@ -50,8 +53,9 @@ fn pages() -> &'static Handlebars<'static> {
     &PAGES
 }
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(app: AppState) -> Router<AppState> {
     Router::new()
+        .route("/ui/login", get(login_page).post(login))
         .route("/ui", get(dashboard))
         .route("/ui/", get(dashboard))
         .route("/ui/servers/{id}", get(server_page))
@@ -61,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/servers/{id}/export", get(export))
         .route("/ui/servers/{id}/types/{rt}", get(browse))
         .route("/ui/servers/{id}/types/{rt}/{rid}", get(detail))
+        .layer(axum::middleware::from_fn_with_state(app, guard::guard))
 }
 
 fn render(page: &str, mut data: Value) -> Response {
@@ -73,7 +78,7 @@ fn render(page: &str, mut data: Value) -> Response {
     }
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     let mut r = render(
         "resource",
         json!({"title": "error", "server": "", "resource_type": "", "id": status.as_u16(), "json": message}),
@@ -83,20 +88,6 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 }
 
 type Page = Result<Response, Response>;
-
-/// A UI caller: loopback (unless remote admin is on). The rejection is an error page.
-pub struct LocalCaller;
-
-impl FromRequestParts<AppState> for LocalCaller {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
-        admin::peer(parts)
-            .and_then(|peer| admin::local_only(app, peer))
-            .map(|()| LocalCaller)
-            .map_err(|e| error_page(StatusCode::FORBIDDEN, &e.detail))
-    }
-}
 
 /// The server and the index of its resource type `rt_name`, or a 404 page.
 #[allow(clippy::result_large_err)] // the error is the page to send
@@ -124,7 +115,7 @@ fn find_type(
     }
 }
 
-async fn dashboard(State(app): State<AppState>, _: LocalCaller) -> Page {
+async fn dashboard(State(app): State<AppState>) -> Page {
     let model = app.model.load_full();
     let app2 = app.clone();
     let servers: Vec<Value> = tokio::task::spawn_blocking(move || {
@@ -170,7 +161,11 @@ fn entry_row(e: &inspector::Entry) -> Value {
     })
 }
 
-async fn server_page(State(app): State<AppState>, _: LocalCaller, Path(id): Path<String>) -> Page {
+async fn server_page(
+    State(app): State<AppState>,
+    Extension(session): Extension<guard::UiSession>,
+    Path(id): Path<String>,
+) -> Page {
     let Some(s) = app.model.load().server(&id).cloned() else {
         return Err(error_page(
             StatusCode::NOT_FOUND,
@@ -215,6 +210,7 @@ async fn server_page(State(app): State<AppState>, _: LocalCaller, Path(id): Path
             "title": id,
             "server": described,
             "limits_text": limit_parts.join(", "),
+            "csrf": session.csrf,
             "faults_text": faults.join(" · "),
             "requests": entries.iter().map(entry_row).collect::<Vec<_>>(),
             "after": entries.first().map_or(0, |e| e.seq),
@@ -222,29 +218,27 @@ async fn server_page(State(app): State<AppState>, _: LocalCaller, Path(id): Path
     ))
 }
 
-/// A body for display: pretty JSON when it is JSON, else as recorded.
-fn pretty(body: Option<&str>) -> Option<String> {
+/// A body for display: pretty JSON with writeOnly values hidden when it is JSON, else as
+/// recorded.
+fn pretty(server: &ServerModel, body: Option<&str>) -> Option<String> {
     let b = body?;
-    Some(
-        serde_json::from_str::<Value>(b)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| b.to_string()),
-    )
+    Some(match serde_json::from_str::<Value>(b) {
+        Ok(mut v) => {
+            server.redact_write_only(&mut v);
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        }
+        Err(_) => b.to_string(),
+    })
 }
 
 /// One recorded exchange: what the client really sent and what it got.
-async fn request_page(
-    _: LocalCaller,
-    State(app): State<AppState>,
-    Path((id, seq)): Path<(String, i64)>,
-) -> Page {
-    if app.model.load().server(&id).is_none() {
+async fn request_page(State(app): State<AppState>, Path((id, seq)): Path<(String, i64)>) -> Page {
+    let Some(model) = app.model.load().server(&id).cloned() else {
         return Err(error_page(
             StatusCode::NOT_FOUND,
             &format!("no server {id:?}"),
         ));
-    }
+    };
     let (app2, server) = (app.clone(), id.clone());
     let entry = tokio::task::spawn_blocking(move || {
         if let Some(r) = &app2.harness.recorder {
@@ -269,8 +263,8 @@ async fn request_page(
         json!({
             "title": format!("{id} request {seq}"),
             "server": id,
-            "request_body": pretty(e.request_body.as_deref()),
-            "response_body": pretty(e.response_body.as_deref()),
+            "request_body": pretty(&model, e.request_body.as_deref()),
+            "response_body": pretty(&model, e.response_body.as_deref()),
             "status_class": e.status / 100,
             "latency": row["latency"],
             "notes": row["notes"],
@@ -286,7 +280,6 @@ struct After {
 
 async fn requests_json(
     State(app): State<AppState>,
-    _: LocalCaller,
     Path(id): Path<String>,
     Query(q): Query<After>,
 ) -> Page {
@@ -305,29 +298,25 @@ async fn requests_json(
     Ok(axum::Json(rows).into_response())
 }
 
-/// Refuses cross-site form posts: a page elsewhere must not reset a local server.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        None => true,
-        Some(origin) => host.is_some_and(|h| {
-            origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest.trim_end_matches('/') == h)
-        }),
-    }
+/// A field of a submitted form (`application/x-www-form-urlencoded`); a body of another kind
+/// simply has none.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 async fn reset(
     State(app): State<AppState>,
-    _: LocalCaller,
-    headers: HeaderMap,
+    Extension(session): Extension<guard::UiSession>,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Page {
-    if !same_origin(&headers) {
+    // A page elsewhere cannot read this session's token, so it cannot forge the form.
+    if !guard::csrf_ok(&session, form_field(&body, "csrf").as_deref()) {
         return Err(error_page(
             StatusCode::FORBIDDEN,
-            "cross-origin form post refused",
+            "this form is missing its session token (reload the page and try again)",
         ));
     }
     let Some(s) = app.model.load().server(&id).cloned() else {
@@ -347,10 +336,58 @@ async fn reset(
     }
 }
 
-async fn export(State(app): State<AppState>, _: LocalCaller, Path(id): Path<String>) -> Page {
-    admin::export_response(app, id)
+async fn login_page(Extension(session): Extension<guard::UiSession>) -> Page {
+    Ok(render(
+        "login",
+        json!({"title": "sign in", "csrf": session.csrf}),
+    ))
+}
+
+async fn login(
+    State(app): State<AppState>,
+    Extension(session): Extension<guard::UiSession>,
+    Extension(id): Extension<guard::SessionId>,
+    body: axum::body::Bytes,
+) -> Page {
+    if !guard::csrf_ok(&session, form_field(&body, "csrf").as_deref()) {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "this form is missing its session token (reload the page and try again)",
+        ));
+    }
+    let token = form_field(&body, "token").unwrap_or_default();
+    if !guard::sign_in(&app, &id.0, &token) {
+        let mut page = render(
+            "login",
+            json!({"title": "sign in", "csrf": session.csrf, "error": "that is not the admin token"}),
+        );
+        *page.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(page);
+    }
+    Ok(Redirect::to("/ui").into_response())
+}
+
+/// The server's export with writeOnly values (passwords) replaced: the UI never shows them.
+/// (`scimlab export` and the admin API keep them, so that an import restores them.)
+async fn export(State(app): State<AppState>, Path(id): Path<String>) -> Page {
+    let Some(server) = app.model.load().server(&id).cloned() else {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            &format!("no server {id:?}"),
+        ));
+    };
+    let resp = admin::export_response(app, id)
         .await
-        .map_err(IntoResponse::into_response)
+        .map_err(IntoResponse::into_response)?;
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    let mut doc: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    server.redact_write_only(&mut doc);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    Ok(Response::from_parts(parts, axum::body::Body::from(text)))
 }
 
 #[derive(Deserialize)]
@@ -374,7 +411,6 @@ fn label(doc: &Value) -> String {
 
 async fn browse(
     State(app): State<AppState>,
-    _: LocalCaller,
     Path((id, rt_name)): Path<(String, String)>,
     Query(q): Query<Browse>,
 ) -> Page {
@@ -440,9 +476,14 @@ async fn browse(
     ))
 }
 
+/// A resource as the UI shows it: pretty, without writeOnly values.
+fn shown(server: &ServerModel, mut body: Value) -> String {
+    server.redact_write_only(&mut body);
+    serde_json::to_string_pretty(&body).unwrap_or_default()
+}
+
 async fn detail(
     State(app): State<AppState>,
-    _: LocalCaller,
     Path((id, rt_name, rid)): Path<(String, String, String)>,
 ) -> Page {
     let (server, rt_index) = find_type(&app, &id, &rt_name)?;
@@ -469,7 +510,7 @@ async fn detail(
                 "server": id,
                 "resource_type": server.resource_types[rt_index].name,
                 "id": rid,
-                "json": serde_json::to_string_pretty(&o.body).unwrap_or_default(),
+                "json": shown(&server, o.body),
             }),
         )),
         Err(e) => Err(error_page(

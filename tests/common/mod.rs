@@ -97,6 +97,27 @@ impl TestApp {
         (s, v)
     }
 
+    /// Opens a UI page as a browser would: returns its session cookie (`name=value`) and the
+    /// CSRF token its forms carry.
+    pub async fn ui_session(&self, path: &str) -> (String, String) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let html = r.text().await.unwrap();
+        let at = html
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        let csrf = html[at..].split('"').next().unwrap().to_string();
+        (cookie, csrf)
+    }
+
     /// The running server's store (for checks that look below HTTP).
     pub fn store(&self) -> &scimlab::store::Store {
         &self.state.as_ref().unwrap().store
