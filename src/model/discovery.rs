@@ -14,9 +14,21 @@ pub struct Discovery {
     pub schemas: Vec<(String, Value)>,
 }
 
+/// scimlab's own limits where RFC 7643 §5 has no attribute for them, as an extension of the
+/// ServiceProviderConfig (README, "Limits").
+pub const LIMITS_EXTENSION: &str =
+    "urn:scimlab:params:scim:schemas:extension:limits:2.0:ServiceProviderConfig";
+
 pub fn build(server: &ServerModel) -> Discovery {
     let service_provider_config = json!({
-        "schemas": [urn::SERVICE_PROVIDER_CONFIG],
+        "schemas": [urn::SERVICE_PROVIDER_CONFIG, LIMITS_EXTENSION],
+        LIMITS_EXTENSION: {
+            "maxPayloadSize": server.max_payload_bytes,
+            "patchMaxOperations": server.patch_max_operations,
+            "filterMaxTerms": crate::filter::MAX_TERMS,
+            "filterMaxDepth": crate::filter::MAX_DEPTH,
+            "filterMaxValueLength": crate::filter::MAX_VALUE_CHARS,
+        },
         "documentationUri": "https://github.com/scimlab/scimlab#readme",
         "patch": {"supported": true},
         "bulk": {"supported": true, "maxOperations": server.bulk_max_operations, "maxPayloadSize": server.bulk_max_payload_bytes},

@@ -16,6 +16,13 @@ pub struct TestApp {
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
+/// How to start a test server, where the defaults do not fit.
+#[derive(Default)]
+pub struct Options {
+    pub limits: Option<scimlab::http::listen::ConnLimits>,
+    pub admin: Option<scimlab::http::AdminAccess>,
+}
+
 /// A definition with User (+enterprise, custom attributes), Group, Entitlement, Role.
 pub const FULL: &str = r#"
 id: full
@@ -142,6 +149,20 @@ impl TestApp {
     }
 
     async fn start(defs: &[(&str, &str)], profiles: &[(&str, &str)], watch: bool) -> TestApp {
+        Self::start_with(defs, profiles, watch, Options::default()).await
+    }
+
+    /// Starts a server with non-default connection limits or admin access.
+    pub async fn spawn_with(defs: &[(&str, &str)], options: Options) -> TestApp {
+        Self::start_with(defs, &[], false, options).await
+    }
+
+    async fn start_with(
+        defs: &[(&str, &str)],
+        profiles: &[(&str, &str)],
+        watch: bool,
+        options: Options,
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let servers = dir.path().join("servers.d");
         std::fs::create_dir(&servers).unwrap();
@@ -156,14 +177,18 @@ impl TestApp {
         let sources = scimlab::model::Sources::new(&servers, &packs);
         let model = sources.compile().unwrap_or_else(|p| panic!("{p:?}"));
         let store = Arc::new(scimlab::store::Store::open(&dir.path().join("test.db")).unwrap());
-        let state = scimlab::http::AppState::new(store, model).unwrap();
+        let mut state = scimlab::http::AppState::new(store, model).unwrap();
+        if let Some(admin) = options.admin {
+            state = state.with_admin(admin);
+        }
         scimlab::reload::initial_status(&state, &sources);
         let watcher = watch.then(|| scimlab::reload::watch(state.clone(), sources).unwrap());
         let kept = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(scimlab::http::serve(listener, state, async {
+        let limits = options.limits.unwrap_or_default();
+        tokio::spawn(scimlab::http::serve_with(listener, state, limits, async {
             let _ = rx.await;
         }));
         TestApp {
