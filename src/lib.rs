@@ -21,6 +21,7 @@
 //! - [`ui`]: the server-rendered web UI (handlebars pages from `templates/ui/`).
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
+//! - [`fuzzing`]: the pipeline below HTTP on a real store, for property tests and fuzz targets.
 
 pub mod app;
 pub mod bench;
@@ -29,6 +30,7 @@ pub mod definition;
 pub mod engine;
 pub mod error;
 pub mod filter;
+pub mod fuzzing;
 pub mod harness;
 pub mod http;
 pub mod model;
