@@ -92,6 +92,15 @@ async fn long_filters_are_refused_with_their_limit_not_a_crash() {
         )
         .await;
     assert_error(s, &b, 400, Some("invalidFilter"));
+    let mut raw = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "GET /scim-identifier/full/scim/v2/Users?filter={} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-full\r\n\r\n",
+        urlencode(&chain(4_000, " or "))
+    );
+    let _ = raw.write_all(head.as_bytes()).await;
+    let mut answer = [0u8; 12];
+    let _ = raw.read_exact(&mut answer).await;
+    assert_eq!(&answer, b"HTTP/1.1 431", "a request head over 64 KiB");
     // Nested `not (…)`: 3,000 deep is refused by the nesting limit.
     let deep = format!("{}userName pr{}", "not (".repeat(3000), ")".repeat(3000));
     let (s, b) = search(&app, &deep).await;
