@@ -18,6 +18,7 @@
 //! - [`seed`]: deterministic, realistic seed data shaped by handlebars patterns.
 //! - [`data`]: mounting a server (catalogue, seed), listing, reset, export and import.
 //! - [`harness`]: request inspector, rate limits, fault injection.
+//! - [`probe`]: `scimlab probe`, a conformance run against any live SCIM server.
 //! - [`ui`]: the server-rendered web UI (handlebars pages from `templates/ui/`).
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
@@ -35,6 +36,7 @@ pub mod harness;
 pub mod http;
 pub mod model;
 pub mod patch;
+pub mod probe;
 pub mod reload;
 pub mod schema;
 pub mod seed;

@@ -76,6 +76,67 @@ impl ConnArgs {
     }
 }
 
+/// `scimlab probe` arguments.
+#[derive(Args)]
+struct ProbeArgs {
+    /// The SCIM base URL, e.g. https://app.example.com/scim/v2
+    #[arg(required_unless_present = "report_schema")]
+    base_url: Option<String>,
+    /// The probe creates, changes and deletes resources on the target: say that is fine.
+    #[arg(long)]
+    i_accept_side_effects: bool,
+    /// Bearer token.
+    #[arg(long, env = "SCIMLAB_PROBE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A header sent with every request, NAME:VALUE (Okta's "HTTP header" authentication).
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    headers: Vec<String>,
+    /// HTTP Basic user name (with --password).
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    #[arg(long, env = "SCIMLAB_PROBE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 15)]
+    timeout: u64,
+    /// Proxy URL for every request.
+    #[arg(long)]
+    proxy: Option<String>,
+    /// PEM file of CA certificates to trust besides the system's.
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
+    /// Accept any TLS certificate (self-signed test servers only).
+    #[arg(long)]
+    insecure: bool,
+    /// Downgrade the widespread deviations of the compat list to warnings.
+    #[arg(long)]
+    compat: bool,
+    /// After the RFC checks, replay the requests these identity providers send.
+    #[arg(long = "as", value_enum, value_delimiter = ',')]
+    idps: Vec<scimlab::probe::Idp>,
+    /// A scimlab definition the server must advertise and enforce.
+    #[arg(long)]
+    contract: Option<PathBuf>,
+    /// Profile packs the contract applies.
+    #[arg(long, default_value = "profiles", env = "SCIMLAB_PROFILES")]
+    profiles: PathBuf,
+    /// Print the JSON report instead of the readable one.
+    #[arg(long)]
+    json: bool,
+    /// Write a JUnit XML report to this file.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Keep what the run created.
+    #[arg(long)]
+    skip_cleanup: bool,
+    /// Most resources the run may create.
+    #[arg(long, default_value_t = 200)]
+    max_resources: usize,
+    /// Print the JSON Schema of the --json report and exit.
+    #[arg(long)]
+    report_schema: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve every virtual server defined in the servers directory.
@@ -178,6 +239,10 @@ enum Command {
         #[command(flatten)]
         data: Data,
     },
+    /// Probe a live SCIM server for conformance (RFC 7643/7644, IdP flows, a contract). It
+    /// creates, changes and deletes resources (prefixed scimlab-probe-<run>-), so it needs
+    /// --i-accept-side-effects. Exits 0 only if no check failed.
+    Probe(ProbeArgs),
     /// Replay a HAR (from the request inspector) against a server, comparing statuses; exits 1
     /// if any differs.
     Replay {
@@ -337,6 +402,10 @@ fn main() -> ExitCode {
             println!("{server}: {report}");
             Ok(())
         }),
+        Command::Probe(args) => match probe(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Replay { file, to, token } => {
             let run = || -> anyhow::Result<bool> {
                 let text = std::fs::read_to_string(&file)?;
@@ -413,4 +482,58 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// `scimlab probe`: exit 0 if nothing failed, 1 if a check failed, 2 if it could not run.
+fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    if args.report_schema {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&scimlab::probe::Report::json_schema())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let base = args.base_url.unwrap_or_default();
+    if !args.i_accept_side_effects {
+        eprintln!(
+            "scimlab probe creates, changes and deletes resources on {base} (each named scimlab-probe-<run>-…, deleted at the end). Run it against a test tenant, and add --i-accept-side-effects to go ahead."
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let mut opts = scimlab::probe::Options::new(&base);
+    opts.auth.bearer = args.token;
+    for h in &args.headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("--header {h:?}: write NAME:VALUE"))?;
+        opts.auth
+            .headers
+            .push((name.trim().to_string(), value.trim().to_string()));
+    }
+    if let (Some(u), Some(p)) = (args.username, args.password) {
+        opts.auth.basic = Some((u, p));
+    }
+    opts.transport.timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    opts.transport.proxy = args.proxy;
+    opts.transport.ca_bundle = args.ca_bundle;
+    opts.transport.insecure = args.insecure;
+    opts.compat = args.compat;
+    opts.idps = args.idps;
+    opts.skip_cleanup = args.skip_cleanup;
+    opts.max_resources = args.max_resources;
+    if let Some(path) = &args.contract {
+        opts.contract = Some(scimlab::probe::load_contract(path, &args.profiles)?);
+    }
+    let out = scimlab::probe::Output {
+        json: args.json,
+        junit: args.junit,
+    };
+    match runtime().block_on(scimlab::probe::command(&opts, &out)) {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::from(1)),
+        Err(e) => {
+            eprintln!("scimlab probe: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }

@@ -70,6 +70,29 @@ impl Sources {
     }
 }
 
+/// Compiles one definition file with the profile packs in `profiles`: for the tools that take
+/// a definition as a specification (`probe --contract`, `lint --definition`).
+pub fn compile_file(path: &Path, profiles: &Path) -> Result<Arc<ServerModel>, Vec<Diagnostic>> {
+    let located = |message: String| Diagnostic {
+        file: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| vec![located(e.to_string())])?;
+    let file = definition::load_str(path, &text).map_err(|d| vec![d])?;
+    let (packs, problems) = definition::load_profiles(profiles);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let model = compile(&[file], &packs)?;
+    model
+        .servers
+        .into_values()
+        .next()
+        .ok_or_else(|| vec![located("the file defines no server".into())])
+}
+
 /// Compiles parsed definition files, applying the profile packs they name.
 pub fn compile(files: &[LoadedFile], profiles: &[LoadedProfile]) -> Result<Model, Vec<Diagnostic>> {
     let mut problems = Vec::new();

@@ -8,7 +8,7 @@ mod discovery;
 pub mod path;
 mod profiles;
 
-pub use compile::{Sources, compile};
+pub use compile::{Sources, compile, compile_file};
 pub use path::{AttrPath, Resolved, Target};
 
 use crate::schema::{AttributeDef, SchemaDef};
