@@ -381,7 +381,7 @@ fn healthz_answers_under_a_slowloris_at_a_low_descriptor_limit() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outcome = rt.block_on(async {
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let client = reqwest::Client::new();
+        let client = common::http().build().unwrap();
         let url = format!("http://{addr}/healthz");
         let mut up = false;
         for _ in 0..100 {
@@ -457,7 +457,7 @@ async fn the_ui_refuses_foreign_host_names_and_asks_remote_users_for_the_token()
         },
     )
     .await;
-    let no_redirects = reqwest::Client::builder()
+    let no_redirects = common::http()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -65,7 +65,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("servers.d")).unwrap();
     std::fs::write(dir.path().join("servers.d/full.yaml"), common::FULL).unwrap();
-    let client = reqwest::Client::new();
+    let client = common::http().build().unwrap();
     let port = common::free_port();
     let mut child = start(dir.path(), port);
     wait_ready(&client, port).await;
@@ -129,7 +129,7 @@ async fn no_watch_ignores_edits_until_sighup() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::http().build().unwrap();
     wait_ready(&client, port).await;
     let groups = || {
         client

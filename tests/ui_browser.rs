@@ -50,7 +50,7 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let http = reqwest::Client::new();
+        let http = common::http().build().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         loop {

@@ -223,9 +223,17 @@ impl Client {
                     .header("content-type", "application/scim+json")
                     .body(b.clone());
             }
+            // Extra headers replace the defaults (a second Content-Type would be ambiguous).
+            let mut replace = HeaderMap::new();
             for (k, v) in extra {
-                req = req.header(*k, *v);
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    replace.insert(k, v);
+                }
             }
+            req = req.headers(replace);
             let resp = req.send().await.map_err(|e| ClientError::Transport {
                 request: label.clone(),
                 cause: self.scrub(&e.to_string()),

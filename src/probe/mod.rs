@@ -100,13 +100,13 @@ pub(crate) struct Probe<'a> {
     types: Vec<TypeInfo>,
     /// Served schemas by lower-case URN.
     schemas: HashMap<String, SchemaDef>,
-    progress: &'a mut (dyn FnMut(&str) + Send),
+    progress: &'a mut (dyn FnMut(&str) + Send + Sync),
 }
 
 /// Runs the probe; `progress` hears each phase as it starts.
 pub async fn run(
     opts: &Options,
-    progress: &mut (dyn FnMut(&str) + Send),
+    progress: &mut (dyn FnMut(&str) + Send + Sync),
 ) -> Result<Report, ClientError> {
     let started = Instant::now();
     let run_id = opts

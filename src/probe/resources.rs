@@ -263,7 +263,7 @@ impl Probe<'_> {
         for _ in 0..10 {
             let body = self.sample(t, false);
             let a = self.create(t, &body).await?;
-            let d = match a.at("id").as_str() {
+            let (d, gone) = match a.at("id").as_str() {
                 Some(id) => {
                     let id = id.to_string();
                     let d = self
@@ -273,18 +273,18 @@ impl Probe<'_> {
                     if d.status == 204 {
                         self.forget(&id);
                     }
-                    d.status
+                    (d.status, self.read(t, &id).await?.status)
                 }
-                None => 0,
+                None => (0, 0),
             };
-            statuses.push((a.status, d));
+            statuses.push((a.status, d, gone));
         }
-        let ok = statuses.iter().all(|s| *s == (201, 204));
+        let ok = statuses.iter().all(|s| *s == (201, 204, 404));
         self.outcome(
             "lifecycle.burst",
             &t.name,
             ok,
-            "10 × (201, 204)",
+            "10 × (create 201, delete 204, then GET 404)",
             format!("{statuses:?}"),
             Some(&format!("POST/DELETE {}", t.endpoint)),
         );

@@ -193,7 +193,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
-            client: Client::new(),
+            client: http().build().unwrap(),
             dir,
             shutdown: Some(tx),
             state: Some(kept),
@@ -319,6 +319,13 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// An HTTP client builder for tests. reqwest runs on rustls with the ring provider (as the
+/// probe does), which must be installed once per process before a client is built.
+pub fn http() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// A port nothing listens on right now (for processes the tests start).
