@@ -138,6 +138,10 @@ fn committed_json_schema_matches_the_definition_types() {
     for (args, file) in [
         (&["schema"][..], "server-definition.schema.json"),
         (&["schema", "--profile"][..], "profile.schema.json"),
+        (
+            &["probe", "--report-schema"][..],
+            "probe-report.schema.json",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
             .args(args)
