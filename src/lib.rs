@@ -18,6 +18,7 @@
 //! - [`seed`]: deterministic, realistic seed data shaped by handlebars patterns.
 //! - [`data`]: mounting a server (catalogue, seed), listing, reset, export and import.
 //! - [`harness`]: request inspector, rate limits, fault injection.
+//! - [`lint`]: `scimlab lint`, SCIM payloads checked by the server's own validators.
 //! - [`probe`]: `scimlab probe`, a conformance run against any live SCIM server.
 //! - [`ui`]: the server-rendered web UI (handlebars pages from `templates/ui/`).
 //! - [`error`]: `ScimError`, the single client-visible error type.
@@ -34,6 +35,7 @@ pub mod filter;
 pub mod fuzzing;
 pub mod harness;
 pub mod http;
+pub mod lint;
 pub mod model;
 pub mod patch;
 pub mod probe;

@@ -76,6 +76,33 @@ impl ConnArgs {
     }
 }
 
+/// `scimlab lint` arguments.
+#[derive(Args)]
+struct LintArgs {
+    /// JSON files to check.
+    #[arg(required_unless_present = "stdin")]
+    files: Vec<PathBuf>,
+    /// Read one message from standard input.
+    #[arg(long, conflicts_with = "files")]
+    stdin: bool,
+    /// Check against this scimlab definition (its profiles applied) instead of the RFC
+    /// catalogue.
+    #[arg(long)]
+    definition: Option<PathBuf>,
+    /// Profile packs the definition applies.
+    #[arg(long, default_value = "profiles", env = "SCIMLAB_PROFILES")]
+    profiles: PathBuf,
+    /// The resource type of every message (default: detected from "schemas").
+    #[arg(long = "type")]
+    resource_type: Option<String>,
+    /// Every message is a PatchOp.
+    #[arg(long)]
+    patch: bool,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `scimlab probe` arguments.
 #[derive(Args)]
 struct ProbeArgs {
@@ -239,6 +266,9 @@ enum Command {
         #[command(flatten)]
         data: Data,
     },
+    /// Check SCIM messages (resources, PatchOp, BulkRequest, SearchRequest) with the server's
+    /// own validators: every finding as file:line:column. Exits 1 on any error.
+    Lint(LintArgs),
     /// Probe a live SCIM server for conformance (RFC 7643/7644, IdP flows, a contract). It
     /// creates, changes and deletes resources (prefixed scimlab-probe-<run>-), so it needs
     /// --i-accept-side-effects. Exits 0 only if no check failed.
@@ -402,6 +432,10 @@ fn main() -> ExitCode {
             println!("{server}: {report}");
             Ok(())
         }),
+        Command::Lint(args) => match lint(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Probe(args) => match probe(args) {
             Ok(code) => return code,
             Err(e) => Err(e),
@@ -536,4 +570,38 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// `scimlab lint`: exit 0 without errors, 1 with errors, 2 if it could not run.
+fn lint(args: LintArgs) -> anyhow::Result<ExitCode> {
+    let linter = match &args.definition {
+        Some(path) => {
+            scimlab::lint::Linter::with(scimlab::probe::load_contract(path, &args.profiles)?)
+        }
+        None => scimlab::lint::Linter::rfc(),
+    }
+    .resource_type(args.resource_type)
+    .patch(args.patch);
+    let mut reports = Vec::new();
+    if args.stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        reports.push(linter.lint("<stdin>", &text));
+    }
+    for f in &args.files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?;
+        reports.push(linter.lint(&f.display().to_string(), &text));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print!("{}", scimlab::lint::text(&reports));
+    }
+    let errors: usize = reports.iter().map(|r| r.errors()).sum();
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -64,6 +64,11 @@ fn error_entry(op: &Op, e: &ScimError) -> Value {
     entry
 }
 
+/// What a Bulk request checks of its body before it runs an operation (for `scimlab lint`).
+pub fn validate_request(body: &Value, server: &ServerModel) -> ScimResult<()> {
+    parse(body, server).map(|_| ())
+}
+
 fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usize>)> {
     let schemas_ok = body["schemas"].as_array().is_some_and(|s| {
         s.iter().any(|u| {

@@ -319,39 +319,70 @@ fn patched(
     ops: &[crate::patch::Operation],
 ) -> ScimResult<Patched> {
     let old: Map<String, Value> = serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
-    let mut working = old.clone();
     let old_members = if ctx.rt.has_members {
-        let m = store::stored_members(conn, &ctx.server.id, &row.id).map_err(store_err(ctx))?;
-        let list: Vec<Value> = m
-            .iter()
-            .map(|m| {
-                let mut o = Map::new();
-                o.insert("value".into(), Value::String(m.value.clone()));
-                if let Some(d) = &m.display {
-                    o.insert("display".into(), Value::String(d.clone()));
-                }
-                if let Some(t) = &m.member_type {
-                    o.insert("type".into(), Value::String(t.clone()));
-                }
-                Value::Object(o)
-            })
-            .collect();
-        if !list.is_empty() {
-            working.insert("members".into(), Value::Array(list));
-        }
-        Some(m)
+        Some(store::stored_members(conn, &ctx.server.id, &row.id).map_err(store_err(ctx))?)
     } else {
         None
     };
-    crate::patch::apply(ctx.rt, &mut working, ops, &ctx.server.compat)?;
-    let mut new = normalize(ctx.server, ctx.rt, &Value::Object(working), Mode::Patch)?;
-    validate::carry_over(ctx.rt, &mut new.doc, &old, Mode::Patch)?;
+    let new = patch_document(ctx.server, ctx.rt, &old, old_members.as_deref(), ops)?;
     Ok(Patched {
         row,
         old,
         old_members,
         new,
     })
+}
+
+/// The document work of a PATCH, without the store: applies `ops` to a copy of `old` (with
+/// `members` inlined for group types) and validates the result as a whole.
+fn patch_document(
+    server: &ServerModel,
+    rt: &ResourceType,
+    old: &Map<String, Value>,
+    members: Option<&[Member]>,
+    ops: &[crate::patch::Operation],
+) -> ScimResult<validate::Normalized> {
+    let mut working = old.clone();
+    let list: Vec<Value> = members
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let mut o = Map::new();
+            o.insert("value".into(), Value::String(m.value.clone()));
+            if let Some(d) = &m.display {
+                o.insert("display".into(), Value::String(d.clone()));
+            }
+            if let Some(t) = &m.member_type {
+                o.insert("type".into(), Value::String(t.clone()));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    if !list.is_empty() {
+        working.insert("members".into(), Value::Array(list));
+    }
+    crate::patch::apply(rt, &mut working, ops, &server.compat)?;
+    let mut new = normalize(server, rt, &Value::Object(working), Mode::Patch)?;
+    validate::carry_over(rt, &mut new.doc, old, Mode::Patch)?;
+    Ok(new)
+}
+
+/// What a create checks of a body before it touches the store: the verdict `scimlab lint`
+/// gives, from the same code. (References to other resources and uniqueness need the data.)
+pub fn validate_create(server: &ServerModel, rt: &ResourceType, input: &Value) -> ScimResult<()> {
+    let n = normalize(server, rt, input, Mode::Create)?;
+    validate::check_create(rt, &n.doc)
+}
+
+/// What a PATCH checks of a PatchOp applied to the stored document `old`, without the store.
+pub fn validate_patch(
+    server: &ServerModel,
+    rt: &ResourceType,
+    old: &Map<String, Value>,
+    input: &Value,
+) -> ScimResult<()> {
+    let ops = crate::patch::parse(input, &server.compat, server.patch_max_operations)?;
+    patch_document(server, rt, old, rt.has_members.then_some(&[][..]), &ops).map(|_| ())
 }
 
 /// Stores a patched resource inside the write transaction `tx`: references, assignments and
