@@ -1136,3 +1136,51 @@ async fn a_third_party_server_shows_only_true_deviations() {
     assert!(report.ok(), "{}", report.text(false));
     assert!(report.summary.passed >= 45, "{:?}", report.summary);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_are_waited_out_and_a_failed_create_is_retried_once() {
+    // scimlab's own fault injection: the first config read answers 429 (Retry-After: 1) and
+    // the first create 503.
+    let flaky = format!(
+        "{TARGET}faults:\n  - {{ methods: [GET], path: /ServiceProviderConfig, error_rate: 1.0, status: 429, next: 1 }}\n  - {{ methods: [POST], path: /Users, error_rate: 1.0, status: 503, next: 1 }}\n"
+    );
+    let app = TestApp::spawn(&[("target.yaml", &flaky)]).await;
+    let mut o = Options::new(&app.base("target"));
+    o.auth.bearer = Some("tok-target".into());
+    let started = std::time::Instant::now();
+    let report = probe::run(&o, &mut |_| {}).await.unwrap();
+    assert!(report.ok(), "{}", report.text(false));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "waited for Retry-After"
+    );
+    let warned: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Warn)
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].got.contains("transient instability") && warned[0].got.contains("503"),
+        "{}",
+        warned[0].got
+    );
+    let (_, log) = app
+        .admin(
+            reqwest::Method::GET,
+            "/admin/servers/target/requests?path=/ServiceProviderConfig",
+            None,
+        )
+        .await;
+    let statuses: Vec<i64> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 429],
+        "newest first: the 429, then the retry"
+    );
+}

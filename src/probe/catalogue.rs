@@ -283,6 +283,12 @@ pub const CHECKS: &[CheckDef] = &[
         ),
         "a half-applied change silently corrupts data",
     ),
+    c(
+        "config.change_password",
+        "with changePassword.supported, a PATCH sets the password, which is never returned",
+        "RFC 7643 §5, §4.1.1",
+        "change_password",
+    ),
     // ETags and Bulk
     c(
         "etag.header",
@@ -521,6 +527,13 @@ const fn f(
 }
 
 pub const FIXES: &[FixDef] = &[
+    f(
+        "change_password",
+        2,
+        "password changes do not work as the config claims",
+        "accept PATCH/PUT of password (writeOnly, returned never) or advertise changePassword.supported: false",
+        "IdPs sync passwords only where the config says they can",
+    ),
     f(
         "discovery",
         2,

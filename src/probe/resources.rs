@@ -411,12 +411,13 @@ impl Probe<'_> {
     }
 
     pub(super) async fn patch(&mut self) -> Result<(), ClientError> {
-        const CHECKS: [&str; 5] = [
+        const CHECKS: [&str; 6] = [
             "patch.pathless",
             "patch.value_filter",
             "patch.remove_filter",
             "patch.add_multi",
             "patch.atomic",
+            "config.change_password",
         ];
         if !self.config_supported("patch") {
             for c in CHECKS {
@@ -534,6 +535,7 @@ impl Probe<'_> {
                 self.skip(c, "", "the User schema has no emails");
             }
         }
+        self.change_password(&u, &path).await?;
         // Atomicity: the last operation must fail (remove without a path: RFC 7644
         // §3.5.2.2 noTarget), so the first must not stick.
         let before = self.read(&u, &id).await?;
@@ -555,6 +557,53 @@ impl Probe<'_> {
             a.status == 400 && after.at(&attr) == before.at(&attr),
             format!("400, and {attr} still {}", before.at(&attr)),
             format!("{}; then {attr} = {}", a.status, after.at(&attr)),
+            Some(&a.request),
+        );
+        Ok(())
+    }
+
+    /// `changePassword`: when supported, a PATCH of the (writeOnly) password works and the
+    /// password is never returned.
+    async fn change_password(&mut self, u: &TypeInfo, path: &str) -> Result<(), ClientError> {
+        let has_password = self
+            .schema(&u.schema)
+            .and_then(|s| s.attr("password"))
+            .is_some();
+        if !self.config_supported("changePassword") || !has_password {
+            self.skip(
+                "config.change_password",
+                "",
+                "changePassword.supported is false or the User schema has no password",
+            );
+            return Ok(());
+        }
+        let secret = format!("Pw-{}-x9!", self.unique("pw"));
+        let a = self
+            .client
+            .send(
+                "PATCH",
+                path,
+                Some(&patch_body(
+                    json!([{"op": "replace", "path": "password", "value": secret}]),
+                )),
+            )
+            .await?;
+        let g = self.client.send("GET", path, None).await?;
+        let echoed = a.text.contains(&secret) || g.text.contains(&secret);
+        self.outcome(
+            "config.change_password",
+            "",
+            patched(&a) && !echoed,
+            "200 or 204, and the password in no answer",
+            format!(
+                "{}{}",
+                a.status,
+                if echoed {
+                    "; the password was returned"
+                } else {
+                    ""
+                }
+            ),
             Some(&a.request),
         );
         Ok(())
