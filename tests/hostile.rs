@@ -383,15 +383,7 @@ fn healthz_answers_under_a_slowloris_at_a_low_descriptor_limit() {
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let client = common::http().build().unwrap();
         let url = format!("http://{addr}/healthz");
-        let mut up = false;
-        for _ in 0..100 {
-            if client.get(&url).send().await.is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(up, "the server did not start");
+        assert!(common::answers_soon(&url).await, "the server did not start");
         let _flood = idle_connections(addr, 400, false).await;
         let started = Instant::now();
         let r = tokio::time::timeout(Duration::from_secs(10), client.get(&url).send()).await;

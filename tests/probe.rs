@@ -1107,20 +1107,7 @@ async fn a_third_party_server_shows_only_true_deviations() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = common::http().build().unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/ServiceProviderConfig"))
-            .send()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let up = common::answers_soon(&format!("{base}/ServiceProviderConfig")).await;
     let mut o = Options::new(&base);
     o.auth.bearer = Some("peer-token".into());
     let report = if up {

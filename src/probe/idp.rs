@@ -3,20 +3,12 @@
 //! issue trackers), replayed against the server, each step reported as a check.
 
 use super::client::{Answer, ClientError};
-use super::{Idp, Probe, TypeInfo, is_list, q, resources};
+use super::{Idp, Probe, TypeInfo, is_list, patched, q, resources};
 use crate::schema::urn;
 use serde_json::{Value, json};
 
 const ENTERPRISE: &str = urn::ENTERPRISE_USER;
 const ONELOGIN_ENTERPRISE: &str = "urn:scim:schemas:extension:enterprise:2.0";
-
-fn ok2xx(a: &Answer) -> bool {
-    (200..300).contains(&a.status)
-}
-
-fn patch(ops: Value) -> Value {
-    json!({"schemas": [urn::PATCH_OP], "Operations": ops})
-}
 
 impl Probe<'_> {
     pub(super) async fn idp(&mut self, idp: Idp) -> Result<(), ClientError> {
@@ -130,21 +122,16 @@ impl Probe<'_> {
             format!("{}; then name = {}", a.brief(), after.at("name")),
             Some(&a.request),
         );
-        let a = self
-            .client
-            .send(
-                "PATCH",
+        let (a, after) = self
+            .patch_then_get(
                 &path,
-                Some(&patch(
-                    json!([{"op": "replace", "value": {"active": false}}]),
-                )),
+                json!([{"op": "replace", "value": {"active": false}}]),
             )
             .await?;
-        let after = self.client.send("GET", &path, None).await?;
         self.outcome(
             "okta.deactivate",
             "",
-            ok2xx(&a) && after.at("active") == false,
+            patched(&a) && after.at("active") == false,
             "200 or 204, then active = false",
             format!("{}; then active = {}", a.brief(), after.at("active")),
             Some(&a.request),
@@ -178,21 +165,16 @@ impl Probe<'_> {
         };
         let path = format!("{}/{gid}", g.endpoint);
         let renamed = format!("{name}-renamed");
-        let a = self
-            .client
-            .send(
-                "PATCH",
+        let (a, after) = self
+            .patch_then_get(
                 &path,
-                Some(&patch(
-                    json!([{"op": "replace", "value": {"id": gid, "displayName": renamed}}]),
-                )),
+                json!([{"op": "replace", "value": {"id": gid, "displayName": renamed}}]),
             )
             .await?;
-        let after = self.client.send("GET", &path, None).await?;
         self.outcome(
             "okta.group_rename",
             "",
-            ok2xx(&a) && after.at("displayName").as_str() == Some(&renamed),
+            patched(&a) && after.at("displayName").as_str() == Some(&renamed),
             format!("200 or 204, then displayName = {renamed:?}"),
             format!(
                 "{}; then displayName = {}",
@@ -203,16 +185,13 @@ impl Probe<'_> {
         );
         match member {
             Some(uid) => {
-                let add = self
-                    .client
-                    .send("PATCH", &path, Some(&patch(json!([{"op": "add", "path": "members", "value": [{"value": uid, "display": "Probe"}]}]))))
+                let (add, listed) = self.patch_then_get(&path, json!([{"op": "add", "path": "members", "value": [{"value": uid, "display": "Probe"}]}])).await?;
+                let (remove, gone) = self
+                    .patch_then_get(
+                        &path,
+                        json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]),
+                    )
                     .await?;
-                let listed = self.client.send("GET", &path, None).await?;
-                let remove = self
-                    .client
-                    .send("PATCH", &path, Some(&patch(json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]))))
-                    .await?;
-                let gone = self.client.send("GET", &path, None).await?;
                 let has = |a: &Answer| {
                     a.at("members")
                         .as_array()
@@ -221,7 +200,7 @@ impl Probe<'_> {
                 self.outcome(
                     "okta.members",
                     "",
-                    ok2xx(&add) && has(&listed) && ok2xx(&remove) && !has(&gone),
+                    patched(&add) && has(&listed) && patched(&remove) && !has(&gone),
                     "the member is listed after the add and gone after the removal",
                     format!(
                         "add {} (listed {}), remove {} (gone {})",
@@ -278,21 +257,16 @@ impl Probe<'_> {
         };
         let path = format!("{}/{id}", u.endpoint);
         let display = self.unique("entra");
-        let a = self
-            .client
-            .send(
-                "PATCH",
+        let (a, after) = self
+            .patch_then_get(
                 &path,
-                Some(&patch(
-                    json!([{"op": "Replace", "path": "displayName", "value": display}]),
-                )),
+                json!([{"op": "Replace", "path": "displayName", "value": display}]),
             )
             .await?;
-        let after = self.client.send("GET", &path, None).await?;
         self.outcome(
             "entra.capitalized_ops",
             "",
-            ok2xx(&a) && after.at("displayName").as_str() == Some(&display),
+            patched(&a) && after.at("displayName").as_str() == Some(&display),
             format!("200 or 204, then displayName = {display:?}"),
             format!(
                 "{}; then displayName = {}",
@@ -301,21 +275,16 @@ impl Probe<'_> {
             ),
             Some(&a.request),
         );
-        let a = self
-            .client
-            .send(
-                "PATCH",
+        let (a, after) = self
+            .patch_then_get(
                 &path,
-                Some(&patch(
-                    json!([{"op": "Replace", "path": "active", "value": "False"}]),
-                )),
+                json!([{"op": "Replace", "path": "active", "value": "False"}]),
             )
             .await?;
-        let after = self.client.send("GET", &path, None).await?;
         self.outcome(
             "entra.boolean_strings",
             "",
-            ok2xx(&a) && after.at("active") == false,
+            patched(&a) && after.at("active") == false,
             "200 or 204, then active = false",
             format!("{}; then active = {}", a.brief(), after.at("active")),
             Some(&a.request),
@@ -328,21 +297,15 @@ impl Probe<'_> {
         if has_enterprise {
             value[format!("{ENTERPRISE}:employeeNumber")] = json!("4711");
         }
-        let a = self
-            .client
-            .send(
-                "PATCH",
-                &path,
-                Some(&patch(json!([{"op": "replace", "value": value}]))),
-            )
+        let (a, after) = self
+            .patch_then_get(&path, json!([{"op": "replace", "value": value}]))
             .await?;
-        let after = self.client.send("GET", &path, None).await?;
         let applied = after.at("name")["givenName"] == "Dotted"
             && (!has_enterprise || after.at(ENTERPRISE)["employeeNumber"] == "4711");
         self.outcome(
             "entra.dotted_keys",
             "",
-            ok2xx(&a) && applied,
+            patched(&a) && applied,
             "200 or 204, then name.givenName (and employeeNumber) set",
             format!("{}; then name = {}", a.brief(), after.at("name")),
             Some(&a.request),
@@ -357,11 +320,7 @@ impl Probe<'_> {
             Some(bid) => {
                 let bpath = format!("{}/{bid}", u.endpoint);
                 let mail = format!("{}@example.com", self.unique("entra-mail"));
-                let a = self
-                    .client
-                    .send("PATCH", &bpath, Some(&patch(json!([{"op": "add", "path": "emails[type eq \"work\"].value", "value": mail}]))))
-                    .await?;
-                let after = self.client.send("GET", &bpath, None).await?;
+                let (a, after) = self.patch_then_get(&bpath, json!([{"op": "add", "path": "emails[type eq \"work\"].value", "value": mail}])).await?;
                 let got = after.at("emails").as_array().is_some_and(|e| {
                     e.iter()
                         .any(|x| x["type"] == "work" && x["value"] == mail.as_str())
@@ -369,7 +328,7 @@ impl Probe<'_> {
                 self.outcome(
                     "entra.work_email",
                     "",
-                    ok2xx(&a) && got,
+                    patched(&a) && got,
                     format!("200 or 204, then a work email {mail}"),
                     format!("{}; then emails = {}", a.brief(), after.at("emails")),
                     Some(&a.request),
@@ -417,17 +376,12 @@ impl Probe<'_> {
         match grp.at("id").as_str().map(str::to_string) {
             Some(gid) => {
                 let gpath = format!("{}/{gid}", g.endpoint);
-                let a = self
-                    .client
-                    .send(
-                        "PATCH",
+                let (a, after) = self
+                    .patch_then_get(
                         &gpath,
-                        Some(&patch(
-                            json!([{"op": "Remove", "path": "members", "value": [{"value": id}]}]),
-                        )),
+                        json!([{"op": "Remove", "path": "members", "value": [{"value": id}]}]),
                     )
                     .await?;
-                let after = self.client.send("GET", &gpath, None).await?;
                 let still = after
                     .at("members")
                     .as_array()
@@ -435,7 +389,7 @@ impl Probe<'_> {
                 self.outcome(
                     "entra.member_remove",
                     "",
-                    ok2xx(&a) && !still,
+                    patched(&a) && !still,
                     "200 or 204, then the member is gone",
                     format!("{}; member still listed: {still}", a.brief()),
                     Some(&a.request),

@@ -307,6 +307,20 @@ impl Probe<'_> {
         }
     }
 
+    /// PATCHes `path` with the operations `ops`, then reads the resource back.
+    async fn patch_then_get(
+        &self,
+        path: &str,
+        ops: Value,
+    ) -> Result<(Answer, Answer), ClientError> {
+        let a = self
+            .client
+            .send("PATCH", path, Some(&patch_body(ops)))
+            .await?;
+        let after = self.client.send("GET", path, None).await?;
+        Ok((a, after))
+    }
+
     /// Forgets a created resource the run deleted itself.
     fn forget(&mut self, id: &str) {
         self.created.retain(|(_, x)| x != id);
@@ -336,6 +350,16 @@ impl Probe<'_> {
             None,
         );
     }
+}
+
+/// A PatchOp of `ops`.
+fn patch_body(ops: Value) -> Value {
+    serde_json::json!({"schemas": [crate::schema::urn::PATCH_OP], "Operations": ops})
+}
+
+/// Whether `a` answered a PATCH: 200 with the resource, or 204 (RFC 7644 §3.5.2).
+fn patched(a: &Answer) -> bool {
+    a.status == 204 || (a.status == 200 && a.json.is_some())
 }
 
 /// Whether `a` is a SCIM ListResponse.

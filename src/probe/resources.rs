@@ -3,20 +3,9 @@
 
 use super::client::{Answer, ClientError};
 use super::data::lost_attributes;
-use super::{Probe, TypeInfo};
+use super::{Probe, TypeInfo, patch_body, patched};
 use crate::schema::{AttrType, AttributeDef, Mutability, urn};
 use serde_json::{Value, json};
-
-const PATCH_OP: &str = urn::PATCH_OP;
-
-fn patch_body(ops: Value) -> Value {
-    json!({"schemas": [PATCH_OP], "Operations": ops})
-}
-
-/// Whether `a` answered a PATCH: 200 with the resource, or 204.
-fn patched(a: &Answer) -> bool {
-    a.status == 204 || (a.status == 200 && a.json.is_some())
-}
 
 impl Probe<'_> {
     /// The served definition of `name` in `schema` (`schema` "" is the type's core schema).
@@ -332,14 +321,10 @@ impl Probe<'_> {
             return Ok(());
         };
         let path = format!("{}/{gid}", g.endpoint);
-        let add = self
-            .client
-            .send(
-                "PATCH",
+        let (add, after_add) = self
+            .patch_then_get(
                 &path,
-                Some(&patch_body(
-                    json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]),
-                )),
+                json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]),
             )
             .await?;
         let has = |a: &Answer| {
@@ -347,7 +332,6 @@ impl Probe<'_> {
                 .as_array()
                 .is_some_and(|m| m.iter().any(|x| x["value"] == uid.as_str()))
         };
-        let after_add = self.read(&g, &gid).await?;
         let added = patched(&add) && has(&after_add);
         let user = self.read(&u, &uid).await?;
         if self
@@ -381,17 +365,12 @@ impl Probe<'_> {
                 Some(&user.request),
             );
         }
-        let remove = self
-            .client
-            .send(
-                "PATCH",
+        let (remove, after_remove) = self
+            .patch_then_get(
                 &path,
-                Some(&patch_body(
-                    json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]),
-                )),
+                json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]),
             )
             .await?;
-        let after_remove = self.read(&g, &gid).await?;
         let removed = patched(&remove) && !has(&after_remove);
         self.outcome(
             "groups.members",
@@ -441,17 +420,12 @@ impl Probe<'_> {
         let attr = self.changeable(&u).unwrap_or_else(|| "displayName".into());
         // Path-less replace.
         let v = self.unique("pathless");
-        let a = self
-            .client
-            .send(
-                "PATCH",
+        let (a, g) = self
+            .patch_then_get(
                 &path,
-                Some(&patch_body(
-                    json!([{"op": "replace", "value": {attr.clone(): v}}]),
-                )),
+                json!([{"op": "replace", "value": {attr.clone(): v}}]),
             )
             .await?;
-        let g = self.read(&u, &id).await?;
         self.outcome(
             "patch.pathless",
             "",
@@ -478,11 +452,7 @@ impl Probe<'_> {
                 .send("PATCH", &path, Some(&patch_body(json!([{"op": "replace", "path": "emails", "value": [{"value": work, "type": "work", "primary": true}]}]))))
                 .await?;
             let new = format!("{}@example.org", self.unique("new"));
-            let a = self
-                .client
-                .send("PATCH", &path, Some(&patch_body(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": new}]))))
-                .await?;
-            let g = self.read(&u, &id).await?;
+            let (a, g) = self.patch_then_get(&path, json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": new}])).await?;
             self.outcome(
                 "patch.value_filter",
                 "",
@@ -492,11 +462,7 @@ impl Probe<'_> {
                 Some(&a.request),
             );
             let home = format!("{}@example.net", self.unique("home"));
-            let a = self
-                .client
-                .send("PATCH", &path, Some(&patch_body(json!([{"op": "add", "path": "emails", "value": [{"value": home, "type": "home"}]}]))))
-                .await?;
-            let g = self.read(&u, &id).await?;
+            let (a, g) = self.patch_then_get(&path, json!([{"op": "add", "path": "emails", "value": [{"value": home, "type": "home"}]}])).await?;
             self.outcome(
                 "patch.add_multi",
                 "",
@@ -507,17 +473,12 @@ impl Probe<'_> {
                 format!("{}; then emails = {}", a.brief(), g.at("emails")),
                 Some(&a.request),
             );
-            let a = self
-                .client
-                .send(
-                    "PATCH",
+            let (a, g) = self
+                .patch_then_get(
                     &path,
-                    Some(&patch_body(
-                        json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]),
-                    )),
+                    json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]),
                 )
                 .await?;
-            let g = self.read(&u, &id).await?;
             self.outcome(
                 "patch.remove_filter",
                 "",
@@ -540,17 +501,12 @@ impl Probe<'_> {
         // §3.5.2.2 noTarget), so the first must not stick.
         let before = self.read(&u, &id).await?;
         let v = self.unique("atomic");
-        let a = self
-            .client
-            .send(
-                "PATCH",
+        let (a, after) = self
+            .patch_then_get(
                 &path,
-                Some(&patch_body(
-                    json!([{"op": "replace", "path": attr, "value": v}, {"op": "remove"}]),
-                )),
+                json!([{"op": "replace", "path": attr, "value": v}, {"op": "remove"}]),
             )
             .await?;
-        let after = self.read(&u, &id).await?;
         self.outcome(
             "patch.atomic",
             "",
@@ -578,17 +534,12 @@ impl Probe<'_> {
             return Ok(());
         }
         let secret = format!("Pw-{}-x9!", self.unique("pw"));
-        let a = self
-            .client
-            .send(
-                "PATCH",
+        let (a, g) = self
+            .patch_then_get(
                 path,
-                Some(&patch_body(
-                    json!([{"op": "replace", "path": "password", "value": secret}]),
-                )),
+                json!([{"op": "replace", "path": "password", "value": secret}]),
             )
             .await?;
-        let g = self.client.send("GET", path, None).await?;
         let echoed = a.text.contains(&secret) || g.text.contains(&secret);
         self.outcome(
             "config.change_password",

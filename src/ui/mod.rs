@@ -298,6 +298,20 @@ async fn requests_json(
     Ok(axum::Json(rows).into_response())
 }
 
+/// Refuses a form post without this session's CSRF token: a page elsewhere cannot read the
+/// token, so it cannot forge the form.
+#[allow(clippy::result_large_err)] // the error is the page to send
+fn checked_form(session: &guard::UiSession, body: &[u8]) -> Result<(), Response> {
+    if guard::csrf_ok(session, form_field(body, "csrf").as_deref()) {
+        Ok(())
+    } else {
+        Err(error_page(
+            StatusCode::FORBIDDEN,
+            "this form is missing its session token (reload the page and try again)",
+        ))
+    }
+}
+
 /// A field of a submitted form (`application/x-www-form-urlencoded`); a body of another kind
 /// simply has none.
 fn form_field(body: &[u8], name: &str) -> Option<String> {
@@ -312,13 +326,7 @@ async fn reset(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Page {
-    // A page elsewhere cannot read this session's token, so it cannot forge the form.
-    if !guard::csrf_ok(&session, form_field(&body, "csrf").as_deref()) {
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            "this form is missing its session token (reload the page and try again)",
-        ));
-    }
+    checked_form(&session, &body)?;
     let Some(s) = app.model.load().server(&id).cloned() else {
         return Err(error_page(
             StatusCode::NOT_FOUND,
@@ -349,12 +357,7 @@ async fn login(
     Extension(id): Extension<guard::SessionId>,
     body: axum::body::Bytes,
 ) -> Page {
-    if !guard::csrf_ok(&session, form_field(&body, "csrf").as_deref()) {
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            "this form is missing its session token (reload the page and try again)",
-        ));
-    }
+    checked_form(&session, &body)?;
     let token = form_field(&body, "token").unwrap_or_default();
     if !guard::sign_in(&app, &id.0, &token) {
         let mut page = render(

@@ -328,6 +328,18 @@ pub fn http() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// Whether `url` answers (any status) within ten seconds: a process the test started is up.
+pub async fn answers_soon(url: &str) -> bool {
+    let client = http().build().unwrap();
+    for _ in 0..100 {
+        if client.get(url).send().await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// A port nothing listens on right now (for processes the tests start).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
