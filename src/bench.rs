@@ -262,7 +262,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .map_err(|d| anyhow::anyhow!("{d}"))?;
     let quiet_model =
         crate::model::compile(&[quiet_file], &[]).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let recording = kept.model.swap(Arc::new(quiet_model));
+    let recording = kept.model.replace(Arc::new(quiet_model));
     results.push(
         load(
             "GET /Users/{id}, recorder off",
@@ -274,7 +274,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .await?,
     );
-    kept.model.store(recording);
+    kept.model.replace(recording);
     let by_user_name: MakeRequest = Arc::new(move |s| {
         request(
             "GET",

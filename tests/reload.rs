@@ -202,3 +202,70 @@ async fn a_removed_attribute_keeps_its_data_and_comes_back() {
     })
     .await;
 }
+
+/// Admin creates and deletes racing with reloads: one writer, so no change is lost. Every
+/// created server is served, every deleted one is gone, and no deleted one comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_admin_changes_and_reloads_lose_nothing() {
+    let app = TestApp::spawn_watched(&[("full.yaml", common::FULL)]).await;
+    let state = app.state.clone().unwrap();
+    let sources = scimlab::model::Sources::new(app.servers_dir(), app.profiles_dir());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Reloads fire all along: direct ones, and the watcher's after file writes.
+    let reloader = {
+        let (state, sources, stop) = (state.clone(), sources.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                scimlab::reload::reload(&state, &sources).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let toucher = {
+        let (dir, stop) = (app.servers_dir(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                // As editors save: a temporary file renamed over the definition.
+                let tmp = dir.with_file_name(".extra.tmp");
+                std::fs::write(&tmp, format!("id: extra\ndescription: touch {i}\ntokens: [tok-extra]\nresource_types: {{ User: {{}} }}\n")).unwrap();
+                std::fs::rename(&tmp, dir.join("extra.yaml")).unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (client, url, token) = (app.client.clone(), app.url("/admin/servers"), app.admin_token());
+        tasks.push(tokio::spawn(async move {
+            let id = format!("ci-{i}");
+            let yaml = format!("id: {id}\ntokens: [tok-{id}]\nresource_types:\n  User: {{}}\n");
+            let r = client.post(&url).bearer_auth(&token).body(yaml).send().await.unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            if i % 2 == 0 {
+                let r = client.delete(format!("{url}/{id}")).bearer_auth(&token).send().await.unwrap();
+                assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reloads = reloader.await.unwrap();
+    toucher.await.unwrap();
+    assert!(reloads >= 2, "reloads overlapped the changes ({reloads})");
+    // Let the watcher's last reload finish, then check twice (a late reload changes nothing).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..2 {
+        for i in 0..20 {
+            let id = format!("ci-{i}");
+            let (s, _) = app.get(&id, "/ServiceProviderConfig").await;
+            assert_eq!(s, if i % 2 == 0 { 404 } else { 200 }, "{id}");
+        }
+        scimlab::reload::reload(&state, &sources).unwrap();
+    }
+}

@@ -4,10 +4,10 @@
 
 use super::{AppState, constant_time_eq};
 use crate::data;
-use crate::definition::{FaultDef, LoadedFile, RateLimitsDef};
+use crate::definition::{FaultDef, RateLimitsDef};
 use crate::error::{ScimError, ScimResult};
 use crate::harness::inspector;
-use crate::model::{Model, ServerModel};
+use crate::model::{RebuildError, ServerModel};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -199,18 +199,6 @@ async fn one_server(
 }
 
 /// Compiles the file definitions plus `ephemeral`, exactly like a reload.
-fn recompile(app: &AppState, ephemeral: &[LoadedFile]) -> Result<Model, Vec<String>> {
-    let sources = app.harness.sources.lock().ok().and_then(|s| s.clone());
-    let compiled = match sources {
-        Some(s) => s.compile_with(ephemeral),
-        None => crate::model::compile(ephemeral, &[]).map(|mut m| {
-            m.mark_ephemeral(ephemeral);
-            m
-        }),
-    };
-    compiled.map_err(|p| p.iter().map(ToString::to_string).collect())
-}
-
 /// POST /admin/servers: a server definition (YAML or JSON) → an ephemeral server.
 async fn create_server(
     _: AdminCaller,
@@ -231,33 +219,37 @@ async fn create_server(
         let file = crate::definition::load_str(&path, &text).map_err(|d| {
             ScimError::invalid_syntax(format!("the definition does not parse: {d}"))
         })?;
-        let current = app.model.load_full();
-        if let Some(existing) = current.server(&file.def.id) {
-            return Err(ScimError::uniqueness(format!(
-                "server {:?} already exists ({}); delete it first or pick another id",
-                existing.id,
-                existing.source.display()
-            )));
-        }
-        let mut ephemeral = app
-            .harness
-            .ephemeral
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default();
-        ephemeral.push(file.clone());
-        let model = recompile(&app, &ephemeral).map_err(|errors| {
-            ScimError::invalid_value(format!("the definition is invalid:\n{}", errors.join("\n")))
-        })?;
+        let id = file.def.id.clone();
+        let (_, model) = app
+            .model
+            .rebuild(
+                |ephemeral, current| match current.server(&id) {
+                    Some(existing) => Err(ScimError::uniqueness(format!(
+                        "server {:?} already exists ({}); delete it first or pick another id",
+                        existing.id,
+                        existing.source.display()
+                    ))),
+                    None => {
+                        ephemeral.push(file);
+                        Ok(())
+                    }
+                },
+                |model| match model.server(&id) {
+                    Some(new) => data::prepare(&app.store, new).map_err(data_err),
+                    None => Err(ScimError::internal("compiled model lacks the new server")),
+                },
+            )
+            .map_err(|e| match e {
+                RebuildError::Compile(problems) => ScimError::invalid_value(format!(
+                    "the definition is invalid:\n{}",
+                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+                )),
+                RebuildError::Refused(e) => e,
+            })?;
         let new = model
-            .server(&file.def.id)
+            .server(&id)
             .cloned()
             .ok_or_else(|| ScimError::internal("compiled model lacks the new server"))?;
-        data::prepare(&app.store, &new).map_err(data_err)?;
-        if let Ok(mut e) = app.harness.ephemeral.lock() {
-            *e = ephemeral;
-        }
-        app.model.store(Arc::new(model));
         tracing::info!(server = %new.id, "ephemeral server created through the admin API");
         Ok(json_response(StatusCode::CREATED, &describe(&app, &new)))
     })
@@ -281,18 +273,20 @@ async fn delete_server(
         ));
     }
     blocking(move || {
-        let mut ephemeral = app
-            .harness
-            .ephemeral
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default();
-        ephemeral.retain(|f| f.def.id != id);
-        let model = recompile(&app, &ephemeral).map_err(|e| ScimError::internal(e.join("; ")))?;
-        if let Ok(mut e) = app.harness.ephemeral.lock() {
-            *e = ephemeral;
-        }
-        app.model.store(Arc::new(model));
+        app.model
+            .rebuild(
+                |ephemeral, _| {
+                    ephemeral.retain(|f| f.def.id != id);
+                    Ok(())
+                },
+                |_| Ok::<(), ScimError>(()),
+            )
+            .map_err(|e| match e {
+                RebuildError::Compile(p) => ScimError::internal(
+                    p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                ),
+                RebuildError::Refused(e) => e,
+            })?;
         data::reset(&app.store, &id).map_err(data_err)?;
         clear_log(&app, &id)?;
         app.store.write(|tx| {

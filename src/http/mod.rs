@@ -14,7 +14,6 @@ pub use response::SCIM_JSON;
 use crate::error::ScimError;
 use crate::model::Model;
 use crate::store::Store;
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -25,7 +24,8 @@ use tokio::net::TcpListener;
 /// Shared state: the current model (swapped atomically on reload), the store and the harness.
 #[derive(Clone)]
 pub struct AppState {
-    pub model: Arc<ArcSwap<Model>>,
+    /// The current model and its one writer (reload and the admin API change it through it).
+    pub model: Arc<crate::model::ModelHandle>,
     pub store: Arc<Store>,
     /// Definition files and the last reload's outcome, for `/healthz`.
     pub reload: Arc<std::sync::Mutex<crate::reload::ReloadStatus>>,
@@ -43,10 +43,6 @@ pub struct Harness {
     /// Rate limits set through the admin API, overriding the definition's, per server.
     pub limit_overrides:
         std::sync::Mutex<std::collections::HashMap<String, crate::harness::limits::Limits>>,
-    /// Servers created through the admin API (kept across reloads, gone on restart).
-    pub ephemeral: std::sync::Mutex<Vec<crate::definition::LoadedFile>>,
-    /// Where file definitions live (set at start), for recompiling with ephemeral servers.
-    pub sources: std::sync::Mutex<Option<crate::model::Sources>>,
     pub admin: AdminAccess,
 }
 
@@ -98,7 +94,7 @@ impl AppState {
             }
         };
         Ok(AppState {
-            model: Arc::new(ArcSwap::from_pointee(model)),
+            model: Arc::new(crate::model::ModelHandle::new(model)),
             store,
             reload: Default::default(),
             harness: Arc::new(Harness {
@@ -106,8 +102,6 @@ impl AppState {
                 buckets: Default::default(),
                 faults: Default::default(),
                 limit_overrides: Default::default(),
-                ephemeral: Default::default(),
-                sources: Default::default(),
                 admin: AdminAccess::generated(),
             }),
             ui_sessions: Default::default(),

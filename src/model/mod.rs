@@ -4,11 +4,13 @@
 
 pub mod compat;
 mod compile;
+mod handle;
 mod discovery;
 pub mod path;
 mod profiles;
 
 pub use compile::{Sources, compile, compile_file};
+pub use handle::{ModelHandle, RebuildError};
 pub use path::{AttrPath, Resolved, Target};
 
 use crate::schema::{AttributeDef, SchemaDef};

@@ -11,7 +11,6 @@ use crate::definition::Diagnostic;
 use crate::http::AppState;
 use crate::model::Sources;
 use serde::Serialize;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the directory must be quiet before a reload starts.
@@ -67,28 +66,26 @@ fn file_statuses(sources: &Sources, problems: &[Diagnostic]) -> Vec<FileStatus> 
 /// summary or the errors.
 pub fn reload(state: &AppState, sources: &Sources) -> Result<Vec<String>, Vec<String>> {
     let started = Instant::now();
-    let ephemeral = state
-        .harness
-        .ephemeral
-        .lock()
-        .map(|e| e.clone())
-        .unwrap_or_default();
-    let result = sources.compile_with(&ephemeral).map_err(|problems| {
-        set_files(state, file_statuses(sources, &problems));
-        problems.iter().map(ToString::to_string).collect::<Vec<_>>()
-    });
-    let result = result.and_then(|new| {
-        // Indexes first: a uniqueness the existing data violates refuses the whole reload.
-        // Then catalogue items and seed data of servers that are new or still empty.
+    // Indexes first: a uniqueness the existing data violates refuses the whole reload. Then
+    // catalogue items and seed data of servers that are new or still empty.
+    let prepare = |new: &crate::model::Model| -> Result<(), Vec<String>> {
         for server in new.servers.values() {
             crate::data::prepare(&state.store, server)
                 .map_err(|e| vec![format!("{}: {e}", server.source.display())])?;
         }
-        set_files(state, file_statuses(sources, &[]));
-        let changes = diff(&state.model.load(), &new);
-        state.model.store(Arc::new(new));
-        Ok(changes)
-    });
+        Ok(())
+    };
+    let result = match state.model.rebuild(|_, _| Ok(()), prepare) {
+        Ok((old, new)) => {
+            set_files(state, file_statuses(sources, &[]));
+            Ok(diff(&old, &new))
+        }
+        Err(crate::model::RebuildError::Compile(problems)) => {
+            set_files(state, file_statuses(sources, &problems));
+            Err(problems.iter().map(ToString::to_string).collect())
+        }
+        Err(crate::model::RebuildError::Refused(errors)) => Err(errors),
+    };
     let outcome = Outcome {
         at: crate::engine::now(),
         ok: result.is_ok(),
@@ -127,9 +124,7 @@ fn set_files(state: &AppState, files: Vec<FileStatus>) {
 /// API recompiles from there when it adds an ephemeral server).
 pub fn initial_status(state: &AppState, sources: &Sources) {
     set_files(state, file_statuses(sources, &[]));
-    if let Ok(mut s) = state.harness.sources.lock() {
-        *s = Some(sources.clone());
-    }
+    state.model.set_sources(sources.clone());
 }
 
 /// Watches both directories until the returned watcher is dropped: every burst of changes

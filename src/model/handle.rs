@@ -1,0 +1,98 @@
+//! The one handle on the current model. Readers take a snapshot (`load`) and use it for a whole
+//! request; every change — a directory reload, an admin create or delete — goes through
+//! [`ModelHandle::rebuild`], which holds the single writer lock from reading the ephemeral
+//! definitions to swapping the new model in, so concurrent changes never lose each other.
+
+use super::{Model, Sources, compile};
+use crate::definition::{Diagnostic, LoadedFile};
+use arc_swap::{ArcSwap, Guard};
+use std::sync::{Arc, Mutex};
+
+/// What the writer owns besides the model: where definitions live and the servers created
+/// through the admin API (kept across reloads, gone on restart).
+#[derive(Default)]
+struct Writer {
+    sources: Option<Sources>,
+    ephemeral: Vec<LoadedFile>,
+}
+
+pub struct ModelHandle {
+    current: ArcSwap<Model>,
+    writer: Mutex<Writer>,
+}
+
+/// Why a rebuild did not happen.
+#[derive(Debug)]
+pub enum RebuildError<E> {
+    /// The definitions (files and ephemeral ones) do not compile.
+    Compile(Vec<Diagnostic>),
+    /// The caller's edit or preparation refused.
+    Refused(E),
+}
+
+impl ModelHandle {
+    pub fn new(model: Model) -> ModelHandle {
+        ModelHandle {
+            current: ArcSwap::from_pointee(model),
+            writer: Mutex::new(Writer::default()),
+        }
+    }
+
+    /// A snapshot of the current model (cheap; hold it for one request).
+    pub fn load(&self) -> Guard<Arc<Model>> {
+        self.current.load()
+    }
+
+    pub fn load_full(&self) -> Arc<Model> {
+        self.current.load_full()
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        // A panic while holding the lock cannot leave the writer half-changed: it is only
+        // assigned after everything succeeded.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where definition files live, for rebuilds.
+    pub fn set_sources(&self, sources: Sources) {
+        self.writer().sources = Some(sources);
+    }
+
+    pub fn sources(&self) -> Option<Sources> {
+        self.writer().sources.clone()
+    }
+
+    /// Recompiles the model from the definition files and the ephemeral definitions, as
+    /// `edit` changes the latter, and swaps it in if `prepare` accepts it; all under the
+    /// writer lock. Returns the previous and the new model.
+    pub fn rebuild<E>(
+        &self,
+        edit: impl FnOnce(&mut Vec<LoadedFile>, &Model) -> Result<(), E>,
+        prepare: impl FnOnce(&Model) -> Result<(), E>,
+    ) -> Result<(Arc<Model>, Arc<Model>), RebuildError<E>> {
+        let mut w = self.writer();
+        let old = self.current.load_full();
+        let mut ephemeral = w.ephemeral.clone();
+        edit(&mut ephemeral, &old).map_err(RebuildError::Refused)?;
+        let new = match &w.sources {
+            Some(s) => s.compile_with(&ephemeral),
+            None => compile(&ephemeral, &[]).map(|mut m| {
+                m.mark_ephemeral(&ephemeral);
+                m
+            }),
+        }
+        .map_err(RebuildError::Compile)?;
+        prepare(&new).map_err(RebuildError::Refused)?;
+        let new = Arc::new(new);
+        w.ephemeral = ephemeral;
+        self.current.store(new.clone());
+        Ok((old, new))
+    }
+
+    /// Replaces the model with one compiled elsewhere (the benchmark's variants), under the
+    /// writer lock; returns the previous one.
+    pub fn replace(&self, model: Arc<Model>) -> Arc<Model> {
+        let _w = self.writer();
+        self.current.swap(model)
+    }
+}
