@@ -239,14 +239,29 @@ async fn concurrent_admin_changes_and_reloads_lose_nothing() {
     };
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (client, url, token) = (app.client.clone(), app.url("/admin/servers"), app.admin_token());
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/admin/servers"),
+            app.admin_token(),
+        );
         tasks.push(tokio::spawn(async move {
             let id = format!("ci-{i}");
             let yaml = format!("id: {id}\ntokens: [tok-{id}]\nresource_types:\n  User: {{}}\n");
-            let r = client.post(&url).bearer_auth(&token).body(yaml).send().await.unwrap();
+            let r = client
+                .post(&url)
+                .bearer_auth(&token)
+                .body(yaml)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
             if i % 2 == 0 {
-                let r = client.delete(format!("{url}/{id}")).bearer_auth(&token).send().await.unwrap();
+                let r = client
+                    .delete(format!("{url}/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
             }
         }));

@@ -168,3 +168,70 @@ async fn no_watch_ignores_edits_until_sighup() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Point reads (GET by id, /healthz) run on async workers; they must not wait behind slow
+/// searches, which hold their own readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_reads_stay_fast_while_slow_scans_run() {
+    let def = "id: big\ntokens: [tok-big]\nresource_types: { User: {}, Group: {} }\nseed: { users: 12000, groups: 0, seed: 7 }\n";
+    let app = TestApp::spawn(&[("big.yaml", def)]).await;
+    let (_, page) = app.get("big", "/Users?count=1").await;
+    let id = page["Resources"][0]["id"].as_str().unwrap().to_string();
+    let scan = "/Users?filter=emails%20co%20%22no-such-mail%22&count=1";
+    let started = std::time::Instant::now();
+    let (s, b) = app.get("big", scan).await;
+    assert_eq!(s, 200, "{b}");
+    let one_scan = started.elapsed();
+    // Six clients scanning without pause: more than the readers searches may use.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut scanners = Vec::new();
+    for _ in 0..6 {
+        let (client, url, stop) = (
+            app.client.clone(),
+            format!("{}{scan}", app.base("big")),
+            stop.clone(),
+        );
+        scanners.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                client
+                    .get(&url)
+                    .bearer_auth("tok-big")
+                    .send()
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    tokio::time::sleep(one_scan).await;
+    let mut point = Vec::new();
+    let mut health = Vec::new();
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let (s, _) = app.get("big", &format!("/Users/{id}")).await;
+        assert_eq!(s, 200);
+        point.push(t.elapsed());
+        let t = std::time::Instant::now();
+        app.health().await;
+        health.push(t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut scans = 0;
+    for s in scanners {
+        scans += s.await.unwrap();
+    }
+    point.sort();
+    health.sort();
+    let (p, h) = (point[point.len() / 2], health[health.len() / 2]);
+    eprintln!(
+        "one scan {one_scan:?}; while {scans} scans ran: GET by id median {p:?}, /healthz median {h:?}"
+    );
+    assert!(scans >= 6, "the scans ran meanwhile ({scans})");
+    // Waiting behind a scan would cost about half a scan at the median.
+    assert!(
+        p < one_scan / 4 && h < one_scan / 4,
+        "GET {p:?}, healthz {h:?}, one scan {one_scan:?}"
+    );
+}

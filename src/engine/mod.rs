@@ -201,7 +201,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
 
 /// GET by id.
 pub fn get(ctx: &Ctx<'_>, id: &str, proj: &Projection) -> ScimResult<Output> {
-    ctx.store.read(|c| {
+    ctx.store.read_point(|c| {
         let row = load(ctx, c, id)?;
         output(ctx, c, &row, proj)
     })

@@ -242,7 +242,11 @@ async fn create_server(
             .map_err(|e| match e {
                 RebuildError::Compile(problems) => ScimError::invalid_value(format!(
                     "the definition is invalid:\n{}",
-                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 )),
                 RebuildError::Refused(e) => e,
             })?;
@@ -283,7 +287,10 @@ async fn delete_server(
             )
             .map_err(|e| match e {
                 RebuildError::Compile(p) => ScimError::internal(
-                    p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                    p.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ),
                 RebuildError::Refused(e) => e,
             })?;

@@ -4,8 +4,8 @@
 
 pub mod compat;
 mod compile;
-mod handle;
 mod discovery;
+mod handle;
 pub mod path;
 mod profiles;
 

@@ -66,7 +66,11 @@ pub struct GroupRef {
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Readers for searches and other reads that may scan.
     readers: Vec<Mutex<Connection>>,
+    /// Readers kept for point reads (GET by id, counts): a scan never holds one, so a point
+    /// read — which runs on an async worker — never waits behind a slow search.
+    point_readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     stop_checkpointer: Arc<AtomicBool>,
 }
@@ -96,9 +100,10 @@ fn checkpointer(path: &Path, stop: Arc<AtomicBool>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Readers: the async workers' inline point reads plus the blocking pool's searches. Each
-/// maps the database file, so more readers cost resident memory.
-const READERS: usize = 4;
+/// Readers for the blocking pool's searches, and for the async workers' inline point reads.
+/// Each maps the database file, so more readers cost resident memory.
+const READERS: usize = 3;
+const POINT_READERS: usize = 2;
 const ROW_COLUMNS: &str = "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc";
 
 impl Store {
@@ -124,7 +129,7 @@ impl Store {
             .run(&mut writer)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         let mut readers = Vec::new();
-        for _ in 0..READERS {
+        for _ in 0..READERS + POINT_READERS {
             let c = Connection::open(path)?;
             c.busy_timeout(std::time::Duration::from_secs(5))?;
             c.set_db_config(
@@ -140,10 +145,12 @@ impl Store {
         }
         let stop = Arc::new(AtomicBool::new(false));
         checkpointer(path, stop.clone())?;
+        let point_readers = readers.split_off(READERS);
         Ok(Store {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
+            point_readers,
             next_reader: AtomicUsize::new(0),
             stop_checkpointer: stop,
         })
@@ -153,19 +160,36 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` on a reader connection.
+    /// Runs `f` on a reader connection (blocking: call it from the blocking pool).
     pub fn read<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.read_from(&self.readers, f)
+    }
+
+    /// Runs `f`, which reads a few rows by key and never scans, on a reader kept for such
+    /// reads: it waits at most for another point read, never for a search.
+    pub fn read_point<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.read_from(&self.point_readers, f)
+    }
+
+    fn read_from<T, E: From<StoreError>>(
+        &self,
+        pool: &[Mutex<Connection>],
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         // Take the first free reader, else wait on the one this call was assigned.
-        for i in 0..self.readers.len() {
-            if let Ok(c) = self.readers[(start + i) % self.readers.len()].try_lock() {
+        for i in 0..pool.len() {
+            if let Ok(c) = pool[(start + i) % pool.len()].try_lock() {
                 return f(&c);
             }
         }
-        let c = self.readers[start % self.readers.len()]
+        let c = pool[start % pool.len()]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         f(&c)
@@ -673,7 +697,7 @@ pub fn delete_server(tx: &Connection, server_id: &str) -> Result<usize, StoreErr
 /// Resource counts of a server by resource type name (zero types are absent).
 pub fn count_map(store: &Store, server_id: &str) -> std::collections::HashMap<String, i64> {
     store
-        .read(|c| counts(c, server_id))
+        .read_point(|c| counts(c, server_id))
         .unwrap_or_default()
         .into_iter()
         .collect()
