@@ -636,7 +636,7 @@ mod tests {
     fn admin_and_ui_answer_loopback_only_unless_remote_is_allowed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::store::Store::open(&dir.path().join("db")).unwrap());
-        let app = AppState::new(store, Model::default()).unwrap();
+        let app = AppState::new(store, crate::model::Model::default()).unwrap();
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
         assert!(local_only(&app, local).is_ok());
