@@ -34,8 +34,10 @@ pub struct Options {
 
 const DEFINITION: &str = "id: bench\ntokens: [bench-token]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\nlimits: { max_payload_bytes: 16777216 }\n";
 
-fn request(method: &str, path: &str, body: &str) -> Vec<u8> {
-    crate::harness::client::request(method, path, "bench", "bench-token", body)
+type Request = hyper::Request<http_body_util::Full<axum::body::Bytes>>;
+
+fn request(method: &str, path: &str, body: &str) -> Request {
+    crate::harness::client::request(method, path, "bench-token", body)
 }
 
 /// Results of one workload.
@@ -60,7 +62,7 @@ impl Stats {
     }
 }
 
-type MakeRequest = Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>;
+type MakeRequest = Arc<dyn Fn(usize) -> Request + Send + Sync>;
 
 /// Drives `connections` connections until `limit` requests were sent or `duration` passed.
 async fn load(
@@ -89,7 +91,7 @@ async fn load(
                 }
                 let req = make(seq);
                 let t = Instant::now();
-                let (status, _) = conn.send(&req).await?;
+                let (status, _) = conn.send(req).await?;
                 lat.push(t.elapsed().as_micros() as u32);
                 if !(200..300).contains(&status) {
                     bad += 1;
@@ -181,7 +183,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "/scim-identifier/bench/scim/v2/Users?attributes=id&startIndex={}&count=1000",
             ids.len() + 1
         );
-        let (_, body) = conn.send(&request("GET", &path, "")).await?;
+        let (_, body) = conn.send(request("GET", &path, "")).await?;
         let page: serde_json::Value = serde_json::from_slice(&body)?;
         let got = page["Resources"].as_array().map(Vec::len).unwrap_or(0);
         ids.extend(
@@ -198,7 +200,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let ids = Arc::new(ids);
     let n = ids.len().max(1);
     let (_, sample) = conn
-        .send(&request(
+        .send(request(
             "GET",
             &format!("/scim-identifier/bench/scim/v2/Users/{}", ids[0]),
             "",
@@ -370,7 +372,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .collect();
     let group = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "everyone", "members": members});
     let (status, body) = conn
-        .send(&request(
+        .send(request(
             "POST",
             "/scim-identifier/bench/scim/v2/Groups",
             &group.to_string(),
@@ -412,11 +414,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             ops.join(",")
         )
     };
-    let bulks: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..5)
-            .map(|r| request("POST", "/scim-identifier/bench/scim/v2/Bulk", &bulk_body(r)))
-            .collect(),
-    );
+    let bulks: Arc<Vec<String>> = Arc::new((0..5).map(bulk_body).collect());
     results.push(
         load(
             "Bulk of 1,000 creates",
@@ -424,7 +422,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             1,
             Some(5),
             duration,
-            Arc::new(move |s| bulks[s].clone()),
+            Arc::new(move |s| request("POST", "/scim-identifier/bench/scim/v2/Bulk", &bulks[s])),
         )
         .await?,
     );
@@ -517,13 +515,10 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
             let path = format!(
                 "/scim-identifier/s{i}/scim/v2/Schemas/urn:scimlab:schemas:extension:s{i}:2.0:User"
             );
-            let req = format!(
-                "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer token-{i}\r\n\r\n"
-            )
-            .into_bytes();
             loop {
-                let (_, body) = conn.send(&req).await?;
-                if crate::harness::client::find(&body, attr.as_bytes()).is_some() {
+                let req = crate::harness::client::request("GET", &path, &format!("token-{i}"), "");
+                let (_, body) = conn.send(req).await?;
+                if crate::harness::client::contains(&body, attr.as_bytes()) {
                     break;
                 }
                 if started.elapsed() > Duration::from_secs(10) {

@@ -1,77 +1,62 @@
-//! A minimal HTTP/1.1 keep-alive client over one TCP connection: enough for the benchmark's
-//! load driver and for replaying a HAR against a local server, without an HTTP client crate in
-//! the binary. Responses must carry `Content-Length` (scimlab's always do).
+//! The benchmark's load driver: one HTTP/1.1 keep-alive connection through hyper's client
+//! (hyper's connection API, without a pool: each driver task owns its connection, which is
+//! what the benchmark measures).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// One keep-alive connection.
 pub struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
+    sender: SendRequest<Full<Bytes>>,
 }
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
+        let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(64 * 1024),
-        })
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP handshake")?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("load driver connection ended: {e}");
+            }
+        });
+        Ok(Conn { sender })
     }
 
     /// Sends one request and reads the whole response; returns the status and body.
-    pub async fn send(&mut self, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-        self.stream.write_all(request).await?;
-        self.buf.clear();
-        let mut chunk = [0u8; 16 * 1024];
-        let header_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("connection closed");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = std::str::from_utf8(&self.buf[..header_end])?;
-        let status: u16 = head
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .context("status line")?;
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, v)| v.trim())
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while self.buf.len() < header_end + length {
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("connection closed mid-body");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok((status, self.buf[header_end..header_end + length].to_vec()))
+    pub async fn send(
+        &mut self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        self.sender.ready().await.context("connection closed")?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
     }
 }
 
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The bytes of one request with a bearer token and a SCIM JSON body.
-pub fn request(method: &str, path: &str, host: &str, token: &str, body: &str) -> Vec<u8> {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+/// One request with a bearer token and, when `body` is not empty, a SCIM JSON body.
+pub fn request(method: &str, path: &str, token: &str, body: &str) -> hyper::Request<Full<Bytes>> {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench")
+        .header("authorization", format!("Bearer {token}"));
+    if !body.is_empty() {
+        b = b.header("content-type", "application/scim+json");
+    }
+    b.body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+        .unwrap_or_else(|e| panic!("a benchmark request is well formed: {e}"))
 }

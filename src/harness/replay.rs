@@ -1,8 +1,9 @@
 //! Replays a HAR captured by the request inspector against another server: every request in
 //! order, with the ids the new server assigns substituted for the recorded ones, comparing each
-//! status with the recorded one. Reproduces an Okta or Entra session without the IdP.
+//! status with the recorded one. Reproduces an Okta or Entra session without the IdP. Requests
+//! go through the probe's HTTP client (reqwest over rustls: http or https targets).
 
-use super::client::{Conn, request};
+use crate::probe::{Auth, Transport, client::Client};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
@@ -14,18 +15,6 @@ pub struct Step {
     pub path: String,
     pub recorded: u16,
     pub replayed: u16,
-}
-
-/// `http://host:port/prefix` → (host:port, prefix without a trailing slash).
-fn split_base(base: &str) -> anyhow::Result<(String, String)> {
-    let rest = base.strip_prefix("http://").context(
-        "--to must be an http:// URL such as http://127.0.0.1:8080/scim-identifier/demo/scim/v2",
-    )?;
-    let (host, prefix) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    Ok((host.to_string(), prefix.trim_end_matches('/').to_string()))
 }
 
 /// The part of a recorded URL under its server's base (`/Users/1?x=y`).
@@ -49,16 +38,22 @@ fn id_of(text: &str) -> Option<String> {
 
 /// Sends every request of `har` to `base` with `token`, in order.
 pub async fn replay(har: &Value, base: &str, token: &str) -> anyhow::Result<Vec<Step>> {
-    let (host, prefix) = split_base(base)?;
-    let addr = tokio::net::lookup_host(&host)
-        .await
-        .with_context(|| format!("resolving {host}"))?
-        .next()
-        .with_context(|| format!("{host} has no address"))?;
+    let url = url::Url::parse(base).with_context(|| {
+        format!(
+            "--to {base:?} is not a URL such as http://127.0.0.1:8080/scim-identifier/demo/scim/v2"
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("--to must be an http:// or https:// URL, not {base:?}");
+    }
+    let auth = Auth {
+        bearer: Some(token.to_string()),
+        ..Auth::default()
+    };
+    let client = Client::new(url.as_str(), &auth, &Transport::default())?.without_retries();
     let Some(entries) = har["log"]["entries"].as_array() else {
         bail!("not a HAR file: log.entries is missing");
     };
-    let mut conn = Conn::open(addr).await?;
     // Recorded id → id the replay target assigned.
     let mut ids: Vec<(String, String)> = Vec::new();
     let substitute = |text: &str, ids: &[(String, String)]| {
@@ -77,20 +72,21 @@ pub async fn replay(har: &Value, base: &str, token: &str) -> anyhow::Result<Vec<
             &ids,
         );
         let recorded = e["response"]["status"].as_u64().unwrap_or(0) as u16;
-        let (replayed, response) = conn
-            .send(&request(
+        let answer = client
+            .request_raw(
                 &method,
-                &format!("{prefix}{path}"),
-                &host,
-                token,
-                &body,
-            ))
+                &path,
+                (!body.is_empty()).then(|| body.into_bytes()),
+                &[],
+                true,
+            )
             .await
             .with_context(|| format!("{method} {path}"))?;
+        let (replayed, response) = (answer.status, answer.text);
         if method == "POST"
             && let (Some(old), Some(new)) = (
                 e["response"]["content"]["text"].as_str().and_then(id_of),
-                id_of(&String::from_utf8_lossy(&response)),
+                id_of(&response),
             )
             && old != new
         {
@@ -111,12 +107,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bases_and_relative_paths() {
-        assert_eq!(
-            split_base("http://127.0.0.1:8080/scim-identifier/a/scim/v2/").unwrap(),
-            ("127.0.0.1:8080".into(), "/scim-identifier/a/scim/v2".into())
-        );
-        assert!(split_base("https://x").is_err());
+    fn relative_paths() {
         assert_eq!(
             relative("http://h/scim-identifier/okta/scim/v2/Users?filter=x"),
             "/Users?filter=x"
