@@ -42,6 +42,8 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// For 405: the methods the target allows (the `Allow` header, RFC 9110 §15.5.6).
+    pub allow: Option<&'static str>,
 }
 
 pub type ScimResult<T> = Result<T, ScimError>;
@@ -52,6 +54,7 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            allow: None,
         }
     }
     pub fn bad(scim_type: ScimType, detail: impl Into<String>) -> Self {
@@ -84,8 +87,12 @@ impl ScimError {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(401, None, detail)
     }
-    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
-        Self::new(405, None, detail)
+    /// 405 for a target that allows only `allow` (e.g. `"GET, HEAD"`).
+    pub fn method_not_allowed(detail: impl Into<String>, allow: &'static str) -> Self {
+        ScimError {
+            allow: Some(allow),
+            ..Self::new(405, None, detail)
+        }
     }
     pub fn precondition_failed(detail: impl Into<String>) -> Self {
         Self::new(412, None, detail)

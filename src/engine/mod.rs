@@ -579,11 +579,20 @@ pub fn search_all(
         .map(|c| c.max(0) as usize)
         .unwrap_or(server.default_count)
         .min(server.max_results);
+    let parsed = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => Some(filter::parse_with(f, &server.compat)?),
+        None => None,
+    };
     let mut total = 0;
     let mut resources = Vec::new();
     let mut first_error = None;
     let mut matched_any_type = false;
     for rt in &server.resource_types {
+        // A type that lacks an attribute the filter names contributes nothing.
+        if let Some(e) = parsed.as_ref().and_then(|f| unknown_attribute(f, rt)) {
+            first_error.get_or_insert(ScimError::invalid_filter(e.detail));
+            continue;
+        }
         let ctx = Ctx {
             store,
             server,
@@ -600,17 +609,7 @@ pub fn search_all(
             },
             proj,
         );
-        let n = match counted {
-            Ok(v) => v["totalResults"].as_u64().unwrap_or(0) as usize,
-            Err(e)
-                if e.scim_type == Some(crate::error::ScimType::InvalidFilter)
-                    && e.detail.contains("is not an attribute") =>
-            {
-                first_error.get_or_insert(e);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let n = counted?["totalResults"].as_u64().unwrap_or(0) as usize;
         matched_any_type = true;
         // This type holds global positions [lo, hi) (0-based); the page wants [want_lo, want_hi).
         let (lo, hi) = (total, total + n);
@@ -631,4 +630,19 @@ pub fn search_all(
         return Err(e);
     }
     Ok(list_response(total, start, resources))
+}
+
+/// The error of the first attribute `f` names that `rt` does not have (value-filter
+/// sub-attributes are the filter compiler's to check).
+fn unknown_attribute(f: &filter::Filter, rt: &ResourceType) -> Option<ScimError> {
+    use filter::Filter;
+    match f {
+        Filter::Compare { path, .. } | Filter::Present(path) | Filter::ValuePath { path, .. } => {
+            rt.resolve(path).err()
+        }
+        Filter::And(l, r) | Filter::Or(l, r) => {
+            unknown_attribute(l, rt).or_else(|| unknown_attribute(r, rt))
+        }
+        Filter::Not(x) => unknown_attribute(x, rt),
+    }
 }

@@ -29,8 +29,11 @@ pub fn check(f: &FaultDef) -> Result<(), String> {
             return Err(format!("method {m:?} is not one SCIM uses"));
         }
     }
-    if f.path.as_ref().is_some_and(|p| !p.starts_with('/')) {
-        return Err("path must start with '/', e.g. /Users*".into());
+    if let Some(p) = &f.path {
+        if !p.starts_with('/') {
+            return Err("path must start with '/', e.g. /Users*".into());
+        }
+        matcher(p).map_err(|e| format!("path {p:?} is not a valid pattern: {e}"))?;
     }
     Ok(())
 }
@@ -55,30 +58,17 @@ impl Injection {
     }
 }
 
-/// `*` matches any run of characters.
+/// A path pattern: `*` matches any run of characters (slashes included), case-insensitively.
+fn matcher(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
+    Ok(globset::GlobBuilder::new(pattern)
+        .case_insensitive(true)
+        .literal_separator(false)
+        .build()?
+        .compile_matcher())
+}
+
 fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern.eq_ignore_ascii_case(text);
-    }
-    let (t, mut pos) = (text.to_ascii_lowercase(), 0);
-    for (i, part) in parts.iter().enumerate() {
-        let p = part.to_ascii_lowercase();
-        if i == 0 {
-            if !t.starts_with(&p) {
-                return false;
-            }
-            pos = p.len();
-        } else if i == parts.len() - 1 {
-            return t.len() >= pos + p.len() && t.ends_with(&p);
-        } else {
-            match t[pos..].find(&p) {
-                Some(at) => pos += at + p.len(),
-                None => return false,
-            }
-        }
-    }
-    true
+    matcher(pattern).is_ok_and(|m| m.is_match(text))
 }
 
 /// Runtime state: admin-added rules, `next` counters, the random stream.

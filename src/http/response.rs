@@ -30,6 +30,10 @@ impl IntoResponse for ScimError {
             body["scimType"] = json!(t.as_str());
         }
         let mut resp = scim_json(status, &body);
+        if let Some(allow) = self.allow {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         if self.status == 401 {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

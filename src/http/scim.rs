@@ -311,8 +311,17 @@ impl Request {
     }
 }
 
-fn method_not_allowed(method: &Method, what: &str, allowed: &str) -> ScimError {
-    ScimError::method_not_allowed(format!("{method} is not allowed on {what}; use {allowed}"))
+/// 405 naming what `what` allows; `allow` is the `Allow` header's value.
+fn method_not_allowed(
+    method: &Method,
+    what: &str,
+    allowed: &str,
+    allow: &'static str,
+) -> ScimError {
+    ScimError::method_not_allowed(
+        format!("{method} is not allowed on {what}; use {allowed}"),
+        allow,
+    )
 }
 
 async fn handle(
@@ -396,7 +405,7 @@ async fn dispatch(
         }
         ["Bulk"] => {
             if m != Method::POST {
-                return Err(method_not_allowed(m, "/Bulk", "POST"));
+                return Err(method_not_allowed(m, "/Bulk", "POST", "POST"));
             }
             let input = read_json_limited(req, server.bulk_max_payload_bytes, body).await?;
             let out = blocking(app, &server, &base, move |store, server, base| {
@@ -407,7 +416,7 @@ async fn dispatch(
         }
         [".search"] => {
             if m != Method::POST {
-                return Err(method_not_allowed(m, "/.search", "POST"));
+                return Err(method_not_allowed(m, "/.search", "POST", "POST"));
             }
             let input = read_json(req, &server, body).await?;
             let (query, proj) = search_request(&input)?;
@@ -454,6 +463,7 @@ fn only_get(m: &Method, what: &str) -> ScimResult<()> {
             m,
             what,
             "GET (discovery documents are read-only)",
+            "GET, HEAD",
         ))
     }
 }
@@ -669,10 +679,12 @@ async fn resource(
             m,
             &endpoint,
             "GET (search) or POST (create)",
+            "GET, HEAD, POST",
         )),
         (m, [".search"]) => Err(method_not_allowed(
             m,
             &format!("{endpoint}/.search"),
+            "POST",
             "POST",
         )),
         (&Method::GET | &Method::HEAD, [id]) => {
@@ -721,6 +733,7 @@ async fn resource(
             m,
             &format!("{endpoint}/{{id}}"),
             "GET, PUT, PATCH or DELETE",
+            "GET, HEAD, PUT, PATCH, DELETE",
         )),
         _ => Err(ScimError::not_found(format!(
             "no such path below {endpoint}"

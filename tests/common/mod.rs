@@ -362,15 +362,7 @@ pub async fn split(resp: Response) -> (u16, Value, reqwest::header::HeaderMap) {
 }
 
 pub fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    scimlab::http::urlencode(s)
 }
 
 /// Asserts a SCIM error body with the given status and scimType.
