@@ -21,6 +21,7 @@
 //! - [`lint`]: `scimlab lint`, SCIM payloads checked by the server's own validators.
 //! - [`probe`]: `scimlab probe`, a conformance run against any live SCIM server.
 //! - [`ui`]: the server-rendered web UI (handlebars pages from `templates/ui/`).
+//! - [`sync`]: locks that recover from poisoning instead of skipping work.
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
 //! - [`fuzzing`]: the pipeline below HTTP on a real store, for property tests and fuzz targets.
@@ -43,4 +44,5 @@ pub mod reload;
 pub mod schema;
 pub mod seed;
 pub mod store;
+pub mod sync;
 pub mod ui;

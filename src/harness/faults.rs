@@ -105,7 +105,7 @@ impl Default for Faults {
 impl Faults {
     /// Replaces the admin rules of a server (empty clears them); counters start over.
     pub fn set_admin(&self, server: &str, rules: Vec<FaultDef>) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&self.state);
         s.used.retain(|(srv, _), _| srv != server);
         if rules.is_empty() {
             s.admin.remove(server);
@@ -115,7 +115,7 @@ impl Faults {
     }
 
     pub fn admin_rules(&self, server: &str) -> Vec<FaultDef> {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = crate::sync::lock(&self.state);
         s.admin.get(server).cloned().unwrap_or_default()
     }
 
@@ -128,7 +128,7 @@ impl Faults {
         path: &str,
         resource_type: Option<&str>,
     ) -> Option<Injection> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&self.state);
         let admin = s.admin.get(server).cloned().unwrap_or_default();
         let rules = yaml
             .iter()

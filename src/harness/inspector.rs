@@ -148,7 +148,7 @@ impl Recorder {
     /// Records one entry; `capacity` is the server's ring size.
     pub fn record(&self, mut entry: Entry, capacity: usize) {
         entry.seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut rings = self.inner.rings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rings = crate::sync::lock(&self.inner.rings);
         let ring = rings.entry(entry.server.clone()).or_insert_with(|| Ring {
             entries: VecDeque::new(),
             capacity,
@@ -168,9 +168,7 @@ impl Recorder {
 
     /// Drops a server's unwritten entries (its log is being cleared).
     pub fn forget(&self, server: &str) {
-        if let Ok(mut rings) = self.inner.rings.lock() {
-            rings.remove(server);
-        }
+        crate::sync::lock(&self.inner.rings).remove(server);
     }
 }
 
@@ -183,10 +181,10 @@ impl Drop for Recorder {
 /// Writes the entries still in the rings that are not in SQLite yet, then trims each touched
 /// server's table rows to its capacity.
 fn persist(inner: &Inner) {
-    let conn = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+    let conn = crate::sync::lock(&inner.conn);
     let mut batch: Vec<(Entry, usize)> = Vec::new();
     {
-        let mut rings = inner.rings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rings = crate::sync::lock(&inner.rings);
         for ring in rings.values_mut() {
             let fresh: Vec<Entry> = ring
                 .entries

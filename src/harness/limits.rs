@@ -135,7 +135,7 @@ impl Buckets {
             return Ok(());
         }
         let now = Instant::now();
-        let mut all = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = crate::sync::lock(&self.buckets);
         let mut refused = None;
         for (key, rate) in &applicable {
             let b = all
@@ -177,7 +177,7 @@ impl Buckets {
     /// Tokens left per bucket of a server, for the UI and the admin API.
     pub fn snapshot(&self, server: &str) -> Vec<(String, f64)> {
         let now = Instant::now();
-        let mut all = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = crate::sync::lock(&self.buckets);
         let mut out: Vec<(String, f64)> = all
             .iter_mut()
             .filter(|((s, _), _)| s == server)

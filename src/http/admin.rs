@@ -301,9 +301,7 @@ async fn delete_server(
                 .map_err(ScimError::internal)
         })?;
         app.harness.faults.set_admin(&id, Vec::new());
-        if let Ok(mut o) = app.harness.limit_overrides.lock() {
-            o.remove(&id);
-        }
+        crate::sync::lock(&app.harness.limit_overrides).remove(&id);
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
@@ -574,9 +572,7 @@ async fn put_limits(
             s.id
         )));
     }
-    if let Ok(mut o) = app.harness.limit_overrides.lock() {
-        o.insert(s.id.clone(), limits.clone());
-    }
+    crate::sync::lock(&app.harness.limit_overrides).insert(s.id.clone(), limits.clone());
     Ok(json_response(
         StatusCode::OK,
         &json!({ "in_force": limits }),
@@ -587,9 +583,7 @@ async fn delete_limits(
     AdminServer(s): AdminServer,
     State(app): State<AppState>,
 ) -> ScimResult<Response> {
-    if let Ok(mut o) = app.harness.limit_overrides.lock() {
-        o.remove(&s.id);
-    }
+    crate::sync::lock(&app.harness.limit_overrides).remove(&s.id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -99,14 +99,12 @@ impl Registry {
     }
 
     fn len(&self) -> usize {
-        self.conns.lock().map(|c| c.len()).unwrap_or(0)
+        crate::sync::lock(&self.conns).len()
     }
 
     /// Closes the longest-idle connection; false if every connection is busy.
     fn evict_idle(&self) -> bool {
-        let Ok(mut conns) = self.conns.lock() else {
-            return false;
-        };
+        let mut conns = crate::sync::lock(&self.conns);
         let victim = conns
             .iter()
             .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
@@ -122,9 +120,7 @@ impl Registry {
     }
 
     fn remove(&self, id: u64) {
-        if let Ok(mut conns) = self.conns.lock() {
-            conns.remove(&id);
-        }
+        crate::sync::lock(&self.conns).remove(&id);
         self.closed.notify_waiters();
     }
 }
@@ -263,9 +259,7 @@ pub async fn serve(
             in_flight: AtomicUsize::new(0),
             close: Notify::new(),
         });
-        if let Ok(mut conns) = registry.conns.lock() {
-            conns.insert(id, conn.clone());
-        }
+        crate::sync::lock(&registry.conns).insert(id, conn.clone());
         let io = TokioIo::new(Watched {
             inner: stream,
             conn: conn.clone(),
@@ -340,11 +334,10 @@ impl Drop for InFlight {
 
 /// Asks every connection to finish and waits (at most 10 s) until they have.
 async fn drain(registry: &Registry) -> std::io::Result<()> {
-    let conns: Vec<Arc<Conn>> = registry
-        .conns
-        .lock()
-        .map(|c| c.values().cloned().collect())
-        .unwrap_or_default();
+    let conns: Vec<Arc<Conn>> = crate::sync::lock(&registry.conns)
+        .values()
+        .cloned()
+        .collect();
     for c in &conns {
         c.close.notify_one();
     }

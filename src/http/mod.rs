@@ -71,10 +71,9 @@ impl AdminAccess {
 impl Harness {
     /// The rate limits in force for `server`: an admin override, else the definition's.
     pub fn limits_for(&self, server: &crate::model::ServerModel) -> crate::harness::limits::Limits {
-        self.limit_overrides
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&server.id).cloned())
+        crate::sync::lock(&self.limit_overrides)
+            .get(&server.id)
+            .cloned()
             .unwrap_or_else(|| server.limits.clone())
     }
 }

@@ -37,7 +37,7 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
             })
         })
         .collect();
-    let reload = app.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    let reload = crate::sync::lock(&app.reload).clone();
     let status = if reload.last_reload.as_ref().is_some_and(|o| !o.ok) {
         "degraded"
     } else {

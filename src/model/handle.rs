@@ -50,7 +50,7 @@ impl ModelHandle {
     fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave the writer half-changed: it is only
         // assigned after everything succeeded.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.writer)
     }
 
     /// Where definition files live, for rebuilds.

@@ -108,16 +108,12 @@ pub fn reload(state: &AppState, sources: &Sources) -> Result<Vec<String>, Vec<St
             errors.join("\n")
         ),
     }
-    if let Ok(mut s) = state.reload.lock() {
-        s.last_reload = Some(outcome);
-    }
+    crate::sync::lock(&state.reload).last_reload = Some(outcome);
     result
 }
 
 fn set_files(state: &AppState, files: Vec<FileStatus>) {
-    if let Ok(mut s) = state.reload.lock() {
-        s.files = files;
-    }
+    crate::sync::lock(&state.reload).files = files;
 }
 
 /// Records the status of the initial, successful load, and where definitions live (the admin

@@ -189,9 +189,7 @@ impl Store {
                 return f(&c);
             }
         }
-        let c = pool[start % pool.len()]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let c = crate::sync::lock(&pool[start % pool.len()]);
         f(&c)
     }
 
@@ -201,7 +199,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        let c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let c = crate::sync::lock(&self.writer);
         c.prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
             .map_err(StoreError::from)?;
@@ -220,7 +218,7 @@ impl Store {
     /// Creates the server's indexes that do not exist yet. A unique index that existing data
     /// violates is reported with the conflicting resources.
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
-        let c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let c = crate::sync::lock(&self.writer);
         for spec in &server.indexes {
             let create = plan::create_sql(
                 &spec.name,

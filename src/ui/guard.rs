@@ -42,7 +42,7 @@ struct SessionTable {
 
 impl Sessions {
     fn get(&self, id: &str) -> Option<UiSession> {
-        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let map = crate::sync::lock(&self.inner);
         map.by_id.get(id).map(|(_, s)| s.clone())
     }
 
@@ -52,7 +52,7 @@ impl Sessions {
             csrf: random(),
             signed_in: false,
         };
-        let mut table = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = crate::sync::lock(&self.inner);
         table.clock += 1;
         let now = table.clock;
         if table.by_id.len() >= MAX_SESSIONS
@@ -69,7 +69,7 @@ impl Sessions {
     }
 
     fn sign_in(&self, id: &str) {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::sync::lock(&self.inner);
         if let Some((_, s)) = guard.by_id.get_mut(id) {
             s.signed_in = true;
         }

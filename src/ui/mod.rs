@@ -127,7 +127,7 @@ async fn dashboard(State(app): State<AppState>) -> Page {
     })
     .await
     .unwrap_or_default();
-    let reload = app.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    let reload = crate::sync::lock(&app.reload).clone();
     Ok(render(
         "dashboard",
         json!({
