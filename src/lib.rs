@@ -19,8 +19,10 @@
 //! - [`data`]: mounting a server (catalogue, seed), listing, reset, export and import.
 //! - [`harness`]: request inspector, rate limits, fault injection.
 //! - [`lint`]: `scimlab lint`, SCIM payloads checked by the server's own validators.
+//! - [`client`]: the HTTP client (reqwest over rustls) of the probe and of `replay`.
 //! - [`probe`]: `scimlab probe`, a conformance run against any live SCIM server.
 //! - [`ui`]: the server-rendered web UI (handlebars pages from `templates/ui/`).
+//! - [`vocab`]: the shared SCIM vocabulary with no dependencies (timestamps).
 //! - [`sync`]: locks that recover from poisoning instead of skipping work.
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
@@ -28,6 +30,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod client;
 pub mod data;
 pub mod definition;
 pub mod engine;
@@ -46,3 +49,4 @@ pub mod seed;
 pub mod store;
 pub mod sync;
 pub mod ui;
+pub mod vocab;

@@ -47,22 +47,7 @@ pub struct ListQuery {
     pub count: Option<i64>,
 }
 
-/// Timestamps as stored and served: UTC, milliseconds, `Z`; string order is time order.
-pub fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-/// Normalises an RFC 3339 dateTime to the stored form (UTC, milliseconds, `Z`).
-pub fn normalize_datetime(s: &str) -> Option<String> {
-    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
-    Some(
-        t.with_timezone(&chrono::Utc)
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string(),
-    )
-}
+pub use crate::vocab::time::{normalize_datetime, now};
 
 /// Maps store failures to SCIM errors; unique violations name the attribute.
 pub(crate) fn store_err<'a>(ctx: &'a Ctx<'_>) -> impl Fn(StoreError) -> ScimError + 'a {

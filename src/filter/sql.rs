@@ -414,7 +414,7 @@ impl<'a> Compiler<'a> {
                 let CompValue::Str(s) = value else {
                     return Err(mismatch("a dateTime string"));
                 };
-                let normal = crate::engine::normalize_datetime(s).ok_or_else(|| {
+                let normal = crate::vocab::time::normalize_datetime(s).ok_or_else(|| {
                     ScimError::invalid_filter(format!(
                         "{s:?} is not an RFC 3339 dateTime (for {shown})"
                     ))

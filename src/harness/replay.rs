@@ -3,7 +3,7 @@
 //! status with the recorded one. Reproduces an Okta or Entra session without the IdP. Requests
 //! go through the probe's HTTP client (reqwest over rustls: http or https targets).
 
-use crate::probe::{Auth, Transport, client::Client};
+use crate::client::{Auth, Client, Transport};
 use anyhow::{Context, bail};
 use serde_json::Value;
 

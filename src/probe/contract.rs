@@ -3,8 +3,8 @@
 //! attributes with the same characteristics, and enforce them: canonical values, uniqueness,
 //! immutable and writeOnce values, required attributes.
 
-use super::client::ClientError;
 use super::{Probe, TypeInfo};
+use crate::client::ClientError;
 use crate::model::{ResourceType, ServerModel};
 use crate::schema::{AttrType, AttributeDef, Mutability, Uniqueness};
 use serde_json::{Value, json};

@@ -2,8 +2,8 @@
 //! content, and the schema documents' shape (RFC 7643 §7, checked by the same code that
 //! checks scimlab's own catalogue).
 
-use super::client::ClientError;
 use super::{Probe, TypeInfo, is_list, resources};
+use crate::client::ClientError;
 use crate::schema::SchemaDef;
 use serde_json::Value;
 

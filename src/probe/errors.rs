@@ -1,8 +1,8 @@
 //! Errors (RFC 7644 §3.12): the status and `scimType` of each client mistake, and the
 //! shape of every error body seen.
 
-use super::client::{Answer, ClientError};
 use super::{Probe, TypeInfo};
+use crate::client::{Answer, ClientError};
 use crate::schema::urn;
 use serde_json::json;
 

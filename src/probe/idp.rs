@@ -2,8 +2,8 @@
 //! (`shared/reference/idp-behaviour.md` in the project notes, from their documentation and
 //! issue trackers), replayed against the server, each step reported as a check.
 
-use super::client::{Answer, ClientError};
 use super::{Idp, Probe, TypeInfo, is_list, patched, q, resources};
+use crate::client::{Answer, ClientError};
 use crate::schema::urn;
 use serde_json::{Value, json};
 

@@ -11,7 +11,6 @@
 //! ETags, Bulk), [`search`], [`errors`]. [`data`] generates resources from served schemas.
 
 pub mod catalogue;
-pub mod client;
 mod contract;
 mod data;
 mod discovery;
@@ -21,12 +20,12 @@ pub mod report;
 mod resources;
 mod search;
 
-pub use client::{Auth, Transport};
+pub use crate::client::{Auth, Transport};
 pub use report::{Report, Status};
 
+use crate::client::{Answer, Client, ClientError};
 use crate::model::ServerModel;
 use crate::schema::SchemaDef;
-use client::{Answer, Client, ClientError};
 use report::CheckResult;
 use serde_json::Value;
 use std::collections::HashMap;

@@ -96,7 +96,7 @@ impl Report {
             mode: if compat { "compat" } else { "strict" }.into(),
             compat_list_version: catalogue::COMPAT_VERSION,
             run_prefix: run_prefix.to_string(),
-            started: crate::engine::now(),
+            started: crate::vocab::time::now(),
             duration_ms: 0,
             summary: Summary::default(),
             results: Vec::new(),

@@ -1,9 +1,9 @@
 //! Resource phases: the lifecycle of every advertised type (POST, GET, PUT, PATCH, DELETE),
 //! group membership, PATCH semantics, ETags and Bulk.
 
-use super::client::{Answer, ClientError};
 use super::data::lost_attributes;
 use super::{Probe, TypeInfo, patch_body, patched};
+use crate::client::{Answer, ClientError};
 use crate::schema::{AttrType, AttributeDef, Mutability, urn};
 use serde_json::{Value, json};
 

@@ -1,8 +1,8 @@
 //! Search (RFC 7644 §3.4.2, §3.4.3): filters with every operator, value paths, case
 //! rules, paging, sorting, `POST /.search`, and the resources a ListResponse carries.
 
-use super::client::{Answer, ClientError};
 use super::{Probe, TypeInfo, is_list, q, resources};
+use crate::client::{Answer, ClientError};
 use crate::schema::urn;
 use serde_json::json;
 

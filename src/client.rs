@@ -1,7 +1,7 @@
-//! The probe's HTTP client (reqwest over rustls): authentication, timeouts, proxy, CA bundle,
-//! a retry of 429 answers that honours `Retry-After`, and a record of what each response's
-//! content type was (for `http.content_type`). Credentials never appear in anything it
-//! returns.
+//! The HTTP client of the tools that talk to other SCIM servers (`probe`, `replay`): reqwest
+//! over rustls, with authentication, timeouts, proxy, CA bundle, a retry of 429 answers that
+//! honours `Retry-After`, and a record of what each response's content type was. Credentials
+//! never appear in anything it returns.
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
