@@ -29,6 +29,6 @@ mod tests {
             Some("2024-01-02T03:04:05.123Z")
         );
         assert!(normalize_datetime("yesterday").is_none());
-        assert!(now() < "2100".to_string() && now().ends_with('Z'));
+        assert!(now().as_str() < "2100" && now().ends_with('Z'));
     }
 }
