@@ -14,8 +14,8 @@ pub use validate::{Mode, normalize};
 
 use crate::error::{ScimError, ScimResult};
 use crate::filter;
-use crate::model::{AttrPath, ResourceType, ServerModel, Target};
-use crate::schema::{AttrType, urn};
+use crate::model::{ResourceType, ServerModel};
+use crate::schema::urn;
 use crate::store::{self, Member, Row, Store, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -412,69 +412,6 @@ pub fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()>
     })
 }
 
-/// The SQL `ORDER BY` expression for `sortBy` (RFC 7644 §3.4.2.3): a multi-valued attribute
-/// sorts by its primary (else first) value; missing values sort last.
-fn sort_expr(rt: &ResourceType, sort_by: &str, descending: bool) -> ScimResult<String> {
-    use store::sql::{json_path, literal};
-    let bad = |why: String| ScimError::invalid_value(format!("sortBy={sort_by:?}: {why}"));
-    let path = AttrPath::parse(sort_by).map_err(|e| bad(e.detail))?;
-    let (expr, case_exact) = match rt.resolve(&path).map_err(|e| bad(e.detail))? {
-        Target::Id => ("r.id".to_string(), true),
-        Target::Meta(Some(d)) if d.name == "created" => ("r.created".into(), true),
-        Target::Meta(Some(d)) if d.name == "lastModified" => ("r.last_modified".into(), true),
-        Target::Meta(Some(d)) if d.name == "resourceType" => ("r.resource_type".into(), true),
-        Target::Meta(Some(d)) if d.name == "version" => ("r.version".into(), true),
-        Target::Doc(res) if res.attr.multi_valued => {
-            if res.attr.ty != AttrType::Complex {
-                (
-                    format!(
-                        "json_extract(r.doc, {})",
-                        literal(&format!(
-                            "{}[0]",
-                            json_path(res.extension, &res.attr.name, None)
-                        ))
-                    ),
-                    res.attr.case_exact,
-                )
-            } else {
-                let sub = res
-                    .sub
-                    .or_else(|| res.attr.sub("value"))
-                    .ok_or_else(|| bad("name a sub-attribute to sort by".into()))?;
-                (
-                    format!(
-                        "(SELECT json_extract(e.value, {}) FROM json_each(r.doc, {}) e ORDER BY json_extract(e.value, '$.\"primary\"') IS NOT 1, e.key LIMIT 1)",
-                        literal(&format!("$.\"{}\"", sub.name)),
-                        literal(&json_path(res.extension, &res.attr.name, None))
-                    ),
-                    sub.case_exact,
-                )
-            }
-        }
-        Target::Doc(res) if res.leaf().ty != AttrType::Complex => (
-            format!(
-                "json_extract(r.doc, {})",
-                literal(&json_path(
-                    res.extension,
-                    &res.attr.name,
-                    res.sub.map(|s| s.name.as_str())
-                ))
-            ),
-            res.leaf().case_exact,
-        ),
-        _ => return Err(bad("not a sortable (simple) attribute".into())),
-    };
-    let expr = if case_exact {
-        expr
-    } else {
-        format!("lower({expr})")
-    };
-    Ok(format!(
-        "({expr}) IS NULL, {expr} {}",
-        if descending { "DESC" } else { "ASC" }
-    ))
-}
-
 /// A search over one resource type: filter, sort, page, project.
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value> {
     let requested = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
@@ -482,7 +419,7 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
         None => None,
     };
     let compiled = match rules::within_view(ctx, requested) {
-        Some(f) => Some(filter::sql::compile(&f, ctx.rt)?),
+        Some(f) => Some(crate::store::filter::compile(&f, ctx.rt)?),
         None => None,
     };
     let descending = match q.sort_order.as_deref() {
@@ -496,7 +433,7 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
         }
     };
     let order = match q.sort_by.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(sort_expr(ctx.rt, s, descending)?),
+        Some(s) => Some(store::sort::order_by(ctx.rt, s, descending)?),
         None => None,
     };
     // RFC 7644 §3.4.2.4: startIndex < 1 is 1; negative count is 0; count is capped.

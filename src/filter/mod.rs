@@ -1,9 +1,9 @@
-//! SCIM filters (RFC 7644 §3.4.2.2): the AST, a parser with a nesting limit, a printer that
-//! round-trips, compilation to SQL (`sql`) and in-memory evaluation for PATCH value paths (`eval`).
+//! SCIM filters (RFC 7644 §3.4.2.2): the AST, a parser with bounds (terms, nesting, value
+//! length), a printer that round-trips, and in-memory evaluation for PATCH value paths
+//! (`eval`). Compiling a filter to SQL is the store's job (`store::filter`).
 
 mod eval;
 mod parse;
-pub mod sql;
 
 pub use eval::matches;
 pub use parse::{MAX_DEPTH, MAX_TERMS, MAX_VALUE_CHARS, parse, parse_with};

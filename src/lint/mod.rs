@@ -1004,7 +1004,7 @@ impl Linter {
             match f.as_str() {
                 Some(text) => {
                     let compiled = crate::filter::parse_with(text, &self.server.compat)
-                        .and_then(|ast| crate::filter::sql::compile(&ast, rt).map(|_| ()));
+                        .and_then(|ast| crate::store::filter::compile(&ast, rt).map(|_| ()));
                     if let Err(e) = compiled {
                         c.error(
                             "/filter",

@@ -180,7 +180,7 @@ pub struct ResourceType {
 pub struct View {
     pub filter: crate::filter::Filter,
     /// The filter compiled to SQL for this resource type (reads by id, writes, seeding).
-    pub sql: crate::filter::sql::SqlFilter,
+    pub sql: crate::store::filter::SqlFilter,
     /// The filter as text, for error messages.
     pub text: String,
     /// Which profiles it comes from.

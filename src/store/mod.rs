@@ -2,7 +2,9 @@
 //! serialised, each in its own transaction) and a small pool of readers. All calls block; the
 //! HTTP layer runs them on tokio's blocking pool.
 
+pub mod filter;
 pub mod plan;
+pub mod sort;
 pub mod sql;
 
 use crate::model::{IndexSpec, ServerModel};

@@ -1,12 +1,13 @@
-//! Filter → SQL over the stored documents (alias `r`). Multi-valued attributes become
+//! Filter → SQL over the stored documents (alias `r`): the store's compilation of the filter
+//! AST (`crate::filter`), with SCIM semantics (caseExact, typed comparisons, value paths). Multi-valued attributes become
 //! `EXISTS` over `json_each`, group membership becomes `EXISTS` over the membership table, and
 //! single-valued attributes compare the very expression the index plan indexed.
 
-use super::{CompValue, CompareOp, Filter};
+use super::sql::{json_path, literal};
 use crate::error::{ScimError, ScimResult};
+use crate::filter::{CompValue, CompareOp, Filter};
 use crate::model::{AttrPath, Resolved, ResourceType, Target, path::common};
 use crate::schema::{AttrType, AttributeDef};
-use crate::store::sql::{json_path, literal};
 use rusqlite::types::Value as SqlValue;
 
 /// A WHERE clause and its bound parameters.
