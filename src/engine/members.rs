@@ -7,8 +7,8 @@ use crate::error::{ScimError, ScimResult};
 use crate::filter::{CompValue, CompareOp, Filter};
 use crate::model::compat::Quirk;
 use crate::patch::{OpKind, Operation};
+use crate::store::Conn;
 use crate::store::{self, Member};
-use rusqlite::Connection;
 use serde_json::Value;
 
 pub(super) enum MemberOp {
@@ -109,7 +109,7 @@ pub(super) fn member_ops(ctx: &Ctx<'_>, ops: &[Operation]) -> Option<Vec<MemberO
 /// Applies membership changes; returns whether anything changed.
 pub(super) fn apply(
     ctx: &Ctx<'_>,
-    tx: &Connection,
+    tx: &Conn,
     group_id: &str,
     ops: Vec<MemberOp>,
 ) -> ScimResult<bool> {

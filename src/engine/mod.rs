@@ -108,7 +108,7 @@ fn to_doc_string(doc: &Map<String, Value>) -> String {
     serde_json::to_string(doc).unwrap_or_else(|_| "{}".into())
 }
 
-fn load(ctx: &Ctx<'_>, conn: &rusqlite::Connection, id: &str) -> ScimResult<Row> {
+fn load(ctx: &Ctx<'_>, conn: &store::Conn, id: &str) -> ScimResult<Row> {
     match store::get(conn, &ctx.server.id, id).map_err(store_err(ctx))? {
         // Outside the profiles' view a resource does not exist for this server's clients.
         Some(row) if row.resource_type == ctx.rt.name && rules::visible(ctx, conn, id)? => Ok(row),
@@ -116,12 +116,7 @@ fn load(ctx: &Ctx<'_>, conn: &rusqlite::Connection, id: &str) -> ScimResult<Row>
     }
 }
 
-fn output(
-    ctx: &Ctx<'_>,
-    conn: &rusqlite::Connection,
-    row: &Row,
-    proj: &Projection,
-) -> ScimResult<Output> {
+fn output(ctx: &Ctx<'_>, conn: &store::Conn, row: &Row, proj: &Projection) -> ScimResult<Output> {
     Ok(Output {
         body: render::render(ctx, conn, row, proj, None)?,
         etag: etag(row.version),
@@ -132,7 +127,7 @@ fn output(
 /// Stores the group's members: adds new ones, updates changed ones, removes the rest.
 fn sync_members(
     ctx: &Ctx<'_>,
-    tx: &rusqlite::Connection,
+    tx: &store::Conn,
     id: &str,
     old: &[Member],
     new: &[Member],
@@ -299,7 +294,7 @@ struct Patched {
 /// Applies `ops` to `row` (read through `conn`) and validates the result.
 fn patched(
     ctx: &Ctx<'_>,
-    conn: &rusqlite::Connection,
+    conn: &store::Conn,
     row: Row,
     ops: &[crate::patch::Operation],
 ) -> ScimResult<Patched> {
@@ -374,7 +369,7 @@ pub fn validate_patch(
 /// the data view are checked against the data as it is now.
 fn store_patched(
     ctx: &Ctx<'_>,
-    tx: &rusqlite::Connection,
+    tx: &store::Conn,
     p: Patched,
     proj: &Projection,
 ) -> ScimResult<Output> {

@@ -5,13 +5,13 @@ use super::Ctx;
 use crate::error::{ScimError, ScimResult};
 use crate::model::compat::{Compat, Quirk};
 use crate::schema::urn;
+use crate::store::Conn;
 use crate::store::{self, Member};
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 pub fn check(
     ctx: &Ctx<'_>,
-    conn: &Connection,
+    conn: &Conn,
     doc: &Map<String, Value>,
     members: Option<&[Member]>,
 ) -> ScimResult<()> {
@@ -93,7 +93,7 @@ pub fn check(
 /// The id of the resource a by-value reference (userName, email, group displayName) names.
 fn find_by_value(
     ctx: &Ctx<'_>,
-    conn: &Connection,
+    conn: &Conn,
     value: &str,
     want_groups: bool,
 ) -> ScimResult<Option<String>> {
@@ -128,7 +128,7 @@ fn find_by_value(
 /// A value that is an id, or names nothing, is left alone.
 pub fn resolve_by_value(
     ctx: &Ctx<'_>,
-    conn: &Connection,
+    conn: &Conn,
     doc: &mut Map<String, Value>,
     members: Option<&mut Vec<Member>>,
 ) -> ScimResult<()> {

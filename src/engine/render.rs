@@ -5,8 +5,8 @@ use super::Ctx;
 use crate::error::ScimResult;
 use crate::model::AttrPath;
 use crate::schema::{AttributeDef, Returned};
+use crate::store::Conn;
 use crate::store::{self, Row};
-use rusqlite::Connection;
 use serde_json::{Map, Value, json};
 
 /// `attributes` / `excludedAttributes` query parameters (RFC 7644 §3.9).
@@ -164,7 +164,7 @@ pub fn wants_groups(rt: &crate::model::ResourceType, proj: &Projection) -> bool 
 /// `groups` were fetched for the whole page.
 pub fn render(
     ctx: &Ctx<'_>,
-    conn: &Connection,
+    conn: &Conn,
     row: &Row,
     proj: &Projection,
     groups: Option<&GroupsByMember>,
@@ -252,7 +252,7 @@ fn endpoint_of<'a>(ctx: &'a Ctx<'_>, resource_type: Option<&str>) -> Option<&'a 
         .map(|rt| rt.endpoint.as_str())
 }
 
-fn members_value(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<Option<Value>> {
+fn members_value(ctx: &Ctx<'_>, conn: &Conn, id: &str) -> ScimResult<Option<Value>> {
     let members = store::members_of(conn, &ctx.server.id, id).map_err(super::store_err(ctx))?;
     if members.is_empty() {
         return Ok(None);

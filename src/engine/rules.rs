@@ -7,11 +7,11 @@ use crate::definition::CategoryKind;
 use crate::error::{ScimError, ScimResult};
 use crate::filter::Filter;
 use crate::store;
-use rusqlite::Connection;
+use crate::store::Conn;
 use serde_json::{Map, Value};
 
 /// Whether stored resource `id` is inside the resource type's view (always, without one).
-pub fn visible(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<bool> {
+pub fn visible(ctx: &Ctx<'_>, conn: &Conn, id: &str) -> ScimResult<bool> {
     let Some(view) = &ctx.rt.view else {
         return Ok(true);
     };
@@ -20,7 +20,7 @@ pub fn visible(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<bool> {
 }
 
 /// After a write (inside its transaction): the result must stay inside the view.
-pub fn check_in_view(ctx: &Ctx<'_>, conn: &Connection, id: &str) -> ScimResult<()> {
+pub fn check_in_view(ctx: &Ctx<'_>, conn: &Conn, id: &str) -> ScimResult<()> {
     if visible(ctx, conn, id)? {
         return Ok(());
     }
@@ -47,11 +47,7 @@ pub fn within_view(ctx: &Ctx<'_>, filter: Option<Filter>) -> Option<Filter> {
 
 /// Okta's per-category rules: a required category needs at least one item on every resource
 /// it applies to; a single-valued one allows at most one.
-pub fn check_assignments(
-    ctx: &Ctx<'_>,
-    conn: &Connection,
-    doc: &Map<String, Value>,
-) -> ScimResult<()> {
+pub fn check_assignments(ctx: &Ctx<'_>, conn: &Conn, doc: &Map<String, Value>) -> ScimResult<()> {
     let categories: Vec<_> = ctx
         .server
         .catalogue

@@ -7,7 +7,7 @@
 //! recording costs a request little more than building the record, and under load only the
 //! entries that survive in the ring are ever written.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::store::{Conn, StoreError, request_log};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -105,7 +105,7 @@ struct Inner {
     rings: Mutex<HashMap<String, Ring>>,
     next_seq: AtomicI64,
     /// The persister's own connection (not the store's writer: SCIM writes never wait on it).
-    conn: Mutex<Connection>,
+    log: request_log::LogWriter,
 }
 
 /// The recording side: a push into a per-server in-memory ring. The persister writes whatever
@@ -118,18 +118,12 @@ pub struct Recorder {
 
 impl Recorder {
     /// Opens the persister's connection to `db` and starts its thread.
-    pub fn start(db: &Path) -> rusqlite::Result<Recorder> {
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let last: i64 =
-            conn.query_row("SELECT coalesce(max(seq), 0) FROM request_log", [], |r| {
-                r.get(0)
-            })?;
+    pub fn start(db: &Path) -> Result<Recorder, StoreError> {
+        let (log, last) = request_log::LogWriter::open(db)?;
         let inner = Arc::new(Inner {
             rings: Mutex::new(HashMap::new()),
             next_seq: AtomicI64::new(last + 1),
-            conn: Mutex::new(conn),
+            log,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (inner2, stop2) = (inner.clone(), stop.clone());
@@ -141,7 +135,7 @@ impl Recorder {
                     persist(&inner2);
                 }
             })
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .map_err(|e| StoreError::Migration(format!("starting the recorder thread: {e}")))?;
         Ok(Recorder { inner, stop })
     }
 
@@ -181,7 +175,6 @@ impl Drop for Recorder {
 /// Writes the entries still in the rings that are not in SQLite yet, then trims each touched
 /// server's table rows to its capacity.
 fn persist(inner: &Inner) {
-    let conn = crate::sync::lock(&inner.conn);
     let mut batch: Vec<(Entry, usize)> = Vec::new();
     {
         let mut rings = crate::sync::lock(&inner.rings);
@@ -201,40 +194,25 @@ fn persist(inner: &Inner) {
     if batch.is_empty() {
         return;
     }
-    if let Err(e) = write_batch(&conn, &batch) {
+    let rows: Vec<request_log::LogRow<'_>> = batch
+        .iter()
+        .map(|(e, capacity)| request_log::LogRow {
+            seq: e.seq,
+            server: &e.server,
+            at: &e.at,
+            method: &e.method,
+            path: &e.path,
+            status: e.status,
+            entry: serde_json::to_string(e).unwrap_or_default(),
+            capacity: *capacity,
+        })
+        .collect();
+    if let Err(e) = inner.log.write(&rows) {
         tracing::warn!(
             "request inspector: could not write {} entries: {e}",
             batch.len()
         );
     }
-}
-
-fn write_batch(conn: &Connection, records: &[(Entry, usize)]) -> rusqlite::Result<()> {
-    let tx = conn.unchecked_transaction()?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO request_log (seq, server_id, at, method, path, status, entry) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-        )?;
-        for (e, _) in records {
-            let text = serde_json::to_string(e).unwrap_or_default();
-            insert.execute(params![
-                e.seq, e.server, e.at, e.method, e.path, e.status, text
-            ])?;
-        }
-        let mut caps: Vec<(&str, usize)> = Vec::new();
-        for (e, cap) in records {
-            if !caps.iter().any(|(s, _)| *s == e.server) {
-                caps.push((&e.server, *cap));
-            }
-        }
-        let mut trim = tx.prepare_cached(
-            "DELETE FROM request_log WHERE server_id=?1 AND seq <= (SELECT seq FROM request_log WHERE server_id=?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-        )?;
-        for (server, cap) in caps {
-            trim.execute(params![server, cap as i64])?;
-        }
-    }
-    tx.commit()
 }
 
 /// Filters of `GET /admin/servers/{id}/requests`.
@@ -250,74 +228,34 @@ pub struct Query {
 }
 
 /// Reads a server's entries, newest first, by the store's reader.
-pub fn read(c: &Connection, server: &str, q: &Query) -> rusqlite::Result<Vec<Entry>> {
-    let mut sql = String::from("SELECT seq, entry FROM request_log WHERE server_id=?1");
-    let mut args: Vec<rusqlite::types::Value> = vec![server.to_string().into()];
-    if let Some(status) = q.status.as_deref().filter(|s| !s.is_empty()) {
-        // `404`, or a class such as `4xx`.
-        if let Some(class) = status
-            .strip_suffix("xx")
-            .and_then(|d| d.parse::<i64>().ok())
-        {
-            args.push((class * 100).into());
-            sql.push_str(&format!(
-                " AND status >= ?{n} AND status < ?{n} + 100",
-                n = args.len()
-            ));
-        } else if let Ok(code) = status.parse::<i64>() {
-            args.push(code.into());
-            sql.push_str(&format!(" AND status = ?{}", args.len()));
-        }
-    }
-    if let Some(m) = q.method.as_deref().filter(|s| !s.is_empty()) {
-        args.push(m.to_ascii_uppercase().into());
-        sql.push_str(&format!(" AND method = ?{}", args.len()));
-    }
-    if let Some(p) = q.path.as_deref().filter(|s| !s.is_empty()) {
-        args.push(p.to_string().into());
-        sql.push_str(&format!(
-            " AND instr(lower(path), lower(?{})) > 0",
-            args.len()
-        ));
-    }
-    if let Some(after) = q.after {
-        args.push(after.into());
-        sql.push_str(&format!(" AND seq > ?{}", args.len()));
-    }
-    args.push((q.limit.unwrap_or(100).min(10_000) as i64).into());
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(&args), |r| {
-        let seq: i64 = r.get(0)?;
-        let text: String = r.get(1)?;
-        Ok((seq, text))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, text) = row?;
-        if let Ok(mut e) = serde_json::from_str::<Entry>(&text) {
-            e.seq = seq;
-            out.push(e);
-        }
-    }
-    Ok(out)
+pub fn read(c: &Conn, server: &str, q: &Query) -> Result<Vec<Entry>, StoreError> {
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    // `404`, or a class such as `4xx`.
+    let filter = request_log::LogFilter {
+        status_class: status
+            .and_then(|s| s.strip_suffix("xx"))
+            .and_then(|d| d.parse().ok()),
+        status: status.and_then(|s| s.parse().ok()),
+        method: q.method.as_deref().filter(|s| !s.is_empty()),
+        path: q.path.as_deref().filter(|s| !s.is_empty()),
+        after: q.after,
+        limit: q.limit.unwrap_or(100).min(10_000),
+    };
+    Ok(request_log::read(c, server, &filter)?
+        .into_iter()
+        .filter_map(|(seq, text)| entry(seq, &text))
+        .collect())
+}
+
+fn entry(seq: i64, text: &str) -> Option<Entry> {
+    let mut e = serde_json::from_str::<Entry>(text).ok()?;
+    e.seq = seq;
+    Some(e)
 }
 
 /// One entry of a server by sequence number.
-pub fn read_one(c: &Connection, server: &str, seq: i64) -> rusqlite::Result<Option<Entry>> {
-    let text: Option<String> = c
-        .query_row(
-            "SELECT entry FROM request_log WHERE server_id=?1 AND seq=?2",
-            params![server, seq],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(text
-        .and_then(|t| serde_json::from_str::<Entry>(&t).ok())
-        .map(|mut e| {
-            e.seq = seq;
-            e
-        }))
+pub fn read_one(c: &Conn, server: &str, seq: i64) -> Result<Option<Entry>, StoreError> {
+    Ok(request_log::read_one(c, server, seq)?.and_then(|t| entry(seq, &t)))
 }
 
 /// The entries as a HAR 1.2 log (oldest first), for attaching to a bug or replaying.
@@ -414,9 +352,6 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 /// Deletes a server's recorded requests (reset from the admin API).
-pub fn clear(c: &Connection, server: &str) -> rusqlite::Result<usize> {
-    c.execute(
-        "DELETE FROM request_log WHERE server_id=?1",
-        params![server],
-    )
+pub fn clear(c: &Conn, server: &str) -> Result<usize, StoreError> {
+    request_log::clear(c, server)
 }

@@ -15,7 +15,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -297,8 +296,7 @@ async fn delete_server(
         data::reset(&app.store, &id).map_err(data_err)?;
         clear_log(&app, &id)?;
         app.store.write(|tx| {
-            tx.execute("DELETE FROM snapshots WHERE server_id=?1", [&id])
-                .map_err(ScimError::internal)
+            crate::store::delete_snapshots(tx, &id, None).map_err(ScimError::internal)
         })?;
         app.harness.faults.set_admin(&id, Vec::new());
         crate::sync::lock(&app.harness.limit_overrides).remove(&id);
@@ -446,12 +444,8 @@ async fn take_snapshot(
         let text = data::export(&app.store, &s.id).map_err(data_err)?;
         let taken = crate::engine::now();
         app.store.write(|tx| {
-            tx.execute(
-                "INSERT INTO snapshots (server_id, name, taken, data) VALUES (?1,?2,?3,?4)
-                 ON CONFLICT (server_id, name) DO UPDATE SET taken=excluded.taken, data=excluded.data",
-                rusqlite::params![s.id, req.name, taken, text],
-            )
-            .map_err(ScimError::internal)
+            crate::store::put_snapshot(tx, &s.id, &req.name, &taken, &text)
+                .map_err(ScimError::internal)
         })?;
         Ok(json_response(
             StatusCode::CREATED,
@@ -468,18 +462,8 @@ async fn list_snapshots(
 ) -> ScimResult<Response> {
     server(&app, &id)?;
     let list = blocking(move || {
-        app.store.read(|c| {
-            let mut st = c
-                .prepare("SELECT name, taken FROM snapshots WHERE server_id=?1 ORDER BY name")
-                .map_err(ScimError::internal)?;
-            let rows = st
-                .query_map([&id], |r| {
-                    Ok(json!({"name": r.get::<_, String>(0)?, "taken": r.get::<_, String>(1)?}))
-                })
-                .map_err(ScimError::internal)?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(ScimError::internal)
-        })
+        app.store
+            .read(|c| crate::store::snapshots(c, &id).map_err(ScimError::internal))
     })
     .await?;
     Ok(json_response(StatusCode::OK, &json!({ "snapshots": list })))
@@ -492,15 +476,9 @@ async fn restore_snapshot(
 ) -> ScimResult<Response> {
     let s = server(&app, &id)?;
     blocking(move || {
-        let text: Option<String> = app.store.read(|c| {
-            c.query_row(
-                "SELECT data FROM snapshots WHERE server_id=?1 AND name=?2",
-                [&s.id, &name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(ScimError::internal)
-        })?;
+        let text = app
+            .store
+            .read(|c| crate::store::snapshot_data(c, &s.id, &name).map_err(ScimError::internal))?;
         let text = text.ok_or_else(|| {
             ScimError::not_found(format!("no snapshot {name:?} of server {}", s.id))
         })?;
@@ -520,11 +498,7 @@ async fn delete_snapshot(
 ) -> ScimResult<Response> {
     let n = blocking(move || {
         app.store.write(|tx| {
-            tx.execute(
-                "DELETE FROM snapshots WHERE server_id=?1 AND name=?2",
-                [&id, &name],
-            )
-            .map_err(ScimError::internal)
+            crate::store::delete_snapshots(tx, &id, Some(&name)).map_err(ScimError::internal)
         })
     })
     .await?;

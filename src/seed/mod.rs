@@ -180,7 +180,7 @@ pub fn seed(store: &Store, server: &ServerModel, req: &Request) -> Result<Report
             server,
             rt: users_rt,
             patterns: &patterns,
-            taken: existing_user_names(tx, server, users_rt)?,
+            taken: store::user_names(tx, &server.id, &users_rt.name)?,
             by_department: BTreeMap::new(),
             report: Report::default(),
         };
@@ -197,22 +197,6 @@ pub fn seed(store: &Store, server: &ServerModel, req: &Request) -> Result<Report
     })
 }
 
-fn existing_user_names(
-    tx: &rusqlite::Connection,
-    server: &ServerModel,
-    rt: &ResourceType,
-) -> Result<HashSet<String>, StoreError> {
-    let scope = store::sql::scope("r", &server.id, &rt.name);
-    let mut st = tx.prepare(&format!(
-        "SELECT lower(json_extract(r.doc, '$.\"userName\"')) FROM resources r WHERE {scope}"
-    ))?;
-    let names = st
-        .query_map([], |r| r.get::<_, Option<String>>(0))?
-        .filter_map(|r| r.ok().flatten())
-        .collect();
-    Ok(names)
-}
-
 struct Generator<'a> {
     server: &'a ServerModel,
     rt: &'a ResourceType,
@@ -226,12 +210,7 @@ struct Generator<'a> {
 
 impl Generator<'_> {
     /// Generates, validates and stores one user; returns its id.
-    fn user(
-        &mut self,
-        tx: &rusqlite::Connection,
-        rng: &mut Rng,
-        n: usize,
-    ) -> Result<String, SeedError> {
+    fn user(&mut self, tx: &store::Conn, rng: &mut Rng, n: usize) -> Result<String, SeedError> {
         // A view (data filter) may refuse some draws: try a few before giving up.
         let mut last_error = None;
         for _ in 0..20 {
@@ -300,7 +279,7 @@ impl Generator<'_> {
     /// its sequence number `n`.
     fn store_new(
         &self,
-        tx: &rusqlite::Connection,
+        tx: &store::Conn,
         rt: &ResourceType,
         id: &str,
         n: usize,
@@ -327,7 +306,7 @@ impl Generator<'_> {
     /// power law: a few large groups, many small ones.
     fn groups(
         &mut self,
-        tx: &rusqlite::Connection,
+        tx: &store::Conn,
         rng: &mut Rng,
         rt: &ResourceType,
         count: usize,

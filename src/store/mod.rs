@@ -4,6 +4,7 @@
 
 pub mod filter;
 pub mod plan;
+pub mod request_log;
 pub mod sort;
 pub mod sql;
 
@@ -37,6 +38,10 @@ pub enum StoreError {
         ids: Vec<String>,
     },
 }
+
+/// A connection of the store (a reader, or the writer inside a transaction). Callers hold it
+/// only to pass it to this module's functions: every SQL string lives here.
+pub type Conn = Connection;
 
 /// One stored resource, as read from the database.
 #[derive(Debug, Clone)]
@@ -724,4 +729,85 @@ pub fn counts(c: &Connection, server_id: &str) -> Result<Vec<(String, i64)>, Sto
     )?;
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Lower-cased `userName`s of a server's resources of `resource_type` (seeding avoids them).
+pub fn user_names(
+    c: &Connection,
+    server_id: &str,
+    resource_type: &str,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let scope = sql::scope("r", server_id, resource_type);
+    let mut st = c.prepare(&format!(
+        "SELECT lower(json_extract(r.doc, '$.\"userName\"')) FROM resources r WHERE {scope}"
+    ))?;
+    let names = st
+        .query_map([], |r| r.get::<_, Option<String>>(0))?
+        .filter_map(|r| r.ok().flatten())
+        .collect();
+    Ok(names)
+}
+
+/// A named snapshot of a server's data (an export).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Snapshot {
+    pub name: String,
+    pub taken: String,
+}
+
+/// Stores (or replaces) snapshot `name` of a server.
+pub fn put_snapshot(
+    tx: &Connection,
+    server_id: &str,
+    name: &str,
+    taken: &str,
+    data: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO snapshots (server_id, name, taken, data) VALUES (?1,?2,?3,?4)
+         ON CONFLICT (server_id, name) DO UPDATE SET taken=excluded.taken, data=excluded.data",
+        params![server_id, name, taken, data],
+    )?;
+    Ok(())
+}
+
+/// A server's snapshots by name.
+pub fn snapshots(c: &Connection, server_id: &str) -> Result<Vec<Snapshot>, StoreError> {
+    let mut st = c.prepare("SELECT name, taken FROM snapshots WHERE server_id=?1 ORDER BY name")?;
+    let rows = st.query_map([server_id], |r| {
+        Ok(Snapshot {
+            name: r.get(0)?,
+            taken: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The data of snapshot `name`, if it exists.
+pub fn snapshot_data(
+    c: &Connection,
+    server_id: &str,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
+        "SELECT data FROM snapshots WHERE server_id=?1 AND name=?2",
+        [server_id, name],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// Deletes snapshot `name` (every snapshot of the server with None); returns how many went.
+pub fn delete_snapshots(
+    tx: &Connection,
+    server_id: &str,
+    name: Option<&str>,
+) -> Result<usize, StoreError> {
+    Ok(match name {
+        Some(n) => tx.execute(
+            "DELETE FROM snapshots WHERE server_id=?1 AND name=?2",
+            [server_id, n],
+        )?,
+        None => tx.execute("DELETE FROM snapshots WHERE server_id=?1", [server_id])?,
+    })
 }
