@@ -132,7 +132,7 @@ fn peak_rss_mb() -> f64 {
 
 /// A deterministic spread of request numbers over the users, so runs are comparable.
 fn mix(n: usize) -> usize {
-    crate::seed::Rng::new(n as u64).next_u64() as usize
+    crate::vocab::rng::Rng::new(n as u64).next_u64() as usize
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {

@@ -372,3 +372,44 @@ pub fn json_schema() -> serde_json::Value {
 pub fn profile_json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ProfileDef)).unwrap_or_default()
 }
+
+impl FaultDef {
+    /// Checks a fault rule as a definition or admin call gives it.
+    pub fn check(&self) -> Result<(), String> {
+        let f = self;
+    if ![500, 503, 429].contains(&f.status) {
+        return Err(format!("status {} must be 500, 503 or 429", f.status));
+    }
+    if !(0.0..=1.0).contains(&f.error_rate) {
+        return Err("error_rate must be between 0.0 and 1.0".into());
+    }
+    if f.latency_max_ms.is_some_and(|m| m < f.latency_ms) {
+        return Err("latency_max_ms must be at least latency_ms".into());
+    }
+    if f.latency_ms.max(f.latency_max_ms.unwrap_or(0)) > 60_000 {
+        return Err("latency above 60 s is not a fault, it is an outage".into());
+    }
+    for m in &f.methods {
+        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.to_ascii_uppercase().as_str()) {
+            return Err(format!("method {m:?} is not one SCIM uses"));
+        }
+    }
+    if let Some(p) = &f.path {
+        if !p.starts_with('/') {
+            return Err("path must start with '/', e.g. /Users*".into());
+        }
+        path_pattern(p).map_err(|e| format!("path {p:?} is not a valid pattern: {e}"))?;
+    }
+    Ok(())
+}
+}
+
+/// A path pattern: `*` matches any run of characters (slashes included), case-insensitively.
+pub fn path_pattern(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
+    Ok(globset::GlobBuilder::new(pattern)
+        .case_insensitive(true)
+        .literal_separator(false)
+        .build()?
+        .compile_matcher())
+}
+

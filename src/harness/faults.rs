@@ -4,39 +4,11 @@
 //! log.
 
 use crate::definition::FaultDef;
-use crate::seed::Rng;
+use crate::vocab::rng::Rng;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// Checks a fault rule as a definition or admin call gives it.
-pub fn check(f: &FaultDef) -> Result<(), String> {
-    if ![500, 503, 429].contains(&f.status) {
-        return Err(format!("status {} must be 500, 503 or 429", f.status));
-    }
-    if !(0.0..=1.0).contains(&f.error_rate) {
-        return Err("error_rate must be between 0.0 and 1.0".into());
-    }
-    if f.latency_max_ms.is_some_and(|m| m < f.latency_ms) {
-        return Err("latency_max_ms must be at least latency_ms".into());
-    }
-    if f.latency_ms.max(f.latency_max_ms.unwrap_or(0)) > 60_000 {
-        return Err("latency above 60 s is not a fault, it is an outage".into());
-    }
-    for m in &f.methods {
-        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.to_ascii_uppercase().as_str()) {
-            return Err(format!("method {m:?} is not one SCIM uses"));
-        }
-    }
-    if let Some(p) = &f.path {
-        if !p.starts_with('/') {
-            return Err("path must start with '/', e.g. /Users*".into());
-        }
-        matcher(p).map_err(|e| format!("path {p:?} is not a valid pattern: {e}"))?;
-    }
-    Ok(())
-}
 
 /// What to do to one request.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -58,17 +30,8 @@ impl Injection {
     }
 }
 
-/// A path pattern: `*` matches any run of characters (slashes included), case-insensitively.
-fn matcher(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
-    Ok(globset::GlobBuilder::new(pattern)
-        .case_insensitive(true)
-        .literal_separator(false)
-        .build()?
-        .compile_matcher())
-}
-
 fn glob(pattern: &str, text: &str) -> bool {
-    matcher(pattern).is_ok_and(|m| m.is_match(text))
+    crate::definition::path_pattern(pattern).is_ok_and(|m| m.is_match(text))
 }
 
 /// Runtime state: admin-added rules, `next` counters, the random stream.
@@ -231,7 +194,7 @@ mod tests {
             .decide("s", &lat, "GET", "/Groups", Some("Group"))
             .unwrap();
         assert!((5..=9).contains(&i.latency_ms) && i.status.is_none());
-        assert!(check(&rule("{status: 404}")).is_err());
-        assert!(check(&rule("{error_rate: 2.0}")).is_err());
+        assert!(FaultDef::check(&rule("{status: 404}")).is_err());
+        assert!(FaultDef::check(&rule("{error_rate: 2.0}")).is_err());
     }
 }

@@ -2,81 +2,11 @@
 //! type. A bucket holds up to N tokens and refills at N per period, so `600/min` allows a burst
 //! of 600 and 10 per second after that. Over the limit: 429 with `Retry-After`.
 
-use crate::definition::RateLimitsDef;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// `N/s`, `N/min` or `N/hour`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Rate {
-    pub count: u32,
-    pub period_secs: u32,
-}
-
-impl Rate {
-    pub fn parse(text: &str) -> Result<Rate, String> {
-        let bad = || format!("rate {text:?} must look like 100/s, 600/min or 5000/hour");
-        let (n, per) = text.split_once('/').ok_or_else(bad)?;
-        let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        let period_secs = match per.trim() {
-            "s" | "sec" | "second" => 1,
-            "m" | "min" | "minute" => 60,
-            "h" | "hour" => 3600,
-            _ => return Err(bad()),
-        };
-        if count == 0 {
-            return Err(format!(
-                "rate {text:?} allows nothing; remove the limit instead"
-            ));
-        }
-        Ok(Rate { count, period_secs })
-    }
-
-    fn per_sec(&self) -> f64 {
-        self.count as f64 / self.period_secs as f64
-    }
-}
-
-/// A server's compiled limits.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Limits {
-    pub read: Option<Rate>,
-    pub write: Option<Rate>,
-    pub per_type: Vec<(String, Rate)>,
-}
-
-impl Limits {
-    pub fn compile(def: &RateLimitsDef) -> Result<Limits, Vec<(Vec<String>, String)>> {
-        let mut problems = Vec::new();
-        let mut one = |key: Vec<String>, text: &Option<String>| match text {
-            None => None,
-            Some(t) => Rate::parse(t).map_err(|e| problems.push((key, e))).ok(),
-        };
-        let read = one(vec!["read".into()], &def.read);
-        let write = one(vec!["write".into()], &def.write);
-        let mut per_type = Vec::new();
-        for (name, text) in &def.per_type {
-            if let Some(r) = one(vec!["per_type".into(), name.clone()], &Some(text.clone())) {
-                per_type.push((name.clone(), r));
-            }
-        }
-        if problems.is_empty() {
-            Ok(Limits {
-                read,
-                write,
-                per_type,
-            })
-        } else {
-            Err(problems)
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.read.is_none() && self.write.is_none() && self.per_type.is_empty()
-    }
-}
+pub use crate::model::limits::{Limits, Rate};
 
 #[derive(Debug)]
 struct Bucket {

@@ -581,7 +581,7 @@ async fn put_faults(
         ScimError::invalid_syntax(format!("faults: send a JSON list of rules: {e}"))
     })?;
     for (i, f) in rules.iter().enumerate() {
-        crate::harness::faults::check(f)
+        crate::definition::FaultDef::check(f)
             .map_err(|m| ScimError::invalid_value(format!("faults[{i}]: {m}")))?;
     }
     app.harness.faults.set_admin(&s.id, rules.clone());

@@ -120,7 +120,7 @@ async fn logged(
             Err(e) => return body_error(&e, cap).into_response(),
         };
         let (resp, quirks) =
-            crate::harness::with_notes(handle(&app, &model, &req, Body::from(bytes.clone()))).await;
+            crate::vocab::notes::with_notes(handle(&app, &model, &req, Body::from(bytes.clone()))).await;
         let resp = resp.unwrap_or_else(IntoResponse::into_response);
         let status = resp.status().as_u16();
         let micros = started.elapsed().as_micros() as u64;
@@ -548,13 +548,13 @@ async fn blocking<T: Send + 'static>(
 ) -> ScimResult<T> {
     let (store, server, base) = (app.store.clone(), server.clone(), base.to_string());
     let (out, quirks) = tokio::task::spawn_blocking(move || {
-        crate::harness::take_thread_quirks();
+        crate::vocab::notes::take_thread_quirks();
         let out = f(&store, &server, &base);
-        (out, crate::harness::take_thread_quirks())
+        (out, crate::vocab::notes::take_thread_quirks())
     })
     .await
     .map_err(ScimError::internal)?;
-    crate::harness::add_quirks(quirks);
+    crate::vocab::notes::add_quirks(quirks);
     out
 }
 

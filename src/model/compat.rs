@@ -144,7 +144,7 @@ impl Compat {
         let ok = self.quirks.contains(&q);
         if ok {
             tracing::debug!(quirk = q.name(), "applied IdP quirk");
-            crate::harness::note_quirk(q.name());
+            crate::vocab::notes::note_quirk(q.name());
         }
         ok
     }

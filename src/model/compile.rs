@@ -202,7 +202,7 @@ fn compile_server(
             )),
         }
     }
-    let limits = match crate::harness::limits::Limits::compile(&def.rate_limits) {
+    let limits = match super::limits::Limits::compile(&def.rate_limits) {
         Ok(l) => l,
         Err(errors) => {
             for (keys, message) in errors {
@@ -226,7 +226,7 @@ fn compile_server(
         }
     }
     for (i, f) in def.faults.iter().enumerate() {
-        if let Err(message) = crate::harness::faults::check(f) {
+        if let Err(message) = f.check() {
             problems.push(file.diagnostic(&["faults"], format!("faults[{i}]: {message}")));
         }
         if let Some(rt) = &f.resource_type

@@ -6,6 +6,7 @@ pub mod compat;
 mod compile;
 mod discovery;
 mod handle;
+pub mod limits;
 pub mod path;
 mod profiles;
 
@@ -81,7 +82,7 @@ pub struct ServerModel {
     /// What the request inspector records.
     pub inspector: crate::definition::InspectorDef,
     /// Token-bucket rate limits.
-    pub limits: crate::harness::limits::Limits,
+    pub limits: limits::Limits,
     /// Fault rules from the definition.
     pub faults: Vec<crate::definition::FaultDef>,
     /// Created through the admin API, not from a file; gone on restart.
