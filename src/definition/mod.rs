@@ -2,6 +2,7 @@
 //! by the loader and by `model::compile`. Unknown keys are errors.
 
 mod load;
+pub mod patterns;
 mod locate;
 mod profile;
 

@@ -89,7 +89,7 @@ pub fn check_profiles(profiles: &[LoadedProfile], problems: &mut Vec<Diagnostic>
             }
         }
         for (name, template) in &def.seed.patterns {
-            if let Err(message) = crate::seed::check_pattern(name, template) {
+            if let Err(message) = crate::definition::patterns::check_pattern(name, template) {
                 problems.push(p.diagnostic(&["seed", "patterns", name], message));
             }
         }

@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-pub use shape::{Defaults, PATTERNS, check_pattern, defaults};
+pub use crate::definition::patterns::{PATTERNS, check_pattern};
+pub use shape::{Defaults, defaults};
 
 /// What to add.
 #[derive(Debug, Clone)]

@@ -6,7 +6,8 @@ use super::{Rng, SeedError};
 use crate::definition::SeedShape;
 use crate::model::ResourceType;
 use crate::schema::{self, AttrType, AttributeDef, Mutability, urn};
-use handlebars::{Handlebars, handlebars_helper};
+use crate::definition::patterns::{PATTERNS, registry};
+use handlebars::Handlebars;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -14,20 +15,6 @@ use std::sync::LazyLock;
 
 /// The shipped defaults, embedded at build time.
 const DEFAULTS: &str = include_str!("../../templates/seed/defaults.yaml");
-
-/// Pattern names a pack may override.
-pub const PATTERNS: &[&str] = &[
-    "user_name",
-    "display_name",
-    "email_work",
-    "email_home",
-    "phone_work",
-    "phone_mobile",
-    "employee_number",
-    "external_id",
-    "street_address",
-    "group_name",
-];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,37 +50,6 @@ pub fn defaults() -> &'static Defaults {
         serde_yaml::from_str(DEFAULTS).expect("templates/seed/defaults.yaml is checked by tests")
     });
     &PARSED
-}
-
-handlebars_helper!(lower: |s: str| s.to_lowercase());
-handlebars_helper!(upper: |s: str| s.to_uppercase());
-handlebars_helper!(pad: |n: u64, width: u64| format!("{n:0w$}", w = width as usize));
-handlebars_helper!(slice: |s: str, from: u64, to: u64| {
-    s.chars().skip(from as usize).take(to.saturating_sub(from) as usize).collect::<String>()
-});
-
-fn registry() -> Handlebars<'static> {
-    let mut h = Handlebars::new();
-    h.set_strict_mode(true);
-    h.register_escape_fn(handlebars::no_escape);
-    h.register_helper("lower", Box::new(lower));
-    h.register_helper("upper", Box::new(upper));
-    h.register_helper("pad", Box::new(pad));
-    h.register_helper("slice", Box::new(slice));
-    h
-}
-
-/// Checks one pattern as a profile pack writes it: known name, valid template.
-pub fn check_pattern(name: &str, template: &str) -> Result<(), String> {
-    if !PATTERNS.contains(&name) {
-        return Err(format!(
-            "unknown seed pattern {name:?}; patterns: {}",
-            PATTERNS.join(", ")
-        ));
-    }
-    registry()
-        .register_template_string(name, template)
-        .map_err(|e| format!("seed pattern {name:?} is not a valid handlebars template: {e}"))
 }
 
 /// The compiled patterns plus the lists values are drawn from, for one server.
@@ -407,6 +363,7 @@ fn fit_value(attr: &AttributeDef, value: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    use crate::definition::patterns::check_pattern;
     use super::*;
 
     #[test]
