@@ -8,7 +8,7 @@ mod parse;
 pub use eval::matches;
 pub use parse::{MAX_DEPTH, MAX_TERMS, MAX_VALUE_CHARS, parse, parse_with};
 
-use crate::model::AttrPath;
+use crate::vocab::path::AttrPath;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! resolved schemas, attribute lookup, discovery documents and the SQL index plan. Handlers only
 //! ever read this; they never look at YAML.
 
-pub mod compat;
+pub use crate::vocab::compat;
 mod compile;
 mod discovery;
 mod handle;

@@ -4,7 +4,7 @@
 
 use crate::error::{ScimError, ScimResult};
 use crate::filter::{self, CompValue, CompareOp, Filter};
-use crate::model::compat::{Compat, Quirk};
+use crate::vocab::compat::{Compat, Quirk};
 use crate::model::{AttrPath, ResourceType, Target};
 use crate::schema::{AttrType, Mutability, urn};
 use serde_json::{Map, Value};

@@ -1,8 +1,10 @@
-//! The SCIM vocabulary every layer shares and that depends on nothing of scimlab's: how
-//! timestamps are written, the deterministic random stream, and the per-request notes of
-//! IdP quirks applied. (A leaf of the module graph: model, store and engine may all
+//! The SCIM vocabulary every layer shares, depending on nothing of scimlab's but its error type:
+//! attribute paths as written, IdP quirks (`compat`) and the per-request notes of those
+//! applied, how timestamps are written, and the deterministic random stream. (A leaf of the module graph: model, store and engine may all
 //! use it without depending on each other.)
 
+pub mod compat;
 pub mod notes;
+pub mod path;
 pub mod rng;
 pub mod time;
