@@ -26,5 +26,8 @@ fn rusqlite_is_named_only_inside_the_store() {
         .map(|p| p.strip_prefix(&src).unwrap().display().to_string())
         .collect();
     assert!(files.len() > 20, "found the sources");
-    assert!(outside.is_empty(), "rusqlite outside src/store: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "rusqlite outside src/store: {outside:?}"
+    );
 }

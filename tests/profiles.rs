@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, assert_error};
+use common::{TestApp, assert_error, eventually};
 use serde_json::{Value, json};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -485,26 +485,16 @@ async fn profile_changes_hot_reload_and_broken_profiles_keep_the_last_good_model
         "rules.yaml",
         &RULES.replace("  active: {}\n", "  active: {}\n  profileUrl: {}\n"),
     );
-    let mut seen = false;
-    for _ in 0..100 {
-        if serves_profile_url(&app).await {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(seen, "the profile change was served");
+    eventually("the profile change to be served", || {
+        serves_profile_url(&app)
+    })
+    .await;
     app.write_profile("rules.yaml", "id: rules\nattributes: [oops\n");
-    let mut reported = false;
-    for _ in 0..100 {
+    eventually("the broken profile to be reported", || async {
         let h = app.health().await;
-        if h["last_reload"]["ok"] == false {
-            reported = h.to_string().contains("rules.yaml");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(reported, "the broken profile is reported");
+        h["last_reload"]["ok"] == false && h.to_string().contains("rules.yaml")
+    })
+    .await;
     assert!(
         serves_profile_url(&app).await,
         "the last good model keeps serving"
@@ -521,16 +511,12 @@ async fn catalogue_changes_in_a_profile_reach_the_served_items() {
             "      - { id: lic-b, display_name: License B }\n      - { id: lic-c, display_name: License C }",
         );
     app.write_profile("rules.yaml", &changed);
-    let mut ok = false;
-    for _ in 0..100 {
+    eventually("the catalogue change to be served", || async {
         let (_, a) = app.get("shaped", "/Licenses/lic-a").await;
         let (s, _) = app.get("shaped", "/Licenses/lic-c").await;
-        if a["displayName"] == "License A (renamed)" && s == 200 {
-            assert_eq!(a["meta"]["version"], "W/\"2\"", "an update, not a new item");
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(ok, "the catalogue change was not served");
+        a["displayName"] == "License A (renamed)" && s == 200
+    })
+    .await;
+    let (_, a) = app.get("shaped", "/Licenses/lic-a").await;
+    assert_eq!(a["meta"]["version"], "W/\"2\"", "an update, not a new item");
 }

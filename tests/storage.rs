@@ -156,15 +156,10 @@ async fn no_watch_ignores_edits_until_sighup() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let mut status = 404;
-    for _ in 0..100 {
-        status = groups().await.unwrap().status().as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, 200, "SIGHUP reloads");
+    eventually("SIGHUP to reload", || async {
+        groups().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
 }

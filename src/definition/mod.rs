@@ -2,8 +2,8 @@
 //! by the loader and by `model::compile`. Unknown keys are errors.
 
 mod load;
-pub mod patterns;
 mod locate;
+pub mod patterns;
 mod profile;
 
 pub use load::{
@@ -378,31 +378,32 @@ impl FaultDef {
     /// Checks a fault rule as a definition or admin call gives it.
     pub fn check(&self) -> Result<(), String> {
         let f = self;
-    if ![500, 503, 429].contains(&f.status) {
-        return Err(format!("status {} must be 500, 503 or 429", f.status));
-    }
-    if !(0.0..=1.0).contains(&f.error_rate) {
-        return Err("error_rate must be between 0.0 and 1.0".into());
-    }
-    if f.latency_max_ms.is_some_and(|m| m < f.latency_ms) {
-        return Err("latency_max_ms must be at least latency_ms".into());
-    }
-    if f.latency_ms.max(f.latency_max_ms.unwrap_or(0)) > 60_000 {
-        return Err("latency above 60 s is not a fault, it is an outage".into());
-    }
-    for m in &f.methods {
-        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.to_ascii_uppercase().as_str()) {
-            return Err(format!("method {m:?} is not one SCIM uses"));
+        if ![500, 503, 429].contains(&f.status) {
+            return Err(format!("status {} must be 500, 503 or 429", f.status));
         }
-    }
-    if let Some(p) = &f.path {
-        if !p.starts_with('/') {
-            return Err("path must start with '/', e.g. /Users*".into());
+        if !(0.0..=1.0).contains(&f.error_rate) {
+            return Err("error_rate must be between 0.0 and 1.0".into());
         }
-        path_pattern(p).map_err(|e| format!("path {p:?} is not a valid pattern: {e}"))?;
+        if f.latency_max_ms.is_some_and(|m| m < f.latency_ms) {
+            return Err("latency_max_ms must be at least latency_ms".into());
+        }
+        if f.latency_ms.max(f.latency_max_ms.unwrap_or(0)) > 60_000 {
+            return Err("latency above 60 s is not a fault, it is an outage".into());
+        }
+        for m in &f.methods {
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.to_ascii_uppercase().as_str())
+            {
+                return Err(format!("method {m:?} is not one SCIM uses"));
+            }
+        }
+        if let Some(p) = &f.path {
+            if !p.starts_with('/') {
+                return Err("path must start with '/', e.g. /Users*".into());
+            }
+            path_pattern(p).map_err(|e| format!("path {p:?} is not a valid pattern: {e}"))?;
+        }
+        Ok(())
     }
-    Ok(())
-}
 }
 
 /// A path pattern: `*` matches any run of characters (slashes included), case-insensitively.
@@ -413,4 +414,3 @@ pub fn path_pattern(pattern: &str) -> Result<globset::GlobMatcher, globset::Erro
         .build()?
         .compile_matcher())
 }
-

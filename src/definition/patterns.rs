@@ -48,4 +48,3 @@ pub fn check_pattern(name: &str, template: &str) -> Result<(), String> {
         .register_template_string(name, template)
         .map_err(|e| format!("seed pattern {name:?} is not a valid handlebars template: {e}"))
 }
-

@@ -3,8 +3,8 @@
 
 use super::{CompValue, CompareOp, Filter};
 use crate::error::{ScimError, ScimResult};
-use crate::vocab::path::AttrPath;
 use crate::vocab::compat::{Compat, Quirk};
+use crate::vocab::path::AttrPath;
 
 /// Deepest nesting of parentheses, `not` and value paths accepted.
 pub const MAX_DEPTH: usize = 32;

@@ -120,7 +120,8 @@ async fn logged(
             Err(e) => return body_error(&e, cap).into_response(),
         };
         let (resp, quirks) =
-            crate::vocab::notes::with_notes(handle(&app, &model, &req, Body::from(bytes.clone()))).await;
+            crate::vocab::notes::with_notes(handle(&app, &model, &req, Body::from(bytes.clone())))
+                .await;
         let resp = resp.unwrap_or_else(IntoResponse::into_response);
         let status = resp.status().as_u16();
         let micros = started.elapsed().as_micros() as u64;

@@ -4,9 +4,9 @@
 
 use crate::error::{ScimError, ScimResult};
 use crate::filter::{self, CompValue, CompareOp, Filter};
-use crate::vocab::compat::{Compat, Quirk};
 use crate::model::{AttrPath, ResourceType, Target};
 use crate::schema::{AttrType, Mutability, urn};
+use crate::vocab::compat::{Compat, Quirk};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

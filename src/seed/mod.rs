@@ -63,7 +63,6 @@ pub enum SeedError {
 
 pub use crate::vocab::rng::Rng;
 
-
 /// Seeded timestamps start here and advance per resource, so exports are reproducible.
 const EPOCH: &str = "2024-01-02T09:00:00Z";
 /// The epoch in stored form (catalogue items are dated here).

@@ -4,9 +4,9 @@
 
 use super::{Rng, SeedError};
 use crate::definition::SeedShape;
+use crate::definition::patterns::{PATTERNS, registry};
 use crate::model::ResourceType;
 use crate::schema::{self, AttrType, AttributeDef, Mutability, urn};
-use crate::definition::patterns::{PATTERNS, registry};
 use handlebars::Handlebars;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -363,8 +363,8 @@ fn fit_value(attr: &AttributeDef, value: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use crate::definition::patterns::check_pattern;
     use super::*;
+    use crate::definition::patterns::check_pattern;
 
     #[test]
     fn defaults_parse_and_every_default_pattern_compiles() {

@@ -328,16 +328,31 @@ pub fn http() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
-/// Whether `url` answers (any status) within ten seconds: a process the test started is up.
+/// Waits (up to five seconds, polling every 20 ms) until `check` holds; panics naming `what`
+/// otherwise. For what happens in the background: reloads, the recorder, a started process.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..250 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Waits until `url` answers (any status): a process the test started is up.
 pub async fn answers_soon(url: &str) -> bool {
     let client = http().build().unwrap();
-    for _ in 0..100 {
-        if client.get(url).send().await.is_ok() {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    false
+    eventually(&format!("{url} to answer"), || {
+        let (client, url) = (client.clone(), url.to_string());
+        async move { client.get(url).send().await.is_ok() }
+    })
+    .await;
+    true
 }
 
 /// A port nothing listens on right now (for processes the tests start).
