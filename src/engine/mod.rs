@@ -563,3 +563,84 @@ fn unknown_attribute(f: &filter::Filter, rt: &ResourceType) -> Option<ScimError>
         Filter::Not(x) => unknown_attribute(x, rt),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Model;
+
+    fn model(yaml: &str) -> Model {
+        let file = crate::definition::load_str(std::path::Path::new("t.yaml"), yaml).unwrap();
+        crate::model::compile(&[file], &[]).unwrap()
+    }
+
+    const DEF: &str = "id: t\ntokens: [t]\nresource_types:\n  User:\n    attributes:\n      badge: { type: string, mutability: immutable }\n  Group: {}\nvalidation: { strict: true }\n";
+
+    #[test]
+    fn create_validation_is_the_servers() {
+        let m = model(DEF);
+        let s = m.server("t").unwrap();
+        let users = s.by_name("User").unwrap();
+        let ok = json!({"schemas": [urn::USER], "userName": "a"});
+        assert!(validate_create(s, users, &ok).is_ok());
+        let e = validate_create(s, users, &json!({"schemas": [urn::USER]})).unwrap_err();
+        assert_eq!(
+            (e.status, e.scim_type),
+            (400, Some(crate::error::ScimType::InvalidValue))
+        );
+        let e = validate_create(
+            s,
+            users,
+            &json!({"schemas": [urn::USER], "userName": "a", "x": 1}),
+        )
+        .unwrap_err();
+        assert!(e.detail.contains("unknown attribute"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_patch_is_applied_whole_or_not_at_all_in_memory() {
+        let m = model(DEF);
+        let s = m.server("t").unwrap();
+        let users = s.by_name("User").unwrap();
+        let ext = "urn:scimlab:schemas:extension:t:2.0:User";
+        let mut old = Map::new();
+        old.insert("userName".into(), json!("a"));
+        old.insert(ext.into(), json!({"badge": "B-1"}));
+        let ops = |o: Value| json!({"schemas": [urn::PATCH_OP], "Operations": o});
+        assert!(
+            validate_patch(
+                s,
+                users,
+                &old,
+                &ops(json!([{"op": "replace", "path": "displayName", "value": "D"}]))
+            )
+            .is_ok()
+        );
+        // An immutable value set once cannot change; the whole PatchOp fails.
+        let e = validate_patch(
+            s,
+            users,
+            &old,
+            &ops(json!([
+                {"op": "replace", "path": "displayName", "value": "D"},
+                {"op": "replace", "path": format!("{ext}:badge"), "value": "B-2"}
+            ])),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.scim_type,
+            Some(crate::error::ScimType::Mutability),
+            "{}",
+            e.detail
+        );
+        // A filter that selects nothing on this document: noTarget.
+        let e = validate_patch(
+            s,
+            users,
+            &old,
+            &ops(json!([{"op": "remove", "path": "emails[type eq \"work\"]"}])),
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::error::ScimType::NoTarget));
+    }
+}

@@ -96,3 +96,77 @@ impl ModelHandle {
         self.current.swap(model)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn file(id: &str) -> LoadedFile {
+        crate::definition::load_str(
+            Path::new(&format!("admin:{id}")),
+            &format!("id: {id}\ntokens: [t-{id}]\nresource_types: {{ User: {{}} }}\n"),
+        )
+        .unwrap()
+    }
+
+    /// An edit that adds `f` to the ephemeral definitions.
+    fn add(f: LoadedFile) -> impl FnOnce(&mut Vec<LoadedFile>, &Model) -> Result<(), &'static str> {
+        move |e, _| {
+            e.push(f);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_refused_or_broken_rebuild_changes_nothing() {
+        let h = ModelHandle::new(Model::default());
+        h.rebuild(add(file("a")), |_| Ok(())).unwrap();
+        let before = h.load_full();
+        // Refused by the edit, by the preparation, or not compiling: the model and the
+        // ephemeral definitions stay as they were.
+        let refuse = |e: &mut Vec<LoadedFile>, _: &Model| {
+            e.push(file("b"));
+            Err("no")
+        };
+        assert!(matches!(
+            h.rebuild(refuse, |_| Ok(())),
+            Err(RebuildError::Refused("no"))
+        ));
+        assert!(matches!(
+            h.rebuild(add(file("b")), |_| Err("no")),
+            Err(RebuildError::Refused("no"))
+        ));
+        let broken = crate::definition::load_str(
+            Path::new("admin:c"),
+            "id: c\ntokens: [t]\nresource_types: { Nope: {} }\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            h.rebuild(add(broken), |_| Ok(())),
+            Err(RebuildError::Compile(_))
+        ));
+        assert!(Arc::ptr_eq(&before, &h.load_full()));
+        let (_, after) = h.rebuild(|_, _| Ok::<_, ()>(()), |_| Ok(())).unwrap();
+        assert_eq!(after.servers.keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn concurrent_rebuilds_lose_no_change() {
+        let h = Arc::new(ModelHandle::new(Model::default()));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    h.rebuild(add(file(&format!("s{i}"))), |_| Ok(())).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let model = h.load_full();
+        assert_eq!(model.servers.len(), 8);
+        assert!(model.servers.values().all(|s| s.ephemeral));
+    }
+}

@@ -811,3 +811,66 @@ pub fn delete_snapshots(
         None => tx.execute("DELETE FROM snapshots WHERE server_id=?1", [server_id])?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(yaml: &str) -> Arc<ServerModel> {
+        let file = crate::definition::load_str(Path::new("t.yaml"), yaml).unwrap();
+        crate::model::compile(&[file], &[])
+            .unwrap()
+            .servers
+            .into_values()
+            .next()
+            .unwrap()
+    }
+
+    fn row(id: &str, doc: &str) -> Row {
+        Row {
+            id: id.into(),
+            resource_type: "User".into(),
+            version: 1,
+            created: "2024-01-01T00:00:00.000Z".into(),
+            last_modified: "2024-01-01T00:00:00.000Z".into(),
+            doc: doc.into(),
+        }
+    }
+
+    #[test]
+    fn unique_indexes_refuse_duplicates_and_name_conflicting_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let plain = "id: t\ntokens: [t]\nresource_types:\n  User:\n    attributes:\n      code: { type: string }\n";
+        let s = server(plain);
+        store.apply_indexes(&s).unwrap();
+        store
+            .write(|tx| insert(tx, "t", &row("1", r#"{"userName":"Ann","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
+            .unwrap();
+        // userName is unique case-insensitively (RFC 7643 §4.1.1).
+        let dup = store.write(|tx| insert(tx, "t", &row("2", r#"{"userName":"ANN"}"#)));
+        assert!(matches!(dup, Err(StoreError::Unique { .. })), "{dup:?}");
+        store
+            .write(|tx| insert(tx, "t", &row("3", r#"{"userName":"Bob","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
+            .unwrap();
+        // Making `code` unique now cannot work: the data already shares a value.
+        let unique = plain.replace(
+            "code: { type: string }",
+            "code: { type: string, uniqueness: server }",
+        );
+        match store.apply_indexes(&server(&unique)) {
+            Err(StoreError::IndexConflict { attribute, ids, .. }) => {
+                assert!(attribute.contains("code"), "{attribute}");
+                assert_eq!(ids.len(), 2, "{ids:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Point reads and counts see the committed rows.
+        let got = store.read_point(|c| get(c, "t", "3")).unwrap().unwrap();
+        assert_eq!(got.id, "3");
+        assert_eq!(
+            store.read_point(|c| counts(c, "t")).unwrap(),
+            [("User".to_string(), 2)]
+        );
+    }
+}
