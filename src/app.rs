@@ -27,6 +27,25 @@ pub struct Config {
     pub conn: http::listen::ConnLimits,
 }
 
+/// Every route: the SCIM, health and admin API (`http`) and the web UI (`ui`), assembled here
+/// so neither knows the other.
+pub fn router(state: AppState) -> axum::Router {
+    http::routes()
+        .merge(crate::ui::routes(state.clone()))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` with `limits` until `shutdown` completes. The caller binds
+/// the socket.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: http::listen::ConnLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    http::listen::serve(listener, router(state), limits, shutdown).await
+}
+
 /// Compiles the definitions or returns every located problem as one error.
 pub fn compile(sources: &Sources) -> anyhow::Result<model::Model> {
     sources.compile().map_err(|problems| {
@@ -71,20 +90,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             server.resource_types.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>().join(" ")
         );
     }
-    reload::initial_status(&state, &config.sources);
+    reload::initial_status(&state.reloader(), &config.sources);
     tracing::info!("web UI at http://{addr}/ui (loopback clients)");
     // Kept alive for as long as the server runs.
     let _watcher = if config.watch {
         Some(
-            reload::watch(state.clone(), config.sources.clone())
+            reload::watch(state.reloader(), config.sources.clone())
                 .with_context(|| format!("watching {}", config.sources.servers.display()))?,
         )
     } else {
         None
     };
     #[cfg(unix)]
-    reload::on_sighup(state.clone(), config.sources.clone())?;
-    http::serve_with(listener, state, config.conn.clone(), async {
+    reload::on_sighup(state.reloader(), config.sources.clone())?;
+    serve_with(listener, state, config.conn.clone(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

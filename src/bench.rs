@@ -150,7 +150,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let kept = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(crate::http::serve(listener, state, std::future::pending()));
+    tokio::spawn(crate::app::serve_with(
+        listener,
+        state,
+        crate::http::listen::ConnLimits::default().fitted_to_descriptors(),
+        std::future::pending(),
+    ));
 
     let duration = Duration::from_secs_f64(opts.seconds);
     let conns = opts.connections;
@@ -499,10 +504,15 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
         let model = crate::app::compile(&sources)?;
         let store = Arc::new(Store::open(&dir.path().join("reload.db"))?);
         let state = AppState::new(store, model)?;
-        let _watcher = crate::reload::watch(state.clone(), sources)?;
+        let _watcher = crate::reload::watch(state.reloader(), sources)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        tokio::spawn(crate::http::serve(listener, state, std::future::pending()));
+        tokio::spawn(crate::app::serve_with(
+            listener,
+            state,
+            crate::http::listen::ConnLimits::default().fitted_to_descriptors(),
+            std::future::pending(),
+        ));
         let mut conn = Conn::open(addr).await?;
         let mut times = Vec::new();
         for e in 1..=opts.edits {

@@ -232,7 +232,7 @@ async fn ephemeral_servers_are_validated_like_files_and_can_be_deleted() {
     );
     let state = app.state.as_ref().unwrap();
     let sources = scimlab::model::Sources::new(app.servers_dir(), app.profiles_dir());
-    scimlab::reload::reload(state, &sources).unwrap();
+    scimlab::reload::reload(&state.reloader(), &sources).unwrap();
     assert_eq!(app.get("ci-run-2", "/Users").await.0, 200);
     assert_eq!(app.get("third", "/Users").await.0, 200);
 }

@@ -202,7 +202,7 @@ async fn concurrent_admin_changes_and_reloads_lose_nothing() {
         tokio::task::spawn_blocking(move || {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                scimlab::reload::reload(&state, &sources).unwrap();
+                scimlab::reload::reload(&state.reloader(), &sources).unwrap();
                 n += 1;
             }
             n
@@ -266,6 +266,6 @@ async fn concurrent_admin_changes_and_reloads_lose_nothing() {
             let (s, _) = app.get(&id, "/ServiceProviderConfig").await;
             assert_eq!(s, if i % 2 == 0 { 404 } else { 200 }, "{id}");
         }
-        scimlab::reload::reload(&state, &sources).unwrap();
+        scimlab::reload::reload(&state.reloader(), &sources).unwrap();
     }
 }

@@ -17,9 +17,7 @@ use crate::store::Store;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// Shared state: the current model (swapped atomically on reload), the store and the harness.
 #[derive(Clone)]
@@ -30,8 +28,6 @@ pub struct AppState {
     /// Definition files and the last reload's outcome, for `/healthz`.
     pub reload: Arc<std::sync::Mutex<crate::reload::ReloadStatus>>,
     pub harness: Arc<Harness>,
-    /// Web UI sessions (CSRF tokens, sign-ins).
-    pub ui_sessions: Arc<crate::ui::guard::Sessions>,
 }
 
 /// Runtime state of the test-harness features.
@@ -79,6 +75,15 @@ impl Harness {
 }
 
 impl AppState {
+    /// What reloads work on (the model handle, the store, the reload status).
+    pub fn reloader(&self) -> crate::reload::Reloader {
+        crate::reload::Reloader {
+            model: self.model.clone(),
+            store: self.store.clone(),
+            status: self.reload.clone(),
+        }
+    }
+
     /// Prepares every server (indexes, catalogue, seed data) and holds the model; starts the
     /// request recorder.
     pub fn new(store: Arc<Store>, model: Model) -> Result<AppState, crate::data::DataError> {
@@ -103,7 +108,6 @@ impl AppState {
                 limit_overrides: Default::default(),
                 admin: AdminAccess::generated(),
             }),
-            ui_sessions: Default::default(),
         })
     }
 
@@ -116,9 +120,10 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    // Everything but the UI (whose errors are pages) answers errors as SCIM error bodies.
-    let api = Router::new()
+/// The SCIM, health and admin routes; every error they answer is a SCIM error body. (The
+/// UI's routes are mounted beside them by `app::router`.)
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/healthz", get(scim::healthz))
         .route("/health", get(scim::healthz))
         .route(
@@ -131,9 +136,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(admin::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(response::scim_error_bodies));
-    api.merge(crate::ui::routes(state.clone()))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(response::scim_error_bodies))
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
@@ -142,32 +145,6 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         uri.path()
     ))
     .into_response()
-}
-
-/// Serves on `listener` until `shutdown` completes, with the default connection limits. The
-/// caller binds the socket.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(
-        listener,
-        state,
-        listen::ConnLimits::default().fitted_to_descriptors(),
-        shutdown,
-    )
-    .await
-}
-
-/// Serves on `listener` with the given connection limits until `shutdown` completes.
-pub async fn serve_with(
-    listener: TcpListener,
-    state: AppState,
-    limits: listen::ConnLimits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    listen::serve(listener, router(state), limits, shutdown).await
 }
 
 /// The unreserved characters of RFC 3986 stay as they are; everything else is encoded.

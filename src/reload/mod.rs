@@ -8,13 +8,25 @@ mod diff;
 pub use diff::diff;
 
 use crate::definition::Diagnostic;
-use crate::http::AppState;
+use crate::model::ModelHandle;
 use crate::model::Sources;
+use crate::store::Store;
 use serde::Serialize;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the directory must be quiet before a reload starts.
 pub const DEBOUNCE: Duration = Duration::from_millis(40);
+
+/// What a reload works on: the model handle (the only way to change the model), the store
+/// (indexes, catalogue items and seed data of servers that are new) and the status that
+/// `/healthz` reports.
+#[derive(Clone)]
+pub struct Reloader {
+    pub model: Arc<ModelHandle>,
+    pub store: Arc<Store>,
+    pub status: Arc<Mutex<ReloadStatus>>,
+}
 
 /// What `/healthz` reports about definitions.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -64,7 +76,7 @@ fn file_statuses(sources: &Sources, problems: &[Diagnostic]) -> Vec<FileStatus> 
 /// Compiles the definitions and profiles and, if everything is valid and the store accepts the
 /// new indexes, swaps the model in. Blocking: call it from a blocking thread. Returns the change
 /// summary or the errors.
-pub fn reload(state: &AppState, sources: &Sources) -> Result<Vec<String>, Vec<String>> {
+pub fn reload(state: &Reloader, sources: &Sources) -> Result<Vec<String>, Vec<String>> {
     let started = Instant::now();
     // Indexes first: a uniqueness the existing data violates refuses the whole reload. Then
     // catalogue items and seed data of servers that are new or still empty.
@@ -108,17 +120,17 @@ pub fn reload(state: &AppState, sources: &Sources) -> Result<Vec<String>, Vec<St
             errors.join("\n")
         ),
     }
-    crate::sync::lock(&state.reload).last_reload = Some(outcome);
+    crate::sync::lock(&state.status).last_reload = Some(outcome);
     result
 }
 
-fn set_files(state: &AppState, files: Vec<FileStatus>) {
-    crate::sync::lock(&state.reload).files = files;
+fn set_files(state: &Reloader, files: Vec<FileStatus>) {
+    crate::sync::lock(&state.status).files = files;
 }
 
 /// Records the status of the initial, successful load, and where definitions live (the admin
 /// API recompiles from there when it adds an ephemeral server).
-pub fn initial_status(state: &AppState, sources: &Sources) {
+pub fn initial_status(state: &Reloader, sources: &Sources) {
     set_files(state, file_statuses(sources, &[]));
     state.model.set_sources(sources.clone());
 }
@@ -126,7 +138,7 @@ pub fn initial_status(state: &AppState, sources: &Sources) {
 /// Watches both directories until the returned watcher is dropped: every burst of changes
 /// triggers one reload, run on the blocking pool. A profiles directory that does not exist yet
 /// is not watched (SIGHUP still reloads it).
-pub fn watch(state: AppState, sources: Sources) -> notify::Result<notify::RecommendedWatcher> {
+pub fn watch(state: Reloader, sources: Sources) -> notify::Result<notify::RecommendedWatcher> {
     use notify::Watcher;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -151,7 +163,7 @@ pub fn watch(state: AppState, sources: Sources) -> notify::Result<notify::Recomm
 
 /// Reloads on SIGHUP (with or without the watcher).
 #[cfg(unix)]
-pub fn on_sighup(state: AppState, sources: Sources) -> std::io::Result<()> {
+pub fn on_sighup(state: Reloader, sources: Sources) -> std::io::Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {

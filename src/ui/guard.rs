@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const COOKIE: &str = "scimlab_ui";
 /// Sessions kept; the oldest is forgotten beyond this (its browser simply gets a new one).
@@ -129,8 +129,12 @@ fn cookie_session(req: &Request) -> Option<String> {
 #[derive(Clone)]
 pub struct SessionId(pub String);
 
-/// Middleware in front of every `/ui` route.
-pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Middleware in front of every `/ui` route: its state is the app and the UI's sessions.
+pub async fn guard(
+    State((app, sessions)): State<(AppState, Arc<Sessions>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let forbidden = |why: &str| super::error_page(StatusCode::FORBIDDEN, why);
     let peer = match admin::peer_of(req.extensions()) {
         Ok(p) => p,
@@ -149,11 +153,11 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
             "the UI answers requests for localhost, not for {host:?}; start scimlab with --public-host {host} to serve that name"
         ));
     }
-    let known = cookie_session(&req).and_then(|id| app.ui_sessions.get(&id).map(|s| (id, s)));
+    let known = cookie_session(&req).and_then(|id| sessions.get(&id).map(|s| (id, s)));
     let (id, session, fresh) = match known {
         Some((id, s)) => (id, s, false),
         None => {
-            let (id, s) = app.ui_sessions.create();
+            let (id, s) = sessions.create();
             (id, s, true)
         }
     };
@@ -164,6 +168,7 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         return resp;
     }
     req.extensions_mut().insert(session);
+    req.extensions_mut().insert(sessions.clone());
     req.extensions_mut().insert(SessionId(id.clone()));
     let mut resp = next.run(req).await;
     set_cookie(&mut resp, &id, fresh);
@@ -187,11 +192,11 @@ pub fn csrf_ok(session: &UiSession, submitted: Option<&str>) -> bool {
 }
 
 /// Marks the session as having given the admin token, if `token` is it.
-pub fn sign_in(app: &AppState, id: &str, token: &str) -> bool {
+pub fn sign_in(app: &AppState, sessions: &Sessions, id: &str, token: &str) -> bool {
     let ok =
         crate::http::constant_time_eq(token.trim().as_bytes(), app.harness.admin.token.as_bytes());
     if ok {
-        app.ui_sessions.sign_in(id);
+        sessions.sign_in(id);
     }
     ok
 }

@@ -65,7 +65,10 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/ui/servers/{id}/export", get(export))
         .route("/ui/servers/{id}/types/{rt}", get(browse))
         .route("/ui/servers/{id}/types/{rt}/{rid}", get(detail))
-        .layer(axum::middleware::from_fn_with_state(app, guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            (app, Arc::new(guard::Sessions::default())),
+            guard::guard,
+        ))
 }
 
 fn render(page: &str, mut data: Value) -> Response {
@@ -355,11 +358,12 @@ async fn login(
     State(app): State<AppState>,
     Extension(session): Extension<guard::UiSession>,
     Extension(id): Extension<guard::SessionId>,
+    Extension(sessions): Extension<Arc<guard::Sessions>>,
     body: axum::body::Bytes,
 ) -> Page {
     checked_form(&session, &body)?;
     let token = form_field(&body, "token").unwrap_or_default();
-    if !guard::sign_in(&app, &id.0, &token) {
+    if !guard::sign_in(&app, &sessions, &id.0, &token) {
         let mut page = render(
             "login",
             json!({"title": "sign in", "csrf": session.csrf, "error": "that is not the admin token"}),

@@ -181,14 +181,14 @@ impl TestApp {
         if let Some(admin) = options.admin {
             state = state.with_admin(admin);
         }
-        scimlab::reload::initial_status(&state, &sources);
-        let watcher = watch.then(|| scimlab::reload::watch(state.clone(), sources).unwrap());
+        scimlab::reload::initial_status(&state.reloader(), &sources);
+        let watcher = watch.then(|| scimlab::reload::watch(state.reloader(), sources).unwrap());
         let kept = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let limits = options.limits.unwrap_or_default();
-        tokio::spawn(scimlab::http::serve_with(listener, state, limits, async {
+        tokio::spawn(scimlab::app::serve_with(listener, state, limits, async {
             let _ = rx.await;
         }));
         TestApp {
