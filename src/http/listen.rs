@@ -275,8 +275,14 @@ pub async fn serve(
                     let busy = InFlight::start(&counted);
                     let app = app.clone();
                     async move {
-                        let req =
-                            req.map(|b| axum::body::Body::new(Deadline::new(b, body_timeout)));
+                        // Only a body still to arrive needs a deadline (and its timer).
+                        let req = req.map(|b| {
+                            if http_body::Body::is_end_stream(&b) {
+                                axum::body::Body::new(b)
+                            } else {
+                                axum::body::Body::new(Deadline::new(b, body_timeout))
+                            }
+                        });
                         let resp = app.oneshot(req).await;
                         drop(busy);
                         resp
