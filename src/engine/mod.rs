@@ -53,13 +53,8 @@ pub use crate::vocab::time::{normalize_datetime, now};
 pub(crate) fn store_err<'a>(ctx: &'a Ctx<'_>) -> impl Fn(StoreError) -> ScimError + 'a {
     move |e| match e {
         StoreError::Unique { index } => {
-            let attr = ctx
-                .server
-                .indexes
-                .iter()
-                .find(|i| i.name == index)
-                .map(|i| i.attribute.as_str())
-                .unwrap_or("a unique attribute");
+            let attr = store::plan::unique_attribute(ctx.server, &index)
+                .unwrap_or_else(|| "a unique attribute".into());
             ScimError::uniqueness(format!(
                 "another {} on this server already has this {attr}",
                 ctx.rt.name

@@ -15,8 +15,8 @@ pub fn visible(ctx: &Ctx<'_>, conn: &Conn, id: &str) -> ScimResult<bool> {
     let Some(view) = &ctx.rt.view else {
         return Ok(true);
     };
-    store::satisfies(conn, &ctx.server.id, id, &view.sql.clause, &view.sql.params)
-        .map_err(super::store_err(ctx))
+    let query = crate::model::query::check(&view.filter, ctx.rt)?;
+    store::satisfies(conn, &ctx.server.id, id, &query).map_err(super::store_err(ctx))
 }
 
 /// After a write (inside its transaction): the result must stay inside the view.

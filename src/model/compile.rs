@@ -453,7 +453,6 @@ fn compile_server(
         bulk_max_payload_bytes: def.limits.bulk_max_payload_bytes,
         patch_max_operations: def.limits.patch_max_operations,
         discovery: Default::default(),
-        indexes: Vec::new(),
         compat: super::compat::Compat::new(quirks),
         profiles: def.profiles.clone(),
         catalogue: applied.catalogue,
@@ -465,7 +464,6 @@ fn compile_server(
         ephemeral: false,
     };
     server.discovery = discovery::build(&server);
-    server.indexes = crate::store::plan::indexes_for(&server);
     Some(server)
 }
 

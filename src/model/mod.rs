@@ -9,6 +9,7 @@ mod handle;
 pub mod limits;
 pub mod path;
 mod profiles;
+pub mod query;
 
 pub use compile::{Sources, compile, compile_file};
 pub use handle::{ModelHandle, RebuildError};
@@ -67,8 +68,6 @@ pub struct ServerModel {
     pub patch_max_operations: usize,
     /// Discovery documents without `meta.location` (added per request from the base URL).
     pub discovery: discovery::Discovery,
-    /// Indexes this server needs in the store.
-    pub indexes: Vec<IndexSpec>,
     /// IdP deviations this server accepts.
     pub compat: compat::Compat,
     /// Profiles applied, in the order the definition lists them.
@@ -180,8 +179,6 @@ pub struct ResourceType {
 #[derive(Debug)]
 pub struct View {
     pub filter: crate::filter::Filter,
-    /// The filter compiled to SQL for this resource type (reads by id, writes, seeding).
-    pub sql: crate::store::filter::SqlFilter,
     /// The filter as text, for error messages.
     pub text: String,
     /// Which profiles it comes from.
@@ -223,16 +220,4 @@ impl ResourceType {
     pub fn core_attr(&self, name: &str) -> Option<&AttributeDef> {
         self.schema.attr(name)
     }
-}
-
-/// An index the store must have for one server (uniqueness or fast filtering).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexSpec {
-    pub name: String,
-    pub resource_type: String,
-    /// The attribute as a client would name it, for error messages.
-    pub attribute: String,
-    pub unique: bool,
-    /// SQL expression over `doc`, e.g. `lower(json_extract(doc,'$."userName"'))`.
-    pub expression: String,
 }

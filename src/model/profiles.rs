@@ -356,7 +356,7 @@ pub fn apply(
                 continue;
             };
             let Ok(f) = filter::parse(text) else { continue }; // reported by check_profiles
-            if let Err(e) = crate::store::filter::compile(&f, rt) {
+            if let Err(e) = super::query::check(&f, rt) {
                 problems.push(p.diagnostic(
                     &["data_filter"],
                     format!("data_filter on server {server}: {}", e.detail),
@@ -372,24 +372,20 @@ pub fn apply(
             });
         }
         // Compiled once here: every read by id and every write checks it.
-        rt.view =
-            view.and_then(
-                |(filter, names)| match crate::store::filter::compile(&filter, rt) {
-                    Ok(sql) => Some(View {
-                        text: filter.to_string(),
-                        sql,
-                        filter,
-                        profiles: names.join(", "),
-                    }),
-                    Err(e) => {
-                        problems.push(file.diagnostic(
-                            &["profiles"],
-                            format!("the combined data filter: {}", e.detail),
-                        ));
-                        None
-                    }
-                },
-            );
+        rt.view = view.and_then(|(filter, names)| match super::query::check(&filter, rt) {
+            Ok(_) => Some(View {
+                text: filter.to_string(),
+                filter,
+                profiles: names.join(", "),
+            }),
+            Err(e) => {
+                problems.push(file.diagnostic(
+                    &["profiles"],
+                    format!("the combined data filter: {}", e.detail),
+                ));
+                None
+            }
+        });
     }
 
     for p in &chosen {

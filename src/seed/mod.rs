@@ -204,8 +204,14 @@ impl Generator<'_> {
             let id = rng.uuid();
             self.store_new(tx, self.rt, &id, n, &doc)?;
             if let Some(view) = &self.rt.view {
-                let sql = &view.sql;
-                if !store::satisfies(tx, &self.server.id, &id, &sql.clause, &sql.params)? {
+                // The model checked the view when it compiled it.
+                let query = crate::model::query::check(&view.filter, self.rt).map_err(|e| {
+                    SeedError::Invalid {
+                        resource_type: self.rt.name.clone(),
+                        detail: e.detail,
+                    }
+                })?;
+                if !store::satisfies(tx, &self.server.id, &id, &query)? {
                     store::delete(tx, &self.server.id, &id)?;
                     last_error = Some(format!(
                         "generated users fall outside the view {} of profile {}; give the profile canonical values that match its data_filter",

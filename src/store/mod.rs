@@ -8,7 +8,8 @@ pub mod request_log;
 pub mod sort;
 pub mod sql;
 
-use crate::model::{IndexSpec, ServerModel};
+use crate::model::ServerModel;
+use plan::IndexSpec;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -226,7 +227,7 @@ impl Store {
     /// violates is reported with the conflicting resources.
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
         let c = crate::sync::lock(&self.writer);
-        for spec in &server.indexes {
+        for spec in &plan::indexes_for(server) {
             let create = plan::create_sql(
                 &spec.name,
                 server,
@@ -642,14 +643,14 @@ pub fn satisfies(
     c: &Connection,
     server_id: &str,
     id: &str,
-    where_sql: &str,
-    params: &[rusqlite::types::Value],
+    query: &crate::model::query::Query<'_>,
 ) -> Result<bool, StoreError> {
+    let filter::SqlFilter { clause, params } = filter::emit(query);
     let sql = format!(
-        "SELECT EXISTS(SELECT 1 FROM resources r WHERE r.server_id=$SERVER AND r.id=?{} AND ({where_sql}))",
+        "SELECT EXISTS(SELECT 1 FROM resources r WHERE r.server_id=$SERVER AND r.id=?{} AND ({clause}))",
         params.len() + 1
     );
-    let mut bound = params.to_vec();
+    let mut bound = params;
     bound.push(id.to_string().into());
     let mut st = prepare(c, &sql, server_id)?;
     Ok(st.query_row(rusqlite::params_from_iter(&bound), |r| r.get(0))?)

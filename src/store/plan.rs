@@ -3,9 +3,22 @@
 //! idempotent and additive (index names carry a hash of their definition).
 
 use super::sql;
-use crate::model::{IndexSpec, ServerModel};
+use crate::model::ServerModel;
 use crate::schema::{AttrType, Uniqueness};
 
+/// An index the store must have for one server (uniqueness or fast filtering).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub resource_type: String,
+    /// The attribute as a client would name it, for error messages.
+    pub attribute: String,
+    pub unique: bool,
+    /// SQL expression over `doc`, e.g. `lower(json_extract(doc,'$."userName"'))`.
+    pub expression: String,
+}
+
+/// The server's indexes.
 pub fn indexes_for(server: &ServerModel) -> Vec<IndexSpec> {
     let mut out = Vec::new();
     for rt in &server.resource_types {
@@ -67,4 +80,12 @@ fn fnv(s: &str) -> u32 {
     s.bytes().fold(0x811c9dc5u32, |h, b| {
         (h ^ b as u32).wrapping_mul(0x01000193)
     })
+}
+
+/// The attribute a unique index of `server` guards, as a client names it.
+pub fn unique_attribute(server: &ServerModel, index: &str) -> Option<String> {
+    indexes_for(server)
+        .into_iter()
+        .find(|i| i.name == index)
+        .map(|i| i.attribute)
 }
