@@ -30,7 +30,7 @@ pub struct Config {
 /// Every route: the SCIM, health and admin API (`http`) and the web UI (`ui`), assembled here
 /// so neither knows the other.
 pub fn router(state: AppState) -> axum::Router {
-    http::routes()
+    http::routes(&state)
         .merge(crate::ui::routes(state.clone()))
         .with_state(state)
 }

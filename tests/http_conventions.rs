@@ -146,6 +146,57 @@ async fn oversized_bodies_are_413_and_wrong_methods_405() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn routes_answer_every_path_with_a_scim_answer() {
+    let app = TestApp::default().await;
+    // The base URL, with or without its slash, points at the discovery endpoints.
+    for path in ["", "/"] {
+        let (s, b, _) = app.send(Method::GET, "full", path, None).await;
+        assert_error(s, &b, 404, None);
+        assert!(
+            b["detail"]
+                .as_str()
+                .unwrap()
+                .contains("ServiceProviderConfig"),
+            "{b}"
+        );
+    }
+    // Endpoints match case-insensitively; discovery documents by exact name.
+    let (s, b, _) = app.send(Method::GET, "full", "/users?count=1", None).await;
+    assert_eq!(s, 200, "{b}");
+    // An unknown endpoint is a 404 naming the ones there are, whatever the method.
+    for method in [Method::GET, Method::PUT, Method::DELETE] {
+        let (s, b, _) = app.send(method, "full", "/Widgets/1", None).await;
+        assert_error(s, &b, 404, None);
+        assert!(b["detail"].as_str().unwrap().contains("/Users"), "{b}");
+    }
+    // Below a resource there is nothing.
+    let (s, b, _) = app
+        .send(Method::GET, "full", "/Users/abc/extra", None)
+        .await;
+    assert_error(s, &b, 404, None);
+    // An unknown server is a 404 naming the loaded ones.
+    let r = app
+        .client
+        .get(app.url("/scim-identifier/nope/scim/v2/Users"))
+        .send()
+        .await
+        .unwrap();
+    let (s, b, _) = common::split(r).await;
+    assert_error(s, &b, 404, None);
+    assert!(b["detail"].as_str().unwrap().contains("full"), "{b}");
+    // Without a token every route of a known server is a 401, before routing.
+    for path in ["/Users", "/Nothing/here", "/Schemas"] {
+        let r = app
+            .client
+            .get(app.url(&format!("/scim-identifier/full/scim/v2{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn multi_byte_text_where_a_urn_may_start_is_a_400_not_a_panic() {
     let app = TestApp::default().await;
     let id = app.user("full", "utf8").await;

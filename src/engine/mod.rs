@@ -402,6 +402,52 @@ pub fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()>
     })
 }
 
+/// A SearchRequest body (RFC 7644 §3.4.3).
+pub fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+    let get = |k: &str| {
+        obj.iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v)
+    };
+    let text = |k: &str| -> ScimResult<Option<String>> {
+        match get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Array(a)) if k.ends_with("ttributes") => Ok(Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            Some(_) => Err(ScimError::invalid_value(format!("{k} has the wrong type"))),
+        }
+    };
+    let int = |k: &str| -> ScimResult<Option<i64>> {
+        match get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ScimError::invalid_value(format!("{k} must be an integer"))),
+        }
+    };
+    let query = ListQuery {
+        filter: text("filter")?,
+        sort_by: text("sortBy")?,
+        sort_order: text("sortOrder")?,
+        start_index: int("startIndex")?,
+        count: int("count")?,
+    };
+    let proj = Projection::new(
+        text("attributes")?.as_deref(),
+        text("excludedAttributes")?.as_deref(),
+    );
+    Ok((query, proj))
+}
+
 /// A search over one resource type: filter, sort, page, project.
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value> {
     let requested = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {

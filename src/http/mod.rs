@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod auth;
+mod health;
 pub mod listen;
 mod response;
 mod scim;
@@ -16,7 +17,7 @@ use crate::model::Model;
 use crate::store::Store;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use std::sync::Arc;
 
 /// Shared state: the current model (swapped atomically on reload), the store and the harness.
@@ -122,18 +123,11 @@ impl AppState {
 
 /// The SCIM, health and admin routes; every error they answer is a SCIM error body. (The
 /// UI's routes are mounted beside them by `app::router`.)
-pub fn routes() -> Router<AppState> {
+pub fn routes(app: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(scim::healthz))
-        .route("/health", get(scim::healthz))
-        .route(
-            "/scim-identifier/{server_id}/scim/v2",
-            any(scim::entry_root),
-        )
-        .route(
-            "/scim-identifier/{server_id}/scim/v2/{*rest}",
-            any(scim::entry),
-        )
+        .route("/healthz", get(health::healthz))
+        .route("/health", get(health::healthz))
+        .merge(scim::routes(app))
         .merge(admin::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(response::scim_error_bodies))

@@ -1,0 +1,227 @@
+//! Middleware of the SCIM routes. [`exchange`] wraps every request to a virtual server: a span
+//! naming the server, one model snapshot, authentication, the outcome logged and recorded in
+//! the request inspector. [`gate`] runs after routing: rate limits, then fault injection.
+
+use super::extract::{Scope, base_url, body_error};
+use crate::error::ScimError;
+use crate::http::{AppState, auth};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Marks a response whose request got an injected fault (read by the recorder).
+#[derive(Clone)]
+struct FaultNote(String);
+
+/// One request to a virtual server, from the first byte of its body to the recorded exchange.
+pub async fn exchange(
+    State(app): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let server_id = params.get("server_id").cloned().unwrap_or_default();
+    let span = tracing::info_span!("scim", server = %server_id);
+    async move {
+        let started = Instant::now();
+        let at = crate::engine::now();
+        // One model snapshot for the whole request (a reload mid-request does not mix two).
+        let model = app.model.load_full();
+        let server = model.server(&server_id).cloned();
+        let (mut parts, body) = req.into_parts();
+        // The body is read once, for the handler and the recorder, up to the largest limit any
+        // of this server's endpoints accepts (extractors then apply their own).
+        let cap = server.as_ref().map_or(1 << 20, |s| {
+            s.max_payload_bytes.max(s.bulk_max_payload_bytes)
+        });
+        let bytes = match axum::body::to_bytes(body, cap).await {
+            Ok(b) => b,
+            Err(e) => return body_error(&e, cap).into_response(),
+        };
+        let method = parts.method.clone();
+        let uri = parts.uri.clone();
+        let headers = parts.headers.clone();
+        let admitted = match &server {
+            None => Err(ScimError::not_found(format!(
+                "no virtual server {server_id:?}; loaded servers: {}",
+                model.servers.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+            Some(s) => auth::check(s, &parts.headers).map(|()| s.clone()),
+        };
+        let run = async {
+            match admitted {
+                Ok(server) => {
+                    parts.extensions.insert(Scope {
+                        base: base_url(&parts.headers, &server_id),
+                        server,
+                    });
+                    next.run(Request::from_parts(parts, Body::from(bytes.clone())))
+                        .await
+                }
+                Err(e) => e.into_response(),
+            }
+        };
+        let (resp, quirks) = crate::vocab::notes::with_notes(run).await;
+        let status = resp.status().as_u16();
+        let micros = started.elapsed().as_micros() as u64;
+        if status >= 500 {
+            tracing::error!(method = %method, uri = %uri, status, micros, "request failed");
+        } else {
+            tracing::info!(method = %method, uri = %uri, status, micros, "request");
+        }
+        let Some(settings) = server.map(|s| s.inspector.clone()).filter(|s| s.enabled) else {
+            return resp;
+        };
+        let exchange = Exchange {
+            server_id: &server_id,
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+            at,
+            started,
+            body: &bytes,
+        };
+        record(&app, &settings, exchange, resp, quirks).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// The request half of one exchange.
+struct Exchange<'a> {
+    server_id: &'a str,
+    method: &'a Method,
+    uri: &'a axum::http::Uri,
+    headers: &'a axum::http::HeaderMap,
+    at: String,
+    started: Instant,
+    body: &'a [u8],
+}
+
+/// Hands the exchange to the recorder and returns the response.
+async fn record(
+    app: &AppState,
+    settings: &crate::definition::InspectorDef,
+    req: Exchange<'_>,
+    resp: Response,
+    quirks: Vec<&'static str>,
+) -> Response {
+    use crate::harness::inspector::{Entry, capped, headers};
+    let Some(recorder) = &app.harness.recorder else {
+        return resp;
+    };
+    let (parts, body) = resp.into_parts();
+    let Ok(resp_bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let fault = parts.extensions.get::<FaultNote>().map(|f| f.0.clone());
+    let status = parts.status.as_u16();
+    let error = if status >= 400 {
+        serde_json::from_slice::<Value>(&resp_bytes)
+            .ok()
+            .map(|b| json!({"scimType": b.get("scimType"), "detail": b.get("detail")}))
+    } else {
+        None
+    };
+    let (request_body, request_body_truncated) = capped(req.body, settings.body_limit);
+    let (response_body, response_body_truncated) = capped(&resp_bytes, settings.body_limit);
+    let base = format!("/scim-identifier/{}/scim/v2", req.server_id);
+    let path = req.uri.path().strip_prefix(&base).unwrap_or_default();
+    recorder.record(
+        Entry {
+            seq: 0,
+            server: req.server_id.to_string(),
+            at: req.at,
+            method: req.method.to_string(),
+            path: if path == "/" { "" } else { path }.to_string(),
+            query: req.uri.query().map(str::to_string),
+            status,
+            latency_ms: req.started.elapsed().as_secs_f64() * 1000.0,
+            request_headers: headers(req.headers),
+            request_body,
+            request_body_truncated,
+            response_headers: headers(&parts.headers),
+            response_body,
+            response_body_truncated,
+            quirks: quirks.iter().map(|q| q.to_string()).collect(),
+            error,
+            fault,
+        },
+        settings.capacity,
+    );
+    Response::from_parts(parts, Body::from(resp_bytes))
+}
+
+/// Rate limits, then fault injection, for a routed request.
+pub async fn gate(
+    State(app): State<AppState>,
+    scope: Scope,
+    matched: Option<MatchedPath>,
+    Path(params): Path<HashMap<String, String>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let server = &scope.server;
+    let m = req.method().clone();
+    let search = matched.is_some_and(|p| p.as_str().ends_with("/.search"));
+    let write = !(m == Method::GET || m == Method::HEAD || (m == Method::POST && search));
+    let rt = (params.get("endpoint"))
+        .and_then(|e| server.by_endpoint(e))
+        .map(|rt| rt.name.as_str());
+    let limits = app.harness.limits_for(server);
+    if let Err(limited) = app.harness.buckets.take(&server.id, &limits, write, rt) {
+        let secs = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let mut resp = ScimError::new(
+            429,
+            None,
+            format!(
+                "rate limit of {} {}/{}s for {} requests exceeded on server {}; retry after {secs} s",
+                limited.rate.count,
+                if limited.rate.count == 1 { "request" } else { "requests" },
+                limited.rate.period_secs,
+                limited.class,
+                server.id
+            ),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    // The path below the base URL (the nested router sees it without the prefix).
+    let path = req.uri().path().to_string();
+    let Some(injection) =
+        (app.harness.faults).decide(&server.id, &server.faults, m.as_str(), &path, rt)
+    else {
+        return next.run(req).await;
+    };
+    if injection.latency_ms > 0 {
+        tokio::time::sleep(injection.delay()).await;
+    }
+    let note = injection.describe();
+    let mut resp = match injection.status {
+        Some(status) => {
+            let mut resp = ScimError::new(
+                status,
+                None,
+                format!("injected fault ({note}); the request was not processed"),
+            )
+            .into_response();
+            if status == 429 {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            resp
+        }
+        None => next.run(req).await,
+    };
+    resp.extensions_mut().insert(FaultNote(note));
+    resp
+}

@@ -1,0 +1,202 @@
+//! Extractors of the SCIM routes: the server a request addresses (set by the exchange
+//! middleware), the resource type an endpoint names, SCIM JSON bodies and list parameters.
+//! Every rejection is a [`ScimError`].
+
+use crate::engine::{ListQuery, Projection};
+use crate::error::{ScimError, ScimResult, ScimType};
+use crate::model::ServerModel;
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::{header, request::Parts};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The virtual server a request addresses, from one model snapshot, and its base URL as this
+/// client reached it (for `meta.location` and `Location`).
+#[derive(Clone)]
+pub struct Scope {
+    pub server: Arc<ServerModel>,
+    pub base: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Scope {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ScimResult<Scope> {
+        parts
+            .extensions
+            .get::<Scope>()
+            .cloned()
+            .ok_or_else(|| ScimError::internal("SCIM route without the exchange middleware"))
+    }
+}
+
+/// The base URL of `server_id` as the client addressed it (forwarded headers first).
+pub fn base_url(headers: &axum::http::HeaderMap, server_id: &str) -> String {
+    let get = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
+    let host = get("x-forwarded-host")
+        .or_else(|| get(header::HOST.as_str()))
+        .unwrap_or("localhost");
+    let proto = get("x-forwarded-proto").unwrap_or("http");
+    format!("{proto}://{host}/scim-identifier/{server_id}/scim/v2")
+}
+
+/// The resource type named by the `{endpoint}` segment (case-insensitive), by index into the
+/// server's resource types.
+pub struct Endpoint(pub usize);
+
+impl<S: Send + Sync> FromRequestParts<S> for Endpoint {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ScimResult<Endpoint> {
+        let scope = Scope::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ScimError::invalid_syntax(format!("malformed path: {e}")))?;
+        let endpoint = params.get("endpoint").map(String::as_str).unwrap_or("");
+        scope
+            .server
+            .resource_types
+            .iter()
+            .position(|rt| rt.endpoint[1..].eq_ignore_ascii_case(endpoint))
+            .map(Endpoint)
+            .ok_or_else(|| {
+                ScimError::not_found(format!(
+                    "this server has no endpoint /{endpoint}; it serves {}",
+                    scope
+                        .server
+                        .resource_types
+                        .iter()
+                        .map(|r| r.endpoint.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+}
+
+/// Query parameters, names lower-cased (SCIM matches them case-insensitively).
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ScimResult<Params> {
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+                .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
+        Ok(Params(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        ))
+    }
+}
+
+impl Params {
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// `attributes` / `excludedAttributes` (RFC 7644 §3.9).
+    pub fn projection(&self) -> Projection {
+        Projection::new(
+            self.0.get("attributes").map(String::as_str),
+            self.0.get("excludedattributes").map(String::as_str),
+        )
+    }
+
+    /// The list parameters of RFC 7644 §3.4.2.
+    pub fn list_query(&self) -> ScimResult<ListQuery> {
+        Ok(ListQuery {
+            filter: self.0.get("filter").cloned(),
+            sort_by: self.0.get("sortby").cloned(),
+            sort_order: self.0.get("sortorder").cloned(),
+            start_index: self.int("startIndex")?,
+            count: self.int("count")?,
+        })
+    }
+
+    fn int(&self, name: &str) -> ScimResult<Option<i64>> {
+        self.0
+            .get(&name.to_ascii_lowercase())
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    ScimError::invalid_value(format!("{name} must be an integer, not {v:?}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A JSON request body within the server's `max_payload_bytes`.
+pub struct ScimJson(pub Value);
+
+/// A Bulk request body within the server's `bulk_max_payload_bytes`.
+pub struct BulkJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimJson {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, state: &S) -> ScimResult<ScimJson> {
+        let limit = scope_of(&req)?.server.max_payload_bytes;
+        read_json(req, state, limit).await.map(ScimJson)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for BulkJson {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, state: &S) -> ScimResult<BulkJson> {
+        let limit = scope_of(&req)?.server.bulk_max_payload_bytes;
+        read_json(req, state, limit).await.map(BulkJson)
+    }
+}
+
+fn scope_of(req: &Request) -> ScimResult<&Scope> {
+    req.extensions()
+        .get::<Scope>()
+        .ok_or_else(|| ScimError::internal("SCIM route without the exchange middleware"))
+}
+
+async fn read_json<S: Send + Sync>(req: Request, _: &S, limit: usize) -> ScimResult<Value> {
+    if let Some(ct) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ct = ct.to_ascii_lowercase();
+        if !ct.contains("json") {
+            return Err(ScimError::new(
+                415,
+                Some(ScimType::InvalidSyntax),
+                format!(
+                    "Content-Type {ct:?} is not accepted; send application/scim+json or application/json"
+                ),
+            ));
+        }
+    }
+    let bytes = to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| body_error(&e, limit))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax(
+            "the request body is empty; send a JSON document",
+        ));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Why a request body could not be read: too slow (408) or too large (413).
+pub fn body_error(e: &axum::Error, limit: usize) -> ScimError {
+    if crate::http::listen::is_body_timeout(e) {
+        ScimError::new(408, None, format!("{e}; send the whole body promptly"))
+    } else {
+        ScimError::payload_too_large(format!(
+            "the request body is larger than this server's limit of {limit} bytes"
+        ))
+    }
+}

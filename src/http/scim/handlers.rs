@@ -1,0 +1,317 @@
+//! The SCIM handlers: discovery documents, the resource endpoints, `/.search` and `/Bulk`.
+//! Each extracts what it needs, runs one engine call (store work on the blocking pool) and
+//! answers.
+
+use super::extract::{BulkJson, Endpoint, Params, ScimJson, Scope};
+use crate::engine::{self, Ctx, Output};
+use crate::error::{ScimError, ScimResult};
+use crate::http::AppState;
+use crate::http::response::scim_json;
+use crate::model::ServerModel;
+use crate::store::Store;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub async fn service_provider_config(scope: Scope) -> Response {
+    let doc = scope.server.discovery.service_provider_config.clone();
+    scim_json(StatusCode::OK, &with_base(doc, &scope.base))
+}
+
+pub async fn resource_types(scope: Scope, params: Params) -> ScimResult<Response> {
+    let docs = scope.server.discovery.resource_types.iter().map(|(_, d)| d);
+    discovery_list(&scope, &params, docs)
+}
+
+pub async fn resource_type(
+    scope: Scope,
+    Path(p): Path<HashMap<String, String>>,
+) -> ScimResult<Response> {
+    let name = p.get("name").map(String::as_str).unwrap_or("");
+    let (_, doc) = (scope.server.discovery.resource_types.iter())
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .ok_or_else(|| ScimError::not_found(format!("no resource type {name:?} on this server")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &with_base(doc.clone(), &scope.base),
+    ))
+}
+
+pub async fn schemas(scope: Scope, params: Params) -> ScimResult<Response> {
+    let docs = scope.server.discovery.schemas.iter().map(|(_, d)| d);
+    discovery_list(&scope, &params, docs)
+}
+
+pub async fn schema(scope: Scope, Path(p): Path<HashMap<String, String>>) -> ScimResult<Response> {
+    let id = p.get("id").map(String::as_str).unwrap_or("");
+    let (_, doc) = (scope.server.discovery.schemas.iter())
+        .find(|(u, _)| u.eq_ignore_ascii_case(id))
+        .ok_or_else(|| ScimError::not_found(format!("no schema {id:?} on this server")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &with_base(doc.clone(), &scope.base),
+    ))
+}
+
+/// The base URL itself names no resource.
+pub async fn base() -> ScimError {
+    ScimError::not_found(
+        "this is the base URL of a SCIM server; start with /ServiceProviderConfig, /ResourceTypes or /Schemas",
+    )
+}
+
+pub async fn me() -> ScimError {
+    ScimError::new(
+        501,
+        None,
+        "/Me is not supported: tokens are not tied to a resource",
+    )
+}
+
+/// Prefixes `meta.location` (a path below the base) with the base URL.
+fn with_base(mut doc: Value, base: &str) -> Value {
+    if let Some(loc) = doc.pointer_mut("/meta/location")
+        && let Some(p) = loc.as_str()
+    {
+        *loc = Value::String(format!("{base}{p}"));
+    }
+    doc
+}
+
+fn discovery_list<'a>(
+    scope: &Scope,
+    params: &Params,
+    docs: impl Iterator<Item = &'a Value>,
+) -> ScimResult<Response> {
+    if params.has("filter") {
+        // RFC 7644 §4: discovery endpoints do not filter.
+        return Err(ScimError::new(
+            403,
+            None,
+            "discovery endpoints do not support filtering (RFC 7644 §4)",
+        ));
+    }
+    let resources: Vec<Value> = docs.map(|d| with_base(d.clone(), &scope.base)).collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &engine::list_response(resources.len(), 1, resources),
+    ))
+}
+
+pub async fn bulk(
+    State(app): State<AppState>,
+    scope: Scope,
+    BulkJson(input): BulkJson,
+) -> ScimResult<Response> {
+    let out = blocking(&app, &scope, move |store, server, base| {
+        engine::bulk::execute(store, server, base, &input)
+    })
+    .await?;
+    Ok(scim_json(StatusCode::OK, &out))
+}
+
+/// `POST /.search` over every resource type.
+pub async fn search_all(
+    State(app): State<AppState>,
+    scope: Scope,
+    ScimJson(input): ScimJson,
+) -> ScimResult<Response> {
+    let (query, proj) = engine::search_request(&input)?;
+    let out = blocking(&app, &scope, move |store, server, base| {
+        engine::search_all(store, server, base, &query, &proj)
+    })
+    .await?;
+    Ok(scim_json(StatusCode::OK, &out))
+}
+
+/// `GET /{endpoint}`: a search by query parameters.
+pub async fn list(
+    State(app): State<AppState>,
+    scope: Scope,
+    Endpoint(rt): Endpoint,
+    params: Params,
+) -> ScimResult<Response> {
+    let (query, proj) = (params.list_query()?, params.projection());
+    let out = run(&app, &scope, rt, move |ctx| {
+        engine::list(ctx, &query, &proj)
+    })
+    .await?;
+    Ok(scim_json(StatusCode::OK, &out))
+}
+
+/// `POST /{endpoint}/.search`.
+pub async fn search(
+    State(app): State<AppState>,
+    scope: Scope,
+    Endpoint(rt): Endpoint,
+    ScimJson(input): ScimJson,
+) -> ScimResult<Response> {
+    let (query, proj) = engine::search_request(&input)?;
+    let out = run(&app, &scope, rt, move |ctx| {
+        engine::list(ctx, &query, &proj)
+    })
+    .await?;
+    Ok(scim_json(StatusCode::OK, &out))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    scope: Scope,
+    Endpoint(rt): Endpoint,
+    params: Params,
+    ScimJson(input): ScimJson,
+) -> ScimResult<Response> {
+    let proj = params.projection();
+    let out = run(&app, &scope, rt, move |ctx| {
+        engine::create(ctx, &input, &proj)
+    })
+    .await?;
+    Ok(resource_response(StatusCode::CREATED, &out, true))
+}
+
+/// `GET /{endpoint}/{id}`: a point read, run on this worker (a hop to the blocking pool costs
+/// more than the indexed lookup; readers never wait on the writer in WAL mode).
+pub async fn get(
+    State(app): State<AppState>,
+    scope: Scope,
+    Endpoint(rt): Endpoint,
+    Path(p): Path<HashMap<String, String>>,
+    params: Params,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    let id = p.get("id").map(String::as_str).unwrap_or("");
+    let ctx = Ctx {
+        store: &app.store,
+        server: &scope.server,
+        rt: &scope.server.resource_types[rt],
+        base: &scope.base,
+    };
+    let out = engine::get(&ctx, id, &params.projection())?;
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if if_none_match.is_some_and(|h| etag_matches(h, &out.etag)) {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&out.etag) {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(resp);
+    }
+    Ok(resource_response(StatusCode::OK, &out, false))
+}
+
+pub async fn replace(
+    State(app): State<AppState>,
+    scope: Scope,
+    Endpoint(rt): Endpoint,
+    Path(p): Path<HashMap<String, String>>,
+    params: Params,
+    headers: HeaderMap,
+    ScimJson(input): ScimJson,
+) -> ScimResult<Response> {
+    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection());
+    let out = run(&app, &scope, rt, move |ctx| {
+        engine::replace(ctx, &id, &input, if_match.as_deref(), &proj)
+    })
+    .await?;
+    Ok(resource_response(StatusCode::OK, &out, false))
+}
+
+pub async fn patch(
+    State(app): State<AppState>,
+    scope: Scope,
+    Endpoint(rt): Endpoint,
+    Path(p): Path<HashMap<String, String>>,
+    params: Params,
+    headers: HeaderMap,
+    ScimJson(input): ScimJson,
+) -> ScimResult<Response> {
+    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection());
+    let out = run(&app, &scope, rt, move |ctx| {
+        engine::patch(ctx, &id, &input, if_match.as_deref(), &proj)
+    })
+    .await?;
+    Ok(resource_response(StatusCode::OK, &out, false))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    scope: Scope,
+    Endpoint(rt): Endpoint,
+    Path(p): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    let (id, if_match) = (id_of(p), if_match(&headers));
+    run(&app, &scope, rt, move |ctx| {
+        engine::delete(ctx, &id, if_match.as_deref())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn id_of(mut p: HashMap<String, String>) -> String {
+    p.remove("id").unwrap_or_default()
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    (headers.get(header::IF_MATCH))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn etag_matches(header: &str, etag: &str) -> bool {
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || weak(t) == weak(etag))
+}
+
+fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> Response {
+    let mut resp = scim_json(status, &out.body);
+    if let Ok(v) = HeaderValue::from_str(&out.etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if with_location && let Ok(v) = HeaderValue::from_str(&out.location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Runs store work for one server on the blocking pool, carrying the quirks it notes back to
+/// the request.
+async fn blocking<T: Send + 'static>(
+    app: &AppState,
+    scope: &Scope,
+    f: impl FnOnce(&Store, &ServerModel, &str) -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    let (store, server, base) = (app.store.clone(), scope.server.clone(), scope.base.clone());
+    let (out, quirks) = tokio::task::spawn_blocking(move || {
+        crate::vocab::notes::take_thread_quirks();
+        let out = f(&store, &server, &base);
+        (out, crate::vocab::notes::take_thread_quirks())
+    })
+    .await
+    .map_err(ScimError::internal)?;
+    crate::vocab::notes::add_quirks(quirks);
+    out
+}
+
+/// Runs an engine call on the blocking pool with a context for one resource type.
+async fn run<T: Send + 'static>(
+    app: &AppState,
+    scope: &Scope,
+    rt: usize,
+    f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    blocking(app, scope, move |store, server, base| {
+        f(&Ctx {
+            store,
+            server,
+            rt: &server.resource_types[rt],
+            base,
+        })
+    })
+    .await
+}
