@@ -94,7 +94,7 @@ fn readme_yaml_blocks_compile() {
     let mut profiles = 0;
     for (i, block) in blocks.iter().enumerate() {
         // A profile pack block is checked by applying it to a server.
-        if let Ok(pack) = serde_yaml::from_str::<scimlab::definition::ProfileDef>(block) {
+        if let Ok(pack) = serde_saphyr::from_str::<scimlab::definition::ProfileDef>(block) {
             profiles += 1;
             let dir = tempfile::tempdir().unwrap();
             let (servers, packs) = (dir.path().join("servers.d"), dir.path().join("profiles"));

@@ -1,4 +1,5 @@
-//! Reading definition files: YAML syntax and shape errors come back located by serde_yaml.
+//! Reading definition files: YAML syntax and shape errors come back located by the YAML
+//! deserializer (serde-saphyr); later problems are located by `locate`.
 
 use super::{Diagnostic, ProfileDef, ServerDef};
 use serde::de::DeserializeOwned;
@@ -37,7 +38,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedFile, Diagnostic> {
 
 /// Parses one YAML text of either kind.
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Loaded<T>, Diagnostic> {
-    match serde_yaml::from_str::<T>(text) {
+    match serde_saphyr::from_str::<T>(text) {
         Ok(def) => Ok(Loaded {
             path: path.to_path_buf(),
             text: text.to_string(),
@@ -46,13 +47,18 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Loaded<T>, 
         Err(e) => {
             let (line, column) = e
                 .location()
-                .map(|l| (l.line(), l.column()))
+                .map(|l| (l.line() as usize, l.column() as usize))
                 .unwrap_or((1, 1));
-            // serde_yaml prefixes the message with the position; keep only what is wrong.
-            let msg = e.to_string();
-            let message = match msg.find(" at line ") {
-                Some(i) => msg[..i].to_string(),
-                None => msg,
+            // An unknown or misplaced key: name where it sits, as in `resource_types.User`.
+            let message = match super::locate::key_at(text, (line, column)) {
+                Some(path) if path.len() > 1 => {
+                    format!(
+                        "{}: {}",
+                        path[..path.len() - 1].join("."),
+                        plain_message(&e)
+                    )
+                }
+                _ => plain_message(&e),
             };
             Err(Diagnostic {
                 file: path.to_path_buf(),
@@ -62,6 +68,26 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Loaded<T>, 
             })
         }
     }
+}
+
+/// What is wrong, without the deserializer's own position suffix and source snippet (the
+/// diagnostic carries the position as `file:line:column`).
+fn plain_message(e: &serde_saphyr::Error) -> String {
+    struct Unlocated;
+    impl serde_saphyr::Localizer for Unlocated {
+        fn attach_location<'a>(
+            &self,
+            base: std::borrow::Cow<'a, str>,
+            _: serde_saphyr::Location,
+        ) -> std::borrow::Cow<'a, str> {
+            base
+        }
+    }
+    let formatter = serde_saphyr::DefaultMessageFormatter.with_localizer(&Unlocated);
+    e.render_with_options(serde_saphyr::render_options! {
+        formatter: &formatter,
+        snippets: serde_saphyr::SnippetMode::Off,
+    })
 }
 
 /// Reads every `*.yaml` / `*.yml` file in `dir` (sorted by name). Files that do not parse are

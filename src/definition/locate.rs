@@ -1,109 +1,104 @@
-//! Finds where a key path (`resource_types.User.attributes.costCenter`) sits in a YAML text,
-//! so problems found after parsing still point at file:line:column.
-//!
-//! serde_yaml keeps no positions in parsed values; this scanner understands the block style the
-//! shipped files use plus flow mappings on one line, and falls back to the deepest key found.
+//! Where a key path (`resource_types.User.attributes.costCenter`) sits in a YAML text, so
+//! problems found after parsing still point at file:line:column. Positions come from the YAML
+//! parser's own events (block and flow style, quoted keys, anchors alike); keys inside
+//! sequence items are addressed without the item's index.
 
-/// Returns the 1-based (line, column) of the last key of `path` that could be found.
+use serde_saphyr::granit_parser::{Event, Parser};
+use std::collections::HashMap;
+
+/// The 1-based (line, column) of the key `path` names or, when the file lacks it, of the
+/// deepest enclosing key it has; (1, 1) when it has none of them.
 pub fn locate(text: &str, path: &[&str]) -> (usize, usize) {
-    let mut best = (1, 1);
-    let mut best_depth = 0;
-    // (indent, key) of the enclosing block keys for the current line.
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    for (lineno, raw) in text.lines().enumerate() {
-        let line = strip_comment(raw);
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with("---") {
-            continue;
-        }
-        let mut indent = line.len() - trimmed.len();
-        let mut body = trimmed;
-        // A list item's mapping keys are indented past the dash.
-        while let Some(rest) = body.strip_prefix("- ") {
-            indent += 2 + (rest.len() - rest.trim_start().len());
-            body = rest.trim_start();
-        }
-        let Some(key) = block_key(body) else { continue };
-        while stack.last().is_some_and(|(i, _)| *i >= indent) {
-            stack.pop();
-        }
-        stack.push((indent, key.to_string()));
-        let depth = stack.len();
-        if depth <= path.len() && stack.iter().zip(path).all(|((_, k), p)| k == p) {
-            if depth >= best_depth {
-                best = (lineno + 1, indent + 1);
-                best_depth = depth;
-            }
-            // Deeper keys written as a flow mapping on this same line.
-            let mut col = indent + key.len();
-            for p in &path[depth..] {
-                match find_flow_key(line, col, p) {
-                    Some(c) => {
-                        best = (lineno + 1, c + 1);
-                        best_depth += 1;
-                        col = c + p.len();
-                    }
-                    None => break,
-                }
-            }
-            if depth == path.len() {
-                return best;
-            }
-        }
-    }
-    best
+    let keys = key_positions(text);
+    (1..=path.len())
+        .rev()
+        .find_map(|n| {
+            let prefix: Vec<String> = path[..n].iter().map(|k| k.to_string()).collect();
+            keys.get(&prefix).copied()
+        })
+        .unwrap_or((1, 1))
 }
 
-fn strip_comment(line: &str) -> &str {
-    let mut in_single = false;
-    let mut in_double = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '\'' if !in_double => in_single = !in_single,
-            '"' if !in_single => in_double = !in_double,
-            '#' if !in_single && !in_double && (i == 0 || line[..i].ends_with(' ')) => {
-                return &line[..i];
+/// The key path of the key at (line, column), if a key starts there.
+pub fn key_at(text: &str, at: (usize, usize)) -> Option<Vec<String>> {
+    key_positions(text)
+        .into_iter()
+        .filter(|(_, pos)| *pos == at)
+        .map(|(path, _)| path)
+        .min_by_key(Vec::len)
+}
+
+/// One open collection while walking the events.
+enum Open {
+    /// A mapping; `key` is the key whose value comes next (None: a key comes next).
+    Mapping {
+        key: Option<String>,
+    },
+    Sequence,
+}
+
+/// Every mapping key of the first document, by key path, at its first occurrence.
+fn key_positions(text: &str) -> HashMap<Vec<String>, (usize, usize)> {
+    let mut out: HashMap<Vec<String>, (usize, usize)> = HashMap::new();
+    let mut open: Vec<Open> = Vec::new();
+    // A problem past the keys already seen still leaves those keys located.
+    for (event, span) in Parser::new_from_str(text).map_while(Result::ok) {
+        let at = (span.start.line(), span.start.col() + 1);
+        let expects_key = matches!(open.last(), Some(Open::Mapping { key: None }));
+        match event {
+            Event::Scalar(value, ..) if expects_key => {
+                let mut path = current_path(&open);
+                path.push(value.to_string());
+                out.entry(path).or_insert(at);
+                if let Some(Open::Mapping { key }) = open.last_mut() {
+                    *key = Some(value.to_string());
+                }
             }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                if expects_key {
+                    // A complex key: stands for no name a path can give.
+                    if let Some(Open::Mapping { key }) = open.last_mut() {
+                        *key = Some(String::new());
+                    }
+                }
+                open.push(if matches!(event, Event::MappingStart(..)) {
+                    Open::Mapping { key: None }
+                } else {
+                    Open::Sequence
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                open.pop();
+                value_done(&mut open);
+            }
+            Event::Scalar(..) | Event::Alias(_) => value_done(&mut open),
+            Event::DocumentEnd => break,
             _ => {}
         }
     }
-    line
+    out
 }
 
-fn block_key(body: &str) -> Option<&str> {
-    // The key ends at the first ':' followed by a space or the end of the line, so URN keys
-    // (`urn:ietf:…:department: {}`) are found whole.
-    let end = body
-        .match_indices(':')
-        .map(|(i, _)| i)
-        .find(|&i| body[i + 1..].is_empty() || body[i + 1..].starts_with(' '))?;
-    let key = body[..end].trim().trim_matches(|c| c == '"' || c == '\'');
-    if key.is_empty() || (key.contains(' ') && !body.starts_with('"')) {
-        return None;
-    }
-    Some(key)
+/// The key path of the value being read.
+fn current_path(open: &[Open]) -> Vec<String> {
+    open.iter()
+        .filter_map(|o| match o {
+            Open::Mapping { key: Some(k) } => Some(k.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
-fn find_flow_key(line: &str, from: usize, key: &str) -> Option<usize> {
-    let hay = line.get(from..)?;
-    let mut start = 0;
-    while let Some(pos) = hay[start..].find(key) {
-        let at = start + pos;
-        let before = hay[..at].chars().last();
-        let after = &hay[at + key.len()..];
-        if matches!(before, Some('{' | ',' | ' ' | '"' | '\''))
-            && after.trim_start_matches(['"', '\'']).starts_with(':')
-        {
-            return Some(from + at);
-        }
-        start = at + key.len();
+/// A value ended: its mapping now expects a key.
+fn value_done(open: &mut [Open]) {
+    if let Some(Open::Mapping { key }) = open.last_mut() {
+        *key = None;
     }
-    None
 }
 
 #[cfg(test)]
 mod tests {
-    use super::locate;
+    use super::{key_at, locate};
 
     const DOC: &str = "\
 id: demo # the id
@@ -146,6 +141,22 @@ validation:
         let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
         assert_eq!(locate(doc, &["attributes", urn]), (3, 3));
         assert_eq!(locate(doc, &["attributes", urn, "required"]), (3, 76));
+    }
+
+    #[test]
+    fn finds_keys_in_sequences_quoted_and_after_anchors() {
+        let doc = "defaults: &d\n  strict: true\nfaults:\n  - path: /Users\n    status: 500\n  - { path: /Groups, \"rate\": 0.5 }\nvalidation: *d\nother:\n  'quoted key': 1\n";
+        assert_eq!(locate(doc, &["faults", "status"]), (5, 5));
+        assert_eq!(locate(doc, &["faults", "rate"]), (6, 22));
+        assert_eq!(locate(doc, &["validation"]), (7, 1));
+        assert_eq!(locate(doc, &["other", "quoted key"]), (9, 3));
+    }
+
+    #[test]
+    fn names_the_key_at_a_position() {
+        let want: Vec<String> = ["resource_types", "User"].map(String::from).to_vec();
+        assert_eq!(key_at(DOC, (3, 3)), Some(want));
+        assert_eq!(key_at(DOC, (3, 4)), None);
     }
 
     #[test]

@@ -151,7 +151,7 @@ mod tests {
     use super::*;
 
     fn rule(yaml: &str) -> FaultDef {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_saphyr::from_str(yaml).unwrap()
     }
 
     #[test]

@@ -208,7 +208,7 @@ async fn create_server(
         .map_err(|_| ScimError::invalid_syntax("the definition must be UTF-8 YAML or JSON"))?;
     blocking(move || {
         // JSON is YAML, so one parser reads both and locates errors in either.
-        let probe: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+        let probe: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
         let id = probe
             .get("id")
             .and_then(|v| v.as_str())

@@ -47,7 +47,7 @@ pub struct Location {
 /// The embedded defaults; a test checks they parse and every pattern compiles.
 pub fn defaults() -> &'static Defaults {
     static PARSED: LazyLock<Defaults> = LazyLock::new(|| {
-        serde_yaml::from_str(DEFAULTS).expect("templates/seed/defaults.yaml is checked by tests")
+        serde_saphyr::from_str(DEFAULTS).expect("templates/seed/defaults.yaml is checked by tests")
     });
     &PARSED
 }
