@@ -77,7 +77,8 @@ fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> 
                     id: item.id.clone(),
                     detail,
                 };
-                let n = normalize(server, rt, &doc, Mode::Create).map_err(|e| bad(e.detail))?;
+                let n = normalize(server, rt, &doc, Mode::Create)
+                    .map_err(|e| bad(e.detail().to_string()))?;
                 let text = serde_json::to_string(&n.doc).unwrap_or_default();
                 match store::get(tx, &server.id, &item.id)? {
                     None => {

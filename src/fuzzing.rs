@@ -46,7 +46,7 @@ pub struct Pipeline {
 }
 
 fn violation(what: &str, input: &str, e: &ScimError) -> Result<(), String> {
-    if e.status >= 500 {
+    if e.status() >= 500 {
         Err(format!("{what} {input:?} gave {e}"))
     } else {
         Ok(())

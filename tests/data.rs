@@ -172,7 +172,7 @@ fn every_shipped_profile_compiles_alone_and_seeds_valid_data() {
         );
         for u in page["Resources"].as_array().unwrap() {
             scimlab::engine::normalize(&s, rt, u, scimlab::engine::Mode::Create)
-                .unwrap_or_else(|e| panic!("profile {id}: seeded user invalid: {}", e.detail));
+                .unwrap_or_else(|e| panic!("profile {id}: seeded user invalid: {}", e.detail()));
         }
     }
 }

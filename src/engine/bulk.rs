@@ -4,9 +4,8 @@
 //! have run; references that cannot be resolved (unknown, failed or circular) fail it.
 
 use super::{Ctx, Projection, create, delete, patch, replace};
-use crate::error::{ScimError, ScimResult, ScimType};
+use crate::error::{ScimError, ScimResult};
 use crate::model::ServerModel;
-use crate::schema::urn;
 use crate::store::Store;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -51,13 +50,8 @@ fn substitute(v: &mut Value, ids: &HashMap<String, String>) {
 }
 
 fn error_entry(op: &Op, e: &ScimError) -> Value {
-    let mut response =
-        json!({"schemas": [urn::ERROR], "status": e.status.to_string(), "detail": e.detail});
-    if let Some(t) = e.scim_type {
-        response["scimType"] = json!(t.as_str());
-    }
     let mut entry =
-        json!({"method": op.method, "status": e.status.to_string(), "response": response});
+        json!({"method": op.method, "status": e.status().to_string(), "response": e.body()});
     if let Some(b) = &op.bulk_id {
         entry["bulkId"] = json!(b);
     }
@@ -249,11 +243,9 @@ pub fn execute(store: &Store, server: &ServerModel, base: &str, body: &Value) ->
                 .iter()
                 .find(|w| failed_ids.contains(w) || !declared.contains_key(w.as_str()));
             let result = if let Some(w) = blocked_by_failure {
-                Err(ScimError::new(
-                    409,
-                    Some(ScimType::InvalidValue),
-                    format!("bulkId {w:?} cannot be resolved: no operation created it"),
-                ))
+                Err(ScimError::UnresolvedBulkId(format!(
+                    "bulkId {w:?} cannot be resolved: no operation created it"
+                )))
             } else if !unresolved.is_empty() {
                 still.push(op);
                 continue;
@@ -300,11 +292,7 @@ pub fn execute(store: &Store, server: &ServerModel, base: &str, body: &Value) ->
             for op in &still {
                 results[op.index] = Some(error_entry(
                     op,
-                    &ScimError::new(
-                        409,
-                        Some(ScimType::InvalidValue),
-                        "circular bulkId references",
-                    ),
+                    &ScimError::UnresolvedBulkId("circular bulkId references".into()),
                 ));
             }
             break;

@@ -548,7 +548,7 @@ pub fn search_all(
     for rt in &server.resource_types {
         // A type that lacks an attribute the filter names contributes nothing.
         if let Some(e) = parsed.as_ref().and_then(|f| unknown_attribute(f, rt)) {
-            first_error.get_or_insert(ScimError::invalid_filter(e.detail));
+            first_error.get_or_insert(ScimError::invalid_filter(e.detail()));
             continue;
         }
         let ctx = Ctx {
@@ -626,7 +626,7 @@ mod tests {
         assert!(validate_create(s, users, &ok).is_ok());
         let e = validate_create(s, users, &json!({"schemas": [urn::USER]})).unwrap_err();
         assert_eq!(
-            (e.status, e.scim_type),
+            (e.status(), e.scim_type()),
             (400, Some(crate::error::ScimType::InvalidValue))
         );
         let e = validate_create(
@@ -635,7 +635,7 @@ mod tests {
             &json!({"schemas": [urn::USER], "userName": "a", "x": 1}),
         )
         .unwrap_err();
-        assert!(e.detail.contains("unknown attribute"), "{}", e.detail);
+        assert!(e.detail().contains("unknown attribute"), "{}", e.detail());
     }
 
     #[test]
@@ -669,10 +669,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            e.scim_type,
+            e.scim_type(),
             Some(crate::error::ScimType::Mutability),
             "{}",
-            e.detail
+            e.detail()
         );
         // A filter that selects nothing on this document: noTarget.
         let e = validate_patch(
@@ -682,6 +682,6 @@ mod tests {
             &ops(json!([{"op": "remove", "path": "emails[type eq \"work\"]"}])),
         )
         .unwrap_err();
-        assert_eq!(e.scim_type, Some(crate::error::ScimType::NoTarget));
+        assert_eq!(e.scim_type(), Some(crate::error::ScimType::NoTarget));
     }
 }

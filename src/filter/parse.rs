@@ -440,8 +440,8 @@ mod tests {
             ("%", "unexpected character"),
         ] {
             let e = parse(f).unwrap_err();
-            assert_eq!(e.scim_type, Some(crate::error::ScimType::InvalidFilter));
-            assert!(e.detail.contains(needle), "{f}: {}", e.detail);
+            assert_eq!(e.scim_type(), Some(crate::error::ScimType::InvalidFilter));
+            assert!(e.detail().contains(needle), "{f}: {}", e.detail());
         }
     }
 
@@ -472,7 +472,7 @@ mod tests {
             "(".repeat(MAX_DEPTH + 1),
             ")".repeat(MAX_DEPTH + 1)
         );
-        assert!(parse(&deep).unwrap_err().detail.contains("nests deeper"));
+        assert!(parse(&deep).unwrap_err().detail().contains("nests deeper"));
         let ok = format!("{}a pr{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         parse(&ok).unwrap();
     }
@@ -488,11 +488,11 @@ mod tests {
         parse(&chain(MAX_TERMS, " or ")).unwrap();
         for join in [" or ", " and "] {
             let e = parse(&chain(MAX_TERMS + 1, join)).unwrap_err();
-            assert_eq!(e.scim_type, Some(crate::error::ScimType::InvalidFilter));
+            assert_eq!(e.scim_type(), Some(crate::error::ScimType::InvalidFilter));
             assert!(
-                e.detail.contains("more than 250 comparisons"),
+                e.detail().contains("more than 250 comparisons"),
                 "{}",
-                e.detail
+                e.detail()
             );
         }
         // Long chains stop at the limit without reading (or building) the rest.
@@ -501,9 +501,9 @@ mod tests {
         parse(&format!("userName co \"{long}\"")).unwrap();
         let e = parse(&format!("userName co \"{long}x\"")).unwrap_err();
         assert!(
-            e.detail.contains("longer than 4096 characters"),
+            e.detail().contains("longer than 4096 characters"),
             "{}",
-            e.detail
+            e.detail()
         );
     }
 }

@@ -119,10 +119,8 @@ pub fn local_only(app: &AppState, peer: SocketAddr) -> ScimResult<()> {
     if app.harness.admin.remote || peer.ip().is_loopback() {
         Ok(())
     } else {
-        Err(ScimError::new(
-            403,
-            None,
-            "the admin API and UI answer loopback clients only; start with --admin-remote to allow others",
+        Err(ScimError::Forbidden(
+            "the admin API and UI answer loopback clients only; start with --admin-remote to allow others".into(),
         ))
     }
 }
@@ -266,14 +264,10 @@ async fn delete_server(
 ) -> ScimResult<Response> {
     let id = s.id.clone();
     if !s.ephemeral {
-        return Err(ScimError::new(
-            409,
-            None,
-            format!(
-                "server {id:?} is defined by {}; delete the file to unmount it",
-                s.source.display()
-            ),
-        ));
+        return Err(ScimError::Conflict(format!(
+            "server {id:?} is defined by {}; delete the file to unmount it",
+            s.source.display()
+        )));
     }
     blocking(move || {
         app.model
@@ -608,16 +602,16 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
         assert!(local_only(&app, local).is_ok());
-        assert_eq!(local_only(&app, remote).unwrap_err().status, 403);
+        assert_eq!(local_only(&app, remote).unwrap_err().status(), 403);
         let mut headers = HeaderMap::new();
-        assert_eq!(guard(&app, local, &headers).unwrap_err().status, 401);
+        assert_eq!(guard(&app, local, &headers).unwrap_err().status(), 401);
         let token = app.harness.admin.token.clone();
         headers.insert(
             header::AUTHORIZATION,
             format!("Bearer {token}").parse().unwrap(),
         );
         assert!(guard(&app, local, &headers).is_ok());
-        assert_eq!(guard(&app, remote, &headers).unwrap_err().status, 403);
+        assert_eq!(guard(&app, remote, &headers).unwrap_err().status(), 403);
         let open = app.with_admin(super::super::AdminAccess {
             token,
             remote: true,

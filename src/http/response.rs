@@ -2,10 +2,9 @@
 //! RFC 7644 §3.12 error response.
 
 use crate::error::ScimError;
-use crate::schema::urn;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -20,25 +19,29 @@ pub fn scim_json(status: StatusCode, body: &Value) -> Response {
 
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = json!({
-            "schemas": [urn::ERROR],
-            "status": self.status.to_string(),
-            "detail": self.detail,
-        });
-        if let Some(t) = self.scim_type {
-            body["scimType"] = json!(t.as_str());
-        }
-        let mut resp = scim_json(status, &body);
-        if let Some(allow) = self.allow {
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        if self.status == 401 {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"scimlab\""),
-            );
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = scim_json(status, &self.body());
+        let headers = resp.headers_mut();
+        match &self {
+            ScimError::MethodNotAllowed { allow, .. } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ScimError::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"scimlab\""),
+                );
+            }
+            ScimError::RateLimited {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ScimError::Injected { status: 429, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         resp
     }
@@ -76,7 +79,11 @@ pub async fn scim_error_bodies(
             .to_string(),
         (_, false) => text,
     };
-    let mut out = ScimError::new(status.as_u16(), None, detail).into_response();
+    let mut out = ScimError::Http {
+        status: status.as_u16(),
+        detail,
+    }
+    .into_response();
     for name in [header::ALLOW, header::RETRY_AFTER] {
         if let Some(v) = parts.headers.get(&name) {
             out.headers_mut().insert(name, v.clone());

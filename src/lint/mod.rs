@@ -163,7 +163,11 @@ impl Collect<'_> {
                     "",
                     "",
                     "RFC 7644 §3.12",
-                    format!("the server refuses this {what}: {} {}", e.status, e.detail),
+                    format!(
+                        "the server refuses this {what}: {} {}",
+                        e.status(),
+                        e.detail()
+                    ),
                 );
             }
             Err(_) => {}
@@ -822,7 +826,12 @@ impl Linter {
         let parsed = match crate::patch::PatchPath::parse(path) {
             Ok(p) => p,
             Err(e) => {
-                c.error(ptr, path, "RFC 7644 §3.5.2 (invalidPath)", e.detail);
+                c.error(
+                    ptr,
+                    path,
+                    "RFC 7644 §3.5.2 (invalidPath)",
+                    e.detail().to_string(),
+                );
                 return;
             }
         };
@@ -838,7 +847,12 @@ impl Linter {
                 return;
             }
             Err(e) => {
-                c.error(ptr, path, "RFC 7644 §3.5.2 (invalidPath)", e.detail);
+                c.error(
+                    ptr,
+                    path,
+                    "RFC 7644 §3.5.2 (invalidPath)",
+                    e.detail().to_string(),
+                );
                 return;
             }
         };
@@ -1010,7 +1024,7 @@ impl Linter {
                             "/filter",
                             "filter",
                             "RFC 7644 §3.4.2.2 (invalidFilter)",
-                            e.detail,
+                            e.detail().to_string(),
                         );
                     }
                 }

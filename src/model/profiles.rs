@@ -54,7 +54,7 @@ pub fn check_profiles(profiles: &[LoadedProfile], problems: &mut Vec<Diagnostic>
         {
             problems.push(p.diagnostic(
                 &["data_filter"],
-                format!("data_filter is not a SCIM filter: {}", e.detail),
+                format!("data_filter is not a SCIM filter: {}", e.detail()),
             ));
         }
         let mut item_ids: HashMap<&str, &str> = HashMap::new();
@@ -359,7 +359,7 @@ pub fn apply(
             if let Err(e) = super::query::check(&f, rt) {
                 problems.push(p.diagnostic(
                     &["data_filter"],
-                    format!("data_filter on server {server}: {}", e.detail),
+                    format!("data_filter on server {server}: {}", e.detail()),
                 ));
                 continue;
             }
@@ -381,7 +381,7 @@ pub fn apply(
             Err(e) => {
                 problems.push(file.diagnostic(
                     &["profiles"],
-                    format!("the combined data filter: {}", e.detail),
+                    format!("the combined data filter: {}", e.detail()),
                 ));
                 None
             }
@@ -421,7 +421,7 @@ fn merge_rule(
     let mut complain = |msg: String| problems.push(p.diagnostic(&at, msg));
     let path = match AttrPath::parse(path_text) {
         Ok(path) => path,
-        Err(e) => return complain(e.detail),
+        Err(e) => return complain(e.detail().to_string()),
     };
     // Naming an attribute of a catalogue extension the server does not list adds the extension.
     if let Some(u) = &path.urn

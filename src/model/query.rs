@@ -108,7 +108,7 @@ struct Checker<'a> {
 }
 
 fn filter_err(e: ScimError) -> ScimError {
-    ScimError::invalid_filter(e.detail)
+    ScimError::invalid_filter(e.detail())
 }
 
 impl<'a> Checker<'a> {

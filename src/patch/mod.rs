@@ -54,8 +54,8 @@ impl PatchPath {
                 "{text:?}: a value filter follows an attribute, not a sub-attribute"
             )));
         }
-        let filter =
-            filter::parse(&text[open + 1..close]).map_err(|e| ScimError::invalid_path(e.detail))?;
+        let filter = filter::parse(&text[open + 1..close])
+            .map_err(|e| ScimError::invalid_path(e.detail()))?;
         let rest = &text[close + 1..];
         let sub_after_filter = match rest.strip_prefix('.') {
             Some(s) if crate::model::path::valid_name(s) => Some(s.to_string()),

@@ -208,7 +208,7 @@ impl Generator<'_> {
                 let query = crate::model::query::check(&view.filter, self.rt).map_err(|e| {
                     SeedError::Invalid {
                         resource_type: self.rt.name.clone(),
-                        detail: e.detail,
+                        detail: e.detail().to_string(),
                     }
                 })?;
                 if !store::satisfies(tx, &self.server.id, &id, &query)? {
@@ -248,7 +248,7 @@ impl Generator<'_> {
         let normalized =
             normalize(self.server, rt, doc, Mode::Create).map_err(|e| SeedError::Invalid {
                 resource_type: rt.name.clone(),
-                detail: e.detail,
+                detail: e.detail().to_string(),
             })?;
         let ts = timestamp(n);
         let row = Row {

@@ -9,8 +9,8 @@ use crate::schema::AttrType;
 /// sorts by its primary (else first) value; missing values sort last.
 pub fn order_by(rt: &ResourceType, sort_by: &str, descending: bool) -> ScimResult<String> {
     let bad = |why: String| ScimError::invalid_value(format!("sortBy={sort_by:?}: {why}"));
-    let path = AttrPath::parse(sort_by).map_err(|e| bad(e.detail))?;
-    let (expr, case_exact) = match rt.resolve(&path).map_err(|e| bad(e.detail))? {
+    let path = AttrPath::parse(sort_by).map_err(|e| bad(e.detail().to_string()))?;
+    let (expr, case_exact) = match rt.resolve(&path).map_err(|e| bad(e.detail().to_string()))? {
         Target::Id => ("r.id".to_string(), true),
         Target::Meta(Some(d)) if d.name == "created" => ("r.created".into(), true),
         Target::Meta(Some(d)) if d.name == "lastModified" => ("r.last_modified".into(), true),

@@ -138,10 +138,10 @@ pub async fn guard(
     let forbidden = |why: &str| super::error_page(StatusCode::FORBIDDEN, why);
     let peer = match admin::peer_of(req.extensions()) {
         Ok(p) => p,
-        Err(e) => return forbidden(&e.detail),
+        Err(e) => return forbidden(e.detail()),
     };
     if let Err(e) = admin::local_only(&app, peer) {
-        return forbidden(&e.detail);
+        return forbidden(e.detail());
     }
     let host = req
         .headers()

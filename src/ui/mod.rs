@@ -177,7 +177,7 @@ async fn server_page(
     };
     let entries = admin::read_requests(&app, &id, inspector::Query::default())
         .await
-        .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.detail))?;
+        .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, e.detail()))?;
     let limits = app.harness.limits_for(&s);
     let mut limit_parts = Vec::new();
     for (name, rate) in [("read", limits.read), ("write", limits.write)] {
@@ -461,7 +461,7 @@ async fn browse(
                 .collect();
             (rows, page["totalResults"].as_i64().unwrap_or(0), None)
         }
-        Err(e) => (Vec::new(), 0, Some(e.detail)),
+        Err(e) => (Vec::new(), 0, Some(e.detail().to_string())),
     };
     let shown = rows.len() as i64;
     Ok(render(
@@ -521,8 +521,8 @@ async fn detail(
             }),
         )),
         Err(e) => Err(error_page(
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::NOT_FOUND),
-            &e.detail,
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::NOT_FOUND),
+            e.detail(),
         )),
     }
 }

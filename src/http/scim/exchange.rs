@@ -7,7 +7,7 @@ use crate::error::ScimError;
 use crate::http::{AppState, auth};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -177,10 +177,8 @@ pub async fn gate(
     let limits = app.harness.limits_for(server);
     if let Err(limited) = app.harness.buckets.take(&server.id, &limits, write, rt) {
         let secs = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        let mut resp = ScimError::new(
-            429,
-            None,
-            format!(
+        return ScimError::RateLimited {
+            detail: format!(
                 "rate limit of {} {}/{}s for {} requests exceeded on server {}; retry after {secs} s",
                 limited.rate.count,
                 if limited.rate.count == 1 { "request" } else { "requests" },
@@ -188,12 +186,9 @@ pub async fn gate(
                 limited.class,
                 server.id
             ),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+            retry_after_secs: secs,
         }
-        return resp;
+        .into_response();
     }
     // The path below the base URL (the nested router sees it without the prefix).
     let path = req.uri().path().to_string();
@@ -207,19 +202,11 @@ pub async fn gate(
     }
     let note = injection.describe();
     let mut resp = match injection.status {
-        Some(status) => {
-            let mut resp = ScimError::new(
-                status,
-                None,
-                format!("injected fault ({note}); the request was not processed"),
-            )
-            .into_response();
-            if status == 429 {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            resp
+        Some(status) => ScimError::Injected {
+            status,
+            detail: format!("injected fault ({note}); the request was not processed"),
         }
+        .into_response(),
         None => next.run(req).await,
     };
     resp.extensions_mut().insert(FaultNote(note));

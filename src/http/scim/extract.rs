@@ -3,7 +3,7 @@
 //! Every rejection is a [`ScimError`].
 
 use crate::engine::{ListQuery, Projection};
-use crate::error::{ScimError, ScimResult, ScimType};
+use crate::error::{ScimError, ScimResult};
 use crate::model::ServerModel;
 use axum::body::to_bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -169,13 +169,9 @@ async fn read_json<S: Send + Sync>(req: Request, _: &S, limit: usize) -> ScimRes
     {
         let ct = ct.to_ascii_lowercase();
         if !ct.contains("json") {
-            return Err(ScimError::new(
-                415,
-                Some(ScimType::InvalidSyntax),
-                format!(
-                    "Content-Type {ct:?} is not accepted; send application/scim+json or application/json"
-                ),
-            ));
+            return Err(ScimError::UnsupportedMediaType(format!(
+                "Content-Type {ct:?} is not accepted; send application/scim+json or application/json"
+            )));
         }
     }
     let bytes = to_bytes(req.into_body(), limit)
@@ -193,7 +189,7 @@ async fn read_json<S: Send + Sync>(req: Request, _: &S, limit: usize) -> ScimRes
 /// Why a request body could not be read: too slow (408) or too large (413).
 pub fn body_error(e: &axum::Error, limit: usize) -> ScimError {
     if crate::http::listen::is_body_timeout(e) {
-        ScimError::new(408, None, format!("{e}; send the whole body promptly"))
+        ScimError::Timeout(format!("{e}; send the whole body promptly"))
     } else {
         ScimError::payload_too_large(format!(
             "the request body is larger than this server's limit of {limit} bytes"

@@ -63,11 +63,7 @@ pub async fn base() -> ScimError {
 }
 
 pub async fn me() -> ScimError {
-    ScimError::new(
-        501,
-        None,
-        "/Me is not supported: tokens are not tied to a resource",
-    )
+    ScimError::NotImplemented("/Me is not supported: tokens are not tied to a resource".into())
 }
 
 /// Prefixes `meta.location` (a path below the base) with the base URL.
@@ -87,10 +83,8 @@ fn discovery_list<'a>(
 ) -> ScimResult<Response> {
     if params.has("filter") {
         // RFC 7644 §4: discovery endpoints do not filter.
-        return Err(ScimError::new(
-            403,
-            None,
-            "discovery endpoints do not support filtering (RFC 7644 §4)",
+        return Err(ScimError::Forbidden(
+            "discovery endpoints do not support filtering (RFC 7644 §4)".into(),
         ));
     }
     let resources: Vec<Value> = docs.map(|d| with_base(d.clone(), &scope.base)).collect();
