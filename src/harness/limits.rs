@@ -1,6 +1,13 @@
 //! Rate limits: a token bucket per server and operation class (read, write) and per resource
 //! type. A bucket holds up to N tokens and refills at N per period, so `600/min` allows a burst
 //! of 600 and 10 per second after that. Over the limit: 429 with `Retry-After`.
+//!
+//! Why not `governor`: its GCRA limiter reports a wait time (enough for `Retry-After`), but
+//! it tells the remaining capacity only as part of a decision that spends a cell, so the UI's
+//! and admin API's "tokens left" view would itself use up tokens; and a request that two
+//! limits apply to (its class and its resource type) must take from both or from neither,
+//! which governor's one-limiter-at-a-time `check` cannot undo. The bucket below is the few
+//! lines of arithmetic that keep both.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
