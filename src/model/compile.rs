@@ -135,6 +135,7 @@ pub fn compile(files: &[LoadedFile], profiles: &[LoadedProfile]) -> Result<Model
     }
 }
 
+/// One server definition → its model, or `None` with every problem pushed.
 fn compile_server(
     file: &LoadedFile,
     profiles: &[LoadedProfile],
@@ -142,14 +143,63 @@ fn compile_server(
 ) -> Option<ServerModel> {
     let def = &file.def;
     let before = problems.len();
-    let catalogue = schema::catalogue();
-    if def.id.is_empty()
-        || def.id.len() > 64
-        || !def
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    check_settings(file, problems);
+    let quirks = compile_compat(file, problems);
+    let limits = compile_rate_limits(file, problems);
+    check_faults(file, problems);
+    let mut resource_types = compile_resource_types(file, problems);
+    if problems.len() > before {
+        return None;
+    }
+    let applied =
+        super::profiles::apply(file, &def.profiles, profiles, &mut resource_types, problems);
+    if problems.len() > before {
+        return None;
+    }
+    let mut check_references = def.validation.check_references.clone();
+    for r in applied.check_references {
+        if !check_references.iter().any(|c| c.eq_ignore_ascii_case(&r)) {
+            check_references.push(r);
+        }
+    }
+    let schemas = served_schemas(&resource_types);
+    let mut server = ServerModel {
+        id: def.id.clone(),
+        description: def.description.clone(),
+        source: file.path.clone(),
+        tokens: def.tokens.clone(),
+        resource_types,
+        schemas,
+        strict: def.validation.strict,
+        check_references,
+        default_count: def.limits.default_count,
+        max_results: def.limits.max_results,
+        max_payload_bytes: def.limits.max_payload_bytes,
+        bulk_max_operations: def.limits.bulk_max_operations,
+        bulk_max_payload_bytes: def.limits.bulk_max_payload_bytes,
+        patch_max_operations: def.limits.patch_max_operations,
+        discovery: Default::default(),
+        compat: super::compat::Compat::new(quirks),
+        profiles: def.profiles.clone(),
+        catalogue: applied.catalogue,
+        seed: def.seed.clone(),
+        seed_shape: applied.seed_shape,
+        inspector: def.inspector.clone(),
+        limits,
+        faults: def.faults.clone(),
+        ephemeral: false,
+    };
+    server.discovery = discovery::build(&server);
+    Some(server)
+}
+
+/// The server's own settings: id, tokens, reference checks, inspector and paging limits.
+fn check_settings(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
+    let def = &file.def;
+    let id_ok = !def.id.is_empty()
+        && def.id.len() <= 64
+        && (def.id.chars()).all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
         problems.push(file.diagnostic(
             &["id"],
             format!(
@@ -188,59 +238,6 @@ fn compile_server(
             ));
         }
     }
-    let mut quirks = Vec::new();
-    for name in def.compat.as_ref().map(|c| c.names()).unwrap_or_default() {
-        match (super::compat::persona(name), super::compat::Quirk::parse(name)) {
-            (Some(q), _) => quirks.extend(q),
-            (None, Some(q)) => quirks.push(q),
-            (None, None) => problems.push(file.diagnostic(
-                &["compat"],
-                format!(
-                    "unknown persona or quirk {name:?}; personas: strict, okta, entra, onelogin; quirks: {}",
-                    super::compat::ALL.iter().map(|q| q.name()).collect::<Vec<_>>().join(", ")
-                ),
-            )),
-        }
-    }
-    let limits = match super::limits::Limits::compile(&def.rate_limits) {
-        Ok(l) => l,
-        Err(errors) => {
-            for (keys, message) in errors {
-                let mut at = vec!["rate_limits"];
-                at.extend(keys.iter().map(String::as_str));
-                problems.push(file.diagnostic(&at, message));
-            }
-            Default::default()
-        }
-    };
-    for (name, _) in &limits.per_type {
-        if !def
-            .resource_types
-            .keys()
-            .any(|k| k.eq_ignore_ascii_case(name))
-        {
-            problems.push(file.diagnostic(
-                &["rate_limits", "per_type", name],
-                format!("{name} is not a resource type of this server"),
-            ));
-        }
-    }
-    for (i, f) in def.faults.iter().enumerate() {
-        if let Err(message) = f.check() {
-            problems.push(file.diagnostic(&["faults"], format!("faults[{i}]: {message}")));
-        }
-        if let Some(rt) = &f.resource_type
-            && !def
-                .resource_types
-                .keys()
-                .any(|k| k.eq_ignore_ascii_case(rt))
-        {
-            problems.push(file.diagnostic(
-                &["faults"],
-                format!("faults[{i}]: {rt} is not a resource type of this server"),
-            ));
-        }
-    }
     if def.inspector.capacity == 0 {
         problems.push(file.diagnostic(
             &["inspector", "capacity"],
@@ -259,18 +256,96 @@ fn compile_server(
             "patch_max_operations must be at least 1",
         ));
     }
+}
 
-    let mut shared: BTreeMap<String, Arc<SchemaDef>> = BTreeMap::new();
-    let mut schema_arc = |s: &SchemaDef| -> Arc<SchemaDef> {
-        shared
-            .entry(s.id.clone())
+/// `compat`: personas and quirks → the quirks the server accepts.
+fn compile_compat(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Vec<super::compat::Quirk> {
+    let mut quirks = Vec::new();
+    let names = file
+        .def
+        .compat
+        .as_ref()
+        .map(|c| c.names())
+        .unwrap_or_default();
+    for name in names {
+        match (super::compat::persona(name), super::compat::Quirk::parse(name)) {
+            (Some(q), _) => quirks.extend(q),
+            (None, Some(q)) => quirks.push(q),
+            (None, None) => problems.push(file.diagnostic(
+                &["compat"],
+                format!(
+                    "unknown persona or quirk {name:?}; personas: strict, okta, entra, onelogin; quirks: {}",
+                    super::compat::ALL.iter().map(|q| q.name()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+    quirks
+}
+
+fn has_resource_type(file: &LoadedFile, name: &str) -> bool {
+    (file.def.resource_types.keys()).any(|k| k.eq_ignore_ascii_case(name))
+}
+
+/// `rate_limits` → the server's limits (none where they do not compile).
+fn compile_rate_limits(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> super::limits::Limits {
+    let limits = match super::limits::Limits::compile(&file.def.rate_limits) {
+        Ok(l) => l,
+        Err(errors) => {
+            for (keys, message) in errors {
+                let mut at = vec!["rate_limits"];
+                at.extend(keys.iter().map(String::as_str));
+                problems.push(file.diagnostic(&at, message));
+            }
+            Default::default()
+        }
+    };
+    for (name, _) in &limits.per_type {
+        if !has_resource_type(file, name) {
+            problems.push(file.diagnostic(
+                &["rate_limits", "per_type", name],
+                format!("{name} is not a resource type of this server"),
+            ));
+        }
+    }
+    limits
+}
+
+/// `faults`: each rule well-formed and naming resource types the server has.
+fn check_faults(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
+    for (i, f) in file.def.faults.iter().enumerate() {
+        if let Err(message) = f.check() {
+            problems.push(file.diagnostic(&["faults"], format!("faults[{i}]: {message}")));
+        }
+        if let Some(rt) = &f.resource_type
+            && !has_resource_type(file, rt)
+        {
+            problems.push(file.diagnostic(
+                &["faults"],
+                format!("faults[{i}]: {rt} is not a resource type of this server"),
+            ));
+        }
+    }
+}
+
+/// Schemas shared by resource types (one `Arc` per URN within a server).
+#[derive(Default)]
+struct SharedSchemas(BTreeMap<String, Arc<SchemaDef>>);
+
+impl SharedSchemas {
+    fn get(&mut self, s: &SchemaDef) -> Arc<SchemaDef> {
+        (self.0.entry(s.id.clone()))
             .or_insert_with(|| Arc::new(s.clone()))
             .clone()
-    };
-    let mut resource_types = Vec::new();
-    let mut custom_schemas = Vec::new();
+    }
+}
+
+/// `resource_types` → the compiled resource types (before profiles apply).
+fn compile_resource_types(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Vec<ResourceType> {
+    let mut shared = SharedSchemas::default();
     let mut endpoints: HashMap<String, String> = HashMap::new();
-    for (name, rt) in &def.resource_types {
+    let mut out = Vec::new();
+    for (name, rt) in &file.def.resource_types {
         let at = ["resource_types", name.as_str()];
         if !crate::model::path::valid_name(name) || name.contains('-') {
             problems.push(file.diagnostic(
@@ -278,122 +353,24 @@ fn compile_server(
                 format!("resource type name {name:?} must be letters, digits and '_'"),
             ));
         }
-        let core = match &rt.schema {
-            Some(u) => catalogue.get(u).or_else(|| {
-                problems.push(file.diagnostic(&[at[0], at[1], "schema"], unknown_schema(u)));
-                None
-            }),
-            None => catalogue.by_name(name).or_else(|| {
-                problems.push(file.diagnostic(
-                    &at,
-                    format!(
-                    "no schema named {name:?} in the catalogue; add `schema: <URN>` (known: {})",
-                    catalogue.schemas.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                ));
-                None
-            }),
-        };
-        if let Some(core) = core
-            && [
-                urn::SCHEMA,
-                urn::RESOURCE_TYPE,
-                urn::SERVICE_PROVIDER_CONFIG,
-                urn::ENTERPRISE_USER,
-            ]
-            .contains(&core.id.as_str())
-        {
-            problems.push(file.diagnostic(&at, format!("{} describes discovery or an extension and cannot be a resource type's core schema", core.id)));
-        }
+        let core = core_schema(file, name, rt.schema.as_deref(), problems);
         let endpoint = rt.endpoint.clone().unwrap_or_else(|| format!("/{name}s"));
-        let segment = endpoint.strip_prefix('/').unwrap_or("");
-        if !crate::model::path::valid_name(segment) {
-            problems.push(file.diagnostic(
-                &[at[0], at[1], "endpoint"],
-                format!(
-                    "endpoint {endpoint:?} must be '/' followed by letters, digits, '-' or '_'"
-                ),
-            ));
-        } else if RESERVED_ENDPOINTS
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(segment))
-        {
-            problems.push(file.diagnostic(
-                &[at[0], at[1], "endpoint"],
-                format!("endpoint {endpoint:?} is reserved by SCIM"),
-            ));
-        } else if let Some(other) = endpoints.insert(segment.to_ascii_lowercase(), name.clone()) {
-            problems.push(file.diagnostic(
-                &[at[0], at[1], "endpoint"],
-                format!("endpoint {endpoint:?} is also used by resource type {other:?}"),
-            ));
-        }
-        let mut extensions = Vec::new();
-        for ext in &rt.extensions {
-            match catalogue.get(ext.urn()) {
-                None => problems.push(
-                    file.diagnostic(&[at[0], at[1], "extensions"], unknown_schema(ext.urn())),
-                ),
-                Some(s)
-                    if core.is_some_and(|c| c.id == s.id)
-                        || extensions.iter().any(|e: &Extension| e.schema.id == s.id) =>
-                {
-                    problems.push(file.diagnostic(
-                        &[at[0], at[1], "extensions"],
-                        format!("extension {} is listed twice or is the core schema", s.id),
-                    ))
-                }
-                Some(s) => extensions.push(Extension {
-                    schema: schema_arc(s),
-                    required: ext.required(),
-                }),
-            }
-        }
+        check_endpoint(file, name, &endpoint, &mut endpoints, problems);
+        let mut extensions = compile_extensions(file, name, rt, core, &mut shared, problems);
         if !rt.attributes.is_empty() {
-            let custom_urn = rt
-                .attributes_schema
-                .clone()
-                .unwrap_or_else(|| format!("urn:scimlab:schemas:extension:{}:2.0:{name}", def.id));
-            if !custom_urn.starts_with("urn:")
-                || custom_urn.contains(['"', '\'', ' '])
-                || catalogue.get(&custom_urn).is_some()
-            {
-                problems.push(file.diagnostic(
-                    &[at[0], at[1], "attributes_schema"],
-                    format!("{custom_urn:?} must be a new URN not in the catalogue"),
-                ));
-            }
-            let mut attrs = Vec::new();
-            for (attr_name, spec) in &rt.attributes {
-                let keys = [at[0], at[1], "attributes", attr_name.as_str()];
-                if let Some(a) = compile_attribute(file, &keys, attr_name, spec, false, problems) {
-                    attrs.push(a);
-                }
-            }
-            let custom = Arc::new(SchemaDef {
-                id: custom_urn,
-                name: format!("{name}Extension"),
-                description: format!("Custom {name} attributes of server {}", def.id),
-                attributes: attrs,
-            });
-            custom_schemas.push(custom.clone());
             extensions.push(Extension {
-                schema: custom,
+                schema: custom_schema(file, name, rt, problems),
                 required: false,
             });
         }
         if let Some(core) = core {
-            let core = schema_arc(core);
-            let has_groups = core
-                .attr("groups")
+            let core = shared.get(core);
+            let has_groups = (core.attr("groups"))
                 .is_some_and(|g| g.mutability == Mutability::ReadOnly && g.multi_valued);
-            resource_types.push(ResourceType {
+            out.push(ResourceType {
                 name: name.clone(),
                 endpoint,
-                description: rt
-                    .description
-                    .clone()
-                    .unwrap_or_else(|| core.description.clone()),
+                description: (rt.description.clone()).unwrap_or_else(|| core.description.clone()),
                 has_members: core.id == urn::GROUP,
                 has_groups,
                 schema: core,
@@ -402,23 +379,151 @@ fn compile_server(
             });
         }
     }
-    if problems.len() > before {
-        return None;
+    out
+}
+
+/// The core schema of resource type `name`: the one `schema` names, else the catalogue's
+/// schema of that name. Discovery and extension schemas cannot be one.
+fn core_schema(
+    file: &LoadedFile,
+    name: &str,
+    schema: Option<&str>,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<&'static SchemaDef> {
+    let catalogue = schema::catalogue();
+    let at = ["resource_types", name];
+    let core = match schema {
+        Some(u) => catalogue.get(u).or_else(|| {
+            problems.push(file.diagnostic(&[at[0], at[1], "schema"], unknown_schema(u)));
+            None
+        }),
+        None => catalogue.by_name(name).or_else(|| {
+            problems.push(file.diagnostic(
+                &at,
+                format!(
+                    "no schema named {name:?} in the catalogue; add `schema: <URN>` (known: {})",
+                    catalogue.schemas.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+            None
+        }),
+    }?;
+    let not_core = [
+        urn::SCHEMA,
+        urn::RESOURCE_TYPE,
+        urn::SERVICE_PROVIDER_CONFIG,
+        urn::ENTERPRISE_USER,
+    ];
+    if not_core.contains(&core.id.as_str()) {
+        problems.push(file.diagnostic(
+            &at,
+            format!(
+                "{} describes discovery or an extension and cannot be a resource type's core schema",
+                core.id
+            ),
+        ));
     }
-    let applied =
-        super::profiles::apply(file, &def.profiles, profiles, &mut resource_types, problems);
-    if problems.len() > before {
-        return None;
+    Some(core)
+}
+
+/// An endpoint is `/name`, not reserved by SCIM, and used by one resource type only.
+fn check_endpoint(
+    file: &LoadedFile,
+    name: &str,
+    endpoint: &str,
+    taken: &mut HashMap<String, String>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let at = ["resource_types", name, "endpoint"];
+    let segment = endpoint.strip_prefix('/').unwrap_or("");
+    if !crate::model::path::valid_name(segment) {
+        problems.push(file.diagnostic(
+            &at,
+            format!("endpoint {endpoint:?} must be '/' followed by letters, digits, '-' or '_'"),
+        ));
+    } else if RESERVED_ENDPOINTS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(segment))
+    {
+        problems.push(file.diagnostic(&at, format!("endpoint {endpoint:?} is reserved by SCIM")));
+    } else if let Some(other) = taken.insert(segment.to_ascii_lowercase(), name.to_string()) {
+        problems.push(file.diagnostic(
+            &at,
+            format!("endpoint {endpoint:?} is also used by resource type {other:?}"),
+        ));
     }
-    let mut check_references = def.validation.check_references.clone();
-    for r in applied.check_references {
-        if !check_references.iter().any(|c| c.eq_ignore_ascii_case(&r)) {
-            check_references.push(r);
+}
+
+/// `extensions`: catalogue schemas, each once and none the core schema.
+fn compile_extensions(
+    file: &LoadedFile,
+    name: &str,
+    rt: &definition::ResourceTypeDef,
+    core: Option<&SchemaDef>,
+    shared: &mut SharedSchemas,
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<Extension> {
+    let at = ["resource_types", name, "extensions"];
+    let mut extensions: Vec<Extension> = Vec::new();
+    for ext in &rt.extensions {
+        match schema::catalogue().get(ext.urn()) {
+            None => problems.push(file.diagnostic(&at, unknown_schema(ext.urn()))),
+            Some(s)
+                if core.is_some_and(|c| c.id == s.id)
+                    || extensions.iter().any(|e| e.schema.id == s.id) =>
+            {
+                problems.push(file.diagnostic(
+                    &at,
+                    format!("extension {} is listed twice or is the core schema", s.id),
+                ))
+            }
+            Some(s) => extensions.push(Extension {
+                schema: shared.get(s),
+                required: ext.required(),
+            }),
         }
     }
-    // Served schemas: cores and extensions in resource-type order, then the discovery schemas.
+    extensions
+}
+
+/// `attributes`: the resource type's custom attributes, as an extension schema of their own.
+fn custom_schema(
+    file: &LoadedFile,
+    name: &str,
+    rt: &definition::ResourceTypeDef,
+    problems: &mut Vec<Diagnostic>,
+) -> Arc<SchemaDef> {
+    let at = ["resource_types", name];
+    let id = (rt.attributes_schema.clone())
+        .unwrap_or_else(|| format!("urn:scimlab:schemas:extension:{}:2.0:{name}", file.def.id));
+    if !id.starts_with("urn:")
+        || id.contains(['"', '\'', ' '])
+        || schema::catalogue().get(&id).is_some()
+    {
+        problems.push(file.diagnostic(
+            &[at[0], at[1], "attributes_schema"],
+            format!("{id:?} must be a new URN not in the catalogue"),
+        ));
+    }
+    let mut attributes = Vec::new();
+    for (attr_name, spec) in &rt.attributes {
+        let keys = [at[0], at[1], "attributes", attr_name.as_str()];
+        if let Some(a) = compile_attribute(file, &keys, attr_name, spec, false, problems) {
+            attributes.push(a);
+        }
+    }
+    Arc::new(SchemaDef {
+        id,
+        name: format!("{name}Extension"),
+        description: format!("Custom {name} attributes of server {}", file.def.id),
+        attributes,
+    })
+}
+
+/// Served schemas: cores and extensions in resource-type order, then the discovery schemas.
+fn served_schemas(resource_types: &[ResourceType]) -> Vec<Arc<SchemaDef>> {
     let mut schemas: Vec<Arc<SchemaDef>> = Vec::new();
-    for rt in &resource_types {
+    for rt in resource_types {
         for s in std::iter::once(&rt.schema).chain(rt.extensions.iter().map(|e| &e.schema)) {
             if !schemas.iter().any(|x| x.id == s.id) {
                 schemas.push(s.clone());
@@ -430,41 +535,12 @@ fn compile_server(
         urn::RESOURCE_TYPE,
         urn::SCHEMA,
     ] {
-        schemas.push(Arc::new(
-            catalogue
-                .get(u)
-                .expect("discovery schemas are embedded")
-                .clone(),
-        ));
+        let s = schema::catalogue()
+            .get(u)
+            .expect("discovery schemas are embedded");
+        schemas.push(Arc::new(s.clone()));
     }
-    let mut server = ServerModel {
-        id: def.id.clone(),
-        description: def.description.clone(),
-        source: file.path.clone(),
-        tokens: def.tokens.clone(),
-        resource_types,
-        schemas,
-        strict: def.validation.strict,
-        check_references,
-        default_count: def.limits.default_count,
-        max_results: def.limits.max_results,
-        max_payload_bytes: def.limits.max_payload_bytes,
-        bulk_max_operations: def.limits.bulk_max_operations,
-        bulk_max_payload_bytes: def.limits.bulk_max_payload_bytes,
-        patch_max_operations: def.limits.patch_max_operations,
-        discovery: Default::default(),
-        compat: super::compat::Compat::new(quirks),
-        profiles: def.profiles.clone(),
-        catalogue: applied.catalogue,
-        seed: def.seed.clone(),
-        seed_shape: applied.seed_shape,
-        inspector: def.inspector.clone(),
-        limits,
-        faults: def.faults.clone(),
-        ephemeral: false,
-    };
-    server.discovery = discovery::build(&server);
-    Some(server)
+    schemas
 }
 
 fn unknown_schema(u: &str) -> String {

@@ -150,6 +150,22 @@ pub fn apply(
 ) -> Applied {
     let mut applied = Applied::default();
     let server = &file.def.id;
+    let chosen = choose(file, names, all, problems);
+    // Catalogue first: it may add resource types and makes `entitlements`/`roles` visible.
+    let categories = merge_categories(&chosen, problems);
+    add_catalogue(server, categories, resource_types, &mut applied, problems);
+    apply_attribute_rules(file, &chosen, resource_types, &applied.catalogue, problems);
+    merge_seed_shapes(&chosen, &mut applied.seed_shape);
+    applied
+}
+
+/// The profiles `names` lists, each once and each known.
+fn choose<'a>(
+    file: &LoadedFile,
+    names: &[String],
+    all: &'a [LoadedProfile],
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<&'a LoadedProfile> {
     let mut chosen: Vec<&LoadedProfile> = Vec::new();
     for name in names {
         match all.iter().find(|p| p.def.id.eq_ignore_ascii_case(name)) {
@@ -168,9 +184,17 @@ pub fn apply(
             )),
         }
     }
-    // Catalogue first: it may add resource types and makes `entitlements`/`roles` visible.
+    chosen
+}
+
+/// The catalogue categories of the chosen profiles, merged by name (case-insensitive), with
+/// the profile that first defined each.
+fn merge_categories<'a>(
+    chosen: &[&'a LoadedProfile],
+    problems: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, (Category, &'a LoadedProfile)> {
     let mut categories: BTreeMap<String, (Category, &LoadedProfile)> = BTreeMap::new();
-    for p in &chosen {
+    for p in chosen {
         for (name, c) in &p.def.catalogue {
             let kind = c.kind.unwrap_or(if name.eq_ignore_ascii_case("Role") {
                 CategoryKind::Role
@@ -228,6 +252,18 @@ pub fn apply(
             }
         }
     }
+    categories
+}
+
+/// Each category: item ids unique on the server, its resource type served (added when the
+/// server lacks it), its reference attribute checked.
+fn add_catalogue(
+    server: &str,
+    categories: BTreeMap<String, (Category, &LoadedProfile)>,
+    resource_types: &mut Vec<ResourceType>,
+    applied: &mut Applied,
+    problems: &mut Vec<Diagnostic>,
+) {
     let mut seen_ids: HashMap<String, String> = HashMap::new();
     for (cat, p) in categories.into_values() {
         let wanted = match cat.kind {
@@ -296,10 +332,19 @@ pub fn apply(
         }
         applied.catalogue.push(cat);
     }
+}
 
-    // Attribute rules, per target resource type.
+/// Attribute rules and data filters, per target resource type.
+fn apply_attribute_rules(
+    file: &LoadedFile,
+    chosen: &[&LoadedProfile],
+    resource_types: &mut [ResourceType],
+    catalogue: &[Category],
+    problems: &mut Vec<Diagnostic>,
+) {
+    let server = &file.def.id;
     let mut targets: Vec<String> = Vec::new();
-    for p in &chosen {
+    for p in chosen {
         if !targets
             .iter()
             .any(|t| t.eq_ignore_ascii_case(&p.def.resource_type))
@@ -335,8 +380,7 @@ pub fn apply(
             }
         }
         // Assignments need their attribute, whatever the profiles list.
-        for cat in applied
-            .catalogue
+        for cat in catalogue
             .iter()
             .filter(|c| c.applies_to.eq_ignore_ascii_case(&rt.name))
         {
@@ -349,48 +393,60 @@ pub fn apply(
             }
         }
         reshape(rt, &rules);
-        // The view: every profile's data filter must hold.
-        let mut view: Option<(Filter, Vec<String>)> = None;
-        for p in &profiles {
-            let Some(text) = &p.def.data_filter else {
-                continue;
-            };
-            let Ok(f) = filter::parse(text) else { continue }; // reported by check_profiles
-            if let Err(e) = super::query::check(&f, rt) {
-                problems.push(p.diagnostic(
-                    &["data_filter"],
-                    format!("data_filter on server {server}: {}", e.detail()),
-                ));
-                continue;
-            }
-            view = Some(match view {
-                None => (f, vec![p.def.id.clone()]),
-                Some((v, mut names)) => {
-                    names.push(p.def.id.clone());
-                    (Filter::And(Box::new(v), Box::new(f)), names)
-                }
-            });
+        rt.view = compile_view(file, &profiles, rt, problems);
+    }
+}
+
+/// The view: every profile's data filter must hold. Checked once here: every read by id and
+/// every write applies it.
+fn compile_view(
+    file: &LoadedFile,
+    profiles: &[&LoadedProfile],
+    rt: &ResourceType,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<View> {
+    let server = &file.def.id;
+    let mut view: Option<(Filter, Vec<String>)> = None;
+    for p in profiles {
+        let Some(text) = &p.def.data_filter else {
+            continue;
+        };
+        let Ok(f) = filter::parse(text) else { continue }; // reported by check_profiles
+        if let Err(e) = super::query::check(&f, rt) {
+            problems.push(p.diagnostic(
+                &["data_filter"],
+                format!("data_filter on server {server}: {}", e.detail()),
+            ));
+            continue;
         }
-        // Compiled once here: every read by id and every write checks it.
-        rt.view = view.and_then(|(filter, names)| match super::query::check(&filter, rt) {
-            Ok(_) => Some(View {
-                text: filter.to_string(),
-                filter,
-                profiles: names.join(", "),
-            }),
-            Err(e) => {
-                problems.push(file.diagnostic(
-                    &["profiles"],
-                    format!("the combined data filter: {}", e.detail()),
-                ));
-                None
+        view = Some(match view {
+            None => (f, vec![p.def.id.clone()]),
+            Some((v, mut names)) => {
+                names.push(p.def.id.clone());
+                (Filter::And(Box::new(v), Box::new(f)), names)
             }
         });
     }
+    view.and_then(|(filter, names)| match super::query::check(&filter, rt) {
+        Ok(_) => Some(View {
+            text: filter.to_string(),
+            filter,
+            profiles: names.join(", "),
+        }),
+        Err(e) => {
+            problems.push(file.diagnostic(
+                &["profiles"],
+                format!("the combined data filter: {}", e.detail()),
+            ));
+            None
+        }
+    })
+}
 
-    for p in &chosen {
+/// Seed data shapes: later profiles override earlier ones key by key.
+fn merge_seed_shapes(chosen: &[&LoadedProfile], shape: &mut SeedShape) {
+    for p in chosen {
         let s = &p.def.seed;
-        let shape = &mut applied.seed_shape;
         if !s.domains.is_empty() {
             shape.domains = s.domains.clone();
         }
@@ -404,7 +460,6 @@ pub fn apply(
             shape.patterns.insert(k.clone(), v.clone());
         }
     }
-    applied
 }
 
 /// Resolves one rule's path and merges the rule into `rules`.
