@@ -5,7 +5,7 @@
 use crate::error::{ScimError, ScimResult};
 use crate::filter::{self, CompValue, CompareOp, Filter};
 use crate::model::{AttrPath, ResourceType, Target};
-use crate::schema::{AttrType, Mutability, urn};
+use crate::schema::{AttrType, AttributeDef, Mutability, urn};
 use crate::vocab::compat::{Compat, Quirk};
 use serde_json::{Map, Value};
 
@@ -371,18 +371,8 @@ fn apply_at(
             res.display()
         )));
     }
-    let container: &mut Map<String, Value> = match res.extension {
-        Some(u) => {
-            let key = key_of(doc, u).unwrap_or_else(|| u.to_string());
-            let entry = doc.entry(key).or_insert_with(|| Value::Object(Map::new()));
-            entry
-                .as_object_mut()
-                .ok_or_else(|| ScimError::invalid_value(format!("{u} must be an object")))?
-        }
-        None => doc,
-    };
+    let container = container_of(doc, res.extension)?;
     let key = key_of(container, &attr.name).unwrap_or_else(|| attr.name.clone());
-
     if let Some(filter) = &path.filter {
         if !attr.multi_valued || attr.ty != AttrType::Complex {
             return Err(ScimError::invalid_path(format!(
@@ -390,104 +380,11 @@ fn apply_at(
                 attr.name
             )));
         }
-        let mut list = take_list(container, &key);
-        let matched: Vec<usize> = (0..list.len())
-            .filter(|&i| filter::matches(filter, attr, &list[i]))
-            .collect();
-        if matched.is_empty() {
-            return match op {
-                OpKind::Add => {
-                    // e.g. `emails[type eq "work"].value` on a user with no work email: create it.
-                    let mut element = seed_from_filter(filter);
-                    match (&sub_name, value) {
-                        (Some(s), Some(v)) => {
-                            set(&mut element, s, v.clone());
-                        }
-                        (None, Some(v)) => merge_into(&mut element, v),
-                        _ => {}
-                    }
-                    add_values(&mut list, vec![Value::Object(element)], &mut None);
-                    container.insert(key, Value::Array(list));
-                    Ok(())
-                }
-                _ => {
-                    if !list.is_empty() {
-                        container.insert(key, Value::Array(list));
-                    }
-                    Err(ScimError::no_target(format!(
-                        "no value of {} matches [{filter}]",
-                        attr.name
-                    )))
-                }
-            };
-        }
-        match (op, &sub_name) {
-            (OpKind::Remove, None) => {
-                let mut remove = vec![false; list.len()];
-                for &i in &matched {
-                    remove[i] = true;
-                }
-                let mut i = 0;
-                list.retain(|_| {
-                    i += 1;
-                    !remove[i - 1]
-                });
-            }
-            (OpKind::Remove, Some(s)) => {
-                for &i in &matched {
-                    if let Some(o) = list[i].as_object_mut()
-                        && let Some(k) = key_of(o, s)
-                    {
-                        o.remove(&k);
-                    }
-                }
-            }
-            (_, Some(s)) => {
-                for &i in &matched {
-                    if let Some(o) = list[i].as_object_mut() {
-                        set(o, s, value.cloned().unwrap_or(Value::Null));
-                    }
-                }
-            }
-            (OpKind::Replace, None) => {
-                for &i in &matched {
-                    list[i] = value.cloned().unwrap_or(Value::Null);
-                }
-            }
-            (OpKind::Add, None) => {
-                for &i in &matched {
-                    merge(&mut list[i], value.unwrap_or(&Value::Null));
-                }
-            }
-        }
-        if list.is_empty() {
-            container.remove(&key);
-        } else {
-            container.insert(key, Value::Array(list));
-        }
-        return Ok(());
+        return apply_filtered(container, key, attr, filter, op, sub_name.as_deref(), value);
     }
-
     match (op, &sub_name, attr.multi_valued) {
         (OpKind::Remove, None, true) if value.is_some() => {
-            // A value list names the values to remove (how Entra removes group members).
-            let remove = as_list(value.unwrap_or(&Value::Null));
-            let whole: std::collections::HashSet<String> = remove.iter().map(canonical).collect();
-            let by_value: std::collections::HashSet<String> = remove
-                .iter()
-                .filter_map(|r| r.get("value").map(canonical))
-                .collect();
-            let mut list = take_list(container, &key);
-            list.retain(|x| {
-                !(whole.contains(&canonical(x))
-                    || x.get("value")
-                        .is_some_and(|v| by_value.contains(&canonical(v))))
-            });
-            if list.is_empty() {
-                container.remove(&key)
-            } else {
-                container.insert(key, Value::Array(list))
-            };
+            remove_listed(container, key, value.unwrap_or(&Value::Null));
         }
         (OpKind::Remove, None, _) => {
             container.remove(&key);
@@ -522,37 +419,173 @@ fn apply_at(
             }
         }
         (op, Some(s), multi) => {
-            let entry = container.entry(key.clone()).or_insert_with(|| {
-                if multi {
-                    Value::Array(vec![])
-                } else {
-                    Value::Object(Map::new())
-                }
-            });
-            let targets: Vec<&mut Value> = match entry {
-                Value::Array(items) => {
-                    if items.is_empty() && op != OpKind::Remove {
-                        items.push(Value::Object(Map::new()));
-                    }
-                    items.iter_mut().collect()
-                }
-                other => vec![other],
-            };
-            for t in targets {
-                if let Some(o) = t.as_object_mut() {
-                    match op {
-                        OpKind::Remove => {
-                            if let Some(k) = key_of(o, s) {
-                                o.remove(&k);
-                            }
-                        }
-                        _ => set(o, s, value.cloned().unwrap_or(Value::Null)),
-                    }
-                }
-            }
+            on_sub_attribute(container, key, op, s, multi, value);
         }
     }
     Ok(())
+}
+
+/// The object an attribute lives in: the document, or its extension's object (created).
+fn container_of<'d>(
+    doc: &'d mut Map<String, Value>,
+    extension: Option<&str>,
+) -> ScimResult<&'d mut Map<String, Value>> {
+    let Some(u) = extension else {
+        return Ok(doc);
+    };
+    let key = key_of(doc, u).unwrap_or_else(|| u.to_string());
+    let entry = doc.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    entry
+        .as_object_mut()
+        .ok_or_else(|| ScimError::invalid_value(format!("{u} must be an object")))
+}
+
+/// An operation on the values of `attr` that `filter` selects (`emails[type eq "work"]`).
+fn apply_filtered(
+    container: &mut Map<String, Value>,
+    key: String,
+    attr: &AttributeDef,
+    filter: &Filter,
+    op: OpKind,
+    sub_name: Option<&str>,
+    value: Option<&Value>,
+) -> ScimResult<()> {
+    let mut list = take_list(container, &key);
+    let matched: Vec<usize> = (0..list.len())
+        .filter(|&i| filter::matches(filter, attr, &list[i]))
+        .collect();
+    if matched.is_empty() {
+        return match op {
+            OpKind::Add => {
+                // e.g. `emails[type eq "work"].value` on a user with no work email: create it.
+                let mut element = seed_from_filter(filter);
+                match (sub_name, value) {
+                    (Some(s), Some(v)) => {
+                        set(&mut element, s, v.clone());
+                    }
+                    (None, Some(v)) => merge_into(&mut element, v),
+                    _ => {}
+                }
+                add_values(&mut list, vec![Value::Object(element)], &mut None);
+                container.insert(key, Value::Array(list));
+                Ok(())
+            }
+            _ => {
+                if !list.is_empty() {
+                    container.insert(key, Value::Array(list));
+                }
+                Err(ScimError::no_target(format!(
+                    "no value of {} matches [{filter}]",
+                    attr.name
+                )))
+            }
+        };
+    }
+    match (op, sub_name) {
+        (OpKind::Remove, None) => {
+            let mut remove = vec![false; list.len()];
+            for &i in &matched {
+                remove[i] = true;
+            }
+            let mut i = 0;
+            list.retain(|_| {
+                i += 1;
+                !remove[i - 1]
+            });
+        }
+        (OpKind::Remove, Some(s)) => {
+            for &i in &matched {
+                if let Some(o) = list[i].as_object_mut()
+                    && let Some(k) = key_of(o, s)
+                {
+                    o.remove(&k);
+                }
+            }
+        }
+        (_, Some(s)) => {
+            for &i in &matched {
+                if let Some(o) = list[i].as_object_mut() {
+                    set(o, s, value.cloned().unwrap_or(Value::Null));
+                }
+            }
+        }
+        (OpKind::Replace, None) => {
+            for &i in &matched {
+                list[i] = value.cloned().unwrap_or(Value::Null);
+            }
+        }
+        (OpKind::Add, None) => {
+            for &i in &matched {
+                merge(&mut list[i], value.unwrap_or(&Value::Null));
+            }
+        }
+    }
+    if list.is_empty() {
+        container.remove(&key);
+    } else {
+        container.insert(key, Value::Array(list));
+    }
+    Ok(())
+}
+
+/// `remove` with a value list: those values go (how Entra removes group members).
+fn remove_listed(container: &mut Map<String, Value>, key: String, value: &Value) {
+    let remove = as_list(value);
+    let whole: std::collections::HashSet<String> = remove.iter().map(canonical).collect();
+    let by_value: std::collections::HashSet<String> = remove
+        .iter()
+        .filter_map(|r| r.get("value").map(canonical))
+        .collect();
+    let mut list = take_list(container, &key);
+    list.retain(|x| {
+        !(whole.contains(&canonical(x))
+            || x.get("value")
+                .is_some_and(|v| by_value.contains(&canonical(v))))
+    });
+    if list.is_empty() {
+        container.remove(&key)
+    } else {
+        container.insert(key, Value::Array(list))
+    };
+}
+
+/// An operation on one sub-attribute of every value (or of the single complex value).
+fn on_sub_attribute(
+    container: &mut Map<String, Value>,
+    key: String,
+    op: OpKind,
+    s: &str,
+    multi: bool,
+    value: Option<&Value>,
+) {
+    let entry = container.entry(key.clone()).or_insert_with(|| {
+        if multi {
+            Value::Array(vec![])
+        } else {
+            Value::Object(Map::new())
+        }
+    });
+    let targets: Vec<&mut Value> = match entry {
+        Value::Array(items) => {
+            if items.is_empty() && op != OpKind::Remove {
+                items.push(Value::Object(Map::new()));
+            }
+            items.iter_mut().collect()
+        }
+        other => vec![other],
+    };
+    for t in targets {
+        if let Some(o) = t.as_object_mut() {
+            match op {
+                OpKind::Remove => {
+                    if let Some(k) = key_of(o, s) {
+                        o.remove(&k);
+                    }
+                }
+                _ => set(o, s, value.cloned().unwrap_or(Value::Null)),
+            }
+        }
+    }
 }
 
 fn merge_into(element: &mut Map<String, Value>, v: &Value) {
