@@ -135,85 +135,88 @@ fn mix(n: usize) -> usize {
     crate::vocab::rng::Rng::new(n as u64).next_u64() as usize
 }
 
-pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let servers = dir.path().join("servers.d");
-    std::fs::create_dir(&servers)?;
-    std::fs::write(servers.join("bench.yaml"), DEFINITION)?;
-    let model = crate::app::compile(&Sources::new(&servers, dir.path().join("profiles")))?;
-    let db = opts
-        .db
-        .clone()
-        .unwrap_or_else(|| dir.path().join("bench.db"));
-    let store = Arc::new(Store::open(&db)?);
-    let state = AppState::new(store, model)?;
-    let kept = state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(crate::app::serve_with(
-        listener,
-        state,
-        crate::http::listen::ConnLimits::default().fitted_to_descriptors(),
-        std::future::pending(),
-    ));
+const USERS: &str = "/scim-identifier/bench/scim/v2/Users";
 
-    let duration = Duration::from_secs_f64(opts.seconds);
-    let conns = opts.connections;
-    let user = |i: usize| {
-        format!(
-            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"userName":"user{i}@example.com","externalId":"ext-{i}","name":{{"givenName":"Given{i}","familyName":"Family{i}"}},"displayName":"User {i}","active":true,"emails":[{{"value":"user{i}@example.com","type":"work","primary":true}}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{{"employeeNumber":"{i}","department":"Dept {}"}}}}"#,
-            i % 20
-        )
-    };
-    println!(
-        "scimlab bench: {} users, {conns} connections, {}s per workload",
-        opts.users, opts.seconds
-    );
-
-    let creates = load(
-        "create (POST /Users)",
-        addr,
-        conns,
-        Some(opts.users),
-        duration,
-        Arc::new(move |i| request("POST", "/scim-identifier/bench/scim/v2/Users", &user(i))),
+/// A bench user `i` (20 departments).
+fn user(i: usize) -> String {
+    format!(
+        r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"userName":"user{i}@example.com","externalId":"ext-{i}","name":{{"givenName":"Given{i}","familyName":"Family{i}"}},"displayName":"User {i}","active":true,"emails":[{{"value":"user{i}@example.com","type":"work","primary":true}}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{{"employeeNumber":"{i}","department":"Dept {}"}}}}"#,
+        i % 20
     )
-    .await?;
+}
 
-    // Collect the ids in creation order (one page at a time).
-    let mut ids = Vec::with_capacity(opts.users);
-    let mut conn = Conn::open(addr).await?;
-    while ids.len() < opts.users {
-        let path = format!(
-            "/scim-identifier/bench/scim/v2/Users?attributes=id&startIndex={}&count=1000",
-            ids.len() + 1
-        );
-        let (_, body) = conn.send(request("GET", &path, "")).await?;
-        let page: serde_json::Value = serde_json::from_slice(&body)?;
-        let got = page["Resources"].as_array().map(Vec::len).unwrap_or(0);
-        ids.extend(
-            page["Resources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r["id"].as_str().map(str::to_string)),
-        );
-        if got == 0 {
-            break;
-        }
+/// The server under test and how each workload drives it.
+struct Rig {
+    state: AppState,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    /// Keeps the temporary definitions and database for the run.
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start(opts: &Options) -> anyhow::Result<Rig> {
+        let dir = tempfile::tempdir()?;
+        let servers = dir.path().join("servers.d");
+        std::fs::create_dir(&servers)?;
+        std::fs::write(servers.join("bench.yaml"), DEFINITION)?;
+        let model = crate::app::compile(&Sources::new(&servers, dir.path().join("profiles")))?;
+        let db = (opts.db.clone()).unwrap_or_else(|| dir.path().join("bench.db"));
+        let state = AppState::new(Arc::new(Store::open(&db)?), model)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(crate::app::serve_with(
+            listener,
+            state.clone(),
+            crate::http::listen::ConnLimits::default().fitted_to_descriptors(),
+            std::future::pending(),
+        ));
+        Ok(Rig {
+            state,
+            addr,
+            connections: opts.connections,
+            duration: Duration::from_secs_f64(opts.seconds),
+            _dir: dir,
+        })
     }
-    let ids = Arc::new(ids);
-    let n = ids.len().max(1);
-    let (_, sample) = conn
-        .send(request(
-            "GET",
-            &format!("/scim-identifier/bench/scim/v2/Users/{}", ids[0]),
-            "",
-        ))
-        .await?;
 
-    // The yardstick: a bare axum handler returning a body of the same size.
-    let body = Arc::new(vec![b' '; sample.len()]);
+    /// A timed workload on every connection.
+    async fn timed(&self, name: &'static str, make: MakeRequest) -> anyhow::Result<Stats> {
+        load(name, self.addr, self.connections, None, self.duration, make).await
+    }
+
+    /// A timed workload on one connection (p50 is one request's latency, not queueing).
+    async fn one_conn(&self, name: &'static str, make: MakeRequest) -> anyhow::Result<Stats> {
+        load(name, self.addr, 1, None, self.duration, make).await
+    }
+
+    /// Every user id in creation order (a page at a time).
+    async fn user_ids(&self, conn: &mut Conn, users: usize) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(users);
+        while ids.len() < users {
+            let path = format!(
+                "{USERS}?attributes=id&startIndex={}&count=1000",
+                ids.len() + 1
+            );
+            let (_, body) = conn.send(request("GET", &path, "")).await?;
+            let page: serde_json::Value = serde_json::from_slice(&body)?;
+            let before = ids.len();
+            ids.extend(
+                (page["Resources"].as_array().into_iter().flatten())
+                    .filter_map(|r| r["id"].as_str().map(str::to_string)),
+            );
+            if ids.len() == before {
+                break;
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// The yardstick: a bare axum handler returning a body of `size` bytes.
+async fn start_bare(size: usize) -> anyhow::Result<SocketAddr> {
+    let body = Arc::new(vec![b' '; size]);
     let bare = axum::Router::new().route(
         "/bare",
         axum::routing::get(move || {
@@ -226,151 +229,121 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }),
     );
-    let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bare_addr = bare_listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(bare_listener, bare).await });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, bare).await });
+    Ok(addr)
+}
 
-    let mut results = Vec::new();
-    results.push(
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let rig = Rig::start(&opts).await?;
+    println!(
+        "scimlab bench: {} users, {} connections, {}s per workload",
+        opts.users, opts.connections, opts.seconds
+    );
+    let creates = load(
+        "create (POST /Users)",
+        rig.addr,
+        rig.connections,
+        Some(opts.users),
+        rig.duration,
+        Arc::new(move |i| request("POST", USERS, &user(i))),
+    )
+    .await?;
+    let mut conn = Conn::open(rig.addr).await?;
+    let ids = Arc::new(rig.user_ids(&mut conn, opts.users).await?);
+    let first = ids.first().context("no user was created")?;
+    let (_, sample) = conn
+        .send(request("GET", &format!("{USERS}/{first}"), ""))
+        .await?;
+    let bare_addr = start_bare(sample.len()).await?;
+    let mut results = vec![
         load(
             "bare axum handler",
             bare_addr,
-            conns,
+            rig.connections,
             None,
-            duration,
+            rig.duration,
             Arc::new(|_| request("GET", "/bare", "")),
         )
         .await?,
-    );
+    ];
+    results.extend(read_workloads(&rig, &ids).await?);
+    results.push(patch_workload(&rig, &ids).await?);
+    let core_rss = peak_rss_mb();
+    results.push(group_workload(&rig, &mut conn, &ids).await?);
+    results.push(bulk_workload(&rig).await?);
+    report(&creates, &results, sample.len(), ids.len(), core_rss);
+    Ok(())
+}
+
+/// Reads by id (with and without the request recorder), by userName, pages and a scan.
+async fn read_workloads(rig: &Rig, ids: &Arc<Vec<String>>) -> anyhow::Result<Vec<Stats>> {
+    let n = ids.len().max(1);
+    let mut out = Vec::new();
     let get_by_id: MakeRequest = {
         let ids = ids.clone();
-        Arc::new(move |s| {
-            request(
-                "GET",
-                &format!("/scim-identifier/bench/scim/v2/Users/{}", ids[mix(s) % n]),
-                "",
-            )
-        })
+        Arc::new(move |s| request("GET", &format!("{USERS}/{}", ids[mix(s) % n]), ""))
     };
-    results.push(
-        load(
-            "GET /Users/{id}",
-            addr,
-            conns,
-            None,
-            duration,
-            get_by_id.clone(),
-        )
-        .await?,
-    );
+    out.push(rig.timed("GET /Users/{id}", get_by_id.clone()).await?);
     // The same reads with the request recorder off: the inspector's cost (target: under 20%).
     let quiet = format!("{DEFINITION}inspector: {{ enabled: false }}\n");
     let quiet_file = crate::definition::load_str(std::path::Path::new("bench.yaml"), &quiet)
         .map_err(|d| anyhow::anyhow!("{d}"))?;
     let quiet_model =
         crate::model::compile(&[quiet_file], &[]).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let recording = kept.model.replace(Arc::new(quiet_model));
-    results.push(
-        load(
-            "GET /Users/{id}, recorder off",
-            addr,
-            conns,
-            None,
-            duration,
-            get_by_id,
-        )
-        .await?,
+    let recording = rig.state.model.replace(Arc::new(quiet_model));
+    out.push(
+        rig.timed("GET /Users/{id}, recorder off", get_by_id)
+            .await?,
     );
-    kept.model.replace(recording);
+    rig.state.model.replace(recording);
     let by_user_name: MakeRequest = Arc::new(move |s| {
-        request(
-            "GET",
-            &format!(
-                "/scim-identifier/bench/scim/v2/Users?filter=userName%20eq%20%22user{}%40example.com%22",
-                mix(s) % n
-            ),
-            "",
-        )
+        let filter = format!("userName eq \"user{}@example.com\"", mix(s) % n);
+        let filter = crate::http::urlencode(&filter);
+        request("GET", &format!("{USERS}?filter={filter}"), "")
     });
-    results.push(
-        load(
-            "GET /Users?filter=userName eq",
-            addr,
-            conns,
-            None,
-            duration,
-            by_user_name.clone(),
-        )
-        .await?,
+    out.push(
+        rig.timed("GET /Users?filter=userName eq", by_user_name.clone())
+            .await?,
     );
-    results.push(
-        load(
-            "GET userName eq (1 conn)",
-            addr,
-            1,
-            None,
-            duration,
-            by_user_name,
-        )
-        .await?,
+    out.push(
+        rig.one_conn("GET userName eq (1 conn)", by_user_name)
+            .await?,
     );
-    results.push(
-        load(
-            "GET /Users page of 100",
-            addr,
-            conns,
-            None,
-            duration,
-            Arc::new(move |s| {
-                request(
-                    "GET",
-                    &format!(
-                        "/scim-identifier/bench/scim/v2/Users?startIndex={}&count=100",
-                        1 + mix(s) % n.saturating_sub(100).max(1)
-                    ),
-                    "",
-                )
-            }),
-        )
-        .await?,
+    let page: MakeRequest = Arc::new(move |s| {
+        let start = 1 + mix(s) % n.saturating_sub(100).max(1);
+        request("GET", &format!("{USERS}?startIndex={start}&count=100"), "")
+    });
+    out.push(rig.timed("GET /Users page of 100", page).await?);
+    let scan: MakeRequest = Arc::new(move |s| {
+        let filter = format!(
+            "emails[type eq \"work\" and value co \"user{}@\"]",
+            mix(s) % n
+        );
+        let filter = crate::http::urlencode(&filter);
+        request("GET", &format!("{USERS}?count=10&filter={filter}"), "")
+    });
+    out.push(
+        rig.one_conn("GET emails[...value co] (1 conn)", scan)
+            .await?,
     );
-    let i3 = ids.clone();
-    results.push(
-        load("PATCH /Users/{id}", addr, conns, None, duration, Arc::new(move |s| {
-            let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"displayName","value":"Patched {s}"}}]}}"#);
-            request("PATCH", &format!("/scim-identifier/bench/scim/v2/Users/{}", i3[mix(s) % n]), &body)
-        }))
-        .await?,
-    );
+    Ok(out)
+}
 
-    results.push(
-        // A scan: one connection, so p50 is the latency of one query, not queueing.
-        load(
-            "GET emails[...value co] (1 conn)",
-            addr,
-            1,
-            None,
-            duration,
-            Arc::new(move |s| {
-                let filter = format!(
-                    "emails[type eq \"work\" and value co \"user{}@\"]",
-                    mix(s) % n
-                );
-                request(
-                    "GET",
-                    &format!(
-                        "/scim-identifier/bench/scim/v2/Users?count=10&filter={}",
-                        crate::http::urlencode(&filter)
-                    ),
-                    "",
-                )
-            }),
-        )
-        .await?,
-    );
-    let core_rss = peak_rss_mb();
-    // A group holding every user; one member added or removed per request (one connection,
-    // so adds and removes alternate in order).
+/// One attribute replaced per request, users spread over all.
+async fn patch_workload(rig: &Rig, ids: &Arc<Vec<String>>) -> anyhow::Result<Stats> {
+    let (ids, n) = (ids.clone(), ids.len().max(1));
+    rig.timed("PATCH /Users/{id}", Arc::new(move |s| {
+        let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"displayName","value":"Patched {s}"}}]}}"#);
+        request("PATCH", &format!("{USERS}/{}", ids[mix(s) % n]), &body)
+    }))
+    .await
+}
+
+/// A group holding every user; one member added or removed per request (one connection, so
+/// adds and removes alternate in order).
+async fn group_workload(rig: &Rig, conn: &mut Conn, ids: &[String]) -> anyhow::Result<Stats> {
     let members: Vec<serde_json::Value> = ids
         .iter()
         .map(|i| serde_json::json!({"value": i}))
@@ -393,18 +366,20 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    results.push(
-        load("PATCH group member add/remove", addr, 1, None, duration, Arc::new(move |s| {
-            let op = if s % 2 == 0 {
-                format!(r#"{{"op":"add","path":"members","value":[{{"value":"extra-{}"}}]}}"#, s / 2)
-            } else {
-                format!(r#"{{"op":"remove","path":"members[value eq \"extra-{}\"]"}}"#, s / 2)
-            };
-            let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{op}]}}"#);
-            request("PATCH", &format!("/scim-identifier/bench/scim/v2/Groups/{gid}?excludedAttributes=members"), &body)
-        }))
-        .await?,
-    );
+    rig.one_conn("PATCH group member add/remove", Arc::new(move |s| {
+        let op = if s % 2 == 0 {
+            format!(r#"{{"op":"add","path":"members","value":[{{"value":"extra-{}"}}]}}"#, s / 2)
+        } else {
+            format!(r#"{{"op":"remove","path":"members[value eq \"extra-{}\"]"}}"#, s / 2)
+        };
+        let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{op}]}}"#);
+        request("PATCH", &format!("/scim-identifier/bench/scim/v2/Groups/{gid}?excludedAttributes=members"), &body)
+    }))
+    .await
+}
+
+/// Five Bulk requests of 1,000 creates each, one at a time.
+async fn bulk_workload(rig: &Rig) -> anyhow::Result<Stats> {
     let bulk_body = |round: usize| {
         let ops: Vec<String> = (0..1000)
             .map(|k| {
@@ -420,23 +395,25 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
     };
     let bulks: Arc<Vec<String>> = Arc::new((0..5).map(bulk_body).collect());
-    results.push(
-        load(
-            "Bulk of 1,000 creates",
-            addr,
-            1,
-            Some(5),
-            duration,
-            Arc::new(move |s| request("POST", "/scim-identifier/bench/scim/v2/Bulk", &bulks[s])),
-        )
-        .await?,
-    );
+    load(
+        "Bulk of 1,000 creates",
+        rig.addr,
+        1,
+        Some(5),
+        rig.duration,
+        Arc::new(move |s| request("POST", "/scim-identifier/bench/scim/v2/Bulk", &bulks[s])),
+    )
+    .await
+}
+
+/// The table: each workload's rate as a share of the bare handler's (the first result).
+fn report(creates: &Stats, results: &[Stats], body_size: usize, users: usize, core_rss: f64) {
     let bare_rate = results[0].rate();
     println!(
         "\n{:<32} {:>10} {:>9} {:>9} {:>8} {:>9}",
         "workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs bare"
     );
-    for s in std::iter::once(&creates).chain(results.iter()) {
+    for s in std::iter::once(creates).chain(results.iter()) {
         println!(
             "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>8.1}%",
             s.name,
@@ -447,20 +424,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             100.0 * s.rate() / bare_rate
         );
     }
-    println!(
-        "(the group has {} members; its PATCH workload runs on one connection)",
-        ids.len()
-    );
+    println!("(the group has {users} members; its PATCH workload runs on one connection)");
     println!(
         "\npeak RSS {core_rss:.1} MB after the user workloads (server and load driver in one process)"
     );
     println!(
-        "response body size {} bytes; users stored {}; peak RSS {:.1} MB at the end (after the 1 MB group request)",
-        sample.len(),
-        ids.len(),
+        "response body size {body_size} bytes; users stored {users}; peak RSS {:.1} MB at the end (after the 1 MB group request)",
         peak_rss_mb()
     );
-    Ok(())
 }
 
 /// Options of `scimlab bench-reload`.
