@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use scimlab::model::Sources;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -295,24 +295,38 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(
-        cli.command,
+    init_logging(&cli.command);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr, coloured only on a terminal (a log file gets no escape codes); the
+/// benchmarks log warnings only, so their tables stay readable.
+fn init_logging(command: &Command) {
+    let bench = matches!(
+        command,
         Command::Bench(_) | Command::BenchReload(_) | Command::BenchSeed(_)
-    ) {
-        "warn"
-    } else {
-        "info"
-    };
+    );
+    let default_level = if bench { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
-        // Colour only for a terminal: a log file gets no escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = match cli.command {
+}
+
+/// Runs one command; `Err` is a failure to run it (exit 2), a finding is an exit code.
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match command {
         Command::Serve {
             listen,
             data,
@@ -321,167 +335,157 @@ fn main() -> ExitCode {
             admin_remote,
             public_hosts,
             conn,
-        } => runtime().block_on(scimlab::app::serve(scimlab::app::Config {
-            listen,
-            db: data.db,
-            sources: data.dirs.sources(),
-            watch: !no_watch,
-            admin_token,
-            admin_remote,
-            public_hosts,
-            conn: conn.limits(),
-        })),
+        } => done(
+            runtime().block_on(scimlab::app::serve(scimlab::app::Config {
+                listen,
+                db: data.db,
+                sources: data.dirs.sources(),
+                watch: !no_watch,
+                admin_token,
+                admin_remote,
+                public_hosts,
+                conn: conn.limits(),
+            })),
+        ),
         Command::New {
             id,
             resource_types,
             profile,
             dirs,
-        } => new_definition(&id, &resource_types, &profile, &dirs),
-        Command::Diff { old, new, profiles } => {
-            let compile = |d: &PathBuf| scimlab::app::compile(&Sources::new(d, &profiles));
-            match (compile(&old), compile(&new)) {
-                (Ok(a), Ok(b)) => {
-                    let changes = scimlab::reload::diff(&a, &b);
-                    if changes.is_empty() {
-                        println!("no change");
-                    }
-                    for c in changes {
-                        println!("{c}");
-                    }
-                    Ok(())
-                }
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            }
-        }
-        Command::Validate { dir, profiles } => match Sources::new(&dir, &profiles).compile() {
-            Ok(model) => {
-                println!(
-                    "{}: {} server(s) OK: {}",
-                    dir.display(),
-                    model.servers.len(),
-                    model.servers.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-                Ok(())
-            }
-            Err(problems) => {
-                for p in &problems {
-                    println!("{p}");
-                }
-                eprintln!("{} problem(s)", problems.len());
-                return ExitCode::from(1);
-            }
-        },
+        } => done(new_definition(&id, &resource_types, &profile, &dirs)),
+        Command::Diff { old, new, profiles } => done(diff(&old, &new, &profiles)),
+        Command::Validate { dir, profiles } => Ok(validate(&dir, &profiles)),
         Command::Schema { profile } => {
             let schema = if profile {
                 scimlab::definition::profile_json_schema()
             } else {
                 scimlab::definition::json_schema()
             };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Servers { data } => done(workspace(&data, |w| {
+            print!("{}", w.servers_table()?);
             Ok(())
-        }
-        Command::Servers { data } => scimlab::data::Workspace::open(&data.dirs.sources(), &data.db)
-            .and_then(|w| {
-                print!("{}", w.servers_table()?);
-                Ok(())
-            }),
-        Command::Reset { server, data } => {
-            scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
-                let n = w.reset(&server)?;
-                println!("{server}: deleted {n} resource(s)");
-                Ok(())
-            })
-        }
-        Command::Export { server, data } => {
-            scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
-                let text = w.export(&server)?;
-                println!("{text}");
-                Ok(())
-            })
-        }
+        })),
+        Command::Reset { server, data } => done(workspace(&data, |w| {
+            let n = w.reset(&server)?;
+            println!("{server}: deleted {n} resource(s)");
+            Ok(())
+        })),
+        Command::Export { server, data } => done(workspace(&data, |w| {
+            println!("{}", w.export(&server)?);
+            Ok(())
+        })),
         Command::Import {
             server,
             file,
             replace,
             data,
-        } => scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
+        } => done(workspace(&data, |w| {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
             let n = w.import(&server, &text, replace)?;
             println!("{server}: imported {n} resource(s)");
             Ok(())
-        }),
+        })),
         Command::Seed {
             server,
             users,
             groups,
             seed,
             data,
-        } => scimlab::data::Workspace::open(&data.dirs.sources(), &data.db).and_then(|w| {
-            let report = w.seed(
-                &server,
-                &scimlab::seed::Request {
-                    users,
-                    groups,
-                    seed,
-                },
-            )?;
-            println!("{server}: {report}");
-            Ok(())
-        }),
-        Command::Lint(args) => match lint(args) {
-            Ok(code) => return code,
-            Err(e) => Err(e),
-        },
-        Command::Probe(args) => match probe(args) {
-            Ok(code) => return code,
-            Err(e) => Err(e),
-        },
-        Command::Replay { file, to, token } => {
-            let run = || -> anyhow::Result<bool> {
-                let text = std::fs::read_to_string(&file)?;
-                let har: serde_json::Value = serde_json::from_str(&text)?;
-                let steps =
-                    runtime().block_on(scimlab::harness::replay::replay(&har, &to, &token))?;
-                let mut differ = 0;
-                for s in &steps {
-                    let mark = if s.recorded == s.replayed {
-                        "  "
-                    } else {
-                        "≠ "
-                    };
-                    differ += usize::from(s.recorded != s.replayed);
-                    println!(
-                        "{mark}{} {}  recorded {} → replayed {}",
-                        s.method, s.path, s.recorded, s.replayed
-                    );
-                }
-                println!(
-                    "{} request(s) replayed, {differ} with another status",
-                    steps.len()
-                );
-                Ok(differ == 0)
+        } => done(workspace(&data, |w| {
+            let request = scimlab::seed::Request {
+                users,
+                groups,
+                seed,
             };
-            match run() {
-                Ok(true) => Ok(()),
-                Ok(false) => return ExitCode::from(1),
-                Err(e) => Err(e),
-            }
+            println!("{server}: {}", w.seed(&server, &request)?);
+            Ok(())
+        })),
+        Command::Lint(args) => lint(args),
+        Command::Probe(args) => probe(args),
+        Command::Replay { file, to, token } => replay(&file, &to, &token),
+        Command::Bench(opts) => done(runtime().block_on(scimlab::bench::run(opts))),
+        Command::BenchReload(opts) => done(runtime().block_on(scimlab::bench::run_reload(opts))),
+        Command::BenchSeed(opts) => done(scimlab::bench::run_seed(opts)),
+    }
+}
+
+/// Runs `f` on the workspace (definitions and database) that `data` names.
+fn workspace(
+    data: &Data,
+    f: impl FnOnce(&scimlab::data::Workspace) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    f(&scimlab::data::Workspace::open(
+        &data.dirs.sources(),
+        &data.db,
+    )?)
+}
+
+/// `scimlab diff`: what changes between two definition directories.
+fn diff(old: &Path, new: &Path, profiles: &Path) -> anyhow::Result<()> {
+    let compile = |d: &Path| scimlab::app::compile(&Sources::new(d, profiles));
+    let changes = scimlab::reload::diff(&compile(old)?, &compile(new)?);
+    if changes.is_empty() {
+        println!("no change");
+    }
+    for c in changes {
+        println!("{c}");
+    }
+    Ok(())
+}
+
+/// `scimlab validate`: every problem as file:line:column; exit 1 if any.
+fn validate(dir: &Path, profiles: &Path) -> ExitCode {
+    match Sources::new(dir, profiles).compile() {
+        Ok(model) => {
+            println!(
+                "{}: {} server(s) OK: {}",
+                dir.display(),
+                model.servers.len(),
+                model.servers.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            ExitCode::SUCCESS
         }
-        Command::Bench(opts) => runtime().block_on(scimlab::bench::run(opts)),
-        Command::BenchReload(opts) => runtime().block_on(scimlab::bench::run_reload(opts)),
-        Command::BenchSeed(opts) => scimlab::bench::run_seed(opts),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
+        Err(problems) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            eprintln!("{} problem(s)", problems.len());
+            ExitCode::from(1)
         }
     }
+}
+
+/// `scimlab replay`: a HAR against a server; exit 1 if any status differs.
+fn replay(file: &Path, to: &str, token: &str) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file)?;
+    let har: serde_json::Value = serde_json::from_str(&text)?;
+    let steps = runtime().block_on(scimlab::harness::replay::replay(&har, to, token))?;
+    let mut differ = 0;
+    for s in &steps {
+        let mark = if s.recorded == s.replayed {
+            "  "
+        } else {
+            "≠ "
+        };
+        differ += usize::from(s.recorded != s.replayed);
+        println!(
+            "{mark}{} {}  recorded {} → replayed {}",
+            s.method, s.path, s.recorded, s.replayed
+        );
+    }
+    println!(
+        "{} request(s) replayed, {differ} with another status",
+        steps.len()
+    );
+    Ok(if differ == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn new_definition(
