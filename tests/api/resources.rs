@@ -1,5 +1,5 @@
 //! The generic resource engine over HTTP: create, read, replace, patch, delete, list.
-mod common;
+use crate::common;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
 //! Runs the external scim-sanity probe (`../shared/conformance/scim-sanity.sh`) against every
 //! shipped server on a real server: 0 failed everywhere, 0 skipped where agents are served.
-mod common;
+use crate::common;
 use common::TestApp;
 use std::path::PathBuf;
 

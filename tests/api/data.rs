@@ -1,7 +1,7 @@
 //! Seed data and the data commands: determinism (same seed → byte-identical export), export →
 //! import round trips, seeding on start, every shipped profile seeds valid data, and the CLI.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use scimlab::data;

@@ -1,5 +1,5 @@
 //! Bulk (RFC 7644 §3.7) and root-level search (§3.4.3).
-mod common;
+use crate::common;
 use common::*;
 use serde_json::{Value, json};
 

@@ -1,5 +1,5 @@
 //! Content types, ETags, body limits, and SCIM errors for malformed requests.
-mod common;
+use crate::common;
 use common::*;
 use reqwest::Method;
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! Each virtual server accepts only its own tokens, and no request crosses servers.
-mod common;
+use crate::common;
 use common::*;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! IdP personas: each deviation is accepted where the server's `compat` allows it and refused,
 //! by name, where it does not.
-mod common;
+use crate::common;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Profiles: each rule kind allowed and refused over HTTP, catalogues, data filters in list,
 //! filter and reads, combination rules and located conflicts, `/Schemas`, hot reload.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, assert_error, eventually};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! under at least one deviation (a check that cannot fail proves nothing). The test prints
 //! both mappings.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};

@@ -6,7 +6,7 @@
 //! `SCIMLAB_REQUIRE_BROWSER=1`, so CI cannot skip this test). Without them, and without that
 //! variable, the test says so and returns.
 
-mod common;
+use crate::common;
 
 use common::{FULL, TestApp};
 use serde_json::{Value, json};

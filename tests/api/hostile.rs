@@ -2,7 +2,7 @@
 //! server, gets a clear SCIM error (never a 500, never a crash), and afterwards the server
 //! still answers and other virtual servers were not held up.
 
-mod common;
+use crate::common;
 
 use common::{FULL, OTHER, Options, TestApp, assert_error, urlencode};
 use reqwest::Method;

@@ -1,6 +1,6 @@
 //! Hot reload under load: add, change, break, fix and remove definitions while a client keeps
 //! making requests; no request fails because of a reload and every change becomes visible.
-mod common;
+use crate::common;
 use common::*;
 use serde_json::{Value, json};
 use std::sync::Arc;

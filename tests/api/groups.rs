@@ -1,5 +1,5 @@
 //! Group membership, derived User.groups, and opt-in reference checks.
-mod common;
+use crate::common;
 use common::*;
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 //! quirks, ring size), the admin API (token, ephemeral servers, reset, snapshots), rate limits
 //! under concurrent clients, and fault injection.
 
-mod common;
+use crate::common;
 
 use common::{OTHER, TestApp, assert_error};
 use reqwest::Method;

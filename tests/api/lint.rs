@@ -2,7 +2,7 @@
 //! server's status on POST/PATCH against lint's verdict), and the command reports findings
 //! with their locations.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use scimlab::lint::{Linter, Severity};

@@ -1,5 +1,5 @@
 //! Discovery endpoints are generated from each server's compiled model and tell the truth.
-mod common;
+use crate::common;
 use common::*;
 use reqwest::Method;
 

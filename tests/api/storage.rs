@@ -1,5 +1,5 @@
 //! Storage guarantees: one winner among concurrent creates; acknowledged writes survive kill -9.
-mod common;
+use crate::common;
 use common::*;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};

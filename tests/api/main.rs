@@ -1,0 +1,27 @@
+//! The integration tests: one binary (one link step, one process) whose modules each cover
+//! a concept. Tests start the real server on `127.0.0.1:0` through the production wiring
+//! (`common::TestApp`) or call the real modules; the CLI tests run the built binary.
+
+mod common;
+
+mod architecture;
+mod auth;
+mod bulk;
+mod compat;
+mod conformance;
+mod data;
+mod definitions;
+mod discovery;
+mod filter_properties;
+mod groups;
+mod harness;
+mod hostile;
+mod http_conventions;
+mod lint;
+mod pipeline_properties;
+mod probe;
+mod profiles;
+mod reload;
+mod resources;
+mod storage;
+mod ui_browser;
