@@ -6,7 +6,7 @@ use crate::definition::CategoryKind;
 use crate::engine::{Mode, normalize};
 use crate::model::{Model, ServerModel, Sources};
 use crate::seed::{self, SeedError};
-use crate::store::{self, Member, Row, Store, StoreError};
+use crate::store::{Member, Row, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -80,12 +80,11 @@ fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> 
                 let n = normalize(server, rt, &doc, Mode::Create)
                     .map_err(|e| bad(e.detail().to_string()))?;
                 let text = serde_json::to_string(&n.doc).unwrap_or_default();
-                match store::get(tx, &server.id, &item.id)? {
+                match tx.get(&server.id, &item.id)? {
                     None => {
                         // Dated at the seed epoch, not now: exports stay reproducible.
                         let ts = seed::EPOCH_STAMP.to_string();
-                        store::insert(
-                            tx,
+                        tx.insert(
                             &server.id,
                             &Row {
                                 id: item.id.clone(),
@@ -109,7 +108,7 @@ fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> 
                             row.version += 1;
                             row.last_modified = crate::engine::now();
                             row.doc = text;
-                            store::update(tx, &server.id, &row)?;
+                            tx.update(&server.id, &row)?;
                         }
                     }
                 }
@@ -156,12 +155,8 @@ pub struct Export {
 
 /// All of a server's data as export text (pretty JSON, stable order).
 pub fn export(store: &Store, server_id: &str) -> Result<String, DataError> {
-    let (rows, members) = store.read(|c| {
-        Ok::<_, StoreError>((
-            store::all_rows(c, server_id)?,
-            store::all_memberships(c, server_id)?,
-        ))
-    })?;
+    let (rows, members) = store
+        .read(|c| Ok::<_, StoreError>((c.all_rows(server_id)?, c.all_memberships(server_id)?)))?;
     let export = Export {
         scimlab_export: EXPORT_FORMAT,
         server: server_id.to_string(),
@@ -220,7 +215,7 @@ pub fn import(
         }
     }
     store.write(|tx| {
-        let existing: i64 = store::counts(tx, &server.id)?.iter().map(|(_, n)| n).sum();
+        let existing: i64 = tx.counts(&server.id)?.iter().map(|(_, n)| n).sum();
         if existing > 0 {
             if !replace {
                 return Err(DataError::Import(format!(
@@ -228,11 +223,10 @@ pub fn import(
                     server.id
                 )));
             }
-            store::delete_server(tx, &server.id)?;
+            tx.delete_server(&server.id)?;
         }
         for r in &export.resources {
-            store::insert(
-                tx,
+            tx.insert(
                 &server.id,
                 &Row {
                     id: r.id.clone(),
@@ -264,7 +258,7 @@ pub fn import(
             }
         }
         for (group, members) in by_group {
-            store::change_members(tx, &server.id, &group, &members, &[])?;
+            tx.change_members(&server.id, &group, &members, &[])?;
         }
         Ok(export.resources.len())
     })
@@ -272,7 +266,7 @@ pub fn import(
 
 /// Deletes every resource of a server; returns how many there were.
 pub fn reset(store: &Store, server_id: &str) -> Result<usize, DataError> {
-    Ok(store.write(|tx| store::delete_server(tx, server_id))?)
+    Ok(store.write(|tx| tx.delete_server(server_id))?)
 }
 
 /// Definitions plus database, for the data commands of the CLI.
@@ -307,7 +301,7 @@ impl Workspace {
 
     /// `scimlab servers`: each server with its status and counts, and data without a definition.
     pub fn servers_table(&self) -> Result<String, DataError> {
-        let counts = self.store.read(store::all_counts)?;
+        let counts = self.store.read(|c| c.all_counts())?;
         let mut out = String::new();
         let mut listed = std::collections::BTreeSet::new();
         match &self.model {
@@ -366,7 +360,7 @@ impl Workspace {
         {
             let has_data = self
                 .store
-                .read(|c| store::counts(c, id))?
+                .read(|c| c.counts(id))?
                 .iter()
                 .any(|(_, n)| *n > 0);
             if !has_data {

@@ -8,7 +8,7 @@ use crate::filter::{CompValue, CompareOp, Filter};
 use crate::model::compat::Quirk;
 use crate::patch::{OpKind, Operation};
 use crate::store::Conn;
-use crate::store::{self, Member};
+use crate::store::Member;
 use serde_json::Value;
 
 pub(super) enum MemberOp {
@@ -109,7 +109,7 @@ pub(super) fn member_ops(ctx: &Ctx<'_>, ops: &[Operation]) -> Option<Vec<MemberO
 /// Applies membership changes; returns whether anything changed.
 pub(super) fn apply(
     ctx: &Ctx<'_>,
-    tx: &Conn,
+    tx: &dyn Conn,
     group_id: &str,
     ops: Vec<MemberOp>,
 ) -> ScimResult<bool> {
@@ -129,7 +129,8 @@ pub(super) fn apply(
                 }
                 let mut fresh = Vec::new();
                 for m in members {
-                    if store::member(tx, sid, group_id, &m.value)
+                    if tx
+                        .member(sid, group_id, &m.value)
                         .map_err(store_err(ctx))?
                         .as_ref()
                         != Some(&m)
@@ -138,11 +139,13 @@ pub(super) fn apply(
                     }
                 }
                 changed |= !fresh.is_empty();
-                store::change_members(tx, sid, group_id, &fresh, &[]).map_err(store_err(ctx))?;
+                tx.change_members(sid, group_id, &fresh, &[])
+                    .map_err(store_err(ctx))?;
             }
             MemberOp::Remove(ids) => {
                 for id in ids {
-                    if store::member(tx, sid, group_id, &id)
+                    if tx
+                        .member(sid, group_id, &id)
                         .map_err(store_err(ctx))?
                         .is_none()
                     {
@@ -150,14 +153,16 @@ pub(super) fn apply(
                             "no member with value {id:?} in this group"
                         )));
                     }
-                    store::change_members(tx, sid, group_id, &[], std::slice::from_ref(&id))
+                    tx.change_members(sid, group_id, &[], std::slice::from_ref(&id))
                         .map_err(store_err(ctx))?;
                     changed = true;
                 }
             }
             MemberOp::RemoveAll => {
-                changed |=
-                    store::remove_all_members(tx, sid, group_id).map_err(store_err(ctx))? > 0;
+                changed |= tx
+                    .remove_all_members(sid, group_id)
+                    .map_err(store_err(ctx))?
+                    > 0;
             }
         }
     }

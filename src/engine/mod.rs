@@ -14,7 +14,7 @@ pub use validate::{Mode, normalize};
 
 use crate::error::{ScimError, ScimResult};
 use crate::filter;
-use crate::model::{ResourceType, ServerModel};
+use crate::model::{ResourceType, ServerModel, query};
 use crate::schema::urn;
 use crate::store::{self, Member, Row, Store, StoreError};
 use serde_json::{Map, Value, json};
@@ -53,7 +53,7 @@ pub use crate::vocab::time::{normalize_datetime, now};
 pub(crate) fn store_err<'a>(ctx: &'a Ctx<'_>) -> impl Fn(StoreError) -> ScimError + 'a {
     move |e| match e {
         StoreError::Unique { index } => {
-            let attr = store::plan::unique_attribute(ctx.server, &index)
+            let attr = store::unique_attribute(ctx.server, &index)
                 .unwrap_or_else(|| "a unique attribute".into());
             ScimError::uniqueness(format!(
                 "another {} on this server already has this {attr}",
@@ -103,15 +103,20 @@ fn to_doc_string(doc: &Map<String, Value>) -> String {
     serde_json::to_string(doc).unwrap_or_else(|_| "{}".into())
 }
 
-fn load(ctx: &Ctx<'_>, conn: &store::Conn, id: &str) -> ScimResult<Row> {
-    match store::get(conn, &ctx.server.id, id).map_err(store_err(ctx))? {
+fn load(ctx: &Ctx<'_>, conn: &dyn store::Conn, id: &str) -> ScimResult<Row> {
+    match conn.get(&ctx.server.id, id).map_err(store_err(ctx))? {
         // Outside the profiles' view a resource does not exist for this server's clients.
         Some(row) if row.resource_type == ctx.rt.name && rules::visible(ctx, conn, id)? => Ok(row),
         _ => Err(not_found(ctx.rt, id)),
     }
 }
 
-fn output(ctx: &Ctx<'_>, conn: &store::Conn, row: &Row, proj: &Projection) -> ScimResult<Output> {
+fn output(
+    ctx: &Ctx<'_>,
+    conn: &dyn store::Conn,
+    row: &Row,
+    proj: &Projection,
+) -> ScimResult<Output> {
     Ok(Output {
         body: render::render(ctx, conn, row, proj, None)?,
         etag: etag(row.version),
@@ -122,7 +127,7 @@ fn output(ctx: &Ctx<'_>, conn: &store::Conn, row: &Row, proj: &Projection) -> Sc
 /// Stores the group's members: adds new ones, updates changed ones, removes the rest.
 fn sync_members(
     ctx: &Ctx<'_>,
-    tx: &store::Conn,
+    tx: &dyn store::Conn,
     id: &str,
     old: &[Member],
     new: &[Member],
@@ -143,7 +148,8 @@ fn sync_members(
     if upsert.is_empty() && remove.is_empty() {
         return Ok(false);
     }
-    store::change_members(tx, &ctx.server.id, id, &upsert, &remove).map_err(store_err(ctx))?;
+    tx.change_members(&ctx.server.id, id, &upsert, &remove)
+        .map_err(store_err(ctx))?;
     Ok(true)
 }
 
@@ -165,7 +171,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         rules::check_assignments(ctx, tx, &n.doc)?;
         row.doc = to_doc_string(&n.doc);
-        store::insert(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+        tx.insert(&ctx.server.id, &row).map_err(store_err(ctx))?;
         rules::check_in_view(ctx, tx, &row.id)?;
         if let Some(members) = &n.members {
             sync_members(ctx, tx, &row.id, &[], members)?;
@@ -203,15 +209,16 @@ pub fn replace(
         rules::check_assignments(ctx, tx, &n.doc)?;
         let mut changed = n.doc != old;
         if let Some(members) = &n.members {
-            let old_members =
-                store::stored_members(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
+            let old_members = tx
+                .stored_members(&ctx.server.id, id)
+                .map_err(store_err(ctx))?;
             changed |= sync_members(ctx, tx, id, &old_members, members)?;
         }
         if changed {
             row.version += 1;
             row.last_modified = now();
             row.doc = to_doc_string(&n.doc);
-            store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+            tx.update(&ctx.server.id, &row).map_err(store_err(ctx))?;
             rules::check_in_view(ctx, tx, id)?;
         }
         output(ctx, tx, &row, proj)
@@ -241,7 +248,7 @@ pub fn patch(
             if members::apply(ctx, tx, id, member_ops)? {
                 row.version += 1;
                 row.last_modified = now();
-                store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+                tx.update(&ctx.server.id, &row).map_err(store_err(ctx))?;
             }
             output(ctx, tx, &row, proj)
         });
@@ -256,9 +263,10 @@ pub fn patch(
         let done = ctx.store.write(|tx| {
             let row = load(ctx, tx, id)?;
             let members_now = match &prepared.old_members {
-                Some(_) => {
-                    Some(store::stored_members(tx, &ctx.server.id, id).map_err(store_err(ctx))?)
-                }
+                Some(_) => Some(
+                    tx.stored_members(&ctx.server.id, id)
+                        .map_err(store_err(ctx))?,
+                ),
                 None => None,
             };
             if row.version != prepared.row.version || members_now != prepared.old_members {
@@ -289,13 +297,16 @@ struct Patched {
 /// Applies `ops` to `row` (read through `conn`) and validates the result.
 fn patched(
     ctx: &Ctx<'_>,
-    conn: &store::Conn,
+    conn: &dyn store::Conn,
     row: Row,
     ops: &[crate::patch::Operation],
 ) -> ScimResult<Patched> {
     let old: Map<String, Value> = serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
     let old_members = if ctx.rt.has_members {
-        Some(store::stored_members(conn, &ctx.server.id, &row.id).map_err(store_err(ctx))?)
+        Some(
+            conn.stored_members(&ctx.server.id, &row.id)
+                .map_err(store_err(ctx))?,
+        )
     } else {
         None
     };
@@ -364,7 +375,7 @@ pub fn validate_patch(
 /// the data view are checked against the data as it is now.
 fn store_patched(
     ctx: &Ctx<'_>,
-    tx: &store::Conn,
+    tx: &dyn store::Conn,
     p: Patched,
     proj: &Projection,
 ) -> ScimResult<Output> {
@@ -386,7 +397,7 @@ fn store_patched(
         row.version += 1;
         row.last_modified = now();
         row.doc = to_doc_string(&n.doc);
-        store::update(tx, &ctx.server.id, &row).map_err(store_err(ctx))?;
+        tx.update(&ctx.server.id, &row).map_err(store_err(ctx))?;
         rules::check_in_view(ctx, tx, &id)?;
     }
     output(ctx, tx, &row, proj)
@@ -397,7 +408,7 @@ pub fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()>
     ctx.store.write(|tx| {
         let row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
-        store::delete(tx, &ctx.server.id, id).map_err(store_err(ctx))?;
+        tx.delete(&ctx.server.id, id).map_err(store_err(ctx))?;
         Ok(())
     })
 }
@@ -454,8 +465,9 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
         Some(f) => Some(filter::parse_with(f, &ctx.server.compat)?),
         None => None,
     };
-    let compiled = match rules::within_view(ctx, requested) {
-        Some(f) => Some(crate::store::filter::compile(&f, ctx.rt)?),
+    let filter = rules::within_view(ctx, requested);
+    let query = match &filter {
+        Some(f) => Some(query::check(f, ctx.rt)?),
         None => None,
     };
     let descending = match q.sort_order.as_deref() {
@@ -468,10 +480,11 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
             )));
         }
     };
-    let order = match q.sort_by.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(store::sort::order_by(ctx.rt, s, descending)?),
+    let sort = match q.sort_by.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(query::sort(ctx.rt, s, descending)?),
         None => None,
     };
+    let search = store::Search { query, sort };
     // RFC 7644 §3.4.2.4: startIndex < 1 is 1; negative count is 0; count is capped.
     let start = q.start_index.unwrap_or(1).max(1) as usize;
     let count = q
@@ -479,26 +492,17 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
         .map(|c| c.max(0) as usize)
         .unwrap_or(ctx.server.default_count)
         .min(ctx.server.max_results);
-    let scope = store::sql::scope("r", &ctx.server.id, &ctx.rt.name);
-    let (where_sql, params) = match &compiled {
-        Some(c) => (Some(c.clause.as_str()), c.params.as_slice()),
-        None => (None, &[][..]),
-    };
     ctx.store.read(|c| {
-        let (total, rows) = store::list(
-            c,
-            &scope,
-            where_sql,
-            order.as_deref(),
-            params,
-            start - 1,
-            count,
-        )
-        .map_err(store_err(ctx))?;
+        let (total, rows) = c
+            .list(&ctx.server.id, &ctx.rt.name, &search, start - 1, count)
+            .map_err(store_err(ctx))?;
         // One membership query for the whole page instead of one per resource.
         let groups = if render::wants_groups(ctx.rt, proj) {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            Some(store::groups_of_many(c, &ctx.server.id, &ids).map_err(store_err(ctx))?)
+            Some(
+                c.groups_of_many(&ctx.server.id, &ids)
+                    .map_err(store_err(ctx))?,
+            )
         } else {
             None
         };

@@ -6,20 +6,19 @@ use crate::error::{ScimError, ScimResult};
 use crate::model::compat::{Compat, Quirk};
 use crate::schema::urn;
 use crate::store::Conn;
-use crate::store::{self, Member};
+use crate::store::Member;
 use serde_json::{Map, Value};
 
 pub fn check(
     ctx: &Ctx<'_>,
-    conn: &Conn,
+    conn: &dyn Conn,
     doc: &Map<String, Value>,
     members: Option<&[Member]>,
 ) -> ScimResult<()> {
     let server = ctx.server;
     let sid = &server.id;
-    let exists = |id: &str, types: &[&str]| {
-        store::exists(conn, sid, id, types).map_err(super::store_err(ctx))
-    };
+    let exists =
+        |id: &str, types: &[&str]| conn.exists(sid, id, types).map_err(super::store_err(ctx));
     if server.checks_references("members") {
         let types: Vec<&str> = server
             .resource_types
@@ -93,25 +92,25 @@ pub fn check(
 /// The id of the resource a by-value reference (userName, email, group displayName) names.
 fn find_by_value(
     ctx: &Ctx<'_>,
-    conn: &Conn,
+    conn: &dyn Conn,
     value: &str,
     want_groups: bool,
 ) -> ScimResult<Option<String>> {
     let sid = &ctx.server.id;
     for rt in &ctx.server.resource_types {
         let found = if rt.schema.attr("userName").is_some() {
-            match store::find_id_by_value(conn, sid, &rt.name, "userName", None, value)
+            match conn
+                .find_id_by_value(sid, &rt.name, "userName", None, value)
                 .map_err(super::store_err(ctx))?
             {
                 Some(id) => Some(id),
-                None if value.contains('@') && rt.schema.attr("emails").is_some() => {
-                    store::find_id_by_value(conn, sid, &rt.name, "emails", Some("value"), value)
-                        .map_err(super::store_err(ctx))?
-                }
+                None if value.contains('@') && rt.schema.attr("emails").is_some() => conn
+                    .find_id_by_value(sid, &rt.name, "emails", Some("value"), value)
+                    .map_err(super::store_err(ctx))?,
                 None => None,
             }
         } else if want_groups && rt.has_members {
-            store::find_id_by_value(conn, sid, &rt.name, "displayName", None, value)
+            conn.find_id_by_value(sid, &rt.name, "displayName", None, value)
                 .map_err(super::store_err(ctx))?
         } else {
             None
@@ -128,13 +127,16 @@ fn find_by_value(
 /// A value that is an id, or names nothing, is left alone.
 pub fn resolve_by_value(
     ctx: &Ctx<'_>,
-    conn: &Conn,
+    conn: &dyn Conn,
     doc: &mut Map<String, Value>,
     members: Option<&mut Vec<Member>>,
 ) -> ScimResult<()> {
     let sid = &ctx.server.id;
     let resolve = |value: &str, want_groups: bool| -> ScimResult<Option<String>> {
-        if store::exists(conn, sid, value, &[]).map_err(super::store_err(ctx))? {
+        if conn
+            .exists(sid, value, &[])
+            .map_err(super::store_err(ctx))?
+        {
             return Ok(None);
         }
         let Some(id) = find_by_value(ctx, conn, value, want_groups)? else {

@@ -164,7 +164,7 @@ pub fn wants_groups(rt: &crate::model::ResourceType, proj: &Projection) -> bool 
 /// `groups` were fetched for the whole page.
 pub fn render(
     ctx: &Ctx<'_>,
-    conn: &Conn,
+    conn: &dyn Conn,
     row: &Row,
     proj: &Projection,
     groups: Option<&GroupsByMember>,
@@ -199,7 +199,8 @@ pub fn render(
         } else if rt.has_groups && attr.name == "groups" {
             let list = match groups {
                 Some(map) => map.get(&row.id).cloned().unwrap_or_default(),
-                None => store::groups_of(conn, &ctx.server.id, &row.id)
+                None => conn
+                    .groups_of(&ctx.server.id, &row.id)
                     .map_err(super::store_err(ctx))?,
             };
             groups_value(ctx, list)
@@ -252,8 +253,10 @@ fn endpoint_of<'a>(ctx: &'a Ctx<'_>, resource_type: Option<&str>) -> Option<&'a 
         .map(|rt| rt.endpoint.as_str())
 }
 
-fn members_value(ctx: &Ctx<'_>, conn: &Conn, id: &str) -> ScimResult<Option<Value>> {
-    let members = store::members_of(conn, &ctx.server.id, id).map_err(super::store_err(ctx))?;
+fn members_value(ctx: &Ctx<'_>, conn: &dyn Conn, id: &str) -> ScimResult<Option<Value>> {
+    let members = conn
+        .members_of(&ctx.server.id, id)
+        .map_err(super::store_err(ctx))?;
     if members.is_empty() {
         return Ok(None);
     }

@@ -6,21 +6,21 @@ use super::Ctx;
 use crate::definition::CategoryKind;
 use crate::error::{ScimError, ScimResult};
 use crate::filter::Filter;
-use crate::store;
 use crate::store::Conn;
 use serde_json::{Map, Value};
 
 /// Whether stored resource `id` is inside the resource type's view (always, without one).
-pub fn visible(ctx: &Ctx<'_>, conn: &Conn, id: &str) -> ScimResult<bool> {
+pub fn visible(ctx: &Ctx<'_>, conn: &dyn Conn, id: &str) -> ScimResult<bool> {
     let Some(view) = &ctx.rt.view else {
         return Ok(true);
     };
     let query = crate::model::query::check(&view.filter, ctx.rt)?;
-    store::satisfies(conn, &ctx.server.id, id, &query).map_err(super::store_err(ctx))
+    conn.satisfies(&ctx.server.id, id, &query)
+        .map_err(super::store_err(ctx))
 }
 
 /// After a write (inside its transaction): the result must stay inside the view.
-pub fn check_in_view(ctx: &Ctx<'_>, conn: &Conn, id: &str) -> ScimResult<()> {
+pub fn check_in_view(ctx: &Ctx<'_>, conn: &dyn Conn, id: &str) -> ScimResult<()> {
     if visible(ctx, conn, id)? {
         return Ok(());
     }
@@ -47,7 +47,11 @@ pub fn within_view(ctx: &Ctx<'_>, filter: Option<Filter>) -> Option<Filter> {
 
 /// Okta's per-category rules: a required category needs at least one item on every resource
 /// it applies to; a single-valued one allows at most one.
-pub fn check_assignments(ctx: &Ctx<'_>, conn: &Conn, doc: &Map<String, Value>) -> ScimResult<()> {
+pub fn check_assignments(
+    ctx: &Ctx<'_>,
+    conn: &dyn Conn,
+    doc: &Map<String, Value>,
+) -> ScimResult<()> {
     let categories: Vec<_> = ctx
         .server
         .catalogue
@@ -70,7 +74,8 @@ pub fn check_assignments(ctx: &Ctx<'_>, conn: &Conn, doc: &Map<String, Value>) -
                 Some(t) => t.eq_ignore_ascii_case(&cat.name),
                 // No type: the category is the resource type of the referenced resource.
                 None => match v.get("value").and_then(Value::as_str) {
-                    Some(id) => store::get(conn, &ctx.server.id, id)
+                    Some(id) => conn
+                        .get(&ctx.server.id, id)
                         .map_err(super::store_err(ctx))?
                         .is_some_and(|r| r.resource_type.eq_ignore_ascii_case(&cat.name)),
                     None => false,

@@ -228,7 +228,7 @@ pub struct Query {
 }
 
 /// Reads a server's entries, newest first, by the store's reader.
-pub fn read(c: &Conn, server: &str, q: &Query) -> Result<Vec<Entry>, StoreError> {
+pub fn read(c: &dyn Conn, server: &str, q: &Query) -> Result<Vec<Entry>, StoreError> {
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     // `404`, or a class such as `4xx`.
     let filter = request_log::LogFilter {
@@ -241,7 +241,7 @@ pub fn read(c: &Conn, server: &str, q: &Query) -> Result<Vec<Entry>, StoreError>
         after: q.after,
         limit: q.limit.unwrap_or(100).min(10_000),
     };
-    Ok(request_log::read(c, server, &filter)?
+    Ok(c.log_entries(server, &filter)?
         .into_iter()
         .filter_map(|(seq, text)| entry(seq, &text))
         .collect())
@@ -254,8 +254,8 @@ fn entry(seq: i64, text: &str) -> Option<Entry> {
 }
 
 /// One entry of a server by sequence number.
-pub fn read_one(c: &Conn, server: &str, seq: i64) -> Result<Option<Entry>, StoreError> {
-    Ok(request_log::read_one(c, server, seq)?.and_then(|t| entry(seq, &t)))
+pub fn read_one(c: &dyn Conn, server: &str, seq: i64) -> Result<Option<Entry>, StoreError> {
+    Ok(c.log_entry(server, seq)?.and_then(|t| entry(seq, &t)))
 }
 
 /// The entries as a HAR 1.2 log (oldest first), for attaching to a bug or replaying.
@@ -352,6 +352,6 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 /// Deletes a server's recorded requests (reset from the admin API).
-pub fn clear(c: &Conn, server: &str) -> Result<usize, StoreError> {
-    request_log::clear(c, server)
+pub fn clear(c: &dyn Conn, server: &str) -> Result<usize, StoreError> {
+    c.clear_log(server)
 }

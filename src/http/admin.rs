@@ -289,9 +289,8 @@ async fn delete_server(
             })?;
         data::reset(&app.store, &id).map_err(data_err)?;
         clear_log(&app, &id)?;
-        app.store.write(|tx| {
-            crate::store::delete_snapshots(tx, &id, None).map_err(ScimError::internal)
-        })?;
+        app.store
+            .write(|tx| tx.delete_snapshots(&id, None).map_err(ScimError::internal))?;
         app.harness.faults.set_admin(&id, Vec::new());
         crate::sync::lock(&app.harness.limit_overrides).remove(&id);
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -438,7 +437,7 @@ async fn take_snapshot(
         let text = data::export(&app.store, &s.id).map_err(data_err)?;
         let taken = crate::engine::now();
         app.store.write(|tx| {
-            crate::store::put_snapshot(tx, &s.id, &req.name, &taken, &text)
+            tx.put_snapshot(&s.id, &req.name, &taken, &text)
                 .map_err(ScimError::internal)
         })?;
         Ok(json_response(
@@ -457,7 +456,7 @@ async fn list_snapshots(
     server(&app, &id)?;
     let list = blocking(move || {
         app.store
-            .read(|c| crate::store::snapshots(c, &id).map_err(ScimError::internal))
+            .read(|c| c.snapshots(&id).map_err(ScimError::internal))
     })
     .await?;
     Ok(json_response(StatusCode::OK, &json!({ "snapshots": list })))
@@ -472,7 +471,7 @@ async fn restore_snapshot(
     blocking(move || {
         let text = app
             .store
-            .read(|c| crate::store::snapshot_data(c, &s.id, &name).map_err(ScimError::internal))?;
+            .read(|c| c.snapshot_data(&s.id, &name).map_err(ScimError::internal))?;
         let text = text.ok_or_else(|| {
             ScimError::not_found(format!("no snapshot {name:?} of server {}", s.id))
         })?;
@@ -492,7 +491,8 @@ async fn delete_snapshot(
 ) -> ScimResult<Response> {
     let n = blocking(move || {
         app.store.write(|tx| {
-            crate::store::delete_snapshots(tx, &id, Some(&name)).map_err(ScimError::internal)
+            tx.delete_snapshots(&id, Some(&name))
+                .map_err(ScimError::internal)
         })
     })
     .await?;

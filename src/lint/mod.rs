@@ -1018,7 +1018,7 @@ impl Linter {
             match f.as_str() {
                 Some(text) => {
                     let compiled = crate::filter::parse_with(text, &self.server.compat)
-                        .and_then(|ast| crate::store::filter::compile(&ast, rt).map(|_| ()));
+                        .and_then(|ast| crate::model::query::check(&ast, rt).map(|_| ()));
                     if let Err(e) = compiled {
                         c.error(
                             "/filter",

@@ -485,3 +485,63 @@ fn needle(f: &Filter, attr: &AttributeDef) -> Option<Needle> {
         _ => None,
     }
 }
+
+/// A checked `sortBy` (RFC 7644 §3.4.2.3).
+#[derive(Debug, Clone, Copy)]
+pub struct Sort<'a> {
+    pub key: SortKey<'a>,
+    /// Compare folded (ASCII) values: the attribute is not case-exact.
+    pub fold: bool,
+    pub descending: bool,
+}
+
+/// What resources are ordered by; a resource without the value sorts last.
+#[derive(Debug, Clone, Copy)]
+pub enum SortKey<'a> {
+    Id,
+    Created,
+    LastModified,
+    ResourceType,
+    /// The version number.
+    Version,
+    /// A single-valued attribute (or sub-attribute) of the document.
+    Doc(Resolved<'a>),
+    /// The first value of a simple multi-valued attribute.
+    FirstValue(Resolved<'a>),
+    /// A sub-attribute of the primary (else first) element of a complex multi-valued one.
+    PrimaryElement(Resolved<'a>, &'a AttributeDef),
+}
+
+/// Checks `sort_by` for resources of `rt`.
+pub fn sort<'a>(rt: &'a ResourceType, sort_by: &str, descending: bool) -> ScimResult<Sort<'a>> {
+    let bad = |why: &str| ScimError::invalid_value(format!("sortBy={sort_by:?}: {why}"));
+    let path = AttrPath::parse(sort_by).map_err(|e| bad(e.detail()))?;
+    let exact = |key| (key, false);
+    let (key, fold) = match rt.resolve(&path).map_err(|e| bad(e.detail()))? {
+        Target::Id => exact(SortKey::Id),
+        Target::Meta(Some(d)) => match d.name.as_str() {
+            "created" => exact(SortKey::Created),
+            "lastModified" => exact(SortKey::LastModified),
+            "resourceType" => exact(SortKey::ResourceType),
+            "version" => exact(SortKey::Version),
+            _ => return Err(bad("not a sortable (simple) attribute")),
+        },
+        Target::Doc(res) if res.attr.multi_valued && res.attr.ty != AttrType::Complex => {
+            (SortKey::FirstValue(res), !res.attr.case_exact)
+        }
+        Target::Doc(res) if res.attr.multi_valued => {
+            let sub = (res.sub.or_else(|| res.attr.sub("value")))
+                .ok_or_else(|| bad("name a sub-attribute to sort by"))?;
+            (SortKey::PrimaryElement(res, sub), !sub.case_exact)
+        }
+        Target::Doc(res) if res.leaf().ty != AttrType::Complex => {
+            (SortKey::Doc(res), !res.leaf().case_exact)
+        }
+        _ => return Err(bad("not a sortable (simple) attribute")),
+    };
+    Ok(Sort {
+        key,
+        fold,
+        descending,
+    })
+}

@@ -81,7 +81,7 @@ pub fn seed_if_empty(store: &Store, server: &ServerModel) -> Result<Option<Repor
     let Some(def) = &server.seed else {
         return Ok(None);
     };
-    let counts = store.read(|c| store::counts(c, &server.id))?;
+    let counts = store.read(|c| c.counts(&server.id))?;
     let seeded_types: Vec<&str> = server
         .resource_types
         .iter()
@@ -118,7 +118,7 @@ pub fn seed(store: &Store, server: &ServerModel, req: &Request) -> Result<Report
     let groups_rt = server.resource_types.iter().find(|rt| rt.has_members);
     let patterns = shape::Patterns::new(defaults(), &server.seed_shape)?;
     store.write(|tx| {
-        let counts: HashMap<String, i64> = store::counts(tx, &server.id)?.into_iter().collect();
+        let counts: HashMap<String, i64> = tx.counts(&server.id)?.into_iter().collect();
         let existing_users = *counts.get(&users_rt.name).unwrap_or(&0) as usize;
         let existing_groups = groups_rt
             .map(|g| *counts.get(&g.name).unwrap_or(&0) as usize)
@@ -134,7 +134,7 @@ pub fn seed(store: &Store, server: &ServerModel, req: &Request) -> Result<Report
             server,
             rt: users_rt,
             patterns: &patterns,
-            taken: store::user_names(tx, &server.id, &users_rt.name)?,
+            taken: tx.user_names(&server.id, &users_rt.name)?,
             by_department: BTreeMap::new(),
             report: Report::default(),
         };
@@ -164,7 +164,7 @@ struct Generator<'a> {
 
 impl Generator<'_> {
     /// Generates, validates and stores one user; returns its id.
-    fn user(&mut self, tx: &store::Conn, rng: &mut Rng, n: usize) -> Result<String, SeedError> {
+    fn user(&mut self, tx: &dyn store::Conn, rng: &mut Rng, n: usize) -> Result<String, SeedError> {
         // A view (data filter) may refuse some draws: try a few before giving up.
         let mut last_error = None;
         for _ in 0..20 {
@@ -211,8 +211,8 @@ impl Generator<'_> {
                         detail: e.detail().to_string(),
                     }
                 })?;
-                if !store::satisfies(tx, &self.server.id, &id, &query)? {
-                    store::delete(tx, &self.server.id, &id)?;
+                if !tx.satisfies(&self.server.id, &id, &query)? {
+                    tx.delete(&self.server.id, &id)?;
                     last_error = Some(format!(
                         "generated users fall outside the view {} of profile {}; give the profile canonical values that match its data_filter",
                         view.text, view.profiles
@@ -239,7 +239,7 @@ impl Generator<'_> {
     /// its sequence number `n`.
     fn store_new(
         &self,
-        tx: &store::Conn,
+        tx: &dyn store::Conn,
         rt: &ResourceType,
         id: &str,
         n: usize,
@@ -259,14 +259,14 @@ impl Generator<'_> {
             last_modified: ts,
             doc: serde_json::to_string(&normalized.doc).unwrap_or_default(),
         };
-        Ok(store::insert(tx, &self.server.id, &row)?)
+        Ok(tx.insert(&self.server.id, &row)?)
     }
 
     /// One group per department (all its new users), then teams whose sizes fall off like a
     /// power law: a few large groups, many small ones.
     fn groups(
         &mut self,
-        tx: &store::Conn,
+        tx: &dyn store::Conn,
         rng: &mut Rng,
         rt: &ResourceType,
         count: usize,
@@ -319,7 +319,7 @@ impl Generator<'_> {
                 })
                 .collect();
             self.report.memberships += rows.len();
-            store::change_members(tx, &self.server.id, &id, &rows, &[])?;
+            tx.change_members(&self.server.id, &id, &rows, &[])?;
             self.report.groups += 1;
         }
         Ok(())

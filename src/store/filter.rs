@@ -4,10 +4,8 @@
 //! expression the index plan indexed. Nothing here can refuse a filter: the model did.
 
 use super::sql::{json_path, literal};
-use crate::error::ScimResult;
-use crate::filter::{CompareOp, Filter};
-use crate::model::ResourceType;
-use crate::model::query::{self, Elements, Needle, Operand, Query, Test};
+use crate::filter::CompareOp;
+use crate::model::query::{Elements, Needle, Operand, Query, Test};
 use rusqlite::types::Value as SqlValue;
 
 /// A WHERE clause and its bound parameters.
@@ -15,11 +13,6 @@ use rusqlite::types::Value as SqlValue;
 pub struct SqlFilter {
     pub clause: String,
     pub params: Vec<SqlValue>,
-}
-
-/// Checks `filter` for resources of `rt` and compiles it.
-pub fn compile(filter: &Filter, rt: &ResourceType) -> ScimResult<SqlFilter> {
-    Ok(emit(&query::check(filter, rt)?))
 }
 
 /// Compiles a checked query.

@@ -2,11 +2,13 @@
 //! serialised, each in its own transaction) and a small pool of readers. All calls block; the
 //! HTTP layer runs them on tokio's blocking pool.
 
-pub mod filter;
-pub mod plan;
+mod filter;
+mod plan;
 pub mod request_log;
-pub mod sort;
-pub mod sql;
+mod sort;
+mod sql;
+
+pub use plan::unique_attribute;
 
 use crate::model::ServerModel;
 use plan::IndexSpec;
@@ -39,10 +41,6 @@ pub enum StoreError {
         ids: Vec<String>,
     },
 }
-
-/// A connection of the store (a reader, or the writer inside a transaction). Callers hold it
-/// only to pass it to this module's functions: every SQL string lives here.
-pub type Conn = Connection;
 
 /// One stored resource, as read from the database.
 #[derive(Debug, Clone)]
@@ -171,7 +169,7 @@ impl Store {
     /// Runs `f` on a reader connection (blocking: call it from the blocking pool).
     pub fn read<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, E>,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         self.read_from(&self.readers, f)
     }
@@ -180,7 +178,7 @@ impl Store {
     /// reads: it waits at most for another point read, never for a search.
     pub fn read_point<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, E>,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         self.read_from(&self.point_readers, f)
     }
@@ -188,30 +186,30 @@ impl Store {
     fn read_from<T, E: From<StoreError>>(
         &self,
         pool: &[Mutex<Connection>],
-        f: impl FnOnce(&Connection) -> Result<T, E>,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         // Take the first free reader, else wait on the one this call was assigned.
         for i in 0..pool.len() {
             if let Ok(c) = pool[(start + i) % pool.len()].try_lock() {
-                return f(&c);
+                return f(&*c);
             }
         }
         let c = crate::sync::lock(&pool[start % pool.len()]);
-        f(&c)
+        f(&*c)
     }
 
     /// Runs `f` in one IMMEDIATE transaction on the writer; commits only if `f` succeeds.
     /// BEGIN and COMMIT are cached statements: preparing them per write is measurable.
     pub fn write<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, E>,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         let c = crate::sync::lock(&self.writer);
         c.prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
             .map_err(StoreError::from)?;
-        let out = f(&c).and_then(|v| {
+        let out = f(&*c).and_then(|v| {
             c.prepare_cached("COMMIT")
                 .and_then(|mut s| s.execute([]))
                 .map_err(StoreError::from)?;
@@ -318,435 +316,13 @@ fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
     })
 }
 
-/// Reads one resource of a server by id (any resource type).
-pub fn get(c: &Connection, server_id: &str, id: &str) -> Result<Option<Row>, StoreError> {
-    let mut st = prepare(
-        c,
-        &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$SERVER AND r.id=?1"),
-        server_id,
-    )?;
-    Ok(st.query_row(params![id], row).optional()?)
-}
-
-pub fn insert(tx: &Connection, server_id: &str, r: &Row) -> Result<(), StoreError> {
-    let mut st = tx.prepare_cached(
-        "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-    )?;
-    st.execute(params![
-        server_id,
-        r.resource_type,
-        r.id,
-        r.version,
-        r.created,
-        r.last_modified,
-        r.doc
-    ])
-    .map_err(on_unique)?;
-    Ok(())
-}
-
-pub fn update(tx: &Connection, server_id: &str, r: &Row) -> Result<(), StoreError> {
-    let mut st = prepare(
-        tx,
-        "UPDATE resources SET version=?2, last_modified=?3, doc=?4 WHERE server_id=$SERVER AND id=?1",
-        server_id,
-    )?;
-    st.execute(params![r.id, r.version, r.last_modified, r.doc])
-        .map_err(on_unique)?;
-    Ok(())
-}
-
-/// Deletes a resource and every membership it takes part in (as group or as member).
-pub fn delete(tx: &Connection, server_id: &str, id: &str) -> Result<bool, StoreError> {
-    let n = prepare(
-        tx,
-        "DELETE FROM resources WHERE server_id=$SERVER AND id=?1",
-        server_id,
-    )?
-    .execute(params![id])?;
-    prepare(
-        tx,
-        "DELETE FROM memberships WHERE server_id=$SERVER AND (group_id=?1 OR member_id=?1)",
-        server_id,
-    )?
-    .execute(params![id])?;
-    Ok(n > 0)
-}
-
-/// Whether `id` exists on the server with one of `resource_types` (any type when empty).
-pub fn exists(
-    c: &Connection,
-    server_id: &str,
-    id: &str,
-    resource_types: &[&str],
-) -> Result<bool, StoreError> {
-    let mut st = prepare(
-        c,
-        "SELECT resource_type FROM resources WHERE server_id=$SERVER AND id=?1",
-        server_id,
-    )?;
-    let rt: Option<String> = st.query_row(params![id], |r| r.get(0)).optional()?;
-    Ok(rt.is_some_and(|rt| resource_types.is_empty() || resource_types.iter().any(|t| *t == rt)))
-}
-
-/// Members of a group in the order they were added; `member_type` falls back to the
-/// member's actual resource type.
-pub fn members_of(
-    c: &Connection,
-    server_id: &str,
-    group_id: &str,
-) -> Result<Vec<Member>, StoreError> {
-    let mut st = prepare(
-        c,
-        "SELECT m.member_id, m.display, coalesce(m.member_type, r.resource_type) FROM memberships m \
-         LEFT JOIN resources r ON r.server_id=$SERVER AND r.id=m.member_id \
-         WHERE m.server_id=$SERVER AND m.group_id=?1 ORDER BY m.seq",
-        server_id,
-    )?;
-    let rows = st.query_map(params![group_id], member_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// A group's members exactly as stored (`member_type` as the client sent it), in order.
-pub fn stored_members(
-    c: &Connection,
-    server_id: &str,
-    group_id: &str,
-) -> Result<Vec<Member>, StoreError> {
-    let mut st = prepare(
-        c,
-        "SELECT member_id, display, member_type FROM memberships WHERE server_id=$SERVER AND group_id=?1 ORDER BY seq",
-        server_id,
-    )?;
-    let rows = st.query_map(params![group_id], member_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// One membership as stored (`member_type` as the client sent it).
-pub fn member(
-    c: &Connection,
-    server_id: &str,
-    group_id: &str,
-    member_id: &str,
-) -> Result<Option<Member>, StoreError> {
-    let mut st = prepare(
-        c,
-        "SELECT member_id, display, member_type FROM memberships WHERE server_id=$SERVER AND group_id=?1 AND member_id=?2",
-        server_id,
-    )?;
-    Ok(st
-        .query_row(params![group_id, member_id], member_row)
-        .optional()?)
-}
-
-/// Removes every member of a group; returns how many there were.
-pub fn remove_all_members(
-    c: &Connection,
-    server_id: &str,
-    group_id: &str,
-) -> Result<usize, StoreError> {
-    Ok(prepare(
-        c,
-        "DELETE FROM memberships WHERE server_id=$SERVER AND group_id=?1",
-        server_id,
-    )?
-    .execute(params![group_id])?)
-}
-
-/// The id of a resource of `resource_type` whose string attribute `attribute` (or, with `sub`,
-/// some value of the multi-valued `attribute`) equals `value` case-insensitively.
-pub fn find_id_by_value(
-    c: &Connection,
-    server_id: &str,
-    resource_type: &str,
-    attribute: &str,
-    sub: Option<&str>,
-    value: &str,
-) -> Result<Option<String>, StoreError> {
-    let scope = sql::scope("r", server_id, resource_type);
-    let q = match sub {
-        None => format!(
-            "SELECT r.id FROM resources r WHERE {scope} AND {} = lower(?1) LIMIT 1",
-            sql::extract("r.doc", &sql::json_path(None, attribute, None), false)
-        ),
-        Some(sub) => format!(
-            "SELECT r.id FROM resources r WHERE {scope} AND EXISTS (SELECT 1 FROM json_each(r.doc, {}) e WHERE lower(json_extract(e.value, {})) = lower(?1)) LIMIT 1",
-            sql::literal(&sql::json_path(None, attribute, None)),
-            sql::literal(&format!("$.\"{sub}\""))
-        ),
-    };
-    Ok(c.prepare_cached(&q)?
-        .query_row(params![value], |r| r.get(0))
-        .optional()?)
-}
-
-/// Groups that have `member_id` as a direct member.
-pub fn groups_of(
-    c: &Connection,
-    server_id: &str,
-    member_id: &str,
-) -> Result<Vec<GroupRef>, StoreError> {
-    let mut st = prepare(
-        c,
-        "SELECT g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') FROM memberships m \
-         JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
-         WHERE m.server_id=$SERVER AND m.member_id=?1 ORDER BY m.seq",
-        server_id,
-    )?;
-    let rows = st.query_map(params![member_id], |r| {
-        Ok(GroupRef {
-            id: r.get(0)?,
-            resource_type: r.get(1)?,
-            display: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Groups of each of `member_ids` (one query for a whole page of resources).
-pub fn groups_of_many(
-    c: &Connection,
-    server_id: &str,
-    member_ids: &[&str],
-) -> Result<std::collections::HashMap<String, Vec<GroupRef>>, StoreError> {
-    let mut out: std::collections::HashMap<String, Vec<GroupRef>> =
-        std::collections::HashMap::new();
-    if member_ids.is_empty() {
-        return Ok(out);
-    }
-    let ids = serde_json::to_string(member_ids).unwrap_or_else(|_| "[]".into());
-    let mut st = prepare(
-        c,
-        "SELECT m.member_id, g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') FROM memberships m \
-         JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
-         WHERE m.server_id=$SERVER AND m.member_id IN (SELECT value FROM json_each(?1)) ORDER BY m.seq",
-        server_id,
-    )?;
-    let mut rows = st.query(params![ids])?;
-    while let Some(r) = rows.next()? {
-        let member: String = r.get(0)?;
-        out.entry(member).or_default().push(GroupRef {
-            id: r.get(1)?,
-            resource_type: r.get(2)?,
-            display: r.get(3)?,
-        });
-    }
-    Ok(out)
-}
-
-/// Adds (or updates display/type of) members and removes others, one row each.
-pub fn change_members(
-    tx: &Connection,
-    server_id: &str,
-    group_id: &str,
-    upsert: &[Member],
-    remove: &[String],
-) -> Result<(), StoreError> {
-    let mut del = prepare(
-        tx,
-        "DELETE FROM memberships WHERE server_id=$SERVER AND group_id=?1 AND member_id=?2",
-        server_id,
-    )?;
-    for id in remove {
-        del.execute(params![group_id, id])?;
-    }
-    let mut ins = tx.prepare_cached(
-        "INSERT INTO memberships (server_id, group_id, member_id, member_type, display) VALUES (?1,?2,?3,?4,?5) \
-         ON CONFLICT (server_id, group_id, member_id) DO UPDATE SET member_type=excluded.member_type, display=excluded.display",
-    )?;
-    for m in upsert {
-        ins.execute(params![
-            server_id,
-            group_id,
-            m.value,
-            m.member_type,
-            m.display
-        ])?;
-    }
-    Ok(())
-}
-
-/// Runs a list query built by the filter compiler: `where_sql` is appended to the scope.
-pub fn list(
-    c: &Connection,
-    scope: &str,
-    where_sql: Option<&str>,
-    order_by: Option<&str>,
-    params: &[rusqlite::types::Value],
-    offset: usize,
-    limit: usize,
-) -> Result<(usize, Vec<Row>), StoreError> {
-    let order = match order_by {
-        Some(o) => format!("{o}, r.seq"),
-        None => "r.seq".to_string(),
-    };
-    let n = params.len();
-    let mut bound = params.to_vec();
-    bound.push((limit as i64).into());
-    bound.push((offset as i64).into());
-    let Some(w) = where_sql else {
-        // Unfiltered: the count is kept by triggers (migration V2), the page walks an index.
-        let count_sql =
-            format!("SELECT coalesce((SELECT n FROM resource_counts r WHERE {scope}), 0)");
-        let total: i64 = c.prepare_cached(&count_sql)?.query_row([], |r| r.get(0))?;
-        if limit == 0 || offset >= total as usize {
-            return Ok((total as usize, Vec::new()));
-        }
-        let page_sql = format!(
-            "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?1 OFFSET ?2"
-        );
-        let rows = c
-            .prepare_cached(&page_sql)?
-            .query_map(rusqlite::params_from_iter(&bound[n..]), row)?
-            .collect::<Result<_, _>>()?;
-        return Ok((total as usize, rows));
-    };
-    // Filtered: evaluate the filter once. The matching row ids are materialised (not the
-    // documents), counted, and the page is read from them.
-    let matches = format!(
-        "WITH m AS MATERIALIZED (SELECT r.seq AS seq FROM resources r WHERE {scope} AND ({w}))"
-    );
-    let count_sql = format!("{matches} SELECT count(*) FROM m");
-    if limit == 0 {
-        let total: i64 = c
-            .prepare_cached(&count_sql)?
-            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
-        return Ok((total as usize, Vec::new()));
-    }
-    let page_sql = format!(
-        "{matches} SELECT {ROW_COLUMNS}, (SELECT count(*) FROM m) FROM m JOIN resources r ON r.seq = m.seq ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-        n + 1,
-        n + 2
-    );
-    let mut total = None;
-    let mut rows = Vec::new();
-    {
-        let mut st = c.prepare_cached(&page_sql)?;
-        let mut it = st.query(rusqlite::params_from_iter(&bound))?;
-        while let Some(r) = it.next()? {
-            total = Some(r.get::<_, i64>(6)?);
-            rows.push(row(r)?);
-        }
-    }
-    let total = match total {
-        Some(t) => t,
-        // The page is past the end: count separately.
-        None => c
-            .prepare_cached(&count_sql)?
-            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?,
-    };
-    Ok((total as usize, rows))
-}
-
-/// Whether resource `id` satisfies `where_sql` (a compiled filter over alias `r`).
-pub fn satisfies(
-    c: &Connection,
-    server_id: &str,
-    id: &str,
-    query: &crate::model::query::Query<'_>,
-) -> Result<bool, StoreError> {
-    let filter::SqlFilter { clause, params } = filter::emit(query);
-    let sql = format!(
-        "SELECT EXISTS(SELECT 1 FROM resources r WHERE r.server_id=$SERVER AND r.id=?{} AND ({clause}))",
-        params.len() + 1
-    );
-    let mut bound = params;
-    bound.push(id.to_string().into());
-    let mut st = prepare(c, &sql, server_id)?;
-    Ok(st.query_row(rusqlite::params_from_iter(&bound), |r| r.get(0))?)
-}
-
-/// Every resource of a server in insertion order (exports).
-pub fn all_rows(c: &Connection, server_id: &str) -> Result<Vec<Row>, StoreError> {
-    let mut st = prepare(
-        c,
-        &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$SERVER ORDER BY r.seq"),
-        server_id,
-    )?;
-    let rows = st.query_map([], row)?.collect::<Result<_, _>>()?;
-    Ok(rows)
-}
-
-/// Every membership of a server as (group id, member), in insertion order (exports).
-pub fn all_memberships(
-    c: &Connection,
-    server_id: &str,
-) -> Result<Vec<(String, Member)>, StoreError> {
-    let mut st = prepare(
-        c,
-        "SELECT member_id, display, member_type, group_id FROM memberships WHERE server_id=$SERVER ORDER BY seq",
-        server_id,
-    )?;
-    let rows = st
-        .query_map([], |r| Ok((r.get(3)?, member_row(r)?)))?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
-}
-
-/// Deletes every resource and membership of a server; returns how many resources there were.
-pub fn delete_server(tx: &Connection, server_id: &str) -> Result<usize, StoreError> {
-    prepare(
-        tx,
-        "DELETE FROM memberships WHERE server_id=$SERVER",
-        server_id,
-    )?
-    .execute([])?;
-    let n = prepare(
-        tx,
-        "DELETE FROM resources WHERE server_id=$SERVER",
-        server_id,
-    )?
-    .execute([])?;
-    Ok(n)
-}
-
 /// Resource counts of a server by resource type name (zero types are absent).
 pub fn count_map(store: &Store, server_id: &str) -> std::collections::HashMap<String, i64> {
     store
-        .read_point(|c| counts(c, server_id))
+        .read_point(|c| c.counts(server_id))
         .unwrap_or_default()
         .into_iter()
         .collect()
-}
-
-/// Resource counts of every server id that has data, defined or not.
-pub fn all_counts(c: &Connection) -> Result<Vec<(String, String, i64)>, StoreError> {
-    let mut st = c.prepare_cached(
-        "SELECT server_id, resource_type, n FROM resource_counts WHERE n > 0 ORDER BY server_id, resource_type",
-    )?;
-    let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
-}
-
-/// Number of resources per resource type of a server (for `/healthz`), from the
-/// trigger-maintained counts: a lookup, not a scan.
-pub fn counts(c: &Connection, server_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut st = prepare(
-        c,
-        "SELECT resource_type, n FROM resource_counts WHERE server_id=$SERVER ORDER BY resource_type",
-        server_id,
-    )?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Lower-cased `userName`s of a server's resources of `resource_type` (seeding avoids them).
-pub fn user_names(
-    c: &Connection,
-    server_id: &str,
-    resource_type: &str,
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    let scope = sql::scope("r", server_id, resource_type);
-    let mut st = c.prepare(&format!(
-        "SELECT lower(json_extract(r.doc, '$.\"userName\"')) FROM resources r WHERE {scope}"
-    ))?;
-    let names = st
-        .query_map([], |r| r.get::<_, Option<String>>(0))?
-        .filter_map(|r| r.ok().flatten())
-        .collect();
-    Ok(names)
 }
 
 /// A named snapshot of a server's data (an export).
@@ -756,61 +332,637 @@ pub struct Snapshot {
     pub taken: String,
 }
 
-/// Stores (or replaces) snapshot `name` of a server.
-pub fn put_snapshot(
-    tx: &Connection,
-    server_id: &str,
-    name: &str,
-    taken: &str,
-    data: &str,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO snapshots (server_id, name, taken, data) VALUES (?1,?2,?3,?4)
-         ON CONFLICT (server_id, name) DO UPDATE SET taken=excluded.taken, data=excluded.data",
-        params![server_id, name, taken, data],
-    )?;
-    Ok(())
+/// A search over one resource type, checked by the model.
+#[derive(Debug, Default)]
+pub struct Search<'a> {
+    pub query: Option<crate::model::query::Query<'a>>,
+    pub sort: Option<crate::model::query::Sort<'a>>,
 }
 
-/// A server's snapshots by name.
-pub fn snapshots(c: &Connection, server_id: &str) -> Result<Vec<Snapshot>, StoreError> {
-    let mut st = c.prepare("SELECT name, taken FROM snapshots WHERE server_id=?1 ORDER BY name")?;
-    let rows = st.query_map([server_id], |r| {
-        Ok(Snapshot {
-            name: r.get(0)?,
-            taken: r.get(1)?,
+/// One connection's view of the store (a reader, or the writer inside a transaction): every
+/// query the engine, data commands and harness need. A storage backend implements it; the
+/// SQLite implementation follows.
+pub trait Conn {
+    /// A server's recorded requests, newest first: (sequence number, entry JSON).
+    fn log_entries(
+        &self,
+        server: &str,
+        filter: &request_log::LogFilter<'_>,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+
+    /// One recorded request's JSON by sequence number.
+    fn log_entry(&self, server: &str, seq: i64) -> Result<Option<String>, StoreError>;
+
+    /// Deletes a server's recorded requests; returns how many there were.
+    fn clear_log(&self, server: &str) -> Result<usize, StoreError>;
+
+    /// Reads one resource of a server by id (any resource type).
+    fn get(&self, server_id: &str, id: &str) -> Result<Option<Row>, StoreError>;
+
+    /// Stores a new resource (a unique index of the server may refuse it).
+    fn insert(&self, server_id: &str, r: &Row) -> Result<(), StoreError>;
+
+    /// Replaces a stored resource's document, version and modification time.
+    fn update(&self, server_id: &str, r: &Row) -> Result<(), StoreError>;
+
+    /// Deletes a resource and every membership it takes part in (as group or as member).
+    fn delete(&self, server_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Whether `id` exists on the server with one of `resource_types` (any type when empty).
+    fn exists(
+        &self,
+        server_id: &str,
+        id: &str,
+        resource_types: &[&str],
+    ) -> Result<bool, StoreError>;
+
+    /// Members of a group in the order they were added; `member_type` falls back to the
+    /// member's actual resource type.
+    fn members_of(&self, server_id: &str, group_id: &str) -> Result<Vec<Member>, StoreError>;
+
+    /// A group's members exactly as stored (`member_type` as the client sent it), in order.
+    fn stored_members(&self, server_id: &str, group_id: &str) -> Result<Vec<Member>, StoreError>;
+
+    /// One membership as stored (`member_type` as the client sent it).
+    fn member(
+        &self,
+        server_id: &str,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<Option<Member>, StoreError>;
+
+    /// Removes every member of a group; returns how many there were.
+    fn remove_all_members(&self, server_id: &str, group_id: &str) -> Result<usize, StoreError>;
+
+    /// The id of a resource of `resource_type` whose string attribute `attribute` (or, with `sub`,
+    /// some value of the multi-valued `attribute`) equals `value` case-insensitively.
+    fn find_id_by_value(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        attribute: &str,
+        sub: Option<&str>,
+        value: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Groups that have `member_id` as a direct member.
+    fn groups_of(&self, server_id: &str, member_id: &str) -> Result<Vec<GroupRef>, StoreError>;
+
+    /// Groups of each of `member_ids` (one query for a whole page of resources).
+    fn groups_of_many(
+        &self,
+        server_id: &str,
+        member_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<GroupRef>>, StoreError>;
+
+    /// Adds (or updates display/type of) members and removes others, one row each.
+    fn change_members(
+        &self,
+        server_id: &str,
+        group_id: &str,
+        upsert: &[Member],
+        remove: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// One page of a resource type's resources that match `search`, in its order (then
+    /// insertion order), with the number that match.
+    fn list(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        search: &Search<'_>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<Row>), StoreError>;
+
+    /// Whether resource `id` satisfies a checked filter (a data view).
+    fn satisfies(
+        &self,
+        server_id: &str,
+        id: &str,
+        query: &crate::model::query::Query<'_>,
+    ) -> Result<bool, StoreError>;
+
+    /// Every resource of a server in insertion order (exports).
+    fn all_rows(&self, server_id: &str) -> Result<Vec<Row>, StoreError>;
+
+    /// Every membership of a server as (group id, member), in insertion order (exports).
+    fn all_memberships(&self, server_id: &str) -> Result<Vec<(String, Member)>, StoreError>;
+
+    /// Deletes every resource and membership of a server; returns how many resources there were.
+    fn delete_server(&self, server_id: &str) -> Result<usize, StoreError>;
+
+    /// Resource counts of every server id that has data, defined or not.
+    fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
+
+    /// Number of resources per resource type of a server (for `/healthz`), from the
+    /// trigger-maintained counts: a lookup, not a scan.
+    fn counts(&self, server_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Lower-cased `userName`s of a server's resources of `resource_type` (seeding avoids them).
+    fn user_names(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+
+    /// Stores (or replaces) snapshot `name` of a server.
+    fn put_snapshot(
+        &self,
+        server_id: &str,
+        name: &str,
+        taken: &str,
+        data: &str,
+    ) -> Result<(), StoreError>;
+
+    /// A server's snapshots by name.
+    fn snapshots(&self, server_id: &str) -> Result<Vec<Snapshot>, StoreError>;
+
+    /// The data of snapshot `name`, if it exists.
+    fn snapshot_data(&self, server_id: &str, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Deletes snapshot `name` (every snapshot of the server with None); returns how many went.
+    fn delete_snapshots(&self, server_id: &str, name: Option<&str>) -> Result<usize, StoreError>;
+}
+
+impl Conn for Connection {
+    fn log_entries(
+        &self,
+        server: &str,
+        filter: &request_log::LogFilter<'_>,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        request_log::read(self, server, filter)
+    }
+
+    fn log_entry(&self, server: &str, seq: i64) -> Result<Option<String>, StoreError> {
+        request_log::read_one(self, server, seq)
+    }
+
+    fn clear_log(&self, server: &str) -> Result<usize, StoreError> {
+        request_log::clear(self, server)
+    }
+
+    fn get(&self, server_id: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$SERVER AND r.id=?1"),
+            server_id,
+        )?;
+        Ok(st.query_row(params![id], row).optional()?)
+    }
+
+    fn insert(&self, server_id: &str, r: &Row) -> Result<(), StoreError> {
+        let tx = self;
+        let mut st = tx.prepare_cached(
+            "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?;
+        st.execute(params![
+            server_id,
+            r.resource_type,
+            r.id,
+            r.version,
+            r.created,
+            r.last_modified,
+            r.doc
+        ])
+        .map_err(on_unique)?;
+        Ok(())
+    }
+
+    fn update(&self, server_id: &str, r: &Row) -> Result<(), StoreError> {
+        let tx = self;
+        let mut st = prepare(
+            tx,
+            "UPDATE resources SET version=?2, last_modified=?3, doc=?4 WHERE server_id=$SERVER AND id=?1",
+            server_id,
+        )?;
+        st.execute(params![r.id, r.version, r.last_modified, r.doc])
+            .map_err(on_unique)?;
+        Ok(())
+    }
+
+    fn delete(&self, server_id: &str, id: &str) -> Result<bool, StoreError> {
+        let tx = self;
+        let n = prepare(
+            tx,
+            "DELETE FROM resources WHERE server_id=$SERVER AND id=?1",
+            server_id,
+        )?
+        .execute(params![id])?;
+        prepare(
+            tx,
+            "DELETE FROM memberships WHERE server_id=$SERVER AND (group_id=?1 OR member_id=?1)",
+            server_id,
+        )?
+        .execute(params![id])?;
+        Ok(n > 0)
+    }
+
+    fn exists(
+        &self,
+        server_id: &str,
+        id: &str,
+        resource_types: &[&str],
+    ) -> Result<bool, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            "SELECT resource_type FROM resources WHERE server_id=$SERVER AND id=?1",
+            server_id,
+        )?;
+        let rt: Option<String> = st.query_row(params![id], |r| r.get(0)).optional()?;
+        Ok(rt
+            .is_some_and(|rt| resource_types.is_empty() || resource_types.iter().any(|t| *t == rt)))
+    }
+
+    fn members_of(&self, server_id: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            "SELECT m.member_id, m.display, coalesce(m.member_type, r.resource_type) FROM memberships m \
+             LEFT JOIN resources r ON r.server_id=$SERVER AND r.id=m.member_id \
+             WHERE m.server_id=$SERVER AND m.group_id=?1 ORDER BY m.seq",
+            server_id,
+        )?;
+        let rows = st.query_map(params![group_id], member_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn stored_members(&self, server_id: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            "SELECT member_id, display, member_type FROM memberships WHERE server_id=$SERVER AND group_id=?1 ORDER BY seq",
+            server_id,
+        )?;
+        let rows = st.query_map(params![group_id], member_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn member(
+        &self,
+        server_id: &str,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            "SELECT member_id, display, member_type FROM memberships WHERE server_id=$SERVER AND group_id=?1 AND member_id=?2",
+            server_id,
+        )?;
+        Ok(st
+            .query_row(params![group_id, member_id], member_row)
+            .optional()?)
+    }
+
+    fn remove_all_members(&self, server_id: &str, group_id: &str) -> Result<usize, StoreError> {
+        let c = self;
+        Ok(prepare(
+            c,
+            "DELETE FROM memberships WHERE server_id=$SERVER AND group_id=?1",
+            server_id,
+        )?
+        .execute(params![group_id])?)
+    }
+
+    fn find_id_by_value(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        attribute: &str,
+        sub: Option<&str>,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let c = self;
+        let scope = sql::scope("r", server_id, resource_type);
+        let q = match sub {
+            None => format!(
+                "SELECT r.id FROM resources r WHERE {scope} AND {} = lower(?1) LIMIT 1",
+                sql::extract("r.doc", &sql::json_path(None, attribute, None), false)
+            ),
+            Some(sub) => format!(
+                "SELECT r.id FROM resources r WHERE {scope} AND EXISTS (SELECT 1 FROM json_each(r.doc, {}) e WHERE lower(json_extract(e.value, {})) = lower(?1)) LIMIT 1",
+                sql::literal(&sql::json_path(None, attribute, None)),
+                sql::literal(&format!("$.\"{sub}\""))
+            ),
+        };
+        Ok(c.prepare_cached(&q)?
+            .query_row(params![value], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn groups_of(&self, server_id: &str, member_id: &str) -> Result<Vec<GroupRef>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            "SELECT g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') FROM memberships m \
+             JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
+             WHERE m.server_id=$SERVER AND m.member_id=?1 ORDER BY m.seq",
+            server_id,
+        )?;
+        let rows = st.query_map(params![member_id], |r| {
+            Ok(GroupRef {
+                id: r.get(0)?,
+                resource_type: r.get(1)?,
+                display: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn groups_of_many(
+        &self,
+        server_id: &str,
+        member_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<GroupRef>>, StoreError> {
+        let c = self;
+        let mut out: std::collections::HashMap<String, Vec<GroupRef>> =
+            std::collections::HashMap::new();
+        if member_ids.is_empty() {
+            return Ok(out);
+        }
+        let ids = serde_json::to_string(member_ids).unwrap_or_else(|_| "[]".into());
+        let mut st = prepare(
+            c,
+            "SELECT m.member_id, g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') FROM memberships m \
+             JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
+             WHERE m.server_id=$SERVER AND m.member_id IN (SELECT value FROM json_each(?1)) ORDER BY m.seq",
+            server_id,
+        )?;
+        let mut rows = st.query(params![ids])?;
+        while let Some(r) = rows.next()? {
+            let member: String = r.get(0)?;
+            out.entry(member).or_default().push(GroupRef {
+                id: r.get(1)?,
+                resource_type: r.get(2)?,
+                display: r.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn change_members(
+        &self,
+        server_id: &str,
+        group_id: &str,
+        upsert: &[Member],
+        remove: &[String],
+    ) -> Result<(), StoreError> {
+        let tx = self;
+        let mut del = prepare(
+            tx,
+            "DELETE FROM memberships WHERE server_id=$SERVER AND group_id=?1 AND member_id=?2",
+            server_id,
+        )?;
+        for id in remove {
+            del.execute(params![group_id, id])?;
+        }
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO memberships (server_id, group_id, member_id, member_type, display) VALUES (?1,?2,?3,?4,?5) \
+             ON CONFLICT (server_id, group_id, member_id) DO UPDATE SET member_type=excluded.member_type, display=excluded.display",
+        )?;
+        for m in upsert {
+            ins.execute(params![
+                server_id,
+                group_id,
+                m.value,
+                m.member_type,
+                m.display
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn list(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        search: &Search<'_>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<Row>), StoreError> {
+        let scope = sql::scope("r", server_id, resource_type);
+        let compiled = search.query.as_ref().map(filter::emit);
+        let (where_sql, params) = match &compiled {
+            Some(c) => (Some(c.clause.as_str()), c.params.as_slice()),
+            None => (None, &[][..]),
+        };
+        let order_by = search.sort.as_ref().map(sort::order_by);
+        let order_by = order_by.as_deref();
+        let c = self;
+        let order = match order_by {
+            Some(o) => format!("{o}, r.seq"),
+            None => "r.seq".to_string(),
+        };
+        let n = params.len();
+        let mut bound = params.to_vec();
+        bound.push((limit as i64).into());
+        bound.push((offset as i64).into());
+        let Some(w) = where_sql else {
+            // Unfiltered: the count is kept by triggers (migration V2), the page walks an index.
+            let count_sql =
+                format!("SELECT coalesce((SELECT n FROM resource_counts r WHERE {scope}), 0)");
+            let total: i64 = c.prepare_cached(&count_sql)?.query_row([], |r| r.get(0))?;
+            if limit == 0 || offset >= total as usize {
+                return Ok((total as usize, Vec::new()));
+            }
+            let page_sql = format!(
+                "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?1 OFFSET ?2"
+            );
+            let rows = c
+                .prepare_cached(&page_sql)?
+                .query_map(rusqlite::params_from_iter(&bound[n..]), row)?
+                .collect::<Result<_, _>>()?;
+            return Ok((total as usize, rows));
+        };
+        // Filtered: evaluate the filter once. The matching row ids are materialised (not the
+        // documents), counted, and the page is read from them.
+        let matches = format!(
+            "WITH m AS MATERIALIZED (SELECT r.seq AS seq FROM resources r WHERE {scope} AND ({w}))"
+        );
+        let count_sql = format!("{matches} SELECT count(*) FROM m");
+        if limit == 0 {
+            let total: i64 = c
+                .prepare_cached(&count_sql)?
+                .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+            return Ok((total as usize, Vec::new()));
+        }
+        let page_sql = format!(
+            "{matches} SELECT {ROW_COLUMNS}, (SELECT count(*) FROM m) FROM m JOIN resources r ON r.seq = m.seq ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        );
+        let mut total = None;
+        let mut rows = Vec::new();
+        {
+            let mut st = c.prepare_cached(&page_sql)?;
+            let mut it = st.query(rusqlite::params_from_iter(&bound))?;
+            while let Some(r) = it.next()? {
+                total = Some(r.get::<_, i64>(6)?);
+                rows.push(row(r)?);
+            }
+        }
+        let total = match total {
+            Some(t) => t,
+            // The page is past the end: count separately.
+            None => c
+                .prepare_cached(&count_sql)?
+                .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?,
+        };
+        Ok((total as usize, rows))
+    }
+
+    fn satisfies(
+        &self,
+        server_id: &str,
+        id: &str,
+        query: &crate::model::query::Query<'_>,
+    ) -> Result<bool, StoreError> {
+        let c = self;
+        let filter::SqlFilter { clause, params } = filter::emit(query);
+        let sql = format!(
+            "SELECT EXISTS(SELECT 1 FROM resources r WHERE r.server_id=$SERVER AND r.id=?{} AND ({clause}))",
+            params.len() + 1
+        );
+        let mut bound = params;
+        bound.push(id.to_string().into());
+        let mut st = prepare(c, &sql, server_id)?;
+        Ok(st.query_row(rusqlite::params_from_iter(&bound), |r| r.get(0))?)
+    }
+
+    fn all_rows(&self, server_id: &str) -> Result<Vec<Row>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            &format!(
+                "SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$SERVER ORDER BY r.seq"
+            ),
+            server_id,
+        )?;
+        let rows = st.query_map([], row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn all_memberships(&self, server_id: &str) -> Result<Vec<(String, Member)>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            "SELECT member_id, display, member_type, group_id FROM memberships WHERE server_id=$SERVER ORDER BY seq",
+            server_id,
+        )?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(3)?, member_row(r)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn delete_server(&self, server_id: &str) -> Result<usize, StoreError> {
+        let tx = self;
+        prepare(
+            tx,
+            "DELETE FROM memberships WHERE server_id=$SERVER",
+            server_id,
+        )?
+        .execute([])?;
+        let n = prepare(
+            tx,
+            "DELETE FROM resources WHERE server_id=$SERVER",
+            server_id,
+        )?
+        .execute([])?;
+        Ok(n)
+    }
+
+    fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let c = self;
+        let mut st = c.prepare_cached(
+            "SELECT server_id, resource_type, n FROM resource_counts WHERE n > 0 ORDER BY server_id, resource_type",
+        )?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn counts(&self, server_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let c = self;
+        let mut st = prepare(
+            c,
+            "SELECT resource_type, n FROM resource_counts WHERE server_id=$SERVER ORDER BY resource_type",
+            server_id,
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn user_names(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let c = self;
+        let scope = sql::scope("r", server_id, resource_type);
+        let mut st = c.prepare(&format!(
+            "SELECT lower(json_extract(r.doc, '$.\"userName\"')) FROM resources r WHERE {scope}"
+        ))?;
+        let names = st
+            .query_map([], |r| r.get::<_, Option<String>>(0))?
+            .filter_map(|r| r.ok().flatten())
+            .collect();
+        Ok(names)
+    }
+
+    fn put_snapshot(
+        &self,
+        server_id: &str,
+        name: &str,
+        taken: &str,
+        data: &str,
+    ) -> Result<(), StoreError> {
+        let tx = self;
+        tx.execute(
+            "INSERT INTO snapshots (server_id, name, taken, data) VALUES (?1,?2,?3,?4)
+             ON CONFLICT (server_id, name) DO UPDATE SET taken=excluded.taken, data=excluded.data",
+            params![server_id, name, taken, data],
+        )?;
+        Ok(())
+    }
+
+    fn snapshots(&self, server_id: &str) -> Result<Vec<Snapshot>, StoreError> {
+        let c = self;
+        let mut st =
+            c.prepare("SELECT name, taken FROM snapshots WHERE server_id=?1 ORDER BY name")?;
+        let rows = st.query_map([server_id], |r| {
+            Ok(Snapshot {
+                name: r.get(0)?,
+                taken: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn snapshot_data(&self, server_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        let c = self;
+        Ok(c.query_row(
+            "SELECT data FROM snapshots WHERE server_id=?1 AND name=?2",
+            [server_id, name],
+            |r| r.get(0),
+        )
+        .optional()?)
+    }
+
+    fn delete_snapshots(&self, server_id: &str, name: Option<&str>) -> Result<usize, StoreError> {
+        let tx = self;
+        Ok(match name {
+            Some(n) => tx.execute(
+                "DELETE FROM snapshots WHERE server_id=?1 AND name=?2",
+                [server_id, n],
+            )?,
+            None => tx.execute("DELETE FROM snapshots WHERE server_id=?1", [server_id])?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The data of snapshot `name`, if it exists.
-pub fn snapshot_data(
-    c: &Connection,
-    server_id: &str,
-    name: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(c.query_row(
-        "SELECT data FROM snapshots WHERE server_id=?1 AND name=?2",
-        [server_id, name],
-        |r| r.get(0),
-    )
-    .optional()?)
-}
-
-/// Deletes snapshot `name` (every snapshot of the server with None); returns how many went.
-pub fn delete_snapshots(
-    tx: &Connection,
-    server_id: &str,
-    name: Option<&str>,
-) -> Result<usize, StoreError> {
-    Ok(match name {
-        Some(n) => tx.execute(
-            "DELETE FROM snapshots WHERE server_id=?1 AND name=?2",
-            [server_id, n],
-        )?,
-        None => tx.execute("DELETE FROM snapshots WHERE server_id=?1", [server_id])?,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -846,13 +998,13 @@ mod tests {
         let s = server(plain);
         store.apply_indexes(&s).unwrap();
         store
-            .write(|tx| insert(tx, "t", &row("1", r#"{"userName":"Ann","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
+            .write(|tx| tx.insert("t", &row("1", r#"{"userName":"Ann","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
             .unwrap();
         // userName is unique case-insensitively (RFC 7643 §4.1.1).
-        let dup = store.write(|tx| insert(tx, "t", &row("2", r#"{"userName":"ANN"}"#)));
+        let dup = store.write(|tx| tx.insert("t", &row("2", r#"{"userName":"ANN"}"#)));
         assert!(matches!(dup, Err(StoreError::Unique { .. })), "{dup:?}");
         store
-            .write(|tx| insert(tx, "t", &row("3", r#"{"userName":"Bob","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
+            .write(|tx| tx.insert("t", &row("3", r#"{"userName":"Bob","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
             .unwrap();
         // Making `code` unique now cannot work: the data already shares a value.
         let unique = plain.replace(
@@ -867,10 +1019,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Point reads and counts see the committed rows.
-        let got = store.read_point(|c| get(c, "t", "3")).unwrap().unwrap();
+        let got = store.read_point(|c| c.get("t", "3")).unwrap().unwrap();
         assert_eq!(got.id, "3");
         assert_eq!(
-            store.read_point(|c| counts(c, "t")).unwrap(),
+            store.read_point(|c| c.counts("t")).unwrap(),
             [("User".to_string(), 2)]
         );
     }

@@ -304,7 +304,7 @@ async fn data_filter_hides_resources_from_lists_filters_and_reads() {
     let id = "hidden-robot";
     app.store()
         .write(|tx| {
-            scimlab::store::insert(
+            scimlab::store::Conn::insert(
                 tx,
                 "shaped",
                 &scimlab::store::Row {
