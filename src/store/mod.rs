@@ -195,7 +195,7 @@ impl Store {
                 return f(&*c);
             }
         }
-        let c = crate::sync::lock(&pool[start % pool.len()]);
+        let c = without_stalling_workers(|| crate::sync::lock(&pool[start % pool.len()]));
         f(&*c)
     }
 
@@ -305,6 +305,20 @@ fn prepare<'c>(
     server_id: &str,
 ) -> rusqlite::Result<CachedStatement<'c>> {
     c.prepare_cached(&sql.replace("$SERVER", &sql::literal(server_id)))
+}
+
+/// Runs `wait` (a wait for a busy reader) so that an async worker thread calling it does not
+/// stall the tasks queued behind it: on tokio's multi-thread runtime the worker first hands
+/// them to another thread (`block_in_place`). Elsewhere (blocking pool, plain threads) it just
+/// waits.
+fn without_stalling_workers<T>(wait: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
 }
 
 /// (member id, display, type) → [`Member`].
@@ -1025,5 +1039,37 @@ mod tests {
             store.read_point(|c| c.counts("t")).unwrap(),
             [("User".to_string(), 2)]
         );
+    }
+
+    #[test]
+    fn waiting_for_a_busy_reader_does_not_stall_an_async_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("t.db")).unwrap());
+        // Every point reader is held until the other task has run (or 10 s pass).
+        let guards: Vec<_> = store
+            .point_readers
+            .iter()
+            .map(|m| m.lock().unwrap())
+            .collect();
+        let (ran_tx, ran_rx) = std::sync::mpsc::channel::<()>();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let reader = {
+            let store = store.clone();
+            // On the only worker: waits for a reader.
+            rt.spawn(async move { store.read_point(|c| c.counts("t")).unwrap() })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Another task on the same runtime still runs while the read waits.
+        rt.spawn(async move { ran_tx.send(()).unwrap() });
+        let ran = ran_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok();
+        drop(guards);
+        assert!(rt.block_on(reader).unwrap().is_empty());
+        assert!(ran, "a task queued behind a waiting point read did not run");
     }
 }
