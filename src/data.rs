@@ -85,7 +85,7 @@ fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> 
                         // Dated at the seed epoch, not now: exports stay reproducible.
                         let ts = seed::EPOCH_STAMP.to_string();
                         tx.insert(
-                            &server.id,
+                            server,
                             &Row {
                                 id: item.id.clone(),
                                 resource_type: rt.name.clone(),
@@ -108,7 +108,7 @@ fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> 
                             row.version += 1;
                             row.last_modified = crate::engine::now();
                             row.doc = text;
-                            tx.update(&server.id, &row)?;
+                            tx.update(server, &row)?;
                         }
                     }
                 }
@@ -227,7 +227,7 @@ pub fn import(
         }
         for r in &export.resources {
             tx.insert(
-                &server.id,
+                server,
                 &Row {
                     id: r.id.clone(),
                     resource_type: r.resource_type.clone(),
@@ -238,9 +238,11 @@ pub fn import(
                 },
             )
             .map_err(|e| match e {
-                StoreError::Unique { index } => DataError::Import(format!(
-                    "resource {} breaks uniqueness ({index}) on server {}",
-                    r.id, server.id
+                StoreError::Unique { attribute } => DataError::Import(format!(
+                    "resource {} breaks uniqueness ({}) on server {}",
+                    r.id,
+                    attribute.as_deref().unwrap_or("a unique attribute"),
+                    server.id
                 )),
                 other => other.into(),
             })?;

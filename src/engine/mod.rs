@@ -52,9 +52,8 @@ pub use crate::vocab::time::{normalize_datetime, now};
 /// Maps store failures to SCIM errors; unique violations name the attribute.
 pub(crate) fn store_err<'a>(ctx: &'a Ctx<'_>) -> impl Fn(StoreError) -> ScimError + 'a {
     move |e| match e {
-        StoreError::Unique { index } => {
-            let attr = store::unique_attribute(ctx.server, &index)
-                .unwrap_or_else(|| "a unique attribute".into());
+        StoreError::Unique { attribute } => {
+            let attr = attribute.unwrap_or_else(|| "a unique attribute".into());
             ScimError::uniqueness(format!(
                 "another {} on this server already has this {attr}",
                 ctx.rt.name
@@ -171,7 +170,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         rules::check_assignments(ctx, tx, &n.doc)?;
         row.doc = to_doc_string(&n.doc);
-        tx.insert(&ctx.server.id, &row).map_err(store_err(ctx))?;
+        tx.insert(ctx.server, &row).map_err(store_err(ctx))?;
         rules::check_in_view(ctx, tx, &row.id)?;
         if let Some(members) = &n.members {
             sync_members(ctx, tx, &row.id, &[], members)?;
@@ -218,7 +217,7 @@ pub fn replace(
             row.version += 1;
             row.last_modified = now();
             row.doc = to_doc_string(&n.doc);
-            tx.update(&ctx.server.id, &row).map_err(store_err(ctx))?;
+            tx.update(ctx.server, &row).map_err(store_err(ctx))?;
             rules::check_in_view(ctx, tx, id)?;
         }
         output(ctx, tx, &row, proj)
@@ -248,7 +247,7 @@ pub fn patch(
             if members::apply(ctx, tx, id, member_ops)? {
                 row.version += 1;
                 row.last_modified = now();
-                tx.update(&ctx.server.id, &row).map_err(store_err(ctx))?;
+                tx.update(ctx.server, &row).map_err(store_err(ctx))?;
             }
             output(ctx, tx, &row, proj)
         });
@@ -397,7 +396,7 @@ fn store_patched(
         row.version += 1;
         row.last_modified = now();
         row.doc = to_doc_string(&n.doc);
-        tx.update(&ctx.server.id, &row).map_err(store_err(ctx))?;
+        tx.update(ctx.server, &row).map_err(store_err(ctx))?;
         rules::check_in_view(ctx, tx, &id)?;
     }
     output(ctx, tx, &row, proj)

@@ -259,7 +259,7 @@ impl Generator<'_> {
             last_modified: ts,
             doc: serde_json::to_string(&normalized.doc).unwrap_or_default(),
         };
-        Ok(tx.insert(&self.server.id, &row)?)
+        Ok(tx.insert(self.server, &row)?)
     }
 
     /// One group per department (all its new users), then teams whose sizes fall off like a

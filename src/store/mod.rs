@@ -8,8 +8,6 @@ pub mod request_log;
 mod sort;
 mod sql;
 
-pub use plan::unique_attribute;
-
 use crate::model::ServerModel;
 use plan::IndexSpec;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
@@ -28,9 +26,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("migrating the database: {0}")]
     Migration(String),
-    /// A unique index refused a write.
-    #[error("unique index {index} refused the write")]
-    Unique { index: String },
+    /// A unique index refused a write; `attribute` is the one whose value another resource
+    /// holds (as a client names it), when it could be told.
+    #[error("another resource holds this {}", attribute.as_deref().unwrap_or("unique value"))]
+    Unique { attribute: Option<String> },
     /// A unique index cannot be built because stored resources already share a value.
     #[error(
         "attribute {attribute} of {resource_type} is now unique, but resources {ids:?} share a value"
@@ -265,22 +264,28 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
-/// Maps a constraint failure on a derived index to [`StoreError::Unique`].
-fn on_unique(e: rusqlite::Error) -> StoreError {
-    if is_unique_violation(&e) {
-        if let rusqlite::Error::SqliteFailure(_, Some(msg)) = &e
-            && let Some(i) = msg.find("index '")
-        {
-            let rest = &msg[i + 7..];
-            return StoreError::Unique {
-                index: rest.trim_end_matches('\'').to_string(),
-            };
-        }
-        return StoreError::Unique {
-            index: String::new(),
-        };
+/// Maps a refused write to [`StoreError::Unique`] when a unique index refused it (SQLite's
+/// extended result code says so), naming the attribute whose value another resource holds:
+/// each of the resource type's unique indexes is asked whether it holds the row's value.
+fn on_unique(c: &Connection, server: &ServerModel, r: &Row, e: rusqlite::Error) -> StoreError {
+    if !is_unique_violation(&e) {
+        return e.into();
     }
-    e.into()
+    let attribute = plan::indexes_for(server)
+        .into_iter()
+        .filter(|i| i.unique && i.resource_type == r.resource_type)
+        .find(|i| {
+            let q = format!(
+                "SELECT EXISTS(SELECT 1 FROM resources WHERE {} AND id <> ?1 AND {} = (SELECT {} FROM (SELECT ?2 AS doc)))",
+                sql::scope("", &server.id, &i.resource_type),
+                i.expression,
+                i.expression
+            );
+            c.query_row(&q, params![r.id, r.doc], |row| row.get::<_, bool>(0))
+                .unwrap_or(false)
+        })
+        .map(|i| i.attribute);
+    StoreError::Unique { attribute }
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -374,10 +379,10 @@ pub trait Conn {
     fn get(&self, server_id: &str, id: &str) -> Result<Option<Row>, StoreError>;
 
     /// Stores a new resource (a unique index of the server may refuse it).
-    fn insert(&self, server_id: &str, r: &Row) -> Result<(), StoreError>;
+    fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError>;
 
     /// Replaces a stored resource's document, version and modification time.
-    fn update(&self, server_id: &str, r: &Row) -> Result<(), StoreError>;
+    fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError>;
 
     /// Deletes a resource and every membership it takes part in (as group or as member).
     fn delete(&self, server_id: &str, id: &str) -> Result<bool, StoreError>;
@@ -526,8 +531,8 @@ impl Conn for Connection {
         Ok(st.query_row(params![id], row).optional()?)
     }
 
-    fn insert(&self, server_id: &str, r: &Row) -> Result<(), StoreError> {
-        let tx = self;
+    fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+        let (tx, server_id) = (self, server.id.as_str());
         let mut st = tx.prepare_cached(
             "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?;
@@ -540,19 +545,19 @@ impl Conn for Connection {
             r.last_modified,
             r.doc
         ])
-        .map_err(on_unique)?;
+        .map_err(|e| on_unique(tx, server, r, e))?;
         Ok(())
     }
 
-    fn update(&self, server_id: &str, r: &Row) -> Result<(), StoreError> {
-        let tx = self;
+    fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+        let (tx, server_id) = (self, server.id.as_str());
         let mut st = prepare(
             tx,
             "UPDATE resources SET version=?2, last_modified=?3, doc=?4 WHERE server_id=$SERVER AND id=?1",
             server_id,
         )?;
         st.execute(params![r.id, r.version, r.last_modified, r.doc])
-            .map_err(on_unique)?;
+            .map_err(|e| on_unique(tx, server, r, e))?;
         Ok(())
     }
 
@@ -1012,13 +1017,16 @@ mod tests {
         let s = server(plain);
         store.apply_indexes(&s).unwrap();
         store
-            .write(|tx| tx.insert("t", &row("1", r#"{"userName":"Ann","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
+            .write(|tx| tx.insert(&s, &row("1", r#"{"userName":"Ann","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
             .unwrap();
         // userName is unique case-insensitively (RFC 7643 §4.1.1).
-        let dup = store.write(|tx| tx.insert("t", &row("2", r#"{"userName":"ANN"}"#)));
-        assert!(matches!(dup, Err(StoreError::Unique { .. })), "{dup:?}");
+        let dup = store.write(|tx| tx.insert(&s, &row("2", r#"{"userName":"ANN"}"#)));
+        assert!(
+            matches!(&dup, Err(StoreError::Unique { attribute: Some(a) }) if a == "userName"),
+            "{dup:?}"
+        );
         store
-            .write(|tx| tx.insert("t", &row("3", r#"{"userName":"Bob","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
+            .write(|tx| tx.insert(&s, &row("3", r#"{"userName":"Bob","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
             .unwrap();
         // Making `code` unique now cannot work: the data already shares a value.
         let unique = plain.replace(

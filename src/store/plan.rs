@@ -81,11 +81,3 @@ fn fnv(s: &str) -> u32 {
         (h ^ b as u32).wrapping_mul(0x01000193)
     })
 }
-
-/// The attribute a unique index of `server` guards, as a client names it.
-pub fn unique_attribute(server: &ServerModel, index: &str) -> Option<String> {
-    indexes_for(server)
-        .into_iter()
-        .find(|i| i.name == index)
-        .map(|i| i.attribute)
-}

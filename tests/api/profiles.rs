@@ -302,11 +302,13 @@ async fn data_filter_hides_resources_from_lists_filters_and_reads() {
     assert!(detail(&b).contains("view"), "{b}");
     // ...so put one there below the API, as another application would have.
     let id = "hidden-robot";
+    let model = app.state.as_ref().unwrap().model.load_full();
+    let shaped = model.server("shaped").unwrap();
     app.store()
         .write(|tx| {
             scimlab::store::Conn::insert(
                 tx,
-                "shaped",
+                shaped,
                 &scimlab::store::Row {
                     id: id.into(),
                     resource_type: "User".into(),
