@@ -454,7 +454,7 @@ pub fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
     let proj = Projection::new(
         text("attributes")?.as_deref(),
         text("excludedAttributes")?.as_deref(),
-    );
+    )?;
     Ok((query, proj))
 }
 

@@ -16,13 +16,28 @@ pub struct Projection {
     excluded: Vec<(String, Option<AttrPath>)>,
 }
 
-fn parse_list(s: Option<&str>) -> Vec<(String, Option<AttrPath>)> {
-    s.unwrap_or("")
+/// One list parameter: every entry an attribute path (RFC 7644 §3.9) or a schema URN.
+fn parse_list(param: &str, s: Option<&str>) -> ScimResult<Vec<(String, Option<AttrPath>)>> {
+    let mut out = Vec::new();
+    for x in s
+        .unwrap_or("")
         .split(',')
         .map(str::trim)
         .filter(|x| !x.is_empty())
-        .map(|x| (x.to_string(), AttrPath::parse(x).ok()))
-        .collect()
+    {
+        let path = AttrPath::parse(x).map_err(|e| {
+            let why = if x.contains('[') {
+                "a value filter cannot select attributes".to_string()
+            } else {
+                e.detail().to_string()
+            };
+            crate::error::ScimError::invalid_value(format!(
+                "{param}: {x:?} is not an attribute path ({why}); RFC 7644 §3.9 takes attribute names such as emails or emails.value"
+            ))
+        })?;
+        out.push((x.to_string(), Some(path)));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, PartialEq)]
@@ -34,11 +49,13 @@ enum Want {
 }
 
 impl Projection {
-    pub fn new(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
-        Projection {
-            attributes: parse_list(attributes),
-            excluded: parse_list(excluded),
-        }
+    /// The projection `attributes` and `excludedAttributes` ask for; an entry that is not an
+    /// attribute path is a 400 (silently dropping it would return bare resources).
+    pub fn new(attributes: Option<&str>, excluded: Option<&str>) -> ScimResult<Projection> {
+        Ok(Projection {
+            attributes: parse_list("attributes", attributes)?,
+            excluded: parse_list("excludedAttributes", excluded)?,
+        })
     }
 
     /// Entries of `list` naming `attr` (of schema `urn`): `Some(None)` for the whole attribute,
@@ -207,7 +224,7 @@ pub fn render(
         } else {
             doc.remove(&attr.name)
         };
-        if let Some(v) = value.and_then(|v| select(v, attr, &want)) {
+        if let Some(v) = value.and_then(|v| select(with_refs(ctx, attr, v), attr, &want)) {
             out.insert(attr.name.clone(), v);
         }
     }
@@ -220,7 +237,7 @@ pub fn render(
             let want = proj.want(&ext.schema.id, attr);
             if let Some(v) = fields
                 .remove(&attr.name)
-                .and_then(|v| select(v, attr, &want))
+                .and_then(|v| select(with_refs(ctx, attr, v), attr, &want))
             {
                 ext_out.insert(attr.name.clone(), v);
             }
@@ -245,6 +262,33 @@ pub fn render(
         }
     }
     Ok(Value::Object(out))
+}
+
+/// `$ref` of a complex attribute whose `value` names a resource of this server (the
+/// enterprise `manager`, RFC 7643 §4.3): derived from `value` like members' (clients' own
+/// `$ref` values are not stored, so the server's reference is always the current one).
+fn with_refs(ctx: &Ctx<'_>, attr: &AttributeDef, mut v: Value) -> Value {
+    let Some(ref_def) = attr.sub("$ref") else {
+        return v;
+    };
+    let Some(endpoint) = (ref_def.reference_types.iter()).find_map(|t| endpoint_of(ctx, Some(t)))
+    else {
+        return v;
+    };
+    let mut fill = |o: &mut Value| {
+        if let Some(o) = o.as_object_mut()
+            && !o.contains_key("$ref")
+            && let Some(Value::String(id)) = o.get("value")
+        {
+            let href = location(ctx, endpoint, id);
+            o.insert("$ref".into(), Value::String(href));
+        }
+    };
+    match &mut v {
+        Value::Array(items) => items.iter_mut().for_each(&mut fill),
+        other => fill(other),
+    }
+    v
 }
 
 fn endpoint_of<'a>(ctx: &'a Ctx<'_>, resource_type: Option<&str>) -> Option<&'a str> {

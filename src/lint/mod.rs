@@ -835,6 +835,10 @@ impl Linter {
                 return;
             }
         };
+        if crate::patch::extension_named(rt, &parsed).is_some() {
+            // A whole extension: its attributes are checked with the value.
+            return;
+        }
         let res = match rt.resolve(&parsed.attr) {
             Ok(Target::Doc(r)) => r,
             Ok(_) => {

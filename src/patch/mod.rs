@@ -179,7 +179,12 @@ pub fn apply(
                         ),
                     )));
                 }
-                apply_at(rt, doc, op.op, p, op.value.as_ref(), &mut known)?
+                match extension_named(rt, p) {
+                    Some(urn) => {
+                        apply_to_extension(rt, doc, op.op, urn, op.value.as_ref(), &mut known)?
+                    }
+                    None => apply_at(rt, doc, op.op, p, op.value.as_ref(), &mut known)?,
+                }
             }
             None => {
                 if op.op == OpKind::Remove {
@@ -209,24 +214,7 @@ pub fn apply(
                         )));
                     }
                     if let Some(ext) = rt.extension(k) {
-                        let Some(inner) = v.as_object() else {
-                            return Err(ScimError::invalid_value(format!(
-                                "{k} must be an object of extension attributes"
-                            )));
-                        };
-                        for (k2, v2) in inner {
-                            let attr = AttrPath {
-                                urn: Some(ext.schema.id.clone()),
-                                name: k2.clone(),
-                                sub: None,
-                            };
-                            let p = PatchPath {
-                                attr,
-                                filter: None,
-                                sub_after_filter: None,
-                            };
-                            apply_at(rt, doc, op.op, &p, Some(v2), &mut known)?;
-                        }
+                        apply_to_extension(rt, doc, op.op, &ext.schema.id, Some(v), &mut known)?;
                     } else {
                         let attr = AttrPath::parse(k)?;
                         if (attr.sub.is_some() || attr.urn.is_some())
@@ -249,6 +237,54 @@ pub fn apply(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The extension a path names as a whole (`urn:…:enterprise:2.0:User`), which the attribute
+/// path parser reads as attribute `User` of schema `urn:…:2.0`.
+pub fn extension_named<'a>(rt: &'a ResourceType, p: &PatchPath) -> Option<&'a str> {
+    let urn = p.attr.urn.as_deref()?;
+    if p.attr.sub.is_some() || p.filter.is_some() || p.sub_after_filter.is_some() {
+        return None;
+    }
+    let ext = rt.extension(&format!("{urn}:{}", p.attr.name))?;
+    Some(ext.schema.id.as_str())
+}
+
+/// An operation on a whole extension (RFC 7644 §3.5.2: a path may name a complex
+/// attribute; an extension's object is one). `add` and `replace` apply each attribute of the
+/// value (attributes not in it are left as they are, §3.5.2.3); `remove` removes them all.
+fn apply_to_extension(
+    rt: &ResourceType,
+    doc: &mut Map<String, Value>,
+    op: OpKind,
+    urn: &str,
+    value: Option<&Value>,
+    known: &mut Known,
+) -> ScimResult<()> {
+    if op == OpKind::Remove {
+        if let Some(k) = key_of(doc, urn) {
+            doc.remove(&k);
+        }
+        return Ok(());
+    }
+    let Some(Value::Object(inner)) = value else {
+        return Err(ScimError::invalid_value(format!(
+            "{urn} must be given an object of extension attributes"
+        )));
+    };
+    for (name, v) in inner {
+        let p = PatchPath {
+            attr: AttrPath {
+                urn: Some(urn.to_string()),
+                name: name.clone(),
+                sub: None,
+            },
+            filter: None,
+            sub_after_filter: None,
+        };
+        apply_at(rt, doc, op, &p, Some(v), known)?;
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 use super::sql::{json_path, literal};
 use crate::model::query::{Sort, SortKey};
 
-/// The `ORDER BY` terms: missing values last, then the value (folded unless case-exact).
+/// The `ORDER BY` terms: missing values at the end the direction puts them, then the value
+/// (folded unless case-exact).
 pub fn order_by(sort: &Sort<'_>) -> String {
     let expr = match sort.key {
         SortKey::Id => "r.id".to_string(),
@@ -37,8 +38,7 @@ pub fn order_by(sort: &Sort<'_>) -> String {
     } else {
         expr
     };
-    format!(
-        "({expr}) IS NULL, {expr} {}",
-        if sort.descending { "DESC" } else { "ASC" }
-    )
+    // RFC 7644 §3.4.2.3: resources without the value sort last ascending, first descending.
+    let dir = if sort.descending { "DESC" } else { "ASC" };
+    format!("({expr}) IS NULL {dir}, {expr} {dir}")
 }

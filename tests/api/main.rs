@@ -23,5 +23,6 @@ mod probe;
 mod profiles;
 mod reload;
 mod resources;
+mod standards;
 mod storage;
 mod ui_browser;

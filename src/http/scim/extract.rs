@@ -101,7 +101,7 @@ impl Params {
     }
 
     /// `attributes` / `excludedAttributes` (RFC 7644 §3.9).
-    pub fn projection(&self) -> Projection {
+    pub fn projection(&self) -> ScimResult<Projection> {
         Projection::new(
             self.0.get("attributes").map(String::as_str),
             self.0.get("excludedattributes").map(String::as_str),

@@ -127,7 +127,7 @@ pub async fn list(
     Endpoint(rt): Endpoint,
     params: Params,
 ) -> ScimResult<Response> {
-    let (query, proj) = (params.list_query()?, params.projection());
+    let (query, proj) = (params.list_query()?, params.projection()?);
     let out = run(&app, &scope, rt, move |ctx| {
         engine::list(ctx, &query, &proj)
     })
@@ -157,7 +157,7 @@ pub async fn create(
     params: Params,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
-    let proj = params.projection();
+    let proj = params.projection()?;
     let out = run(&app, &scope, rt, move |ctx| {
         engine::create(ctx, &input, &proj)
     })
@@ -182,7 +182,7 @@ pub async fn get(
         rt: &scope.server.resource_types[rt],
         base: &scope.base,
     };
-    let out = engine::get(&ctx, id, &params.projection())?;
+    let out = engine::get(&ctx, id, &params.projection()?)?;
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
@@ -205,7 +205,7 @@ pub async fn replace(
     headers: HeaderMap,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
-    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection());
+    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection()?);
     let out = run(&app, &scope, rt, move |ctx| {
         engine::replace(ctx, &id, &input, if_match.as_deref(), &proj)
     })
@@ -222,7 +222,7 @@ pub async fn patch(
     headers: HeaderMap,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
-    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection());
+    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection()?);
     let out = run(&app, &scope, rt, move |ctx| {
         engine::patch(ctx, &id, &input, if_match.as_deref(), &proj)
     })
