@@ -16,6 +16,12 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865 §2.1: a cursor this server did not issue, or issued for another query.
+    InvalidCursor,
+    /// RFC 9865 §2.3: a cursor older than `cursorTimeout`.
+    ExpiredCursor,
+    /// RFC 9865 §2.4: a `count` out of range, or not the one the cursor was issued for.
+    InvalidCount,
 }
 
 impl ScimType {
@@ -31,6 +37,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }

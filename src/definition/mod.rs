@@ -41,6 +41,9 @@ pub struct ServerDef {
     /// Paging limits.
     #[serde(default)]
     pub limits: LimitsDef,
+    /// How lists page (RFC 9865): by index (`startIndex`), by cursor, or both.
+    #[serde(default)]
+    pub pagination: PaginationDef,
     /// Which IdP deviations from RFC 7644 to accept: a persona (`strict`, `okta`, `entra`,
     /// `onelogin`) or a list of persona and quirk names (see README). Default `strict`.
     #[serde(default)]
@@ -284,6 +287,56 @@ impl Default for ValidationDef {
 
 fn yes() -> bool {
     true
+}
+
+/// How lists page (RFC 9865 §4, `pagination` in `/ServiceProviderConfig`). Page sizes
+/// default to `limits.default_count` and `limits.max_results`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaginationDef {
+    /// Cursor paging (`cursor`, `nextCursor`; RFC 9865 §2).
+    #[serde(default)]
+    pub cursor: bool,
+    /// Index paging (`startIndex`; RFC 7644 §3.4.2.4). `false` makes a cursor-only server.
+    #[serde(default = "yes")]
+    pub index: bool,
+    /// The method of a list request that names none: `index` or `cursor`.
+    #[serde(default)]
+    pub default: Option<PagingMethod>,
+    /// Page size when the client sends no `count` (default: `limits.default_count`).
+    #[serde(default)]
+    pub default_page_size: Option<usize>,
+    /// Largest page (default: `limits.max_results`).
+    #[serde(default)]
+    pub max_page_size: Option<usize>,
+    /// Seconds a cursor stays valid between page requests.
+    #[serde(default = "cursor_timeout")]
+    pub cursor_timeout: u64,
+}
+
+impl Default for PaginationDef {
+    fn default() -> Self {
+        PaginationDef {
+            cursor: false,
+            index: true,
+            default: None,
+            default_page_size: None,
+            max_page_size: None,
+            cursor_timeout: cursor_timeout(),
+        }
+    }
+}
+
+fn cursor_timeout() -> u64 {
+    3600
+}
+
+/// A pagination method (RFC 9865 §4 `defaultPaginationMethod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PagingMethod {
+    Index,
+    Cursor,
 }
 
 /// Paging limits.

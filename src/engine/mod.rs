@@ -3,6 +3,7 @@
 //! HTTP layer runs them off the async runtime.
 
 pub mod bulk;
+mod cursor;
 mod members;
 mod references;
 mod render;
@@ -45,6 +46,8 @@ pub struct ListQuery {
     pub sort_order: Option<String>,
     pub start_index: Option<i64>,
     pub count: Option<i64>,
+    /// RFC 9865 §2: present (empty for the first page) when the client pages by cursor.
+    pub cursor: Option<String>,
 }
 
 pub use crate::vocab::time::{normalize_datetime, now};
@@ -450,6 +453,7 @@ pub fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
         sort_order: text("sortOrder")?,
         start_index: int("startIndex")?,
         count: int("count")?,
+        cursor: text("cursor")?,
     };
     let proj = Projection::new(
         text("attributes")?.as_deref(),
@@ -460,6 +464,7 @@ pub fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
 
 /// A search over one resource type: filter, sort, page, project.
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value> {
+    let by_cursor = paging_method(ctx, q)?;
     let requested = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         Some(f) => Some(filter::parse_with(f, &ctx.server.compat)?),
         None => None,
@@ -484,33 +489,134 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value
         None => None,
     };
     let search = store::Search { query, sort };
-    // RFC 7644 §3.4.2.4: startIndex < 1 is 1; negative count is 0; count is capped.
-    let start = q.start_index.unwrap_or(1).max(1) as usize;
-    let count = q
-        .count
-        .map(|c| c.max(0) as usize)
-        .unwrap_or(ctx.server.default_count)
-        .min(ctx.server.max_results);
+    // RFC 7644 §3.4.2.4 (and RFC 9865 §2.4): a negative count is 0; count is capped.
+    let pagination = &ctx.server.pagination;
+    let count = (q.count.map(|c| c.max(0) as usize))
+        .unwrap_or(pagination.default_page_size)
+        .min(pagination.max_page_size);
+    match by_cursor {
+        Some(cursor) => page_by_cursor(ctx, q, proj, &search, cursor, count),
+        None => {
+            // RFC 7644 §3.4.2.4: startIndex < 1 is 1.
+            let start = q.start_index.unwrap_or(1).max(1) as usize;
+            ctx.store.read(|c| {
+                let (total, rows) = c
+                    .list(&ctx.server.id, &ctx.rt.name, &search, start - 1, count)
+                    .map_err(store_err(ctx))?;
+                let resources = render_page(ctx, c, &rows, proj)?;
+                Ok(list_response(total, start, resources))
+            })
+        }
+    }
+}
+
+/// How a list request pages (RFC 9865 §2): `Some(cursor)` by cursor (empty: the first page),
+/// `None` by index. A request that names neither gets the server's default; a method the
+/// server does not offer is a 501.
+fn paging_method<'q>(ctx: &Ctx<'_>, q: &'q ListQuery) -> ScimResult<Option<&'q str>> {
+    let p = &ctx.server.pagination;
+    if q.cursor.is_some() && q.start_index.is_some() {
+        return Err(ScimError::invalid_value(
+            "a list request pages by cursor or by startIndex, not both (RFC 9865 §2)",
+        ));
+    }
+    let cursor = match (&q.cursor, q.start_index) {
+        (Some(c), _) => Some(c.as_str()),
+        (None, None) if p.cursor_by_default => Some(""),
+        _ => None,
+    };
+    if cursor.is_some() && !p.cursor {
+        return Err(ScimError::NotImplemented(
+            "this server pages by startIndex only (its definition has pagination.cursor: false); leave out cursor".into(),
+        ));
+    }
+    if cursor.is_none() && !p.index {
+        return Err(ScimError::NotImplemented(
+            "this server pages by cursor only (RFC 9865): send cursor= (empty) for the first page, then each page's nextCursor; startIndex is not supported".into(),
+        ));
+    }
+    Ok(cursor)
+}
+
+/// One page by cursor (RFC 9865 §2): `nextCursor` on every page but the last, no
+/// `startIndex`.
+fn page_by_cursor(
+    ctx: &Ctx<'_>,
+    q: &ListQuery,
+    proj: &Projection,
+    search: &store::Search<'_>,
+    cursor: &str,
+    count: usize,
+) -> ScimResult<Value> {
+    let digest = cursor::query_digest(&[
+        &ctx.server.id,
+        &ctx.rt.name,
+        q.filter.as_deref().unwrap_or(""),
+        q.sort_by.as_deref().unwrap_or(""),
+        q.sort_order.as_deref().unwrap_or(""),
+        &proj.identity(),
+    ]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let secret = ctx.store.cursor_key();
+    let timeout = ctx.server.pagination.cursor_timeout_secs;
+    let after = match cursor {
+        "" => None,
+        c => Some(cursor::open(secret, c, &digest, count, now, timeout)?),
+    };
     ctx.store.read(|c| {
-        let (total, rows) = c
-            .list(&ctx.server.id, &ctx.rt.name, &search, start - 1, count)
-            .map_err(store_err(ctx))?;
-        // One membership query for the whole page instead of one per resource.
-        let groups = if render::wants_groups(ctx.rt, proj) {
-            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            Some(
-                c.groups_of_many(&ctx.server.id, &ids)
-                    .map_err(store_err(ctx))?,
+        // One more than the page: whether another page follows.
+        let (total, mut rows) = c
+            .page_after(
+                &ctx.server.id,
+                &ctx.rt.name,
+                search,
+                after.as_ref(),
+                count + 1,
             )
-        } else {
-            None
-        };
-        let resources = rows
-            .iter()
-            .map(|r| render::render(ctx, c, r, proj, groups.as_ref()))
-            .collect::<ScimResult<Vec<_>>>()?;
-        Ok(list_response(total, start, resources))
+            .map_err(store_err(ctx))?;
+        let more = count > 0 && rows.len() > count;
+        rows.truncate(count);
+        let next = (more)
+            .then(|| rows.last())
+            .flatten()
+            .map(|(_, k)| cursor::seal(secret, &digest, count, now, k));
+        let rows: Vec<Row> = rows.into_iter().map(|(r, _)| r).collect();
+        let resources = render_page(ctx, c, &rows, proj)?;
+        let mut out = json!({
+            "schemas": [urn::LIST_RESPONSE],
+            "totalResults": total,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        });
+        if let Some(n) = next {
+            out["nextCursor"] = json!(n);
+        }
+        Ok(out)
     })
+}
+
+/// Renders a page, with one membership query for the whole page instead of one per resource.
+fn render_page(
+    ctx: &Ctx<'_>,
+    c: &dyn store::Conn,
+    rows: &[Row],
+    proj: &Projection,
+) -> ScimResult<Vec<Value>> {
+    let groups = if render::wants_groups(ctx.rt, proj) {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        Some(
+            c.groups_of_many(&ctx.server.id, &ids)
+                .map_err(store_err(ctx))?,
+        )
+    } else {
+        None
+    };
+    rows.iter()
+        .map(|r| render::render(ctx, c, r, proj, groups.as_ref()))
+        .collect()
 }
 
 /// A ListResponse (RFC 7644 §3.4.2) holding one page.
@@ -534,12 +640,16 @@ pub fn search_all(
     q: &ListQuery,
     proj: &Projection,
 ) -> ScimResult<Value> {
+    // Across resource types the page is assembled type by type: it pages by index only.
+    if q.cursor.is_some() || !server.pagination.index {
+        return Err(ScimError::NotImplemented(
+            "a search at the server root pages by startIndex; page by cursor on a resource endpoint (POST /Users/.search)".into(),
+        ));
+    }
     let start = q.start_index.unwrap_or(1).max(1) as usize;
-    let count = q
-        .count
-        .map(|c| c.max(0) as usize)
-        .unwrap_or(server.default_count)
-        .min(server.max_results);
+    let count = (q.count.map(|c| c.max(0) as usize))
+        .unwrap_or(server.pagination.default_page_size)
+        .min(server.pagination.max_page_size);
     let parsed = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         Some(f) => Some(filter::parse_with(f, &server.compat)?),
         None => None,

@@ -58,6 +58,17 @@ impl Projection {
         })
     }
 
+    /// The parameters as given, for telling one query from another (cursor paging).
+    pub fn identity(&self) -> String {
+        let names = |l: &[(String, Option<AttrPath>)]| {
+            l.iter()
+                .map(|(raw, _)| raw.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!("{}|{}", names(&self.attributes), names(&self.excluded))
+    }
+
     /// Entries of `list` naming `attr` (of schema `urn`): `Some(None)` for the whole attribute,
     /// `Some(Some(subs))` for some sub-attributes, `None` when not named.
     fn named(

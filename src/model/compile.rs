@@ -178,6 +178,7 @@ fn compile_server(
         bulk_max_operations: def.limits.bulk_max_operations,
         bulk_max_payload_bytes: def.limits.bulk_max_payload_bytes,
         patch_max_operations: def.limits.patch_max_operations,
+        pagination: compile_pagination(file, problems),
         discovery: Default::default(),
         compat: super::compat::Compat::new(quirks),
         profiles: def.profiles.clone(),
@@ -255,6 +256,63 @@ fn check_settings(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
             &["limits", "patch_max_operations"],
             "patch_max_operations must be at least 1",
         ));
+    }
+}
+
+/// `pagination` (RFC 9865 §4): at least one method, a default among them, sizes within
+/// `limits.max_results`.
+fn compile_pagination(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> super::Pagination {
+    use crate::definition::PagingMethod;
+    let (p, limits) = (&file.def.pagination, &file.def.limits);
+    if !p.cursor && !p.index {
+        problems.push(file.diagnostic(
+            &["pagination"],
+            "a server pages by index, by cursor or both; both are false",
+        ));
+    }
+    let cursor_by_default = match p.default {
+        Some(PagingMethod::Cursor) if !p.cursor => {
+            problems.push(file.diagnostic(
+                &["pagination", "default"],
+                "default: cursor needs cursor: true",
+            ));
+            false
+        }
+        Some(PagingMethod::Index) if !p.index => {
+            problems.push(file.diagnostic(
+                &["pagination", "default"],
+                "default: index needs index: true",
+            ));
+            true
+        }
+        Some(m) => m == PagingMethod::Cursor,
+        // RFC 9865 §4: a provider that pages by index keeps it as the default.
+        None => !p.index,
+    };
+    let max_page_size = p.max_page_size.unwrap_or(limits.max_results);
+    let default_page_size =
+        (p.default_page_size).unwrap_or_else(|| limits.default_count.min(max_page_size));
+    if max_page_size == 0 || default_page_size == 0 || default_page_size > max_page_size {
+        problems.push(file.diagnostic(
+            &["pagination"],
+            format!(
+                "need 1 <= default_page_size ({default_page_size}) <= max_page_size ({max_page_size})"
+            ),
+        ));
+    }
+    if p.cursor_timeout == 0 {
+        problems.push(file.diagnostic(
+            &["pagination", "cursor_timeout"],
+            "cursor_timeout must be at least 1 second",
+        ));
+    }
+    super::Pagination {
+        cursor: p.cursor,
+        index: p.index,
+        cursor_by_default,
+        default_page_size,
+        max_page_size: max_page_size.min(limits.max_results),
+        cursor_timeout_secs: p.cursor_timeout,
     }
 }
 

@@ -19,6 +19,20 @@ pub struct Discovery {
 pub const LIMITS_EXTENSION: &str =
     "urn:scimlab:params:scim:schemas:extension:limits:2.0:ServiceProviderConfig";
 
+fn pagination(p: &super::Pagination) -> Value {
+    let mut v = json!({
+        "cursor": p.cursor,
+        "index": p.index,
+        "defaultPaginationMethod": if p.cursor_by_default { "cursor" } else { "index" },
+        "defaultPageSize": p.default_page_size,
+        "maxPageSize": p.max_page_size,
+    });
+    if p.cursor {
+        v["cursorTimeout"] = json!(p.cursor_timeout_secs);
+    }
+    v
+}
+
 pub fn build(server: &ServerModel) -> Discovery {
     let service_provider_config = json!({
         "schemas": [urn::SERVICE_PROVIDER_CONFIG, LIMITS_EXTENSION],
@@ -33,6 +47,8 @@ pub fn build(server: &ServerModel) -> Discovery {
         "patch": {"supported": true},
         "bulk": {"supported": true, "maxOperations": server.bulk_max_operations, "maxPayloadSize": server.bulk_max_payload_bytes},
         "filter": {"supported": true, "maxResults": server.max_results},
+        // RFC 9865 §4.
+        "pagination": pagination(&server.pagination),
         "changePassword": {"supported": true},
         "sort": {"supported": true},
         "etag": {"supported": true},

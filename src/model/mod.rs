@@ -66,6 +66,8 @@ pub struct ServerModel {
     pub bulk_max_payload_bytes: usize,
     /// Most operations in one PatchOp.
     pub patch_max_operations: usize,
+    /// How lists page (RFC 9865).
+    pub pagination: Pagination,
     /// Discovery documents without `meta.location` (added per request from the base URL).
     pub discovery: discovery::Discovery,
     /// IdP deviations this server accepts.
@@ -220,4 +222,16 @@ impl ResourceType {
     pub fn core_attr(&self, name: &str) -> Option<&AttributeDef> {
         self.schema.attr(name)
     }
+}
+
+/// How a server's lists page (RFC 9865 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pagination {
+    pub cursor: bool,
+    pub index: bool,
+    /// A request that names no method pages by cursor.
+    pub cursor_by_default: bool,
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+    pub cursor_timeout_secs: u64,
 }

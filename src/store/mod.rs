@@ -76,6 +76,8 @@ pub struct Store {
     /// Readers kept for point reads (GET by id, counts): a scan never holds one, so a point
     /// read — which runs on an async worker — never waits behind a slow search.
     point_readers: Vec<Mutex<Connection>>,
+    /// The key that signs cursors (kept in the database: every process on it shares it).
+    cursor_key: Vec<u8>,
     next_reader: AtomicUsize,
     stop_checkpointer: Arc<AtomicBool>,
 }
@@ -133,6 +135,14 @@ impl Store {
         embedded::migrations::runner()
             .run(&mut writer)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        writer.execute(
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES ('cursor', randomblob(32))",
+            [],
+        )?;
+        let cursor_key: Vec<u8> =
+            writer.query_row("SELECT value FROM secrets WHERE name='cursor'", [], |r| {
+                r.get(0)
+            })?;
         let mut readers = Vec::new();
         for _ in 0..READERS + POINT_READERS {
             let c = Connection::open(path)?;
@@ -152,6 +162,7 @@ impl Store {
         checkpointer(path, stop.clone())?;
         let point_readers = readers.split_off(READERS);
         Ok(Store {
+            cursor_key,
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
@@ -163,6 +174,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The secret that signs RFC 9865 cursors.
+    pub fn cursor_key(&self) -> &[u8] {
+        &self.cursor_key
     }
 
     /// Runs `f` on a reader connection (blocking: call it from the blocking pool).
@@ -351,6 +367,14 @@ pub struct Snapshot {
     pub taken: String,
 }
 
+/// Where a cursor page ends: the last row's sort key (`Null` when it has no value or the list
+/// is unsorted) and its insertion sequence, which breaks ties.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Keyset {
+    pub key: serde_json::Value,
+    pub seq: i64,
+}
+
 /// A search over one resource type, checked by the model.
 #[derive(Debug, Default)]
 pub struct Search<'a> {
@@ -453,6 +477,19 @@ pub trait Conn {
         offset: usize,
         limit: usize,
     ) -> Result<(usize, Vec<Row>), StoreError>;
+
+    /// Up to `limit` resources matching `search` that come after `after` in its order (from
+    /// the start without it), each with its keyset, and the number that match in all. The
+    /// order is total (insertion sequence last), so walking by keyset never repeats a
+    /// resource and never skips one that exists for the whole walk (RFC 9865 §2).
+    fn page_after(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        search: &Search<'_>,
+        after: Option<&Keyset>,
+        limit: usize,
+    ) -> Result<(usize, Vec<(Row, Keyset)>), StoreError>;
 
     /// Whether resource `id` satisfies a checked filter (a data view).
     fn satisfies(
@@ -831,6 +868,67 @@ impl Conn for Connection {
                 .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?,
         };
         Ok((total as usize, rows))
+    }
+
+    fn page_after(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        search: &Search<'_>,
+        after: Option<&Keyset>,
+        limit: usize,
+    ) -> Result<(usize, Vec<(Row, Keyset)>), StoreError> {
+        let (total, _) = self.list(server_id, resource_type, search, 0, 0)?;
+        let scope = sql::scope("r", server_id, resource_type);
+        let compiled = search.query.as_ref().map(filter::emit).unwrap_or_default();
+        let mut params = compiled.params;
+        let filter = if compiled.clause.is_empty() {
+            "1".to_string()
+        } else {
+            compiled.clause
+        };
+        let (key_expr, order) = match &search.sort {
+            Some(s) => (sort::key_expr(s), sort::order_by(s)),
+            None => ("NULL".to_string(), String::new()),
+        };
+        let order = if order.is_empty() {
+            "r.seq".to_string()
+        } else {
+            format!("{order}, r.seq")
+        };
+        let keyset = match after {
+            None => "1".to_string(),
+            Some(k) => {
+                let descending = search.sort.as_ref().is_some_and(|s| s.descending);
+                sort::after(&key_expr, descending, k, &mut params)
+            }
+        };
+        params.push((limit as i64).into());
+        let q = format!(
+            "SELECT {ROW_COLUMNS}, r.seq, {key_expr} FROM resources r WHERE {scope} AND ({filter}) AND ({keyset}) ORDER BY {order} LIMIT ?{}",
+            params.len()
+        );
+        let mut st = self.prepare_cached(&q)?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(&params), |r| {
+                let key = match r.get_ref(7)? {
+                    rusqlite::types::ValueRef::Integer(i) => serde_json::json!(i),
+                    rusqlite::types::ValueRef::Real(f) => serde_json::json!(f),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        serde_json::Value::String(String::from_utf8_lossy(t).into_owned())
+                    }
+                    _ => serde_json::Value::Null,
+                };
+                Ok((
+                    row(r)?,
+                    Keyset {
+                        key,
+                        seq: r.get(6)?,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((total, rows))
     }
 
     fn satisfies(

@@ -1,11 +1,21 @@
 //! A checked `sortBy` ([`crate::model::query::Sort`]) as the store's `ORDER BY`.
 
+use super::Keyset;
 use super::sql::{json_path, literal};
 use crate::model::query::{Sort, SortKey};
+use rusqlite::types::Value as SqlValue;
 
 /// The `ORDER BY` terms: missing values at the end the direction puts them, then the value
 /// (folded unless case-exact).
 pub fn order_by(sort: &Sort<'_>) -> String {
+    let expr = key_expr(sort);
+    // RFC 7644 §3.4.2.3: resources without the value sort last ascending, first descending.
+    let dir = if sort.descending { "DESC" } else { "ASC" };
+    format!("({expr}) IS NULL {dir}, {expr} {dir}")
+}
+
+/// The value resources are ordered by (folded unless case-exact).
+pub fn key_expr(sort: &Sort<'_>) -> String {
     let expr = match sort.key {
         SortKey::Id => "r.id".to_string(),
         SortKey::Created => "r.created".into(),
@@ -33,12 +43,51 @@ pub fn order_by(sort: &Sort<'_>) -> String {
             ))
         ),
     };
-    let expr = if sort.fold {
+    if sort.fold {
         format!("lower({expr})")
     } else {
         expr
+    }
+}
+
+/// The rows after `last` in the order `order_by` gives (then insertion sequence): the keyset
+/// condition of cursor paging, binding its values into `params`.
+pub fn after(expr: &str, descending: bool, last: &Keyset, params: &mut Vec<SqlValue>) -> String {
+    let mut bind = |v: SqlValue| {
+        params.push(v);
+        format!("?{}", params.len())
     };
-    // RFC 7644 §3.4.2.3: resources without the value sort last ascending, first descending.
-    let dir = if sort.descending { "DESC" } else { "ASC" };
-    format!("({expr}) IS NULL {dir}, {expr} {dir}")
+    let seq = bind(SqlValue::Integer(last.seq));
+    let key = match &last.key {
+        serde_json::Value::Null => None,
+        serde_json::Value::Number(n) => Some(match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+        }),
+        serde_json::Value::String(s) => Some(SqlValue::Text(s.clone())),
+        other => Some(SqlValue::Text(other.to_string())),
+    };
+    let (missing_first, beyond) = if descending {
+        (true, "<")
+    } else {
+        (false, ">")
+    };
+    match key {
+        // Among the rows without a value, later ones; then (ascending) the end.
+        None if missing_first => {
+            format!("(({expr}) IS NULL AND r.seq > {seq}) OR ({expr}) IS NOT NULL")
+        }
+        None => format!("({expr}) IS NULL AND r.seq > {seq}"),
+        Some(k) => {
+            let k = bind(k);
+            let tail = if missing_first {
+                String::new()
+            } else {
+                format!(" OR ({expr}) IS NULL")
+            };
+            format!(
+                "(({expr}) IS NOT NULL AND ({expr} {beyond} {k} OR ({expr} = {k} AND r.seq > {seq}))){tail}"
+            )
+        }
+    }
 }

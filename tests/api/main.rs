@@ -9,6 +9,7 @@ mod auth;
 mod bulk;
 mod compat;
 mod conformance;
+mod cursor_paging;
 mod data;
 mod definitions;
 mod discovery;

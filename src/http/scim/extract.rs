@@ -116,6 +116,7 @@ impl Params {
             sort_order: self.0.get("sortorder").cloned(),
             start_index: self.int("startIndex")?,
             count: self.int("count")?,
+            cursor: self.0.get("cursor").cloned(),
         })
     }
 
