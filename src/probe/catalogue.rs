@@ -226,6 +226,18 @@ pub const CHECKS: &[CheckDef] = &[
         "paging",
     ),
     c(
+        "search.cursor",
+        "where pagination.cursor is advertised, pages by nextCursor cover every result once and the last has no nextCursor",
+        "RFC 9865 §2, §4",
+        "cursor_paging",
+    ),
+    c(
+        "search.cursor_invalid",
+        "a cursor the server did not issue answers 400 invalidCursor",
+        "RFC 9865 §2.1",
+        "cursor_paging",
+    ),
+    c(
         "search.sort",
         "sortBy and sortOrder order results, as sort.supported says",
         "RFC 7644 §3.4.2.3",
@@ -652,6 +664,13 @@ pub const FIXES: &[FixDef] = &[
         "a filter matching nothing is an error",
         "answer 200 with totalResults 0 and no resources",
         "Entra's Test Connection and Okta's lookups treat errors as failures",
+    ),
+    f(
+        "cursor_paging",
+        2,
+        "cursor paging does not work as /ServiceProviderConfig advertises",
+        "answer cursor= (empty) with the first page, put nextCursor on every page but the last, and refuse unknown cursors with 400 invalidCursor; or advertise pagination.cursor: false",
+        "clients that page by cursor (RFC 9865) loop forever, stop early or skip resources",
     ),
     f(
         "paging",

@@ -15,6 +15,8 @@ const CHECKS: &[&str] = &[
     "search.paging",
     "search.count_zero",
     "search.max_results",
+    "search.cursor",
+    "search.cursor_invalid",
     "search.sort",
     "search.post",
     "search.resources_valid",
@@ -228,6 +230,7 @@ impl Probe<'_> {
             ),
             Some(&p1.request),
         );
+        self.cursor_paging(&u, &sw, &[n(1), n(2), n(3)]).await?;
         let z = self.list(&u, &format!("filter={}&count=0", q(&sw))).await?;
         self.outcome(
             "search.count_zero",
@@ -335,6 +338,74 @@ impl Probe<'_> {
             "",
             a.status == 400 && scim_type == "invalidFilter",
             "400 with scimType invalidFilter",
+            a.brief(),
+            Some(&a.request),
+        );
+        Ok(())
+    }
+
+    /// RFC 9865 where `/ServiceProviderConfig` advertises `pagination.cursor`: a walk by
+    /// `nextCursor` one user at a time, and a made-up cursor.
+    async fn cursor_paging(
+        &mut self,
+        u: &TypeInfo,
+        filter: &str,
+        want: &[String],
+    ) -> Result<(), ClientError> {
+        if self.spc["pagination"]["cursor"].as_bool() != Some(true) {
+            for c in ["search.cursor", "search.cursor_invalid"] {
+                self.skip(c, "", "pagination.cursor is not advertised (RFC 9865 §4)");
+            }
+            return Ok(());
+        }
+        let query = format!("filter={}&count=1", q(filter));
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        let mut trouble = None;
+        let mut first = None;
+        for page in 1.. {
+            let a = self
+                .list(u, &format!("{query}&cursor={}", q(&cursor)))
+                .await?;
+            first.get_or_insert_with(|| a.request.clone());
+            if !is_list(&a) {
+                trouble = Some(format!("page {page}: {}", a.brief()));
+                break;
+            }
+            seen.extend(names(&a));
+            match a.at("nextCursor").as_str() {
+                Some(c) if !c.is_empty() && page <= want.len() => cursor = c.to_string(),
+                Some(_) => {
+                    trouble = Some(format!("page {page} still has a nextCursor"));
+                    break;
+                }
+                None => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        self.outcome(
+            "search.cursor",
+            "",
+            trouble.is_none() && sorted == want,
+            format!(
+                "{} pages of one user by nextCursor, each user once, the last without nextCursor",
+                want.len()
+            ),
+            trouble.unwrap_or_else(|| format!("users {seen:?}")),
+            first.as_deref(),
+        );
+        let a = self
+            .list(
+                u,
+                &format!("{query}&cursor={}", q("scimlab-probe-not-a-cursor")),
+            )
+            .await?;
+        self.outcome(
+            "search.cursor_invalid",
+            "",
+            a.status == 400 && a.at("scimType") == "invalidCursor",
+            "400 with scimType invalidCursor",
             a.brief(),
             Some(&a.request),
         );

@@ -30,6 +30,7 @@ resource_types:
 compat: [okta, entra, onelogin]
 validation:
   strict: true
+pagination: { cursor: true }
 "#;
 
 /// A request as the proxy sees it: path below the SCIM base, query, headers, body.
@@ -169,6 +170,25 @@ fn has_op(r: &Req, pred: impl Fn(&Value) -> bool) -> bool {
 
 fn deviations() -> Vec<Deviation> {
     vec![
+        resp("nextCursor dropped", &["search.cursor"], |_, r| {
+            r.edit(|v| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("nextCursor");
+                }
+            })
+        }),
+        req(
+            "made-up cursors accepted",
+            &["search.cursor_invalid"],
+            |q| {
+                if q.param("cursor")
+                    .is_some_and(|c| c.contains("not-a-cursor"))
+                {
+                    q.set_param("cursor", "");
+                }
+                None
+            },
+        ),
         resp(
             "application/json responses",
             &["http.content_type"],
