@@ -63,6 +63,9 @@ pub struct ServerDef {
     /// Faults injected to test client resilience.
     #[serde(default)]
     pub faults: Vec<FaultDef>,
+    /// SCIM events (RFC 9967): a Security Event Token for every change, polled (RFC 8936).
+    #[serde(default)]
+    pub events: Option<EventsDef>,
 }
 
 /// What the request inspector keeps.
@@ -337,6 +340,54 @@ fn cursor_timeout() -> u64 {
 pub enum PagingMethod {
     Index,
     Cursor,
+}
+
+/// SCIM events (RFC 9967): what each change emits and how the SETs are signed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsDef {
+    /// `notice` events name the changed attributes; `full` events carry the resource.
+    #[serde(default)]
+    pub payload: EventPayload,
+    /// `none` (unsecured SETs), or `HS256` with `secret`.
+    #[serde(default)]
+    pub signing: SigningDef,
+    /// `iss` of the SETs (default: the server's base URL as the client reached it).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `aud` of the SETs (default: the issuer).
+    #[serde(default)]
+    pub audience: Vec<String>,
+}
+
+/// Whether events carry the resource (RFC 9967 `full`) or the changed attribute names
+/// (`notice`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventPayload {
+    #[default]
+    Notice,
+    Full,
+}
+
+/// How SETs are signed (RFC 8417 §5: a SET is a JWT; unsecured or signed).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SigningDef {
+    /// `none` or `HS256`.
+    #[serde(default)]
+    pub alg: SigningAlg,
+    /// The HS256 key (at least 32 bytes).
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum SigningAlg {
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    HS256,
 }
 
 /// Paging limits.

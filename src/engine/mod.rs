@@ -4,6 +4,7 @@
 
 pub mod bulk;
 mod cursor;
+pub mod events;
 mod members;
 mod references;
 mod render;
@@ -178,6 +179,8 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         if let Some(members) = &n.members {
             sync_members(ctx, tx, &row.id, &[], members)?;
         }
+        let full = || output(ctx, tx, &row, &Projection::default()).map(|o| o.body);
+        events::record(ctx, tx, &row.id, events::Change::Create(&n.doc), full)?;
         output(ctx, tx, &row, proj)
     })
 }
@@ -222,6 +225,8 @@ pub fn replace(
             row.doc = to_doc_string(&n.doc);
             tx.update(ctx.server, &row).map_err(store_err(ctx))?;
             rules::check_in_view(ctx, tx, id)?;
+            let full = || output(ctx, tx, &row, &Projection::default()).map(|o| o.body);
+            events::record(ctx, tx, id, events::Change::Put(&old, &n.doc), full)?;
         }
         output(ctx, tx, &row, proj)
     })
@@ -251,6 +256,10 @@ pub fn patch(
                 row.version += 1;
                 row.last_modified = now();
                 tx.update(ctx.server, &row).map_err(store_err(ctx))?;
+                let doc: Map<String, Value> =
+                    serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
+                let full = || output(ctx, tx, &row, &Projection::default()).map(|o| o.body);
+                events::record(ctx, tx, id, events::Change::Patch(&doc, &doc, true), full)?;
             }
             output(ctx, tx, &row, proj)
         });
@@ -391,16 +400,20 @@ fn store_patched(
     references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
     references::check(ctx, tx, &n.doc, n.members.as_deref())?;
     rules::check_assignments(ctx, tx, &n.doc)?;
-    let mut changed = n.doc != old;
+    let doc_changed = n.doc != old;
+    let mut members_changed = false;
     if let (Some(old_members), Some(new_members)) = (&old_members, &n.members) {
-        changed |= sync_members(ctx, tx, &id, old_members, new_members)?;
+        members_changed = sync_members(ctx, tx, &id, old_members, new_members)?;
     }
-    if changed {
+    if doc_changed || members_changed {
         row.version += 1;
         row.last_modified = now();
         row.doc = to_doc_string(&n.doc);
         tx.update(ctx.server, &row).map_err(store_err(ctx))?;
         rules::check_in_view(ctx, tx, &id)?;
+        let change = events::Change::Patch(&old, &n.doc, members_changed);
+        let full = || output(ctx, tx, &row, &Projection::default()).map(|o| o.body);
+        events::record(ctx, tx, &id, change, full)?;
     }
     output(ctx, tx, &row, proj)
 }
@@ -411,7 +424,7 @@ pub fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()>
         let row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
         tx.delete(&ctx.server.id, id).map_err(store_err(ctx))?;
-        Ok(())
+        events::record(ctx, tx, id, events::Change::Delete, || Ok(Value::Null))
     })
 }
 

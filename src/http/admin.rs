@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
             get(requests).delete(clear_requests),
         )
         .route("/admin/servers/{id}/requests.har", get(requests_har))
+        .route("/admin/servers/{id}/events", get(list_events))
         .route(
             "/admin/servers/{id}/snapshots",
             get(list_snapshots).post(take_snapshot),
@@ -446,6 +447,34 @@ async fn take_snapshot(
         ))
     })
     .await
+}
+
+/// GET /admin/servers/{id}/events: the latest SCIM events (RFC 9967), newest first, each with
+/// its SET claims and delivery state (pending, acknowledged, failed with the receiver's error).
+async fn list_events(
+    _: AdminCaller,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
+    server(&app, &id)?;
+    let list = blocking(move || {
+        app.store
+            .read(|c| c.event_log(&id, 1000).map_err(ScimError::internal))
+    })
+    .await?;
+    let events: Vec<Value> = list
+        .into_iter()
+        .map(|e| {
+            json!({
+                "jti": e.jti,
+                "created": e.created,
+                "state": e.state,
+                "error": e.error,
+                "claims": serde_json::from_str::<Value>(&e.claims).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({ "events": events })))
 }
 
 async fn list_snapshots(

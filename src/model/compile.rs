@@ -16,6 +16,7 @@ const RESERVED_ENDPOINTS: &[&str] = &[
     "Bulk",
     "Me",
     ".search",
+    "SecurityEvents",
 ];
 const REFERENCE_ATTRIBUTES: &[&str] = &["members", "entitlements", "roles", "manager"];
 
@@ -188,6 +189,7 @@ fn compile_server(
         inspector: def.inspector.clone(),
         limits,
         faults: def.faults.clone(),
+        events: compile_events(file, problems),
         ephemeral: false,
     };
     server.discovery = discovery::build(&server);
@@ -314,6 +316,28 @@ fn compile_pagination(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> supe
         max_page_size: max_page_size.min(limits.max_results),
         cursor_timeout_secs: p.cursor_timeout,
     }
+}
+
+/// `events`: a signing key where the algorithm needs one.
+fn compile_events(
+    file: &LoadedFile,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<crate::definition::EventsDef> {
+    use crate::definition::SigningAlg;
+    let e = file.def.events.clone()?;
+    match (e.signing.alg, &e.signing.secret) {
+        (SigningAlg::HS256, Some(s)) if s.len() >= 32 => {}
+        (SigningAlg::HS256, _) => problems.push(file.diagnostic(
+            &["events", "signing"],
+            "HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2)",
+        )),
+        (SigningAlg::None, Some(_)) => problems.push(file.diagnostic(
+            &["events", "signing", "secret"],
+            "a secret is used only with alg: HS256",
+        )),
+        (SigningAlg::None, None) => {}
+    }
+    Some(e)
 }
 
 /// `compat`: personas and quirks → the quirks the server accepts.

@@ -34,7 +34,7 @@ fn pagination(p: &super::Pagination) -> Value {
 }
 
 pub fn build(server: &ServerModel) -> Discovery {
-    let service_provider_config = json!({
+    let mut service_provider_config = json!({
         "schemas": [urn::SERVICE_PROVIDER_CONFIG, LIMITS_EXTENSION],
         LIMITS_EXTENSION: {
             "maxPayloadSize": server.max_payload_bytes,
@@ -61,6 +61,15 @@ pub fn build(server: &ServerModel) -> Discovery {
         }],
         "meta": {"resourceType": "ServiceProviderConfig", "location": "/ServiceProviderConfig"}
     });
+    // RFC 9967 §4: the events this server emits; asynchronous requests are not offered.
+    if let Some(events) = &server.events {
+        service_provider_config["securityEvents"] = json!({
+            "asyncRequest": "none",
+            "eventUris": crate::vocab::events::uris(
+                events.payload == crate::definition::EventPayload::Full,
+            ),
+        });
+    }
     let resource_types = server
         .resource_types
         .iter()

@@ -86,6 +86,8 @@ pub struct ServerModel {
     pub limits: limits::Limits,
     /// Fault rules from the definition.
     pub faults: Vec<crate::definition::FaultDef>,
+    /// SCIM events (RFC 9967), when the definition asks for them.
+    pub events: Option<crate::definition::EventsDef>,
     /// Created through the admin API, not from a file; gone on restart.
     pub ephemeral: bool,
 }

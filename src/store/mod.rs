@@ -375,6 +375,18 @@ pub struct Keyset {
     pub seq: i64,
 }
 
+/// One recorded event and where its delivery stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRecord {
+    pub jti: String,
+    pub created: String,
+    /// The SET claims (JSON).
+    pub claims: String,
+    /// `pending`, `acknowledged` or `failed`.
+    pub state: String,
+    pub error: Option<String>,
+}
+
 /// A search over one resource type, checked by the model.
 #[derive(Debug, Default)]
 pub struct Search<'a> {
@@ -507,6 +519,34 @@ pub trait Conn {
 
     /// Deletes every resource and membership of a server; returns how many resources there were.
     fn delete_server(&self, server_id: &str) -> Result<usize, StoreError>;
+
+    /// Records a change's SET claims (inside the change's transaction).
+    fn record_event(
+        &self,
+        server_id: &str,
+        jti: &str,
+        created: &str,
+        claims: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `max` unacknowledged events, oldest first, as (jti, claims JSON), and whether
+    /// more wait.
+    fn pending_events(
+        &self,
+        server_id: &str,
+        max: usize,
+    ) -> Result<(Vec<(String, String)>, bool), StoreError>;
+
+    /// Marks events acknowledged, or failed with the receiver's error (RFC 8936 `setErrs`).
+    fn settle_events(
+        &self,
+        server_id: &str,
+        acked: &[String],
+        failed: &[(String, String)],
+    ) -> Result<(), StoreError>;
+
+    /// The latest events of a server, newest first, with their delivery state.
+    fn event_log(&self, server_id: &str, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
 
     /// Resource counts of every server id that has data, defined or not.
     fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
@@ -989,7 +1029,79 @@ impl Conn for Connection {
             server_id,
         )?
         .execute([])?;
+        tx.execute("DELETE FROM events WHERE server_id=?1", params![server_id])?;
         Ok(n)
+    }
+
+    fn record_event(
+        &self,
+        server_id: &str,
+        jti: &str,
+        created: &str,
+        claims: &str,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO events (server_id, jti, created, claims) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![server_id, jti, created, claims])?;
+        Ok(())
+    }
+
+    fn pending_events(
+        &self,
+        server_id: &str,
+        max: usize,
+    ) -> Result<(Vec<(String, String)>, bool), StoreError> {
+        let mut st = self.prepare_cached(
+            "SELECT jti, claims FROM events WHERE server_id=?1 AND state='pending' ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = st
+            .query_map(params![server_id, (max as i64).saturating_add(1)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<Vec<(String, String)>, _>>()?;
+        let more = rows.len() > max;
+        rows.truncate(max);
+        Ok((rows, more))
+    }
+
+    fn settle_events(
+        &self,
+        server_id: &str,
+        acked: &[String],
+        failed: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut ack = self.prepare_cached(
+            "UPDATE events SET state='acknowledged' WHERE server_id=?1 AND jti=?2 AND state='pending'",
+        )?;
+        for jti in acked {
+            ack.execute(params![server_id, jti])?;
+        }
+        let mut fail = self.prepare_cached(
+            "UPDATE events SET state='failed', error=?3 WHERE server_id=?1 AND jti=?2 AND state='pending'",
+        )?;
+        for (jti, error) in failed {
+            fail.execute(params![server_id, jti, error])?;
+        }
+        Ok(())
+    }
+
+    fn event_log(&self, server_id: &str, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let mut st = self.prepare_cached(
+            "SELECT jti, created, claims, state, error FROM events WHERE server_id=?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![server_id, limit as i64], |r| {
+                Ok(EventRecord {
+                    jti: r.get(0)?,
+                    created: r.get(1)?,
+                    claims: r.get(2)?,
+                    state: r.get(3)?,
+                    error: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {

@@ -4,6 +4,7 @@
 //! use it without depending on each other.)
 
 pub mod compat;
+pub mod events;
 pub mod notes;
 pub mod path;
 pub mod rng;

@@ -13,6 +13,7 @@ mod cursor_paging;
 mod data;
 mod definitions;
 mod discovery;
+mod events;
 mod filter_properties;
 mod groups;
 mod harness;

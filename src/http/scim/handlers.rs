@@ -106,6 +106,63 @@ pub async fn bulk(
     Ok(scim_json(StatusCode::OK, &out))
 }
 
+/// How long a poll without `returnImmediately` waits for an event (RFC 8936 §2.4 long
+/// polling), and how often it looks.
+const LONG_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+const LONG_POLL_STEP: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `POST /SecurityEvents`: the SET poll endpoint (RFC 8936). Acknowledgements and errors are
+/// settled first; then up to `maxEvents` pending SETs are returned, at once or as soon as one
+/// arrives (long polling, at most `LONG_POLL`).
+pub async fn security_events(
+    State(app): State<AppState>,
+    scope: Scope,
+    ScimJson(input): ScimJson,
+) -> ScimResult<Response> {
+    let Some(cfg) = scope.server.events.clone() else {
+        return Err(ScimError::not_found(
+            "this server emits no events; add `events:` to its definition (RFC 9967)",
+        ));
+    };
+    let poll = engine::events::Poll::parse(&input)?;
+    let (ack, errs) = (poll.ack.clone(), poll.set_errs.clone());
+    blocking(&app, &scope, move |store, server, _| {
+        store.write(|tx| Ok(tx.settle_events(&server.id, &ack, &errs)?))
+    })
+    .await?;
+    let deadline = tokio::time::Instant::now()
+        + if poll.return_immediately || poll.max_events == 0 {
+            std::time::Duration::ZERO
+        } else {
+            LONG_POLL
+        };
+    let max = poll.max_events;
+    loop {
+        let (pending, more) = blocking(&app, &scope, move |store, server, _| {
+            store.read(|c| Ok(c.pending_events(&server.id, max)?))
+        })
+        .await?;
+        if !pending.is_empty() || tokio::time::Instant::now() >= deadline {
+            let mut sets = serde_json::Map::new();
+            for (jti, claims) in pending {
+                sets.insert(
+                    jti,
+                    Value::String(engine::events::encode(&cfg.signing, &claims)?),
+                );
+            }
+            let body = serde_json::json!({"sets": sets, "moreAvailable": more});
+            // RFC 8936 §2.4: the poll response is JSON.
+            let mut resp = scim_json(StatusCode::OK, &body);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(resp);
+        }
+        tokio::time::sleep(LONG_POLL_STEP).await;
+    }
+}
+
 /// `POST /.search` over every resource type.
 pub async fn search_all(
     State(app): State<AppState>,

@@ -64,6 +64,15 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         )
         .route("/Me", any(h::me))
         .route(
+            "/SecurityEvents",
+            only(
+                post(h::security_events),
+                "/SecurityEvents",
+                "POST (an RFC 8936 poll)",
+                "POST",
+            ),
+        )
+        .route(
             "/{endpoint}",
             on_endpoint(
                 get(h::list).post(h::create),

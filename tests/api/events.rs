@@ -1,0 +1,312 @@
+//! SCIM events (RFC 9967): every change raises a Security Event Token (RFC 8417) that a
+//! receiver polls (RFC 8936): claims and signatures, activation events, acknowledgements,
+//! errors, `maxEvents`, long polling, and no event for a change that did not happen.
+
+use crate::common::{TestApp, assert_error};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-events";
+const SIGNED: &str = "id: ev\ntokens: [tok-ev]\nresource_types: { User: {}, Group: {} }\nevents:\n  signing: { alg: HS256, secret: 0123456789abcdef0123456789abcdef-events }\n  issuer: https://scimlab.test/ev\n  audience: [https://receiver.test]\n";
+const FULL: &str =
+    "id: evfull\ntokens: [tok-evfull]\nresource_types: { User: {} }\nevents: { payload: full }\n";
+const QUIET: &str = "id: quiet\ntokens: [tok-quiet]\nresource_types: { User: {} }\n";
+
+const PROV: &str = "urn:ietf:params:scim:event:prov";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+async fn app() -> TestApp {
+    TestApp::spawn(&[
+        ("ev.yaml", SIGNED),
+        ("evfull.yaml", FULL),
+        ("quiet.yaml", QUIET),
+    ])
+    .await
+}
+
+/// A poll that returns at once.
+async fn poll(app: &TestApp, server: &str, body: Value) -> Value {
+    let mut body = body;
+    body["returnImmediately"] = json!(true);
+    let (s, b, h) = app
+        .send(Method::POST, server, "/SecurityEvents", Some(body))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(h["content-type"], "application/json");
+    b
+}
+
+/// The claims of a signed SET, verified.
+fn verified(set: &str) -> Value {
+    let header = decode_header(set).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let mut v = Validation::new(Algorithm::HS256);
+    v.set_audience(&["https://receiver.test"]);
+    v.set_issuer(&["https://scimlab.test/ev"]);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    decode::<Value>(set, &DecodingKey::from_secret(SECRET.as_bytes()), &v)
+        .unwrap()
+        .claims
+}
+
+/// The only pending SET's claims (acknowledged).
+async fn next_event(app: &TestApp) -> Value {
+    let b = poll(app, "ev", json!({})).await;
+    let sets = b["sets"].as_object().unwrap();
+    assert_eq!(sets.len(), 1, "{b}");
+    let (jti, set) = sets.iter().next().unwrap();
+    let claims = verified(set.as_str().unwrap());
+    assert_eq!(claims["jti"], jti.as_str());
+    poll(app, "ev", json!({"ack": [jti], "maxEvents": 0})).await;
+    claims
+}
+
+fn event_names(claims: &Value) -> Vec<String> {
+    let mut v: Vec<String> = claims["events"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_change_raises_a_signed_set_with_the_rfc_9967_claims() {
+    let app = app().await;
+    let (s, u) = app
+        .post(
+            "ev",
+            "/Users",
+            json!({"schemas": [USER], "userName": "ann", "externalId": "e-ann", "active": true}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let id = u["id"].as_str().unwrap().to_string();
+    let c = next_event(&app).await;
+    assert_eq!(
+        c["sub_id"],
+        json!({"format": "scim", "uri": format!("/Users/{id}"), "externalId": "e-ann"})
+    );
+    assert_eq!(event_names(&c), [format!("{PROV}:create:notice")]);
+    assert_eq!(
+        c["events"][format!("{PROV}:create:notice")]["attributes"],
+        json!(["active", "externalId", "id", "userName"])
+    );
+    assert!(c.get("exp").is_none() && c.get("sub").is_none(), "{c}");
+    assert!(c["iat"].is_u64() && c["txn"].is_string(), "{c}");
+    // PATCH active → false: a patch notice naming `active`, and a deactivation.
+    let (s, _) = app
+        .patch(
+            "ev",
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let c = next_event(&app).await;
+    assert_eq!(
+        event_names(&c),
+        [format!("{PROV}:deactivate"), format!("{PROV}:patch:notice")]
+    );
+    assert_eq!(
+        c["events"][format!("{PROV}:patch:notice")]["attributes"],
+        json!(["active"])
+    );
+    // PUT with active → true: a put notice and an activation.
+    let (s, b) = app
+        .put(
+            "ev",
+            &format!("/Users/{id}"),
+            json!({"schemas": [USER], "userName": "ann", "active": true, "title": "Eng"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let c = next_event(&app).await;
+    assert_eq!(
+        event_names(&c),
+        [format!("{PROV}:activate"), format!("{PROV}:put:notice")]
+    );
+    // A PATCH that changes nothing, and a refused create, raise nothing.
+    app.patch(
+        "ev",
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "path": "title", "value": "Eng"}]),
+    )
+    .await;
+    let (s, _) = app
+        .post(
+            "ev",
+            "/Users",
+            json!({"schemas": [USER], "userName": "ANN"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(poll(&app, "ev", json!({})).await["sets"], json!({}));
+    // Group membership changes are patch events naming `members`.
+    let (_, g) = app
+        .post(
+            "ev",
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "g"}),
+        )
+        .await;
+    next_event(&app).await;
+    let gid = g["id"].as_str().unwrap();
+    app.patch(
+        "ev",
+        &format!("/Groups/{gid}"),
+        json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+    )
+    .await;
+    let c = next_event(&app).await;
+    assert_eq!(
+        c["events"][format!("{PROV}:patch:notice")]["attributes"],
+        json!(["members"])
+    );
+    // DELETE.
+    assert_eq!(app.delete("ev", &format!("/Users/{id}")).await, 204);
+    let c = next_event(&app).await;
+    assert_eq!(event_names(&c), [format!("{PROV}:delete")]);
+    // Discovery says what is emitted.
+    let (_, spc) = app.get("ev", "/ServiceProviderConfig").await;
+    assert_eq!(spc["securityEvents"]["asyncRequest"], "none");
+    assert!(
+        spc["securityEvents"]["eventUris"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("{PROV}:create:notice")))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn polls_acknowledge_report_errors_page_and_wait() {
+    let app = app().await;
+    for n in ["a", "b", "c"] {
+        app.user("ev", n).await;
+    }
+    // maxEvents pages; unacknowledged SETs come again.
+    let b = poll(&app, "ev", json!({"maxEvents": 2})).await;
+    assert_eq!(b["sets"].as_object().unwrap().len(), 2);
+    assert_eq!(b["moreAvailable"], true);
+    let again = poll(&app, "ev", json!({"maxEvents": 2})).await;
+    assert_eq!(
+        again["sets"], b["sets"],
+        "unacknowledged SETs are delivered again"
+    );
+    let jtis: Vec<String> = b["sets"].as_object().unwrap().keys().cloned().collect();
+    // One acknowledged, one refused by the receiver (setErrs): neither comes back.
+    let b = poll(
+        &app,
+        "ev",
+        json!({"ack": [jtis[0]], "setErrs": {jtis[1].clone(): {"err": "jwtAud", "description": "wrong audience"}}}),
+    )
+    .await;
+    assert_eq!(b["sets"].as_object().unwrap().len(), 1);
+    assert_eq!(b["moreAvailable"], false);
+    let last: Vec<String> = b["sets"].as_object().unwrap().keys().cloned().collect();
+    poll(&app, "ev", json!({"ack": last, "maxEvents": 0})).await;
+    // The admin API shows each SET's fate.
+    let (s, log) = app
+        .admin(Method::GET, "/admin/servers/ev/events", None)
+        .await;
+    assert_eq!(s, 200, "{log}");
+    let states: Vec<&str> = (log["events"].as_array().unwrap().iter())
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "acknowledged").count(),
+        2,
+        "{log}"
+    );
+    assert!(log.to_string().contains("wrong audience"), "{log}");
+    // Long polling: a poll waits for the next change.
+    let started = std::time::Instant::now();
+    let waiting = {
+        let (base, client) = (app.base("ev"), app.client.clone());
+        tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/SecurityEvents"))
+                .bearer_auth("tok-ev")
+                .header("content-type", "application/json")
+                .body(json!({"maxEvents": 5}).to_string())
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    app.user("ev", "late").await;
+    let b = waiting.await.unwrap();
+    assert_eq!(b["sets"].as_object().unwrap().len(), 1, "{b}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(400),
+        "returned before the change"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(9),
+        "waited for the whole poll: {waited:?}"
+    );
+    // Malformed polls say what is wrong.
+    let (s, b, _) = app
+        .send(
+            Method::POST,
+            "ev",
+            "/SecurityEvents",
+            Some(json!({"ack": "x"})),
+        )
+        .await;
+    assert_error(s, &b, 400, Some("invalidValue"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_events_carry_the_resource_and_servers_without_events_have_none() {
+    let app = app().await;
+    app.user("evfull", "fay").await;
+    let b = poll(&app, "evfull", json!({})).await;
+    let set = b["sets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Unsecured SET (RFC 8417 allows it): header, claims, empty signature.
+    let parts: Vec<&str> = set.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[2], "");
+    use base64::Engine as _;
+    let dec = |p: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(dec(parts[0]), json!({"alg": "none", "typ": "secevent+jwt"}));
+    let claims = dec(parts[1]);
+    let data = &claims["events"][format!("{PROV}:create:full")]["data"];
+    assert_eq!(data["userName"], "fay", "{claims}");
+    assert!(data["meta"]["location"].is_string(), "{claims}");
+    // No events: no poll endpoint, nothing in discovery, nothing recorded.
+    app.user("quiet", "q").await;
+    let (s, b, _) = app
+        .send(
+            Method::POST,
+            "quiet",
+            "/SecurityEvents",
+            Some(json!({"returnImmediately": true})),
+        )
+        .await;
+    assert_error(s, &b, 404, None);
+    let (_, spc) = app.get("quiet", "/ServiceProviderConfig").await;
+    assert!(spc.get("securityEvents").is_none());
+}
