@@ -9,10 +9,13 @@
 //! - [`model`]: `compile()` turns definitions and the profiles they apply into one
 //!   `ServerModel` per virtual server: resource types with their effective attributes,
 //!   attribute resolution, discovery documents, index plan, catalogue, data filters.
-//! - [`store`]: SQLite (WAL) behind a narrow interface; migrations and the per-server index plan.
-//! - [`filter`]: filter parser, printer, SQL compiler and in-memory evaluator.
+//! - [`store`]: the storage API (`Conn`) and its SQLite implementation; every SQL string.
+//! - [`filter`]: filter parser, printer and in-memory evaluator (the store compiles checked
+//!   filters to SQL).
 //! - [`patch`]: PatchOp parsing and application.
-//! - [`engine`]: the one generic resource engine (create/get/replace/patch/delete/list).
+//! - [`engine`]: the one generic resource engine (create/get/replace/patch/delete/list),
+//!   cursors (RFC 9865) and SCIM events (RFC 9967).
+//! - [`delivery`]: push delivery of SCIM events (RFC 8935), retried with backoff.
 //! - [`http`]: axum routes, auth, SCIM error responses.
 //! - [`reload`]: watch definitions, recompile, swap the model atomically; change summaries.
 //! - [`seed`]: deterministic, realistic seed data shaped by handlebars patterns.
@@ -22,7 +25,8 @@
 //! - [`client`]: the HTTP client (reqwest over rustls) of the probe and of `replay`.
 //! - [`probe`]: `scimlab probe`, a conformance run against any live SCIM server.
 //! - [`ui`]: the server-rendered web UI (handlebars pages from `templates/ui/`).
-//! - [`vocab`]: the shared SCIM vocabulary with no dependencies (timestamps).
+//! - [`vocab`]: the shared SCIM vocabulary with no dependencies (paths, quirks, time, event
+//!   URIs, the deterministic RNG).
 //! - [`sync`]: locks that recover from poisoning instead of skipping work.
 //! - [`error`]: `ScimError`, the single client-visible error type.
 //! - [`app`]: wiring for the `serve` command (open the store, compile, serve).
@@ -33,6 +37,7 @@ pub mod bench;
 pub mod client;
 pub mod data;
 pub mod definition;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod filter;

@@ -358,6 +358,64 @@ pub struct EventsDef {
     /// `aud` of the SETs (default: the issuer).
     #[serde(default)]
     pub audience: Vec<String>,
+    /// Receivers each SET is pushed to (RFC 8935), besides being kept for polling.
+    #[serde(default)]
+    pub receivers: Vec<ReceiverDef>,
+    /// How a failed push is retried.
+    #[serde(default)]
+    pub retry: RetryDef,
+}
+
+/// A push receiver (RFC 8935): its URL and the bearer token it wants, if any.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverDef {
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Retries of a push that did not reach its receiver: the wait doubles from `initial_ms` up
+/// to `max_ms`; after `max_attempts` the delivery has failed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDef {
+    #[serde(default = "retry_initial_ms")]
+    pub initial_ms: u64,
+    #[serde(default = "retry_max_ms")]
+    pub max_ms: u64,
+    #[serde(default = "retry_max_attempts")]
+    pub max_attempts: u32,
+}
+
+impl Default for RetryDef {
+    fn default() -> Self {
+        RetryDef {
+            initial_ms: retry_initial_ms(),
+            max_ms: retry_max_ms(),
+            max_attempts: retry_max_attempts(),
+        }
+    }
+}
+
+fn retry_initial_ms() -> u64 {
+    1000
+}
+fn retry_max_ms() -> u64 {
+    60_000
+}
+fn retry_max_attempts() -> u32 {
+    20
+}
+
+impl RetryDef {
+    /// The wait before attempt `attempt + 1`.
+    pub fn backoff_ms(&self, attempt: u32) -> u64 {
+        let doubled = self
+            .initial_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+        doubled.min(self.max_ms)
+    }
 }
 
 /// Whether events carry the resource (RFC 9967 `full`) or the changed attribute names

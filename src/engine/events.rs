@@ -120,8 +120,15 @@ pub fn record(
         "sub_id": sub_id,
         "events": events,
     });
-    tx.record_event(&ctx.server.id, &jti, &super::now(), &claims.to_string())
-        .map_err(super::store_err(ctx))
+    let receivers: Vec<String> = cfg.receivers.iter().map(|r| r.url.clone()).collect();
+    tx.record_event(
+        &ctx.server.id,
+        &jti,
+        &super::now(),
+        &claims.to_string(),
+        &receivers,
+    )
+    .map_err(super::store_err(ctx))
 }
 
 /// Attribute names of a document as events name them: core names, and `urn:…:name` for the

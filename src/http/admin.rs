@@ -457,20 +457,34 @@ async fn list_events(
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
     server(&app, &id)?;
-    let list = blocking(move || {
-        app.store
-            .read(|c| c.event_log(&id, 1000).map_err(ScimError::internal))
+    let (list, pushes) = blocking(move || {
+        app.store.read(|c| {
+            let log = c.event_log(&id, 1000).map_err(ScimError::internal)?;
+            let pushes = c.deliveries(&id).map_err(ScimError::internal)?;
+            Ok((log, pushes))
+        })
     })
     .await?;
+    let mut by_event: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    for p in pushes {
+        by_event.entry(p.jti.clone()).or_default().push(json!({
+            "receiver": p.receiver,
+            "state": p.state,
+            "attempts": p.attempts,
+            "error": p.error,
+        }));
+    }
     let events: Vec<Value> = list
         .into_iter()
         .map(|e| {
+            let deliveries = by_event.remove(&e.jti).unwrap_or_default();
             json!({
                 "jti": e.jti,
                 "created": e.created,
                 "state": e.state,
                 "error": e.error,
                 "claims": serde_json::from_str::<Value>(&e.claims).unwrap_or(Value::Null),
+                "deliveries": deliveries,
             })
         })
         .collect();

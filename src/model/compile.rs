@@ -337,6 +337,24 @@ fn compile_events(
         )),
         (SigningAlg::None, None) => {}
     }
+    for (i, r) in e.receivers.iter().enumerate() {
+        let ok = r
+            .url
+            .parse::<reqwest::Url>()
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            problems.push(file.diagnostic(
+                &["events", "receivers"],
+                format!("receivers[{i}]: {:?} is not an http(s) URL", r.url),
+            ));
+        }
+    }
+    if e.retry.max_attempts == 0 || e.retry.initial_ms == 0 || e.retry.max_ms < e.retry.initial_ms {
+        problems.push(file.diagnostic(
+            &["events", "retry"],
+            "retry needs max_attempts >= 1 and 1 <= initial_ms <= max_ms",
+        ));
+    }
     Some(e)
 }
 

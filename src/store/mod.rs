@@ -375,6 +375,28 @@ pub struct Keyset {
     pub seq: i64,
 }
 
+/// A push of one SET to one receiver, due now.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub server_id: String,
+    pub jti: String,
+    pub claims: String,
+    pub receiver: String,
+    pub attempts: i64,
+}
+
+/// Where the push of one event to one receiver stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PushRecord {
+    pub jti: String,
+    pub receiver: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
 /// One recorded event and where its delivery stands.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EventRecord {
@@ -527,7 +549,24 @@ pub trait Conn {
         jti: &str,
         created: &str,
         claims: &str,
+        receivers: &[String],
     ) -> Result<(), StoreError>;
+
+    /// Push deliveries due at `now_ms` (Unix milliseconds), oldest first.
+    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+
+    /// The outcome of one push attempt: `next_at` set for a retry, else the final state.
+    fn delivery_attempted(
+        &self,
+        id: i64,
+        state: &str,
+        status: Option<u16>,
+        error: Option<&str>,
+        next_at_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Push deliveries of a server's events, oldest first.
+    fn deliveries(&self, server_id: &str) -> Result<Vec<PushRecord>, StoreError>;
 
     /// Up to `max` unacknowledged events, oldest first, as (jti, claims JSON), and whether
     /// more wait.
@@ -1029,6 +1068,10 @@ impl Conn for Connection {
             server_id,
         )?
         .execute([])?;
+        tx.execute(
+            "DELETE FROM event_deliveries WHERE event_seq IN (SELECT seq FROM events WHERE server_id=?1)",
+            params![server_id],
+        )?;
         tx.execute("DELETE FROM events WHERE server_id=?1", params![server_id])?;
         Ok(n)
     }
@@ -1039,12 +1082,72 @@ impl Conn for Connection {
         jti: &str,
         created: &str,
         claims: &str,
+        receivers: &[String],
     ) -> Result<(), StoreError> {
         self.prepare_cached(
             "INSERT INTO events (server_id, jti, created, claims) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![server_id, jti, created, claims])?;
+        let seq = self.last_insert_rowid();
+        let mut st = self.prepare_cached(
+            "INSERT INTO event_deliveries (event_seq, receiver, next_at) VALUES (?1, ?2, 0)",
+        )?;
+        for r in receivers {
+            st.execute(params![seq, r])?;
+        }
         Ok(())
+    }
+
+    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let mut st = self.prepare_cached(
+            "SELECT d.id, e.server_id, e.jti, e.claims, d.receiver, d.attempts FROM event_deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.state='pending' AND d.next_at <= ?1 ORDER BY d.next_at, d.id LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![now_ms, limit as i64], |r| {
+                Ok(Delivery {
+                    id: r.get(0)?,
+                    server_id: r.get(1)?,
+                    jti: r.get(2)?,
+                    claims: r.get(3)?,
+                    receiver: r.get(4)?,
+                    attempts: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn delivery_attempted(
+        &self,
+        id: i64,
+        state: &str,
+        status: Option<u16>,
+        error: Option<&str>,
+        next_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE event_deliveries SET state=?2, attempts=attempts+1, last_status=?3, last_error=?4, next_at=?5 WHERE id=?1",
+        )?
+        .execute(params![id, state, status, error, next_at_ms])?;
+        Ok(())
+    }
+
+    fn deliveries(&self, server_id: &str) -> Result<Vec<PushRecord>, StoreError> {
+        let mut st = self.prepare_cached(
+            "SELECT e.jti, d.receiver, d.state, d.attempts, d.last_error FROM event_deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.server_id=?1 ORDER BY d.id",
+        )?;
+        let rows = st
+            .query_map(params![server_id], |r| {
+                Ok(PushRecord {
+                    jti: r.get(0)?,
+                    receiver: r.get(1)?,
+                    state: r.get(2)?,
+                    attempts: r.get(3)?,
+                    error: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn pending_events(

@@ -310,3 +310,140 @@ async fn full_events_carry_the_resource_and_servers_without_events_have_none() {
     let (_, spc) = app.get("quiet", "/ServiceProviderConfig").await;
     assert!(spc.get("securityEvents").is_none());
 }
+
+/// A receiver (RFC 8935) that verifies each pushed SET and remembers its jti; `refuse`
+/// answers 400 as a receiver that rejects SETs.
+async fn receiver(
+    listener: tokio::net::TcpListener,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use axum::http::{HeaderMap, StatusCode};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let app = axum::Router::new()
+        .route(
+            "/events",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let seen = seen.clone();
+                async move {
+                    assert_eq!(headers["content-type"], "application/secevent+jwt");
+                    assert_eq!(headers["authorization"], "Bearer receiver-token");
+                    let claims = verified(&body);
+                    seen.lock()
+                        .unwrap()
+                        .push(claims["jti"].as_str().unwrap().to_string());
+                    StatusCode::ACCEPTED
+                }
+            }),
+        )
+        .route(
+            "/refuse",
+            axum::routing::post(|| async {
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"err": "invalid_issuer", "description": "not ours"})),
+                )
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_that_hangs_slows_no_request_and_gets_every_event_once_back() {
+    // The receiver's address answers nothing at first: connections are accepted and held.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hole.local_addr().unwrap();
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = hole.accept().await {
+            held.push(c);
+        }
+    });
+    let def = format!(
+        "{SIGNED}  receivers:\n    - {{ url: 'http://{addr}/events', token: receiver-token }}\n    - {{ url: 'http://{addr}/refuse' }}\n  retry: {{ initial_ms: 100, max_ms: 500, max_attempts: 1000 }}\n"
+    );
+    let app = TestApp::spawn(&[("ev.yaml", &def)]).await;
+    // 1,000 writes while the receiver hangs: none fails, none waits for it.
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (base, client) = (app.base("ev"), app.client.clone());
+        writers.push(tokio::spawn(async move {
+            let mut slowest = std::time::Duration::ZERO;
+            for i in 0..125 {
+                let started = std::time::Instant::now();
+                let r = client
+                    .post(format!("{base}/Users"))
+                    .bearer_auth("tok-ev")
+                    .header("content-type", "application/scim+json")
+                    .body(json!({"schemas": [USER], "userName": format!("w{w}-{i}")}).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                slowest = slowest.max(started.elapsed());
+            }
+            slowest
+        }));
+    }
+    for w in writers {
+        let slowest = w.await.unwrap();
+        // A push that hangs for its 10 s timeout would show here.
+        assert!(
+            slowest < std::time::Duration::from_secs(5),
+            "a write waited {slowest:?}"
+        );
+    }
+    // The receiver comes back on its address.
+    holding.abort();
+    let _ = holding.await;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    };
+    let got = receiver(listener).await;
+    let mut log = Value::Null;
+    for _ in 0..600 {
+        let (_, l) = app
+            .admin(Method::GET, "/admin/servers/ev/events", None)
+            .await;
+        log = l;
+        let pushes: Vec<&Value> = (log["events"].as_array().unwrap().iter())
+            .flat_map(|e| e["deliveries"].as_array().unwrap())
+            .collect();
+        let settled = pushes.iter().filter(|p| p["state"] != "pending").count();
+        if pushes.len() == 2000 && settled == 2000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let events = log["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1000);
+    let mut delivered = got.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1000, "every event delivered, once");
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered.len(), 1000, "no event delivered twice");
+    for e in events {
+        let d = e["deliveries"].as_array().unwrap();
+        let good = d
+            .iter()
+            .find(|p| p["receiver"].as_str().unwrap().ends_with("/events"))
+            .unwrap();
+        assert_eq!(good["state"], "delivered", "{e}");
+        // The refusing receiver's 400 is final (RFC 8935 §2.4): one attempt after it is back.
+        let refusing = d
+            .iter()
+            .find(|p| p["receiver"].as_str().unwrap().ends_with("/refuse"))
+            .unwrap();
+        assert_eq!(refusing["state"], "failed", "{e}");
+        assert!(
+            refusing["error"]
+                .as_str()
+                .unwrap()
+                .contains("invalid_issuer"),
+            "{e}"
+        );
+    }
+}
