@@ -457,9 +457,17 @@ async fn list_events(
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
     server(&app, &id)?;
+    let events = events(&app, &id, 1000).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "events": events })))
+}
+
+/// The latest `limit` events of server `id`, newest first, each with its pushes (the admin
+/// API and the UI show the same).
+pub async fn events(app: &AppState, id: &str, limit: usize) -> ScimResult<Vec<Value>> {
+    let (store, id) = (app.store.clone(), id.to_string());
     let (list, pushes) = blocking(move || {
-        app.store.read(|c| {
-            let log = c.event_log(&id, 1000).map_err(ScimError::internal)?;
+        store.read(|c| {
+            let log = c.event_log(&id, limit).map_err(ScimError::internal)?;
             let pushes = c.deliveries(&id).map_err(ScimError::internal)?;
             Ok((log, pushes))
         })
@@ -474,7 +482,7 @@ async fn list_events(
             "error": p.error,
         }));
     }
-    let events: Vec<Value> = list
+    Ok(list
         .into_iter()
         .map(|e| {
             let deliveries = by_event.remove(&e.jti).unwrap_or_default();
@@ -487,8 +495,7 @@ async fn list_events(
                 "deliveries": deliveries,
             })
         })
-        .collect();
-    Ok(json_response(StatusCode::OK, &json!({ "events": events })))
+        .collect())
 }
 
 async fn list_snapshots(

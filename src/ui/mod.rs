@@ -194,6 +194,17 @@ async fn server_page(
         .chain(app.harness.faults.admin_rules(&s.id).iter())
         .map(|f| serde_json::to_string(f).unwrap_or_default())
         .collect();
+    let events = if s.events.is_some() {
+        admin::events(&app, &id, 50)
+            .await
+            .map_err(|e| error_page(StatusCode::INTERNAL_SERVER_ERROR, e.detail()))?
+            .iter()
+            .map(event_row)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let has_events = s.events.is_some();
     let app2 = app.clone();
     let described = tokio::task::spawn_blocking(move || admin::describe(&app2, &s))
         .await
@@ -217,8 +228,43 @@ async fn server_page(
             "faults_text": faults.join(" · "),
             "requests": entries.iter().map(entry_row).collect::<Vec<_>>(),
             "after": entries.first().map_or(0, |e| e.seq),
+            "has_events": has_events,
+            "events": events,
         }),
     ))
+}
+
+/// One event for the server page: when, which events (short names), about what, and how its
+/// delivery stands (polled: pending, acknowledged or failed; each push's state).
+fn event_row(e: &Value) -> Value {
+    let kinds: Vec<String> = (e["claims"]["events"].as_object().into_iter().flatten())
+        .map(|(uri, _)| {
+            uri.trim_start_matches("urn:ietf:params:scim:event:")
+                .to_string()
+        })
+        .collect();
+    let pushes: Vec<String> = (e["deliveries"].as_array().into_iter().flatten())
+        .map(|d| {
+            let mut s = format!(
+                "{} {} ({} attempts)",
+                d["receiver"].as_str().unwrap_or(""),
+                d["state"].as_str().unwrap_or(""),
+                d["attempts"]
+            );
+            if let Some(err) = d["error"].as_str() {
+                s.push_str(&format!(": {err}"));
+            }
+            s
+        })
+        .collect();
+    json!({
+        "created": e["created"],
+        "kinds": kinds.join(", "),
+        "subject": e["claims"]["sub_id"]["uri"],
+        "state": e["state"],
+        "error": e["error"],
+        "pushes": pushes.join("; "),
+    })
 }
 
 /// A body for display: pretty JSON with writeOnly values hidden when it is JSON, else as

@@ -252,6 +252,22 @@ async fn polls_acknowledge_report_errors_page_and_wait() {
         waited < std::time::Duration::from_secs(9),
         "waited for the whole poll: {waited:?}"
     );
+    // The web UI's server page lists the events and their fate.
+    let html = app
+        .client
+        .get(app.url("/ui/servers/ev"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Events (RFC 9967)"), "{html}");
+    assert!(
+        html.contains("prov:create:notice") && html.contains("acknowledged"),
+        "{html}"
+    );
+    assert!(html.contains("failed: jwtAud: wrong audience"), "{html}");
     // Malformed polls say what is wrong.
     let (s, b, _) = app
         .send(
