@@ -137,6 +137,9 @@ fn mix(n: usize) -> usize {
 
 const USERS: &str = "/scim-identifier/bench/scim/v2/Users";
 
+/// The same server with SCIM events (notice payloads, HS256): the cost of events on writes.
+const EVENTS_DEFINITION: &str = "id: bench-ev\ntokens: [bench-ev-token]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\nevents:\n  signing: { alg: HS256, secret: bench-secret-bench-secret-bench-secret }\n";
+
 /// A bench user `i` (20 departments).
 fn user(i: usize) -> String {
     format!(
@@ -161,6 +164,7 @@ impl Rig {
         let servers = dir.path().join("servers.d");
         std::fs::create_dir(&servers)?;
         std::fs::write(servers.join("bench.yaml"), DEFINITION)?;
+        std::fs::write(servers.join("bench-events.yaml"), EVENTS_DEFINITION)?;
         let model = crate::app::compile(&Sources::new(&servers, dir.path().join("profiles")))?;
         let db = (opts.db.clone()).unwrap_or_else(|| dir.path().join("bench.db"));
         let state = AppState::new(Arc::new(Store::open(&db)?), model)?;
@@ -250,6 +254,19 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         Arc::new(move |i| request("POST", USERS, &user(i))),
     )
     .await?;
+    // The same creates on a server that records a SCIM event for each.
+    let creates_with_events = load(
+        "create, events on",
+        rig.addr,
+        rig.connections,
+        Some(opts.users),
+        rig.duration,
+        Arc::new(move |i| {
+            let path = "/scim-identifier/bench-ev/scim/v2/Users";
+            crate::harness::client::request("POST", path, "bench-ev-token", &user(i))
+        }),
+    )
+    .await?;
     let mut conn = Conn::open(rig.addr).await?;
     let ids = Arc::new(rig.user_ids(&mut conn, opts.users).await?);
     let first = ids.first().context("no user was created")?;
@@ -273,7 +290,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let core_rss = peak_rss_mb();
     results.push(group_workload(&rig, &mut conn, &ids).await?);
     results.push(bulk_workload(&rig).await?);
-    report(&creates, &results, sample.len(), ids.len(), core_rss);
+    report(
+        &[creates, creates_with_events],
+        &results,
+        sample.len(),
+        ids.len(),
+        core_rss,
+    );
     Ok(())
 }
 
@@ -407,13 +430,13 @@ async fn bulk_workload(rig: &Rig) -> anyhow::Result<Stats> {
 }
 
 /// The table: each workload's rate as a share of the bare handler's (the first result).
-fn report(creates: &Stats, results: &[Stats], body_size: usize, users: usize, core_rss: f64) {
+fn report(creates: &[Stats], results: &[Stats], body_size: usize, users: usize, core_rss: f64) {
     let bare_rate = results[0].rate();
     println!(
         "\n{:<32} {:>10} {:>9} {:>9} {:>8} {:>9}",
         "workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs bare"
     );
-    for s in std::iter::once(creates).chain(results.iter()) {
+    for s in creates.iter().chain(results.iter()) {
         println!(
             "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>8.1}%",
             s.name,
