@@ -80,13 +80,15 @@ enum Outcome {
 
 async fn push(http: &reqwest::Client, model: &ModelHandle, d: &Delivery) -> Outcome {
     let model = model.load_full();
-    let Some(cfg) = model.server(&d.server_id).and_then(|s| s.events.clone()) else {
+    let server = model.server(&d.server_id);
+    let Some(cfg) = server.and_then(|s| s.events.clone()) else {
         return Outcome::Refused(None, "the server no longer emits events".into());
     };
+    let key = server.and_then(|s| s.event_key.as_ref());
     let Some(receiver) = cfg.receivers.iter().find(|r| r.url == d.receiver) else {
         return Outcome::Refused(None, "the receiver is no longer configured".into());
     };
-    let set = match crate::engine::events::encode(&cfg.signing, &d.claims) {
+    let set = match crate::engine::events::encode(&cfg.signing, key, &d.claims) {
         Ok(s) => s,
         Err(e) => return Outcome::Refused(None, e.detail().to_string()),
     };

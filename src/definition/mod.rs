@@ -432,12 +432,18 @@ pub enum EventPayload {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SigningDef {
-    /// `none` or `HS256`.
+    /// `none`, `HS256` or `RS256`.
     #[serde(default)]
     pub alg: SigningAlg,
     /// The HS256 key (at least 32 bytes).
     #[serde(default)]
     pub secret: Option<String>,
+    /// The RS256 private key: a PEM file (PKCS#8 or PKCS#1), relative to the definition.
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+    /// The `kid` of the RS256 key (default: derived from the public key).
+    #[serde(default)]
+    pub kid: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -446,6 +452,7 @@ pub enum SigningAlg {
     #[serde(rename = "none")]
     None,
     HS256,
+    RS256,
 }
 
 /// Paging limits.

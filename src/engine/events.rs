@@ -177,7 +177,11 @@ fn changed_names(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<Stri
 
 /// The SET as sent: a JWT with `typ` `secevent+jwt` (RFC 8417 §2.3), unsecured or signed
 /// as the server's definition says.
-pub fn encode(signing: &crate::definition::SigningDef, claims: &str) -> ScimResult<String> {
+pub fn encode(
+    signing: &crate::definition::SigningDef,
+    key: Option<&crate::model::EventKey>,
+    claims: &str,
+) -> ScimResult<String> {
     match signing.alg {
         SigningAlg::None => {
             let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"secevent+jwt"}"#);
@@ -190,6 +194,16 @@ pub fn encode(signing: &crate::definition::SigningDef, claims: &str) -> ScimResu
             let secret = signing.secret.as_deref().unwrap_or_default();
             let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
             jsonwebtoken::encode(&header, &claims, &key).map_err(ScimError::internal)
+        }
+        SigningAlg::RS256 => {
+            let claims: Value = serde_json::from_str(claims).map_err(ScimError::internal)?;
+            let key = key.ok_or_else(|| ScimError::internal("RS256 without a compiled key"))?;
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+            header.typ = Some("secevent+jwt".into());
+            header.kid = Some(key.kid.clone());
+            let pem = jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes())
+                .map_err(ScimError::internal)?;
+            jsonwebtoken::encode(&header, &claims, &pem).map_err(ScimError::internal)
         }
     }
 }

@@ -190,6 +190,7 @@ fn compile_server(
         limits,
         faults: def.faults.clone(),
         events: compile_events(file, problems),
+        event_key: compile_event_key(file, problems),
         ephemeral: false,
     };
     server.discovery = discovery::build(&server);
@@ -331,11 +332,17 @@ fn compile_events(
             &["events", "signing"],
             "HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2)",
         )),
-        (SigningAlg::None, Some(_)) => problems.push(file.diagnostic(
+        (SigningAlg::None | SigningAlg::RS256, Some(_)) => problems.push(file.diagnostic(
             &["events", "signing", "secret"],
             "a secret is used only with alg: HS256",
         )),
-        (SigningAlg::None, None) => {}
+        (SigningAlg::None | SigningAlg::RS256, None) => {}
+    }
+    if (e.signing.alg == SigningAlg::RS256) != e.signing.key_file.is_some() {
+        problems.push(file.diagnostic(
+            &["events", "signing"],
+            "RS256 needs key_file (a PEM private key), and key_file is used only with RS256",
+        ));
     }
     for (i, r) in e.receivers.iter().enumerate() {
         let ok = r
@@ -356,6 +363,54 @@ fn compile_events(
         ));
     }
     Some(e)
+}
+
+/// The RS256 key of `events.signing.key_file` (relative to the definition), with its JWK.
+fn compile_event_key(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Option<super::EventKey> {
+    use base64::Engine as _;
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let signing = &file.def.events.as_ref()?.signing;
+    let path = signing.key_file.as_ref()?;
+    let path = match file.path.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.clone(),
+    };
+    let at = ["events", "signing", "key_file"];
+    let pem = match std::fs::read_to_string(&path) {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(file.diagnostic(&at, format!("reading {}: {e}", path.display())));
+            return None;
+        }
+    };
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(&pem));
+    let key = match key {
+        Ok(k) => k,
+        Err(_) => {
+            problems.push(file.diagnostic(
+                &at,
+                format!(
+                    "{} is not a PEM RSA private key (PKCS#8 or PKCS#1)",
+                    path.display()
+                ),
+            ));
+            return None;
+        }
+    };
+    let b64 = |b: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let (n, e) = (b64(key.n().to_bytes_be()), b64(key.e().to_bytes_be()));
+    let kid = signing.kid.clone().unwrap_or_else(|| {
+        use sha2::Digest;
+        b64(sha2::Sha256::digest(format!("{n}.{e}"))[..12].to_vec())
+    });
+    Some(super::EventKey {
+        private_pem: pem,
+        jwk: serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}),
+        kid,
+    })
 }
 
 /// `compat`: personas and quirks → the quirks the server accepts.

@@ -88,6 +88,8 @@ pub struct ServerModel {
     pub faults: Vec<crate::definition::FaultDef>,
     /// SCIM events (RFC 9967), when the definition asks for them.
     pub events: Option<crate::definition::EventsDef>,
+    /// The RS256 key that signs them, when `events.signing.alg` is RS256.
+    pub event_key: Option<EventKey>,
     /// Created through the admin API, not from a file; gone on restart.
     pub ephemeral: bool,
 }
@@ -236,4 +238,13 @@ pub struct Pagination {
     pub default_page_size: usize,
     pub max_page_size: usize,
     pub cursor_timeout_secs: u64,
+}
+
+/// An RS256 key for SETs: the private key (PEM) and the public JWK receivers verify with.
+#[derive(Debug, Clone)]
+pub struct EventKey {
+    pub private_pem: String,
+    pub kid: String,
+    /// The public key as a JWK (RFC 7517).
+    pub jwk: serde_json::Value,
 }

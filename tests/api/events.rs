@@ -463,3 +463,67 @@ async fn a_receiver_that_hangs_slows_no_request_and_gets_every_event_once_back()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rs256_sets_verify_with_the_published_jwk() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api/fixtures/set-signing-key.pem"
+    );
+    let def = format!(
+        "id: rs\ntokens: [tok-rs]\nresource_types: {{ User: {{}} }}\nevents:\n  signing: {{ alg: RS256, key_file: '{key}' }}\n  audience: [https://receiver.test]\n"
+    );
+    let app = TestApp::spawn(&[("rs.yaml", &def), ("quiet.yaml", QUIET)]).await;
+    app.user("rs", "rita").await;
+    let (s, jwks, h) = app
+        .send(Method::GET, "rs", "/SecurityEvents/jwks", None)
+        .await;
+    assert_eq!(s, 200, "{jwks}");
+    assert_eq!(h["content-type"], "application/jwk-set+json");
+    let jwk = &jwks["keys"][0];
+    assert!(
+        jwk.get("d").is_none(),
+        "only the public key is published: {jwk}"
+    );
+    let b = poll(&app, "rs", json!({})).await;
+    let set = b["sets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap();
+    let header = decode_header(set).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    assert_eq!(header.kid.as_deref(), jwk["kid"].as_str());
+    let public =
+        DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap())
+            .unwrap();
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_audience(&["https://receiver.test"]);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    let claims = decode::<Value>(set, &public, &v).unwrap().claims;
+    assert!(
+        claims["events"][format!("{PROV}:create:notice")].is_object(),
+        "{claims}"
+    );
+    // A server that does not sign with RS256 has no key to publish.
+    let (s, b, _) = app
+        .send(Method::GET, "quiet", "/SecurityEvents/jwks", None)
+        .await;
+    assert_error(s, &b, 404, None);
+    // RS256 without a key, or with a file that is not one, is a located definition error.
+    for signing in [
+        "{ alg: RS256 }",
+        "{ alg: RS256, key_file: /nonexistent.pem }",
+    ] {
+        let text = format!(
+            "id: bad\ntokens: [t]\nresource_types: {{ User: {{}} }}\nevents:\n  signing: {signing}\n"
+        );
+        let file = scimlab::definition::load_str(std::path::Path::new("bad.yaml"), &text).unwrap();
+        let problems = scimlab::model::compile(&[file], &[]).unwrap_err();
+        assert!(problems.iter().any(|p| p.line == 5), "{problems:?}");
+    }
+}

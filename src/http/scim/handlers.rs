@@ -145,10 +145,9 @@ pub async fn security_events(
         if !pending.is_empty() || tokio::time::Instant::now() >= deadline {
             let mut sets = serde_json::Map::new();
             for (jti, claims) in pending {
-                sets.insert(
-                    jti,
-                    Value::String(engine::events::encode(&cfg.signing, &claims)?),
-                );
+                let key = scope.server.event_key.as_ref();
+                let set = engine::events::encode(&cfg.signing, key, &claims)?;
+                sets.insert(jti, Value::String(set));
             }
             let body = serde_json::json!({"sets": sets, "moreAvailable": more});
             // RFC 8936 §2.4: the poll response is JSON.
@@ -161,6 +160,22 @@ pub async fn security_events(
         }
         tokio::time::sleep(LONG_POLL_STEP).await;
     }
+}
+
+/// `GET /SecurityEvents/jwks`: the public key that verifies this server's RS256 SETs, as a
+/// JWK Set (RFC 7517 §5).
+pub async fn security_events_jwks(scope: Scope) -> ScimResult<Response> {
+    let key = scope.server.event_key.as_ref().ok_or_else(|| {
+        ScimError::not_found(
+            "this server does not sign its SETs with RS256: there is no public key to publish",
+        )
+    })?;
+    let mut resp = scim_json(StatusCode::OK, &serde_json::json!({"keys": [key.jwk]}));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    Ok(resp)
 }
 
 /// `POST /.search` over every resource type.

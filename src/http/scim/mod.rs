@@ -73,6 +73,15 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
+            "/SecurityEvents/jwks",
+            only(
+                get(h::security_events_jwks),
+                "/SecurityEvents/jwks",
+                "GET",
+                "GET, HEAD",
+            ),
+        )
+        .route(
             "/{endpoint}",
             on_endpoint(
                 get(h::list).post(h::create),
