@@ -288,7 +288,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     results.extend(read_workloads(&rig, &ids).await?);
     results.push(patch_workload(&rig, &ids).await?);
     let core_rss = peak_rss_mb();
-    results.push(group_workload(&rig, &mut conn, &ids).await?);
+    results.push(group_workload(&rig, &ids).await?);
     results.push(bulk_workload(&rig).await?);
     report(
         &[creates, creates_with_events],
@@ -366,7 +366,10 @@ async fn patch_workload(rig: &Rig, ids: &Arc<Vec<String>>) -> anyhow::Result<Sta
 
 /// A group holding every user; one member added or removed per request (one connection, so
 /// adds and removes alternate in order).
-async fn group_workload(rig: &Rig, conn: &mut Conn, ids: &[String]) -> anyhow::Result<Stats> {
+async fn group_workload(rig: &Rig, ids: &[String]) -> anyhow::Result<Stats> {
+    // A connection of its own: one idle through the read workloads is closed by the
+    // server's keep-alive timeout.
+    let mut conn = Conn::open(rig.addr).await?;
     let members: Vec<serde_json::Value> = ids
         .iter()
         .map(|i| serde_json::json!({"value": i}))
