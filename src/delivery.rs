@@ -7,6 +7,7 @@
 
 use crate::model::ModelHandle;
 use crate::store::{Delivery, Store};
+use crate::vocab::time::unix_millis;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub fn start(store: Arc<Store>, model: Arc<ModelHandle>) -> tokio::task::JoinHan
             let due = {
                 let store = store.clone();
                 tokio::task::spawn_blocking(move || {
-                    store.read(|c| c.due_deliveries(now_ms(), BATCH))
+                    store.read(|c| c.due_deliveries(unix_millis(), BATCH))
                 })
                 .await
             };
@@ -60,13 +61,6 @@ pub fn start(store: Arc<Store>, model: Arc<ModelHandle>) -> tokio::task::JoinHan
             while pushes.join_next().await.is_some() {}
         }
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// What became of one push.
@@ -137,7 +131,7 @@ async fn record(store: &Arc<Store>, d: &Delivery, outcome: Outcome) {
             "pending",
             s,
             Some(e),
-            now_ms() + retry.backoff_ms(attempt) as i64,
+            unix_millis() + retry.backoff_ms(attempt) as i64,
         ),
     };
     let (store, id) = (store.clone(), d.id);

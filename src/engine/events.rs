@@ -106,10 +106,7 @@ pub fn record(
     if let Some(e) = external {
         sub_id["externalId"] = e.clone();
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::vocab::time::unix_secs();
     let claims = json!({
         "jti": jti,
         "iss": issuer,

@@ -569,10 +569,7 @@ fn page_by_cursor(
         q.sort_order.as_deref().unwrap_or(""),
         &proj.identity(),
     ]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::vocab::time::unix_secs();
     let secret = ctx.store.cursor_key();
     let timeout = ctx.server.pagination.cursor_timeout_secs;
     let after = match cursor {

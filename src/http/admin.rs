@@ -468,7 +468,7 @@ pub async fn events(app: &AppState, id: &str, limit: usize) -> ScimResult<Vec<Va
     let (list, pushes) = blocking(move || {
         store.read(|c| {
             let log = c.event_log(&id, limit).map_err(ScimError::internal)?;
-            let pushes = c.deliveries(&id).map_err(ScimError::internal)?;
+            let pushes = c.deliveries(&id, limit).map_err(ScimError::internal)?;
             Ok((log, pushes))
         })
     })

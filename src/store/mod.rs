@@ -565,8 +565,9 @@ pub trait Conn {
         next_at_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// Push deliveries of a server's events, oldest first.
-    fn deliveries(&self, server_id: &str) -> Result<Vec<PushRecord>, StoreError>;
+    /// Push deliveries of a server's latest `limit` events (those `event_log` lists), oldest
+    /// first.
+    fn deliveries(&self, server_id: &str, limit: usize) -> Result<Vec<PushRecord>, StoreError>;
 
     /// Up to `max` unacknowledged events, oldest first, as (jti, claims JSON), and whether
     /// more wait.
@@ -1132,12 +1133,12 @@ impl Conn for Connection {
         Ok(())
     }
 
-    fn deliveries(&self, server_id: &str) -> Result<Vec<PushRecord>, StoreError> {
+    fn deliveries(&self, server_id: &str, limit: usize) -> Result<Vec<PushRecord>, StoreError> {
         let mut st = self.prepare_cached(
-            "SELECT e.jti, d.receiver, d.state, d.attempts, d.last_error FROM event_deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.server_id=?1 ORDER BY d.id",
+            "SELECT e.jti, d.receiver, d.state, d.attempts, d.last_error FROM event_deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.event_seq IN (SELECT seq FROM events WHERE server_id=?1 ORDER BY seq DESC LIMIT ?2) ORDER BY d.id",
         )?;
         let rows = st
-            .query_map(params![server_id], |r| {
+            .query_map(params![server_id, limit as i64], |r| {
                 Ok(PushRecord {
                     jti: r.get(0)?,
                     receiver: r.get(1)?,

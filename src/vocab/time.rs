@@ -8,6 +8,16 @@ pub fn now() -> String {
     chrono::Utc::now().format(FORMAT).to_string()
 }
 
+/// Now, in seconds since the Unix epoch (JWT `iat`, cursor issue times).
+pub fn unix_secs() -> u64 {
+    chrono::Utc::now().timestamp().max(0) as u64
+}
+
+/// Now, in milliseconds since the Unix epoch (push retry times).
+pub fn unix_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// Normalises an RFC 3339 dateTime to the stored form; None if it is not one.
 pub fn normalize_datetime(s: &str) -> Option<String> {
     let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;

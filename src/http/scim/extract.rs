@@ -141,18 +141,18 @@ pub struct BulkJson(pub Value);
 impl<S: Send + Sync> FromRequest<S> for ScimJson {
     type Rejection = ScimError;
 
-    async fn from_request(req: Request, state: &S) -> ScimResult<ScimJson> {
+    async fn from_request(req: Request, _: &S) -> ScimResult<ScimJson> {
         let limit = scope_of(&req)?.server.max_payload_bytes;
-        read_json(req, state, limit).await.map(ScimJson)
+        read_json(req, limit).await.map(ScimJson)
     }
 }
 
 impl<S: Send + Sync> FromRequest<S> for BulkJson {
     type Rejection = ScimError;
 
-    async fn from_request(req: Request, state: &S) -> ScimResult<BulkJson> {
+    async fn from_request(req: Request, _: &S) -> ScimResult<BulkJson> {
         let limit = scope_of(&req)?.server.bulk_max_payload_bytes;
-        read_json(req, state, limit).await.map(BulkJson)
+        read_json(req, limit).await.map(BulkJson)
     }
 }
 
@@ -162,7 +162,7 @@ fn scope_of(req: &Request) -> ScimResult<&Scope> {
         .ok_or_else(|| ScimError::internal("SCIM route without the exchange middleware"))
 }
 
-async fn read_json<S: Send + Sync>(req: Request, _: &S, limit: usize) -> ScimResult<Value> {
+async fn read_json(req: Request, limit: usize) -> ScimResult<Value> {
     if let Some(ct) = req
         .headers()
         .get(header::CONTENT_TYPE)
