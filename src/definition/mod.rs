@@ -251,6 +251,10 @@ pub struct AttributeSpec {
     /// Allowed values; enforced when `validation.strict` is true.
     #[serde(default)]
     pub canonical_values: Vec<String>,
+    /// A regular expression (Rust `regex` syntax) the value must match, enforced when
+    /// `validation.strict` is true; anchor it (`^…$`) to constrain the whole value. Strings,
+    /// references and integers (their decimal text) only.
+    pub pattern: Option<String>,
     /// For `reference` attributes: `external`, `uri`, or resource type names.
     #[serde(default)]
     pub reference_types: Vec<String>,

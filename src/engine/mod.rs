@@ -5,6 +5,7 @@
 pub mod bulk;
 mod cursor;
 pub mod events;
+mod issued;
 mod members;
 mod references;
 mod render;
@@ -160,6 +161,7 @@ fn sync_members(
 pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Output> {
     let mut n = normalize(ctx.server, ctx.rt, input, Mode::Create)?;
     validate::check_create(ctx.rt, &n.doc)?;
+    issued::assign(ctx.rt, &mut n.doc);
     let ts = now();
     let mut row = Row {
         id: uuid::Uuid::new_v4().to_string(),

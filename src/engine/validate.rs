@@ -132,7 +132,7 @@ pub fn normalize(
     } else {
         None
     };
-    check_required(rt, &doc, members.as_ref(), &rules)?;
+    check_required(rt, &doc, members.as_ref(), &rules, mode)?;
     Ok(Normalized { doc, members })
 }
 
@@ -447,6 +447,21 @@ fn normalize_simple(
             )));
         }
     }
+    if rules.strict
+        && let Some(pattern) = &attr.pattern
+    {
+        let text = match &v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if !pattern.matches(&text) {
+            return Err(ScimError::invalid_value(format!(
+                "{path} must match {}, not {text:?} ({})",
+                pattern.as_str(),
+                attr.description
+            )));
+        }
+    }
     Ok(v)
 }
 
@@ -482,7 +497,15 @@ fn check_required(
     doc: &Map<String, Value>,
     members: Option<&Vec<Member>>,
     rules: &Rules,
+    mode: Mode,
 ) -> ScimResult<()> {
+    // A client never reads a writeOnly value back, so a PUT need not repeat it: the stored
+    // one is carried over (`carry_over`). Only a create must send it.
+    let needed = |a: &&AttributeDef| {
+        a.required
+            && a.mutability != Mutability::ReadOnly
+            && (mode == Mode::Create || a.mutability != Mutability::WriteOnly)
+    };
     let missing =
         |name: &str| ScimError::invalid_value(format!("required attribute {name:?} is missing"));
     // A strict server wants a value, not a blank string, where one is required.
@@ -496,12 +519,7 @@ fn check_required(
         }
         Ok(())
     };
-    for attr in rt
-        .schema
-        .attributes
-        .iter()
-        .filter(|a| a.required && a.mutability != Mutability::ReadOnly)
-    {
+    for attr in rt.schema.attributes.iter().filter(needed) {
         let present = doc.contains_key(&attr.name)
             || (attr.name == "members" && members.is_some_and(|m| !m.is_empty()));
         if !present {
@@ -519,12 +537,7 @@ fn check_required(
             }
             None => {}
             Some(fields) => {
-                for attr in ext
-                    .schema
-                    .attributes
-                    .iter()
-                    .filter(|a| a.required && a.mutability != Mutability::ReadOnly)
-                {
+                for attr in ext.schema.attributes.iter().filter(needed) {
                     let name = format!("{}:{}", ext.schema.id, attr.name);
                     if fields.get(&attr.name).is_none() {
                         return Err(missing(&name));

@@ -33,6 +33,15 @@ resource_types:
   Group: {}
   Agent: {}
   AgenticApplication: {}
+  Device:
+    extensions:
+      - urn:ietf:params:scim:schemas:extension:ble:2.0:Device
+      - urn:ietf:params:scim:schemas:extension:dpp:2.0:Device
+      - urn:ietf:params:scim:schemas:extension:ethernet-mab:2.0:Device
+      - urn:ietf:params:scim:schemas:extension:fido-device-onboard:2.0:Device
+      - urn:ietf:params:scim:schemas:extension:zigbee:2.0:Device
+      - urn:ietf:params:scim:schemas:extension:endpointAppsExt:2.0:Device
+  EndpointApp: {}
 validation: { strict: true }
 "#;
 
@@ -194,7 +203,7 @@ fn type_name(t: AttrType) -> &'static str {
 
 impl Linter {
     /// The RFC catalogue: User (with the enterprise extension), Group, Agent,
-    /// AgenticApplication; strict.
+    /// AgenticApplication, Device (RFC 9944, every extension), EndpointApp; strict.
     pub fn rfc() -> Linter {
         let file = crate::definition::load_str(std::path::Path::new("(built-in)"), RFC_DEFINITION)
             .unwrap_or_else(|d| panic!("the built-in lint definition parses: {d}"));

@@ -534,7 +534,37 @@ fn compile_resource_types(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> 
             });
         }
     }
+    admit_member_types(&mut out);
     out
+}
+
+/// A group's members may be any resource type that has `groups` (RFC 9944 §4: device groups
+/// are SCIM Groups), so `members.type` and `members.$ref` name those types besides the
+/// catalogue's User and Group.
+fn admit_member_types(types: &mut [ResourceType]) {
+    let names: Vec<String> = (types.iter())
+        .filter(|t| t.has_groups || t.has_members)
+        .map(|t| t.name.clone())
+        .collect();
+    for rt in types.iter_mut().filter(|t| t.has_members) {
+        let Some(members) =
+            (Arc::make_mut(&mut rt.schema).attributes.iter_mut()).find(|a| a.name == "members")
+        else {
+            continue;
+        };
+        for sub in &mut members.sub_attributes {
+            let list = match sub.name.as_str() {
+                "type" => &mut sub.canonical_values,
+                "$ref" => &mut sub.reference_types,
+                _ => continue,
+            };
+            for n in &names {
+                if !list.iter().any(|v| v.eq_ignore_ascii_case(n)) {
+                    list.push(n.clone());
+                }
+            }
+        }
+    }
 }
 
 /// The core schema of resource type `name`: the one `schema` names, else the catalogue's
@@ -775,6 +805,17 @@ fn compile_attribute(
             "{name:?} is writeOnly so it can only be returned never"
         ));
     }
+    let pattern = spec.pattern.as_deref().and_then(|text| {
+        if !matches!(
+            spec.ty,
+            AttrType::String | AttrType::Reference | AttrType::Integer
+        ) {
+            complain(format!(
+                "{name:?} has a pattern, which only string, reference and integer values can have"
+            ));
+        }
+        schema::Pattern::new(text).map_err(&mut complain).ok()
+    });
     let mut subs = Vec::new();
     for (sub_name, sub) in &spec.sub_attributes {
         let mut k = keys.to_vec();
@@ -804,6 +845,7 @@ fn compile_attribute(
         uniqueness: spec.uniqueness,
         reference_types: spec.reference_types.clone(),
         sub_attributes: subs,
+        pattern,
         rule: None,
     })
 }

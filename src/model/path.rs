@@ -69,6 +69,7 @@ pub fn common() -> &'static SchemaDef {
                 uniqueness: Uniqueness::None,
                 reference_types: vec![],
                 sub_attributes: subs,
+                pattern: None,
                 rule: None,
             }
         };

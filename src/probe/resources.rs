@@ -245,6 +245,7 @@ impl Probe<'_> {
             && d.mutability == Mutability::ReadWrite
             && d.canonical_values.is_empty()
             && !["type", "locale", "preferredLanguage", "timezone"].contains(&d.name.as_str())
+            && super::data::formatted(&d.name.to_ascii_lowercase()).is_none()
     }
 
     async fn burst(&mut self, t: &TypeInfo) -> Result<(), ClientError> {

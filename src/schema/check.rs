@@ -75,8 +75,17 @@ fn check_attributes(
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
-        if !valid_name {
+        // RFC 9944 §7.1 nests extensions inside an extension (BLE pairing methods): an
+        // object keyed by the nested schema's URN, declared here as a complex attribute.
+        let nested_extension = depth == 0
+            && name.starts_with("urn:")
+            && attr.get("type").and_then(Value::as_str) == Some("complex")
+            && attr.get("multiValued") != Some(&Value::Bool(true));
+        if !valid_name && !nested_extension {
             problems.push(format!("attribute {at:?}: invalid attribute name"));
+        }
+        if attr.get("pattern").is_some_and(|p| !p.is_string()) {
+            problems.push(format!("attribute {at:?}: \"pattern\" must be a string"));
         }
         if seen.contains(&name.to_ascii_lowercase()) {
             problems.push(format!(

@@ -100,6 +100,10 @@ pub struct AttributeDef {
     pub reference_types: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_attributes: Vec<AttributeDef>,
+    /// A regular expression the value's text must match when the server is strict. Not an
+    /// RFC 7643 characteristic (`/Schemas` omits it; the description says it in words).
+    #[serde(default, skip_serializing)]
+    pub pattern: Option<Pattern>,
     /// The profile rule that shaped this attribute, if any. Not part of the RFC representation:
     /// `/Schemas` shows its effect (mutability, returned, required, canonicalValues).
     #[serde(skip)]
@@ -137,6 +141,39 @@ impl RuleMutability {
             RuleMutability::WriteOnce | RuleMutability::Immutable => Mutability::Immutable,
             RuleMutability::ReadOnly => Mutability::ReadOnly,
         }
+    }
+}
+
+/// A value pattern, such as the MAC and EUI-64 address forms RFC 9944 gives. Anchor it
+/// (`^…$`) to constrain the whole value.
+#[derive(Debug, Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    pub fn new(text: &str) -> Result<Pattern, String> {
+        regex::Regex::new(text)
+            .map(Pattern)
+            .map_err(|e| format!("pattern {text:?} is not a regular expression: {e}"))
+    }
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+    /// Whether a value's text (a string, or an integer written in decimal) matches.
+    pub fn matches(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pattern, D::Error> {
+        let text = String::deserialize(d)?;
+        Pattern::new(&text).map_err(serde::de::Error::custom)
     }
 }
 

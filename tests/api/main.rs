@@ -12,6 +12,7 @@ mod conformance;
 mod cursor_paging;
 mod data;
 mod definitions;
+mod devices;
 mod discovery;
 mod events;
 mod filter_properties;

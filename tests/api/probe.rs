@@ -871,6 +871,7 @@ async fn shipped_servers_pass_in_strict_mode() {
         ("okta-sandbox", "dev-token-okta", vec![]),
         ("entra", "dev-token-entra", vec![Idp::Entra]),
         ("agents", "dev-token-agents", vec![]),
+        ("devices", "dev-token-devices", vec![]),
     ] {
         let mut o = Options::new(&app.base(id));
         o.auth.bearer = Some(token.into());
