@@ -368,6 +368,31 @@ pub struct EventsDef {
     /// How a failed push is retried.
     #[serde(default)]
     pub retry: RetryDef,
+    /// Asynchronous requests (RFC 9967 §2.5.1): `request` (default) answers a write sent
+    /// with `Prefer: respond-async` with 202 and a `Set-Txn`, and raises the completion as a
+    /// `misc:asyncresp` event; `none` always answers synchronously.
+    #[serde(default)]
+    pub async_requests: AsyncRequests,
+}
+
+/// `securityEvents.asyncRequest` (RFC 9967 §4) as a server offers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AsyncRequests {
+    /// Every request is answered synchronously.
+    None,
+    /// A request with `Prefer: respond-async` is completed asynchronously.
+    #[default]
+    Request,
+}
+
+impl AsyncRequests {
+    pub fn name(self) -> &'static str {
+        match self {
+            AsyncRequests::None => "none",
+            AsyncRequests::Request => "request",
+        }
+    }
 }
 
 /// A push receiver (RFC 8935): its URL and the bearer token it wants, if any.

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use crate::vocab::events::PROV;
+use crate::model::ServerModel;
+use crate::vocab::events::{ASYNC_RESPONSE, PROV};
 
 /// A change to one resource.
 pub enum Change<'a> {
@@ -95,37 +96,71 @@ pub fn record(
             _ => {}
         }
     }
-    let issuer = cfg.issuer.clone().unwrap_or_else(|| ctx.base.to_string());
+    let mut sub_id = json!({"format": "scim", "uri": format!("{}/{id}", ctx.rt.endpoint)});
+    if let Some(e) = external {
+        sub_id["externalId"] = e.clone();
+    }
+    write_set(ctx.server, ctx.base, tx, sub_id, events, None).map_err(super::store_err(ctx))
+}
+
+/// Records the completion of an asynchronous request (RFC 9967 §2.5.1.3): a
+/// `misc:asyncresp` event whose payload is the request's outcome as one Bulk response
+/// operation (`method`, `status`, `version`, `location`, and `response` on error), in
+/// transaction `txn` (the `Set-Txn` the client was given, `:index` appended per Bulk
+/// operation). `uri` is the resource's path relative to the base (`/Users/{id}`), or the
+/// endpoint when a create failed.
+pub fn record_completion(
+    server: &ServerModel,
+    base: &str,
+    tx: &dyn Conn,
+    txn: &str,
+    uri: &str,
+    operation: Value,
+) -> ScimResult<()> {
+    let mut events = Map::new();
+    events.insert(ASYNC_RESPONSE.to_string(), operation);
+    let sub_id = json!({"format": "scim", "uri": uri});
+    Ok(write_set(server, base, tx, sub_id, events, Some(txn))?)
+}
+
+/// Writes one SET's claims (RFC 9967 §2): `events` about `sub_id`, issued by this server.
+/// `txn` defaults to the SET's own `jti` (one change, one SET).
+fn write_set(
+    server: &ServerModel,
+    base: &str,
+    tx: &dyn Conn,
+    sub_id: Value,
+    events: Map<String, Value>,
+    txn: Option<&str>,
+) -> Result<(), crate::store::StoreError> {
+    let Some(cfg) = &server.events else {
+        return Ok(());
+    };
+    let issuer = cfg.issuer.clone().unwrap_or_else(|| base.to_string());
     let audience = if cfg.audience.is_empty() {
         vec![issuer.clone()]
     } else {
         cfg.audience.clone()
     };
     let jti = uuid::Uuid::new_v4().simple().to_string();
-    let mut sub_id = json!({"format": "scim", "uri": format!("{}/{id}", ctx.rt.endpoint)});
-    if let Some(e) = external {
-        sub_id["externalId"] = e.clone();
-    }
-    let now = crate::vocab::time::unix_secs();
     let claims = json!({
         "jti": jti,
         "iss": issuer,
         "aud": audience,
-        "iat": now,
-        // RFC 8417 §2.2: one transaction may raise several SETs; here one change, one SET.
-        "txn": jti,
+        "iat": crate::vocab::time::unix_secs(),
+        // RFC 8417 §2.2: the transaction the event belongs to.
+        "txn": txn.unwrap_or(&jti),
         "sub_id": sub_id,
         "events": events,
     });
     let receivers: Vec<String> = cfg.receivers.iter().map(|r| r.url.clone()).collect();
     tx.record_event(
-        &ctx.server.id,
+        &server.id,
         &jti,
         &super::now(),
         &claims.to_string(),
         &receivers,
     )
-    .map_err(super::store_err(ctx))
 }
 
 /// Attribute names of a document as events name them: core names, and `urn:…:name` for the

@@ -61,12 +61,15 @@ pub fn build(server: &ServerModel) -> Discovery {
         }],
         "meta": {"resourceType": "ServiceProviderConfig", "location": "/ServiceProviderConfig"}
     });
-    // RFC 9967 §4: the events this server emits; asynchronous requests are not offered.
+    // RFC 9967 §4: the events this server emits, and whether it completes a request
+    // asynchronously when the client asks (`Prefer: respond-async`).
     if let Some(events) = &server.events {
+        let asynchronous = events.async_requests == crate::definition::AsyncRequests::Request;
         service_provider_config["securityEvents"] = json!({
-            "asyncRequest": "none",
+            "asyncRequest": events.async_requests.name(),
             "eventUris": crate::vocab::events::uris(
                 events.payload == crate::definition::EventPayload::Full,
+                asynchronous,
             ),
         });
     }

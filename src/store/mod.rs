@@ -577,6 +577,15 @@ pub trait Conn {
         max: usize,
     ) -> Result<(Vec<(String, String)>, bool), StoreError>;
 
+    /// The events of transaction `txn` and of its Bulk operations (`txn:0`, `txn:1`, …),
+    /// oldest first, as (jti, claims JSON): how a client finds an asynchronous request's
+    /// completion (RFC 9967 §2.5.1).
+    fn events_of_txn(
+        &self,
+        server_id: &str,
+        txn: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Marks events acknowledged, or failed with the receiver's error (RFC 8936 `setErrs`).
     fn settle_events(
         &self,
@@ -1167,6 +1176,23 @@ impl Conn for Connection {
         let more = rows.len() > max;
         rows.truncate(max);
         Ok((rows, more))
+    }
+
+    fn events_of_txn(
+        &self,
+        server_id: &str,
+        txn: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self.prepare_cached(
+            "SELECT jti, claims FROM events WHERE server_id=?1 AND \
+             (json_extract(claims, '$.txn') = ?2 \
+              OR substr(json_extract(claims, '$.txn'), 1, length(?2) + 1) = ?2 || ':') \
+             ORDER BY seq",
+        )?;
+        let rows = st
+            .query_map(params![server_id, txn], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, String)>, _>>()?;
+        Ok(rows)
     }
 
     fn settle_events(

@@ -173,7 +173,7 @@ async fn every_change_raises_a_signed_set_with_the_rfc_9967_claims() {
     assert_eq!(event_names(&c), [format!("{PROV}:delete")]);
     // Discovery says what is emitted.
     let (_, spc) = app.get("ev", "/ServiceProviderConfig").await;
-    assert_eq!(spc["securityEvents"]["asyncRequest"], "none");
+    assert_eq!(spc["securityEvents"]["asyncRequest"], "request");
     assert!(
         spc["securityEvents"]["eventUris"]
             .as_array()

@@ -5,6 +5,7 @@
 mod common;
 
 mod architecture;
+mod async_requests;
 mod auth;
 mod bulk;
 mod compat;

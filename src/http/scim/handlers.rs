@@ -2,6 +2,7 @@
 //! Each extracts what it needs, runs one engine call (store work on the blocking pool) and
 //! answers.
 
+use super::asynchronous::{self, Done, Request};
 use super::extract::{BulkJson, Endpoint, Params, ScimJson, Scope};
 use crate::engine::{self, Ctx, Output};
 use crate::error::{ScimError, ScimResult};
@@ -97,12 +98,27 @@ fn discovery_list<'a>(
 pub async fn bulk(
     State(app): State<AppState>,
     scope: Scope,
+    headers: HeaderMap,
     BulkJson(input): BulkJson,
 ) -> ScimResult<Response> {
-    let out = blocking(&app, &scope, move |store, server, base| {
+    let work = move |store: &Store, server: &ServerModel, base: &str| {
         engine::bulk::execute(store, server, base, &input)
-    })
-    .await?;
+    };
+    if let Some(wait) = asynchronous::preferred(&scope, &headers) {
+        let request = Request {
+            method: "POST",
+            target: "/Bulk".into(),
+        };
+        let work = move |store: &Store, server: &ServerModel, base: &str| {
+            work(store, server, base).map(Done::Bulk)
+        };
+        return asynchronous::accept(&app, &scope, wait, request, work, |done| match done {
+            Done::Bulk(out) => scim_json(StatusCode::OK, &out),
+            _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        })
+        .await;
+    }
+    let out = blocking(&app, &scope, work).await?;
     Ok(scim_json(StatusCode::OK, &out))
 }
 
@@ -227,14 +243,49 @@ pub async fn create(
     scope: Scope,
     Endpoint(rt): Endpoint,
     params: Params,
+    headers: HeaderMap,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
     let proj = params.projection()?;
-    let out = run(&app, &scope, rt, move |ctx| {
-        engine::create(ctx, &input, &proj)
-    })
-    .await?;
-    Ok(resource_response(StatusCode::CREATED, &out, true))
+    let work = move |ctx: &Ctx<'_>| engine::create(ctx, &input, &proj);
+    let target = scope.server.resource_types[rt].endpoint.clone();
+    written(
+        &app,
+        &scope,
+        rt,
+        &headers,
+        ("POST", target),
+        StatusCode::CREATED,
+        work,
+    )
+    .await
+}
+
+/// Answers a create, replace or patch: synchronously, or asynchronously when the client
+/// prefers it (RFC 9967 §2.5.1).
+async fn written(
+    app: &AppState,
+    scope: &Scope,
+    rt: usize,
+    headers: &HeaderMap,
+    (method, target): (&'static str, String),
+    status: StatusCode,
+    work: impl FnOnce(&Ctx<'_>) -> ScimResult<Output> + Send + 'static,
+) -> ScimResult<Response> {
+    let created = status == StatusCode::CREATED;
+    if let Some(wait) = asynchronous::preferred(scope, headers) {
+        let work = with_ctx(rt, move |ctx| {
+            work(ctx).map(|out| Done::Resource(status, out))
+        });
+        let request = Request { method, target };
+        return asynchronous::accept(app, scope, wait, request, work, move |done| match done {
+            Done::Resource(status, out) => resource_response(status, &out, created),
+            _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        })
+        .await;
+    }
+    let out = run(app, scope, rt, work).await?;
+    Ok(resource_response(status, &out, created))
 }
 
 /// `GET /{endpoint}/{id}`: a point read, run on this worker (a hop to the blocking pool costs
@@ -278,11 +329,18 @@ pub async fn replace(
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
     let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection()?);
-    let out = run(&app, &scope, rt, move |ctx| {
-        engine::replace(ctx, &id, &input, if_match.as_deref(), &proj)
-    })
-    .await?;
-    Ok(resource_response(StatusCode::OK, &out, false))
+    let target = format!("{}/{id}", scope.server.resource_types[rt].endpoint);
+    let work = move |ctx: &Ctx<'_>| engine::replace(ctx, &id, &input, if_match.as_deref(), &proj);
+    written(
+        &app,
+        &scope,
+        rt,
+        &headers,
+        ("PUT", target),
+        StatusCode::OK,
+        work,
+    )
+    .await
 }
 
 pub async fn patch(
@@ -295,11 +353,18 @@ pub async fn patch(
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
     let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection()?);
-    let out = run(&app, &scope, rt, move |ctx| {
-        engine::patch(ctx, &id, &input, if_match.as_deref(), &proj)
-    })
-    .await?;
-    Ok(resource_response(StatusCode::OK, &out, false))
+    let target = format!("{}/{id}", scope.server.resource_types[rt].endpoint);
+    let work = move |ctx: &Ctx<'_>| engine::patch(ctx, &id, &input, if_match.as_deref(), &proj);
+    written(
+        &app,
+        &scope,
+        rt,
+        &headers,
+        ("PATCH", target),
+        StatusCode::OK,
+        work,
+    )
+    .await
 }
 
 pub async fn delete(
@@ -310,10 +375,18 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> ScimResult<Response> {
     let (id, if_match) = (id_of(p), if_match(&headers));
-    run(&app, &scope, rt, move |ctx| {
-        engine::delete(ctx, &id, if_match.as_deref())
-    })
-    .await?;
+    let target = format!("{}/{id}", scope.server.resource_types[rt].endpoint);
+    let work = move |ctx: &Ctx<'_>| engine::delete(ctx, &id, if_match.as_deref());
+    if let Some(wait) = asynchronous::preferred(&scope, &headers) {
+        let work = with_ctx(rt, move |ctx| work(ctx).map(|()| Done::Deleted));
+        let request = Request {
+            method: "DELETE",
+            target,
+        };
+        let deleted = |_| StatusCode::NO_CONTENT.into_response();
+        return asynchronous::accept(&app, &scope, wait, request, work, deleted).await;
+    }
+    run(&app, &scope, rt, work).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -347,7 +420,7 @@ fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> R
 
 /// Runs store work for one server on the blocking pool, carrying the quirks it notes back to
 /// the request.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     app: &AppState,
     scope: &Scope,
     f: impl FnOnce(&Store, &ServerModel, &str) -> ScimResult<T> + Send + 'static,
@@ -371,13 +444,20 @@ async fn run<T: Send + 'static>(
     rt: usize,
     f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
-    blocking(app, scope, move |store, server, base| {
+    blocking(app, scope, with_ctx(rt, f)).await
+}
+
+/// An engine call as store work: the context for resource type `rt` of the server.
+fn with_ctx<T>(
+    rt: usize,
+    f: impl FnOnce(&Ctx<'_>) -> ScimResult<T>,
+) -> impl FnOnce(&Store, &ServerModel, &str) -> ScimResult<T> {
+    move |store, server, base| {
         f(&Ctx {
             store,
             server,
             rt: &server.resource_types[rt],
             base,
         })
-    })
-    .await
+    }
 }

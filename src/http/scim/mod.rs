@@ -4,6 +4,7 @@
 //! and faults to routed requests, extractors give handlers what they need, and a method a
 //! route does not serve is a 405 naming the ones it does (with `Allow`).
 
+mod asynchronous;
 mod exchange;
 mod extract;
 mod handlers;
@@ -70,6 +71,15 @@ pub fn routes(app: &AppState) -> Router<AppState> {
                 "/SecurityEvents",
                 "POST (an RFC 8936 poll)",
                 "POST",
+            ),
+        )
+        .route(
+            "/SecurityEvents/{txn}",
+            only(
+                get(asynchronous::completion),
+                "/SecurityEvents/{txn}",
+                "GET (an asynchronous request's completion)",
+                "GET, HEAD",
             ),
         )
         .route(
