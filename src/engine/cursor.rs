@@ -20,8 +20,20 @@ struct Payload {
     n: usize,
     /// Issued at (Unix seconds).
     t: u64,
-    /// Where the page ended.
+    /// Where the page ended (or, for a previous cursor, began).
     k: Keyset,
+    /// A previous cursor: the page before `k`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    b: bool,
+}
+
+/// Where the page a cursor asks for lies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position {
+    /// After this keyset (`nextCursor`).
+    After(Keyset),
+    /// Before it (`previousCursor`).
+    Before(Keyset),
 }
 
 /// The identity of a query: every parameter a client must repeat on each page.
@@ -40,13 +52,18 @@ fn mac(secret: &[u8], body: &str) -> Hmac<Sha256> {
     m
 }
 
-/// The cursor of the page after `after`.
-pub fn seal(secret: &[u8], query: &str, count: usize, now: u64, after: &Keyset) -> String {
+/// The cursor of the page at `at`.
+pub fn seal(secret: &[u8], query: &str, count: usize, now: u64, at: &Position) -> String {
+    let (k, b) = match at {
+        Position::After(k) => (k.clone(), false),
+        Position::Before(k) => (k.clone(), true),
+    };
     let payload = Payload {
         q: query.to_string(),
         n: count,
         t: now,
-        k: after.clone(),
+        k,
+        b,
     };
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap_or_default());
     let tag = URL_SAFE_NO_PAD.encode(mac(secret, &body).finalize().into_bytes());
@@ -71,7 +88,7 @@ pub fn open(
     count: usize,
     now: u64,
     timeout_secs: u64,
-) -> ScimResult<Keyset> {
+) -> ScimResult<Position> {
     let (body, tag) = cursor
         .split_once('.')
         .ok_or_else(|| invalid("the cursor is not one this server issued"))?;
@@ -109,7 +126,11 @@ pub fn open(
             ),
         ));
     }
-    Ok(payload.k)
+    Ok(if payload.b {
+        Position::Before(payload.k)
+    } else {
+        Position::After(payload.k)
+    })
 }
 
 #[cfg(test)]
@@ -122,13 +143,21 @@ mod tests {
             key: serde_json::json!("ann"),
             seq: 7,
         };
-        let c = seal(b"secret", "q1", 10, 1000, &k);
+        let c = seal(b"secret", "q1", 10, 1000, &Position::After(k.clone()));
         assert!(
             c.chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || "-._~".contains(ch))
         );
-        assert_eq!(open(b"secret", &c, "q1", 10, 1500, 3600).unwrap(), k);
-        let kind = |r: ScimResult<Keyset>| r.unwrap_err().scim_type();
+        assert_eq!(
+            open(b"secret", &c, "q1", 10, 1500, 3600).unwrap(),
+            Position::After(k.clone())
+        );
+        let back = seal(b"secret", "q1", 10, 1000, &Position::Before(k.clone()));
+        assert_eq!(
+            open(b"secret", &back, "q1", 10, 1500, 3600).unwrap(),
+            Position::Before(k.clone())
+        );
+        let kind = |r: ScimResult<Position>| r.unwrap_err().scim_type();
         assert_eq!(
             kind(open(b"other", &c, "q1", 10, 1500, 3600)),
             Some(ScimType::InvalidCursor)

@@ -574,27 +574,51 @@ fn page_by_cursor(
     let now = crate::vocab::time::unix_secs();
     let secret = ctx.store.cursor_key();
     let timeout = ctx.server.pagination.cursor_timeout_secs;
-    let after = match cursor {
+    let position = match cursor {
         "" => None,
         c => Some(cursor::open(secret, c, &digest, count, now, timeout)?),
     };
+    let seal = |at: cursor::Position| cursor::seal(secret, &digest, count, now, &at);
     ctx.store.read(|c| {
-        // One more than the page: whether another page follows.
-        let (total, mut rows) = c
-            .page_after(
-                &ctx.server.id,
-                &ctx.rt.name,
-                search,
-                after.as_ref(),
-                count + 1,
-            )
-            .map_err(store_err(ctx))?;
-        let more = count > 0 && rows.len() > count;
-        rows.truncate(count);
-        let next = (more)
-            .then(|| rows.last())
-            .flatten()
-            .map(|(_, k)| cursor::seal(secret, &digest, count, now, k));
+        let page = |from| {
+            // One more than the page: whether another page follows (or precedes).
+            c.page_from(&ctx.server.id, &ctx.rt.name, search, from, count + 1)
+                .map_err(store_err(ctx))
+        };
+        let (total, rows, next, previous) = match &position {
+            Some(cursor::Position::Before(k)) => {
+                let (total, mut rows) = page(Some(store::KeysetFrom::Before(k)))?;
+                if rows.is_empty() {
+                    // Nothing precedes any more (deleted meanwhile): the first page.
+                    let (total, rows) = page(None)?;
+                    first_page(total, rows, count, &seal)
+                } else {
+                    let more_before = rows.len() > count;
+                    rows.truncate(count);
+                    rows.reverse();
+                    let previous =
+                        (more_before).then(|| seal(cursor::Position::Before(rows[0].1.clone())));
+                    // The page this one precedes follows it.
+                    let next = rows
+                        .last()
+                        .map(|(_, k)| seal(cursor::Position::After(k.clone())));
+                    (total, rows, next, previous)
+                }
+            }
+            Some(cursor::Position::After(k)) => {
+                let (total, rows) = page(Some(store::KeysetFrom::After(k)))?;
+                let (total, rows, next, _) = first_page(total, rows, count, &seal);
+                // A page reached by a cursor follows one (RFC 9865 `previousCursor`).
+                let previous = rows
+                    .first()
+                    .map(|(_, k)| seal(cursor::Position::Before(k.clone())));
+                (total, rows, next, previous)
+            }
+            None => {
+                let (total, rows) = page(None)?;
+                first_page(total, rows, count, &seal)
+            }
+        };
         let rows: Vec<Row> = rows.into_iter().map(|(r, _)| r).collect();
         let resources = render_page(ctx, c, &rows, proj)?;
         let mut out = json!({
@@ -606,8 +630,36 @@ fn page_by_cursor(
         if let Some(n) = next {
             out["nextCursor"] = json!(n);
         }
+        if let Some(p) = previous {
+            out["previousCursor"] = json!(p);
+        }
         Ok(out)
     })
+}
+
+/// A cursor page: its total, rows, and next and previous cursors.
+type CursorPage = (
+    usize,
+    Vec<(Row, store::Keyset)>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A page read forward, as the first page of a walk has it: a `nextCursor` when more follow,
+/// no `previousCursor`.
+fn first_page(
+    total: usize,
+    mut rows: Vec<(Row, store::Keyset)>,
+    count: usize,
+    seal: impl Fn(cursor::Position) -> String,
+) -> CursorPage {
+    let more = count > 0 && rows.len() > count;
+    rows.truncate(count);
+    let next = (more)
+        .then(|| rows.last())
+        .flatten()
+        .map(|(_, k)| seal(cursor::Position::After(k.clone())));
+    (total, rows, next, None)
 }
 
 /// Renders a page, with one membership query for the whole page instead of one per resource.

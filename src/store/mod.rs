@@ -375,6 +375,14 @@ pub struct Keyset {
     pub seq: i64,
 }
 
+/// Where a cursor page starts: after a keyset, or before it (the page before, nearest row
+/// first).
+#[derive(Debug, Clone, Copy)]
+pub enum KeysetFrom<'a> {
+    After(&'a Keyset),
+    Before(&'a Keyset),
+}
+
 /// A push of one SET to one receiver, due now.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -512,16 +520,17 @@ pub trait Conn {
         limit: usize,
     ) -> Result<(usize, Vec<Row>), StoreError>;
 
-    /// Up to `limit` resources matching `search` that come after `after` in its order (from
-    /// the start without it), each with its keyset, and the number that match in all. The
-    /// order is total (insertion sequence last), so walking by keyset never repeats a
-    /// resource and never skips one that exists for the whole walk (RFC 9865 §2).
-    fn page_after(
+    /// Up to `limit` resources matching `search` that come after a keyset in its order (from
+    /// the start without one), or before it (nearest first), each with its keyset, and the
+    /// number that match in all. The order is total (insertion sequence last), so walking by
+    /// keyset never repeats a resource and never skips one that exists for the whole walk
+    /// (RFC 9865 §2).
+    fn page_from(
         &self,
         server_id: &str,
         resource_type: &str,
         search: &Search<'_>,
-        after: Option<&Keyset>,
+        from: Option<KeysetFrom<'_>>,
         limit: usize,
     ) -> Result<(usize, Vec<(Row, Keyset)>), StoreError>;
 
@@ -959,12 +968,12 @@ impl Conn for Connection {
         Ok((total as usize, rows))
     }
 
-    fn page_after(
+    fn page_from(
         &self,
         server_id: &str,
         resource_type: &str,
         search: &Search<'_>,
-        after: Option<&Keyset>,
+        from: Option<KeysetFrom<'_>>,
         limit: usize,
     ) -> Result<(usize, Vec<(Row, Keyset)>), StoreError> {
         let (total, _) = self.list(server_id, resource_type, search, 0, 0)?;
@@ -976,20 +985,13 @@ impl Conn for Connection {
         } else {
             compiled.clause
         };
-        let (key_expr, order) = match &search.sort {
-            Some(s) => (sort::key_expr(s), sort::order_by(s)),
-            None => ("NULL".to_string(), String::new()),
-        };
-        let order = if order.is_empty() {
-            "r.seq".to_string()
-        } else {
-            format!("{order}, r.seq")
-        };
-        let keyset = match after {
+        let backward = matches!(from, Some(KeysetFrom::Before(_)));
+        let (key_expr, order) = sort::keyset_order(search.sort.as_ref(), backward);
+        let keyset = match from {
             None => "1".to_string(),
-            Some(k) => {
+            Some(KeysetFrom::After(k) | KeysetFrom::Before(k)) => {
                 let descending = search.sort.as_ref().is_some_and(|s| s.descending);
-                sort::after(&key_expr, descending, k, &mut params)
+                sort::after(&key_expr, descending, backward, k, &mut params)
             }
         };
         params.push((limit as i64).into());

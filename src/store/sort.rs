@@ -8,10 +8,28 @@ use rusqlite::types::Value as SqlValue;
 /// The `ORDER BY` terms: missing values at the end the direction puts them, then the value
 /// (folded unless case-exact).
 pub fn order_by(sort: &Sort<'_>) -> String {
-    let expr = key_expr(sort);
+    value_order(&key_expr(sort), sort.descending)
+}
+
+fn value_order(expr: &str, descending: bool) -> String {
     // RFC 7644 §3.4.2.3: resources without the value sort last ascending, first descending.
-    let dir = if sort.descending { "DESC" } else { "ASC" };
+    let dir = if descending { "DESC" } else { "ASC" };
     format!("({expr}) IS NULL {dir}, {expr} {dir}")
+}
+
+/// Cursor paging's key expression and `ORDER BY`: the sort (if any), then insertion sequence,
+/// which makes the order total. `backward` is the exact reverse, for the page before a
+/// keyset (RFC 9865 `previousCursor`).
+pub fn keyset_order(sort: Option<&Sort<'_>>, backward: bool) -> (String, String) {
+    let seq = if backward { "r.seq DESC" } else { "r.seq ASC" };
+    match sort {
+        Some(s) => {
+            let expr = key_expr(s);
+            let order = format!("{}, {seq}", value_order(&expr, s.descending != backward));
+            (expr, order)
+        }
+        None => ("NULL".to_string(), seq.to_string()),
+    }
 }
 
 /// The value resources are ordered by (folded unless case-exact).
@@ -50,9 +68,18 @@ pub fn key_expr(sort: &Sort<'_>) -> String {
     }
 }
 
-/// The rows after `last` in the order `order_by` gives (then insertion sequence): the keyset
-/// condition of cursor paging, binding its values into `params`.
-pub fn after(expr: &str, descending: bool, last: &Keyset, params: &mut Vec<SqlValue>) -> String {
+/// The rows after `last` in the order `keyset_order` gives: the keyset condition of cursor
+/// paging, binding its values into `params`. `backward`: after it in the reversed order,
+/// i.e. before it.
+pub fn after(
+    expr: &str,
+    descending: bool,
+    backward: bool,
+    last: &Keyset,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    let descending = descending != backward;
+    let seq_beyond = if backward { "<" } else { ">" };
     let mut bind = |v: SqlValue| {
         params.push(v);
         format!("?{}", params.len())
@@ -75,9 +102,9 @@ pub fn after(expr: &str, descending: bool, last: &Keyset, params: &mut Vec<SqlVa
     match key {
         // Among the rows without a value, later ones; then (ascending) the end.
         None if missing_first => {
-            format!("(({expr}) IS NULL AND r.seq > {seq}) OR ({expr}) IS NOT NULL")
+            format!("(({expr}) IS NULL AND r.seq {seq_beyond} {seq}) OR ({expr}) IS NOT NULL")
         }
-        None => format!("({expr}) IS NULL AND r.seq > {seq}"),
+        None => format!("({expr}) IS NULL AND r.seq {seq_beyond} {seq}"),
         Some(k) => {
             let k = bind(k);
             let tail = if missing_first {
@@ -86,7 +113,7 @@ pub fn after(expr: &str, descending: bool, last: &Keyset, params: &mut Vec<SqlVa
                 format!(" OR ({expr}) IS NULL")
             };
             format!(
-                "(({expr}) IS NOT NULL AND ({expr} {beyond} {k} OR ({expr} = {k} AND r.seq > {seq}))){tail}"
+                "(({expr}) IS NOT NULL AND ({expr} {beyond} {k} OR ({expr} = {k} AND r.seq {seq_beyond} {seq}))){tail}"
             )
         }
     }

@@ -287,3 +287,87 @@ async fn servers_page_by_the_methods_their_definition_names() {
         "{schema}"
     );
 }
+
+/// `previousCursor` (RFC 9865 §2, optional): from the last page back to the first, every page
+/// is the one the forward walk had, for every order, missing values included.
+#[tokio::test(flavor = "multi_thread")]
+async fn previous_cursors_walk_back_through_the_same_pages() {
+    let app = app().await;
+    for i in 0..11 {
+        let title = if i % 4 == 0 {
+            json!(null)
+        } else {
+            json!(format!("t{}", i % 3))
+        };
+        let (s, b) = app
+            .post(
+                "paged",
+                "/Users",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                       "userName": format!("p{i:02}"), "title": title}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    for params in [
+        "count=3",
+        "count=3&sortBy=userName",
+        "count=4&sortBy=title",
+        "count=4&sortBy=title&sortOrder=descending",
+        "count=2&sortBy=title&filter=userName%20sw%20%22p0%22",
+    ] {
+        let forward = walk(&app, "paged", params).await;
+        assert!(
+            forward[0].get("previousCursor").is_none(),
+            "the first page has none"
+        );
+        let mut back = vec![forward.last().unwrap().clone()];
+        while let Some(prev) = back.last().unwrap()["previousCursor"].as_str() {
+            let (s, page) = app
+                .get(
+                    "paged",
+                    &format!("/Users?cursor={}&{params}", urlencode(prev)),
+                )
+                .await;
+            assert_eq!(s, 200, "{page}");
+            // A page reached backward leads forward again.
+            assert!(page["nextCursor"].is_string(), "{params}: {page}");
+            back.push(page);
+            assert!(
+                back.len() <= forward.len(),
+                "{params}: the walk back is longer"
+            );
+        }
+        back.reverse();
+        let pages = |ps: &[Value]| ps.iter().map(names).collect::<Vec<_>>();
+        assert_eq!(pages(&back), pages(&forward), "{params}");
+    }
+    // The page before the second page, when everything on the first is gone: the first page.
+    let (_, first) = app
+        .get("paged", "/Users?cursor=&count=3&sortBy=userName")
+        .await;
+    let next = first["nextCursor"].as_str().unwrap().to_string();
+    let (_, second) = app
+        .get(
+            "paged",
+            &format!("/Users?cursor={}&count=3&sortBy=userName", urlencode(&next)),
+        )
+        .await;
+    for r in first["Resources"].as_array().unwrap() {
+        assert_eq!(
+            app.delete("paged", &format!("/Users/{}", r["id"].as_str().unwrap()))
+                .await,
+            204
+        );
+    }
+    let prev = second["previousCursor"].as_str().unwrap();
+    let (s, again) = app
+        .get(
+            "paged",
+            &format!("/Users?cursor={}&count=3&sortBy=userName", urlencode(prev)),
+        )
+        .await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(names(&again), names(&second), "{again}");
+    assert!(again.get("previousCursor").is_none(), "{again}");
+}
