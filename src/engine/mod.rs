@@ -591,7 +591,7 @@ fn page_by_cursor(
                 if rows.is_empty() {
                     // Nothing precedes any more (deleted meanwhile): the first page.
                     let (total, rows) = page(None)?;
-                    first_page(total, rows, count, &seal)
+                    first_page(total, rows, count, seal)
                 } else {
                     let more_before = rows.len() > count;
                     rows.truncate(count);
@@ -607,7 +607,7 @@ fn page_by_cursor(
             }
             Some(cursor::Position::After(k)) => {
                 let (total, rows) = page(Some(store::KeysetFrom::After(k)))?;
-                let (total, rows, next, _) = first_page(total, rows, count, &seal);
+                let (total, rows, next, _) = first_page(total, rows, count, seal);
                 // A page reached by a cursor follows one (RFC 9865 `previousCursor`).
                 let previous = rows
                     .first()
@@ -616,7 +616,7 @@ fn page_by_cursor(
             }
             None => {
                 let (total, rows) = page(None)?;
-                first_page(total, rows, count, &seal)
+                first_page(total, rows, count, seal)
             }
         };
         let rows: Vec<Row> = rows.into_iter().map(|(r, _)| r).collect();
