@@ -160,7 +160,10 @@ fn write_set(
         &super::now(),
         &claims.to_string(),
         &receivers,
-    )
+    )?;
+    // The request inspector shows which events a request raised.
+    crate::vocab::notes::note_event(&jti);
+    Ok(())
 }
 
 /// Attribute names of a document as events name them: core names, and `urn:…:name` for the

@@ -1,6 +1,6 @@
 //! The request inspector: every request to a virtual server is recorded with its response
 //! (headers with Authorization redacted, capped bodies, status, latency, IdP quirks applied,
-//! SCIM error, injected fault) in SQLite, as a bounded ring per server.
+//! SCIM events raised, SCIM error, injected fault) in SQLite, as a bounded ring per server.
 //!
 //! Handlers only push the record into the server's in-memory ring; a persister writes what is
 //! still in the rings to SQLite in one transaction (every half second, and before any read), so
@@ -38,6 +38,9 @@ pub struct Entry {
     pub response_body_truncated: bool,
     /// IdP deviations accepted while handling it (see `compat`).
     pub quirks: Vec<String>,
+    /// `jti`s of the SCIM events (RFC 9967) it raised.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
     /// `scimType` and `detail` of a SCIM error response.
     pub error: Option<Value>,
     /// The fault injected, if any.
@@ -303,6 +306,9 @@ pub fn har(entries: &[Entry], base: &str) -> Value {
                 request["postData"] = json!({"mimeType": mime(&e.request_headers), "text": body});
             }
             let mut comment = Vec::new();
+            if !e.events.is_empty() {
+                comment.push(format!("events (jti): {}", e.events.join(", ")));
+            }
             if !e.quirks.is_empty() {
                 comment.push(format!("quirks: {}", e.quirks.join(", ")));
             }

@@ -473,6 +473,23 @@ pub async fn events(app: &AppState, id: &str, limit: usize) -> ScimResult<Vec<Va
         })
     })
     .await?;
+    Ok(describe_events(list, pushes))
+}
+
+/// The events one request raised (by `jti`), as `events` describes them.
+pub async fn events_named(app: &AppState, id: &str, jtis: Vec<String>) -> ScimResult<Vec<Value>> {
+    let (store, id) = (app.store.clone(), id.to_string());
+    let (list, pushes) =
+        blocking(move || store.read(|c| c.events_named(&id, &jtis).map_err(ScimError::internal)))
+            .await?;
+    Ok(describe_events(list, pushes))
+}
+
+/// Each event with its state (pending, acknowledged, failed), claims and pushes.
+fn describe_events(
+    list: Vec<crate::store::EventRecord>,
+    pushes: Vec<crate::store::PushRecord>,
+) -> Vec<Value> {
     let mut by_event: std::collections::HashMap<String, Vec<Value>> = Default::default();
     for p in pushes {
         by_event.entry(p.jti.clone()).or_default().push(json!({
@@ -482,8 +499,7 @@ pub async fn events(app: &AppState, id: &str, limit: usize) -> ScimResult<Vec<Va
             "error": p.error,
         }));
     }
-    Ok(list
-        .into_iter()
+    list.into_iter()
         .map(|e| {
             let deliveries = by_event.remove(&e.jti).unwrap_or_default();
             json!({
@@ -495,7 +511,7 @@ pub async fn events(app: &AppState, id: &str, limit: usize) -> ScimResult<Vec<Va
                 "deliveries": deliveries,
             })
         })
-        .collect())
+        .collect()
 }
 
 async fn list_snapshots(

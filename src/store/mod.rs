@@ -606,6 +606,14 @@ pub trait Conn {
     /// The latest events of a server, newest first, with their delivery state.
     fn event_log(&self, server_id: &str, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
 
+    /// The events named by `jtis` (those still kept), in that order, and their pushes: what
+    /// one request raised, for the request inspector.
+    fn events_named(
+        &self,
+        server_id: &str,
+        jtis: &[String],
+    ) -> Result<(Vec<EventRecord>, Vec<PushRecord>), StoreError>;
+
     /// Resource counts of every server id that has data, defined or not.
     fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
 
@@ -1234,6 +1242,47 @@ impl Conn for Connection {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn events_named(
+        &self,
+        server_id: &str,
+        jtis: &[String],
+    ) -> Result<(Vec<EventRecord>, Vec<PushRecord>), StoreError> {
+        let mut event = self.prepare_cached(
+            "SELECT jti, created, claims, state, error FROM events WHERE server_id=?1 AND jti=?2",
+        )?;
+        let mut pushes = self.prepare_cached(
+            "SELECT e.jti, d.receiver, d.state, d.attempts, d.last_error FROM event_deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.server_id=?1 AND e.jti=?2 ORDER BY d.id",
+        )?;
+        let (mut events, mut deliveries) = (Vec::new(), Vec::new());
+        for jti in jtis {
+            let found = event
+                .query_row(params![server_id, jti], |r| {
+                    Ok(EventRecord {
+                        jti: r.get(0)?,
+                        created: r.get(1)?,
+                        claims: r.get(2)?,
+                        state: r.get(3)?,
+                        error: r.get(4)?,
+                    })
+                })
+                .optional()?;
+            events.extend(found);
+            let rows = pushes.query_map(params![server_id, jti], |r| {
+                Ok(PushRecord {
+                    jti: r.get(0)?,
+                    receiver: r.get(1)?,
+                    state: r.get(2)?,
+                    attempts: r.get(3)?,
+                    error: r.get(4)?,
+                })
+            })?;
+            for row in rows {
+                deliveries.push(row?);
+            }
+        }
+        Ok((events, deliveries))
     }
 
     fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {

@@ -148,6 +148,11 @@ fn entry_row(e: &inspector::Entry) -> Value {
     if let Some(f) = &e.fault {
         notes.push(format!("fault {f}"));
     }
+    match e.events.len() {
+        0 => {}
+        1 => notes.push("1 event".into()),
+        n => notes.push(format!("{n} events")),
+    }
     if let Some(d) = e.error.as_ref().and_then(|x| x["detail"].as_str()) {
         notes.push(d.to_string());
     }
@@ -307,9 +312,22 @@ async fn request_page(State(app): State<AppState>, Path((id, seq)): Path<(String
         ));
     };
     let row = entry_row(&e);
+    // What became of the events the request raised: polled, pushed, acknowledged, failed.
+    let events: Vec<Value> = if e.events.is_empty() {
+        Vec::new()
+    } else {
+        admin::events_named(&app, &id, e.events.clone())
+            .await
+            .map_err(|err| error_page(StatusCode::INTERNAL_SERVER_ERROR, err.detail()))?
+            .iter()
+            .map(event_row)
+            .collect()
+    };
     Ok(render(
         "request",
         json!({
+            "events": events,
+            "raised": e.events.len(),
             "title": format!("{id} request {seq}"),
             "server": id,
             "request_body": pretty(&model, e.request_body.as_deref()),

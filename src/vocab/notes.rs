@@ -1,59 +1,81 @@
-//! Per-request notes: which IdP quirks a request had applied to it. Whatever applies a quirk
-//! notes it here (on the request's task, or on the blocking thread doing its work); the HTTP
-//! layer collects the notes for the request inspector.
+//! Per-request notes: which IdP quirks a request had applied to it, and which SCIM events
+//! (SETs, by `jti`) it raised. Whatever applies a quirk or records an event notes it here (on
+//! the request's task, or on the blocking thread doing its work); the HTTP layer collects the
+//! notes for the request inspector.
 
 use std::cell::RefCell;
 
+/// What was noted while handling one request.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Notes {
+    /// IdP quirks applied, each once.
+    pub quirks: Vec<&'static str>,
+    /// `jti`s of the SETs the request raised, in order.
+    pub events: Vec<String>,
+}
+
+impl Notes {
+    fn quirk(&mut self, name: &'static str) {
+        if !self.quirks.contains(&name) {
+            self.quirks.push(name);
+        }
+    }
+
+    fn merge(&mut self, other: Notes) {
+        for q in other.quirks {
+            self.quirk(q);
+        }
+        self.events.extend(other.events);
+    }
+}
+
 tokio::task_local! {
-    /// Quirks applied while handling the current request (async part).
-    static QUIRKS: RefCell<Vec<&'static str>>;
+    /// Notes of the current request (async part).
+    static NOTES: RefCell<Notes>;
 }
 
 thread_local! {
-    /// Quirks applied on this thread since the last `take_thread_quirks` (blocking part).
-    static THREAD_QUIRKS: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    /// Notes taken on this thread since the last `take_thread_notes` (blocking part).
+    static THREAD_NOTES: RefCell<Notes> = RefCell::new(Notes::default());
 }
 
-/// Notes that a quirk was applied: into the request's notes when on its task, else into the
-/// thread's (blocking work hands those back with `take_thread_quirks`).
-pub fn note_quirk(name: &'static str) {
-    let on_task = QUIRKS
-        .try_with(|q| {
-            let mut q = q.borrow_mut();
-            if !q.contains(&name) {
-                q.push(name);
-            }
-        })
-        .is_ok();
+/// Adds to the request's notes when on its task, else to the thread's (blocking work hands
+/// those back with `take_thread_notes`).
+fn note(f: impl Fn(&mut Notes)) {
+    let on_task = NOTES.try_with(|n| f(&mut n.borrow_mut())).is_ok();
     if !on_task {
-        THREAD_QUIRKS.with(|q| {
-            let mut q = q.borrow_mut();
-            if !q.contains(&name) {
-                q.push(name);
-            }
-        });
+        THREAD_NOTES.with(|n| f(&mut n.borrow_mut()));
     }
 }
 
-/// The quirks noted on this thread, clearing them.
-pub fn take_thread_quirks() -> Vec<&'static str> {
-    THREAD_QUIRKS.with(|q| std::mem::take(&mut *q.borrow_mut()))
+/// Notes that a quirk was applied.
+pub fn note_quirk(name: &'static str) {
+    note(|n| n.quirk(name));
 }
 
-/// Adds quirks collected elsewhere (a blocking thread) to the current request's notes.
-pub fn add_quirks(names: Vec<&'static str>) {
-    for n in names {
-        note_quirk(n);
-    }
+/// Notes that a SET was recorded.
+pub fn note_event(jti: &str) {
+    note(|n| n.events.push(jti.to_string()));
 }
 
-/// Runs `f` with fresh request notes; returns its output and the quirks noted.
-pub async fn with_notes<F: std::future::Future>(f: F) -> (F::Output, Vec<&'static str>) {
-    QUIRKS
-        .scope(RefCell::new(Vec::new()), async move {
+/// The notes taken on this thread, clearing them.
+pub fn take_thread_notes() -> Notes {
+    THREAD_NOTES.with(|n| std::mem::take(&mut *n.borrow_mut()))
+}
+
+/// Adds notes taken elsewhere (a blocking thread) to the current request's. Work outside a
+/// request (an asynchronous request's background part) has nowhere to put them.
+pub fn add_notes(notes: Notes) {
+    let _ = NOTES.try_with(|n| n.borrow_mut().merge(notes));
+}
+
+/// Runs `f` with fresh request notes; returns its output and what was noted.
+pub async fn with_notes<F: std::future::Future>(f: F) -> (F::Output, Notes) {
+    NOTES
+        .scope(RefCell::new(Notes::default()), async move {
             let out = f.await;
-            let quirks = QUIRKS.with(|q| q.borrow().clone());
-            (out, quirks)
+            let notes = NOTES.with(|n| n.borrow().clone());
+            (out, notes)
         })
         .await
 }

@@ -527,3 +527,73 @@ async fn rs256_sets_verify_with_the_published_jwk() {
         assert!(problems.iter().any(|p| p.line == 5), "{problems:?}");
     }
 }
+
+/// The request inspector names the events each request raised, and its request page shows
+/// what became of them (polled, acknowledged) beside the request.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inspector_shows_the_events_a_request_raised() {
+    let app = app().await;
+    let (s, u) = app
+        .post(
+            "ev",
+            "/Users",
+            json!({"schemas": [USER], "userName": "inspected", "active": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{u}");
+    let id = u["id"].as_str().unwrap().to_string();
+    let created = next_event(&app).await;
+    // The PATCH's SET stays pending.
+    let (s, _) = app
+        .patch(
+            "ev",
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mut entries = Vec::new();
+    for _ in 0..250 {
+        let (_, b) = app
+            .admin(Method::GET, "/admin/servers/ev/requests", None)
+            .await;
+        entries = b["requests"].as_array().cloned().unwrap_or_default();
+        if entries.iter().filter(|e| e["events"].is_array()).count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let post = (entries.iter())
+        .find(|e| e["method"] == "POST" && e["path"] == "/Users")
+        .unwrap();
+    assert_eq!(post["events"], json!([created["jti"]]), "{post}");
+    let patch = entries.iter().find(|e| e["method"] == "PATCH").unwrap();
+    assert_eq!(patch["events"].as_array().unwrap().len(), 1);
+    // GETs raise nothing and say nothing about events.
+    let (s, _) = app.get("ev", &format!("/Users/{id}")).await;
+    assert_eq!(s, 200);
+
+    let page = |seq: i64| {
+        let url = app.url(&format!("/ui/servers/ev/requests/{seq}"));
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let html = page(post["seq"].as_i64().unwrap()).await;
+    assert!(html.contains("Events raised"), "{html}");
+    assert!(html.contains("prov:create:notice"), "{html}");
+    assert!(html.contains("acknowledged"), "{html}");
+    let html = page(patch["seq"].as_i64().unwrap()).await;
+    assert!(html.contains("prov:deactivate"), "{html}");
+    assert!(html.contains("pending"), "{html}");
+    // The HAR export names them too.
+    let (_, har) = app
+        .admin(Method::GET, "/admin/servers/ev/requests.har", None)
+        .await;
+    assert!(
+        har.to_string().contains(&format!(
+            "events (jti): {}",
+            created["jti"].as_str().unwrap()
+        )),
+        "{har}"
+    );
+}

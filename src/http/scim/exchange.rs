@@ -67,7 +67,7 @@ pub async fn exchange(
                 Err(e) => e.into_response(),
             }
         };
-        let (resp, quirks) = crate::vocab::notes::with_notes(run).await;
+        let (resp, notes) = crate::vocab::notes::with_notes(run).await;
         let status = resp.status().as_u16();
         let micros = started.elapsed().as_micros() as u64;
         if status >= 500 {
@@ -87,7 +87,7 @@ pub async fn exchange(
             started,
             body: &bytes,
         };
-        record(&app, &settings, exchange, resp, quirks).await
+        record(&app, &settings, exchange, resp, notes).await
     }
     .instrument(span)
     .await
@@ -110,7 +110,7 @@ async fn record(
     settings: &crate::definition::InspectorDef,
     req: Exchange<'_>,
     resp: Response,
-    quirks: Vec<&'static str>,
+    notes: crate::vocab::notes::Notes,
 ) -> Response {
     use crate::harness::inspector::{Entry, capped, headers};
     let Some(recorder) = &app.harness.recorder else {
@@ -149,7 +149,8 @@ async fn record(
             response_headers: headers(&parts.headers),
             response_body,
             response_body_truncated,
-            quirks: quirks.iter().map(|q| q.to_string()).collect(),
+            quirks: notes.quirks.iter().map(|q| q.to_string()).collect(),
+            events: notes.events,
             error,
             fault,
         },

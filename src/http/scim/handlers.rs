@@ -418,22 +418,22 @@ fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> R
     resp
 }
 
-/// Runs store work for one server on the blocking pool, carrying the quirks it notes back to
-/// the request.
+/// Runs store work for one server on the blocking pool, carrying what it notes (quirks,
+/// events) back to the request.
 pub(super) async fn blocking<T: Send + 'static>(
     app: &AppState,
     scope: &Scope,
     f: impl FnOnce(&Store, &ServerModel, &str) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
     let (store, server, base) = (app.store.clone(), scope.server.clone(), scope.base.clone());
-    let (out, quirks) = tokio::task::spawn_blocking(move || {
-        crate::vocab::notes::take_thread_quirks();
+    let (out, notes) = tokio::task::spawn_blocking(move || {
+        crate::vocab::notes::take_thread_notes();
         let out = f(&store, &server, &base);
-        (out, crate::vocab::notes::take_thread_quirks())
+        (out, crate::vocab::notes::take_thread_notes())
     })
     .await
     .map_err(ScimError::internal)?;
-    crate::vocab::notes::add_quirks(quirks);
+    crate::vocab::notes::add_notes(notes);
     out
 }
 
