@@ -32,6 +32,7 @@ pub struct Config {
 pub fn router(state: AppState) -> axum::Router {
     http::routes(&state)
         .merge(crate::ui::routes(state.clone()))
+        .merge(http::oauth_routes())
         .with_state(state)
 }
 

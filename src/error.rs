@@ -51,8 +51,12 @@ impl ScimType {
 pub enum ScimError {
     /// 400: the request is wrong in the way the `scimType` names.
     Invalid(ScimType, String),
-    /// 401: no or a wrong bearer token.
-    Unauthorized(String),
+    /// 401: no or wrong credentials; `challenges` are the `WWW-Authenticate` values (RFC 9110
+    /// §11.6.1; RFC 6750 §3 for Bearer).
+    Unauthorized {
+        detail: String,
+        challenges: Vec<String>,
+    },
     /// 403: not for this client, or not on this endpoint.
     Forbidden(String),
     /// 404: no such server, endpoint or resource.
@@ -95,7 +99,7 @@ impl ScimError {
     pub fn status(&self) -> u16 {
         match self {
             ScimError::Invalid(..) => 400,
-            ScimError::Unauthorized(_) => 401,
+            ScimError::Unauthorized { .. } => 401,
             ScimError::Forbidden(_) => 403,
             ScimError::NotFound(_) => 404,
             ScimError::MethodNotAllowed { .. } => 405,
@@ -128,7 +132,7 @@ impl ScimError {
     pub fn detail(&self) -> &str {
         match self {
             ScimError::Invalid(_, d)
-            | ScimError::Unauthorized(d)
+            | ScimError::Unauthorized { detail: d, .. }
             | ScimError::Forbidden(d)
             | ScimError::NotFound(d)
             | ScimError::Timeout(d)
@@ -175,7 +179,10 @@ impl ScimError {
         ScimError::NotFound(detail.into())
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        ScimError::Unauthorized(detail.into())
+        ScimError::Unauthorized {
+            detail: detail.into(),
+            challenges: vec!["Bearer realm=\"scimlab\"".into()],
+        }
     }
     /// 405 for a target that allows only `allow` (e.g. `"GET, HEAD"`).
     pub fn method_not_allowed(detail: impl Into<String>, allow: &'static str) -> Self {

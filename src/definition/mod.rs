@@ -30,8 +30,13 @@ pub struct ServerDef {
     /// What this server is for; shown in `/healthz` and logs.
     #[serde(default)]
     pub description: String,
-    /// Bearer tokens this server accepts. A token belongs to exactly one server.
+    /// Bearer tokens this server accepts. A token belongs to exactly one server. May be empty
+    /// when `auth` declares another method.
+    #[serde(default)]
     pub tokens: Vec<String>,
+    /// Other ways clients authenticate: HTTP Basic, a custom header, OAuth 2.0 clients.
+    #[serde(default)]
+    pub auth: AuthDef,
     /// Resource types served, keyed by resource type name (`User`, `Group`, `Entitlement`,
     /// `Role`, `Agent`, `AgenticApplication`, or any name with an explicit `schema`).
     pub resource_types: BTreeMap<String, ResourceTypeDef>,
@@ -66,6 +71,79 @@ pub struct ServerDef {
     /// SCIM events (RFC 9967): a Security Event Token for every change, polled (RFC 8936).
     #[serde(default)]
     pub events: Option<EventsDef>,
+}
+
+/// Authentication methods besides the static bearer `tokens`. Any one of them admits a request.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthDef {
+    /// HTTP Basic credentials (RFC 7617).
+    #[serde(default)]
+    pub basic: Vec<BasicDef>,
+    /// A header that must carry a value, e.g. `{name: X-API-Key, value: …}`; with
+    /// `Authorization` the whole header value is compared (Okta's "HTTP header" option).
+    #[serde(default)]
+    pub header: Vec<HeaderAuthDef>,
+    /// OAuth 2.0: a token endpoint (`…/oauth/token`) and, for `authorization_code`, an
+    /// authorization endpoint with a consent page (`…/oauth/authorize`).
+    pub oauth: Option<OAuthDef>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicDef {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderAuthDef {
+    /// Header name (case-insensitive).
+    pub name: String,
+    pub value: String,
+}
+
+/// OAuth 2.0 (RFC 6749) clients of this server and the lifetimes of what it issues.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthDef {
+    pub clients: Vec<OAuthClientDef>,
+    /// Seconds an access token is valid (`expires_in`). Default 3600.
+    #[serde(default = "access_token_lifetime")]
+    pub access_token_lifetime: u64,
+    /// Seconds a refresh token is valid. Default 30 days.
+    #[serde(default = "refresh_token_lifetime")]
+    pub refresh_token_lifetime: u64,
+}
+
+fn access_token_lifetime() -> u64 {
+    3600
+}
+fn refresh_token_lifetime() -> u64 {
+    30 * 24 * 3600
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClientDef {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `client_credentials` (RFC 6749 §4.4, what Microsoft Entra's gallery validation uses)
+    /// and/or `authorization_code` (§4.1, what Okta recommends for OIN apps; it comes with
+    /// refresh tokens).
+    pub grants: Vec<OAuthGrant>,
+    /// Where the authorization endpoint may send the code (exact match), for
+    /// `authorization_code`.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrant {
+    ClientCredentials,
+    AuthorizationCode,
 }
 
 /// What the request inspector keeps.

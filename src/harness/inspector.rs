@@ -63,13 +63,17 @@ pub fn capped(bytes: &[u8], limit: usize) -> (Option<String>, bool) {
     (Some(text[..end].to_string()), true)
 }
 
-/// Header pairs with credentials redacted.
-pub fn headers(map: &axum::http::HeaderMap) -> Vec<(String, String)> {
+/// Header pairs with credentials redacted: `Authorization`, cookies, `X-API-Key`, and the
+/// headers a server's definition authenticates by (`secret_headers`).
+pub fn headers(map: &axum::http::HeaderMap, secret_headers: &[String]) -> Vec<(String, String)> {
     map.iter()
         .map(|(k, v)| {
             let value = if k == axum::http::header::AUTHORIZATION
                 || k == axum::http::header::COOKIE
                 || k.as_str() == "x-api-key"
+                || secret_headers
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(k.as_str()))
             {
                 // Only a registered scheme name is kept (it tells how the client authenticated);
                 // anything else may be the secret itself.

@@ -6,10 +6,12 @@ pub mod admin;
 mod auth;
 mod health;
 pub mod listen;
+mod oauth;
 mod response;
 mod scim;
 
 pub use auth::constant_time_eq;
+pub use oauth::routes as oauth_routes;
 pub use response::SCIM_JSON;
 
 use crate::error::ScimError;

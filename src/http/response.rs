@@ -27,11 +27,12 @@ impl IntoResponse for ScimError {
             ScimError::MethodNotAllowed { allow, .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ScimError::Unauthorized(_) => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"scimlab\""),
-                );
+            ScimError::Unauthorized { challenges, .. } => {
+                for c in challenges {
+                    if let Ok(v) = HeaderValue::from_str(c) {
+                        headers.append(header::WWW_AUTHENTICATE, v);
+                    }
+                }
             }
             ScimError::RateLimited {
                 retry_after_secs, ..

@@ -169,6 +169,7 @@ fn compile_server(
         description: def.description.clone(),
         source: file.path.clone(),
         tokens: def.tokens.clone(),
+        auth: def.auth.clone(),
         resource_types,
         schemas,
         strict: def.validation.strict,
@@ -197,6 +198,90 @@ fn compile_server(
     Some(server)
 }
 
+/// `auth`: credentials that can be sent as written, unique OAuth clients, redirect URIs for
+/// the authorization code grant.
+fn check_auth(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
+    let auth = &file.def.auth;
+    let mut complain = |keys: &[&str], msg: String| problems.push(file.diagnostic(keys, msg));
+    for b in &auth.basic {
+        if b.username.is_empty() || b.username.contains(':') || b.password.is_empty() {
+            complain(
+                &["auth", "basic"],
+                "a basic username is non-empty without ':' (RFC 7617 §2), and a password is non-empty".into(),
+            );
+        }
+    }
+    for h in &auth.header {
+        let name_ok = axum::http::HeaderName::from_bytes(h.name.as_bytes()).is_ok();
+        if !name_ok || h.value.is_empty() || axum::http::HeaderValue::from_str(&h.value).is_err() {
+            complain(
+                &["auth", "header"],
+                format!(
+                    "header {:?} needs a valid header name and a non-empty value",
+                    h.name
+                ),
+            );
+        }
+    }
+    let Some(oauth) = &auth.oauth else { return };
+    let mut seen = std::collections::HashSet::new();
+    for c in &oauth.clients {
+        if !seen.insert(c.client_id.as_str()) {
+            complain(
+                &["auth", "oauth", "clients"],
+                format!("client_id {:?} is defined twice", c.client_id),
+            );
+        }
+        if c.client_id.is_empty() || c.client_secret.len() < 8 {
+            complain(
+                &["auth", "oauth", "clients"],
+                format!(
+                    "client {:?} needs a client_id and a client_secret of at least 8 characters",
+                    c.client_id
+                ),
+            );
+        }
+        if c.grants.is_empty() {
+            complain(
+                &["auth", "oauth", "clients"],
+                format!(
+                    "client {:?} needs grants: client_credentials and/or authorization_code",
+                    c.client_id
+                ),
+            );
+        }
+        if c.grants
+            .contains(&definition::OAuthGrant::AuthorizationCode)
+            && c.redirect_uris.is_empty()
+        {
+            complain(
+                &["auth", "oauth", "clients"],
+                format!(
+                    "client {:?} uses authorization_code, so it needs redirect_uris",
+                    c.client_id
+                ),
+            );
+        }
+        for u in &c.redirect_uris {
+            if url::Url::parse(u).is_err() {
+                complain(
+                    &["auth", "oauth", "clients"],
+                    format!(
+                        "redirect URI {u:?} of client {:?} is not an absolute URI",
+                        c.client_id
+                    ),
+                );
+            }
+        }
+    }
+    if oauth.access_token_lifetime == 0 || oauth.refresh_token_lifetime == 0 {
+        complain(
+            &["auth", "oauth"],
+            "token lifetimes are at least one second".into(),
+        );
+    }
+}
+
 /// The server's own settings: id, tokens, reference checks, inspector and paging limits.
 fn check_settings(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
     let def = &file.def;
@@ -212,9 +297,18 @@ fn check_settings(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
             ),
         ));
     }
-    if def.tokens.is_empty() {
-        problems.push(file.diagnostic(&["tokens"], "at least one bearer token is required"));
+    let oauth_clients = def.auth.oauth.as_ref().map_or(0, |o| o.clients.len());
+    if def.tokens.is_empty()
+        && def.auth.basic.is_empty()
+        && def.auth.header.is_empty()
+        && oauth_clients == 0
+    {
+        problems.push(file.diagnostic(
+            &["tokens"],
+            "a server needs a way in: bearer `tokens`, or `auth` with basic, header or oauth clients",
+        ));
     }
+    check_auth(file, problems);
     for t in &def.tokens {
         if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
             problems.push(file.diagnostic(

@@ -33,6 +33,47 @@ fn pagination(p: &super::Pagination) -> Value {
     v
 }
 
+/// RFC 7643 §5 `authenticationSchemes`: the ways in this server's definition declares, the
+/// first one primary.
+fn authentication_schemes(server: &ServerModel) -> Value {
+    let mut out = Vec::new();
+    if server.auth.oauth.is_some() {
+        out.push(json!({
+            "type": "oauth2",
+            "name": "OAuth 2.0",
+            "description": "Access tokens from this server's token endpoint (…/oauth/token): client_credentials, authorization_code with refresh tokens",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc6749",
+        }));
+    }
+    if !server.tokens.is_empty() || server.auth.oauth.is_some() {
+        out.push(json!({
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authorization: Bearer with a token listed in this server's definition or issued by its token endpoint",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
+        }));
+    }
+    if !server.auth.basic.is_empty() {
+        out.push(json!({
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "A username and password from this server's definition",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc7617",
+        }));
+    }
+    for h in &server.auth.header {
+        out.push(json!({
+            "type": "httpheader",
+            "name": format!("{} header", h.name),
+            "description": format!("A secret value in the {} header", h.name),
+        }));
+    }
+    if let Some(first) = out.first_mut() {
+        first["primary"] = json!(true);
+    }
+    Value::Array(out)
+}
+
 pub fn build(server: &ServerModel) -> Discovery {
     let mut service_provider_config = json!({
         "schemas": [urn::SERVICE_PROVIDER_CONFIG, LIMITS_EXTENSION],
@@ -52,13 +93,7 @@ pub fn build(server: &ServerModel) -> Discovery {
         "changePassword": {"supported": true},
         "sort": {"supported": true},
         "etag": {"supported": true},
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "OAuth Bearer Token",
-            "description": "Authentication with a bearer token listed in this server's definition",
-            "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
-            "primary": true
-        }],
+        "authenticationSchemes": authentication_schemes(server),
         "meta": {"resourceType": "ServiceProviderConfig", "location": "/ServiceProviderConfig"}
     });
     // RFC 9967 §4: the events this server emits, and whether it completes a request

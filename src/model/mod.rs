@@ -52,6 +52,8 @@ pub struct ServerModel {
     /// The definition file this server came from.
     pub source: PathBuf,
     pub tokens: Vec<String>,
+    /// Authentication besides `tokens`.
+    pub auth: crate::definition::AuthDef,
     pub resource_types: Vec<ResourceType>,
     /// Every schema this server serves in `/Schemas`, in a stable order.
     pub schemas: Vec<Arc<SchemaDef>>,

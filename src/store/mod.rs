@@ -375,6 +375,18 @@ pub struct Keyset {
     pub seq: i64,
 }
 
+/// An OAuth grant a server issued: what it is, to which client, until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    /// `consent`, `code`, `access` or `refresh`.
+    pub kind: String,
+    pub client_id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// A code's or consent's redirect URI and state (JSON).
+    pub detail: Option<String>,
+}
+
 /// Where a cursor page starts: after a keyset, or before it (the page before, nearest row
 /// first).
 #[derive(Debug, Clone, Copy)]
@@ -602,6 +614,19 @@ pub trait Conn {
         acked: &[String],
         failed: &[(String, String)],
     ) -> Result<(), StoreError>;
+
+    /// Keeps an OAuth grant (by the digest of its secret), dropping long-expired ones.
+    fn put_grant(&self, server_id: &str, digest: &str, grant: &Grant) -> Result<(), StoreError>;
+
+    /// The grant of `kind` with this digest, if any (expired ones included: the caller says
+    /// "expired"); `take` also removes it (codes and consents are single-use).
+    fn grant(
+        &self,
+        server_id: &str,
+        digest: &str,
+        kind: &str,
+        take: bool,
+    ) -> Result<Option<Grant>, StoreError>;
 
     /// The latest events of a server, newest first, with their delivery state.
     fn event_log(&self, server_id: &str, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
@@ -1242,6 +1267,51 @@ impl Conn for Connection {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn put_grant(&self, server_id: &str, digest: &str, grant: &Grant) -> Result<(), StoreError> {
+        // A day past expiry nothing can use a grant any more, not even to be told "expired".
+        self.prepare_cached("DELETE FROM oauth_grants WHERE expires_at < ?1")?
+            .execute(params![crate::vocab::time::unix_secs() as i64 - 86400])?;
+        self.prepare_cached(
+            "INSERT OR REPLACE INTO oauth_grants (server_id, digest, kind, client_id, expires_at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            server_id,
+            digest,
+            grant.kind,
+            grant.client_id,
+            grant.expires_at,
+            grant.detail
+        ])?;
+        Ok(())
+    }
+
+    fn grant(
+        &self,
+        server_id: &str,
+        digest: &str,
+        kind: &str,
+        take: bool,
+    ) -> Result<Option<Grant>, StoreError> {
+        let found = self
+            .prepare_cached(
+                "SELECT kind, client_id, expires_at, detail FROM oauth_grants WHERE server_id=?1 AND digest=?2 AND kind=?3",
+            )?
+            .query_row(params![server_id, digest, kind], |r| {
+                Ok(Grant {
+                    kind: r.get(0)?,
+                    client_id: r.get(1)?,
+                    expires_at: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })
+            .optional()?;
+        if take && found.is_some() {
+            self.prepare_cached("DELETE FROM oauth_grants WHERE server_id=?1 AND digest=?2")?
+                .execute(params![server_id, digest])?;
+        }
+        Ok(found)
     }
 
     fn events_named(

@@ -7,6 +7,7 @@ mod common;
 mod architecture;
 mod async_requests;
 mod auth;
+mod auth_methods;
 mod bulk;
 mod compat;
 mod conformance;

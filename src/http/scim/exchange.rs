@@ -52,7 +52,7 @@ pub async fn exchange(
                 "no virtual server {server_id:?}; loaded servers: {}",
                 model.servers.keys().cloned().collect::<Vec<_>>().join(", ")
             ))),
-            Some(s) => auth::check(s, &parts.headers).map(|()| s.clone()),
+            Some(s) => auth::check(&app.store, s, &parts.headers).map(|()| s.clone()),
         };
         let run = async {
             match admitted {
@@ -75,6 +75,9 @@ pub async fn exchange(
         } else {
             tracing::info!(method = %method, uri = %uri, status, micros, "request");
         }
+        let secret_headers: Vec<String> = (server.iter())
+            .flat_map(|s| s.auth.header.iter().map(|h| h.name.clone()))
+            .collect();
         let Some(settings) = server.map(|s| s.inspector.clone()).filter(|s| s.enabled) else {
             return resp;
         };
@@ -86,6 +89,7 @@ pub async fn exchange(
             at,
             started,
             body: &bytes,
+            secret_headers,
         };
         record(&app, &settings, exchange, resp, notes).await
     }
@@ -102,6 +106,8 @@ struct Exchange<'a> {
     at: String,
     started: Instant,
     body: &'a [u8],
+    /// Headers the server authenticates by, redacted like `Authorization`.
+    secret_headers: Vec<String>,
 }
 
 /// Hands the exchange to the recorder and returns the response.
@@ -143,10 +149,10 @@ async fn record(
             query: req.uri.query().map(str::to_string),
             status,
             latency_ms: req.started.elapsed().as_secs_f64() * 1000.0,
-            request_headers: headers(req.headers),
+            request_headers: headers(req.headers, &req.secret_headers),
             request_body,
             request_body_truncated,
-            response_headers: headers(&parts.headers),
+            response_headers: headers(&parts.headers, &req.secret_headers),
             response_body,
             response_body_truncated,
             quirks: notes.quirks.iter().map(|q| q.to_string()).collect(),
