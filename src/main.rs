@@ -76,6 +76,54 @@ impl ConnArgs {
     }
 }
 
+/// HTTPS for `scimlab serve`.
+#[derive(Args)]
+struct TlsArgs {
+    /// `self-signed`: generate a certificate for localhost at start-up, print its SHA-256
+    /// fingerprint and write its PEM beside the database (`<db>.tls-cert.pem`) for clients to
+    /// trust.
+    #[arg(long, value_name = "self-signed", conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: Option<TlsMode>,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TlsMode {
+    #[value(name = "self-signed")]
+    SelfSigned,
+}
+
+impl TlsArgs {
+    /// The TLS configuration asked for, if any; a self-signed certificate is announced and
+    /// its PEM written beside `db`.
+    fn config(&self, db: &Path) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        use anyhow::Context as _;
+        use scimlab::http::tls;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Ok(Some(tls::from_files(cert, key)?));
+        }
+        let Some(TlsMode::SelfSigned) = self.tls else {
+            return Ok(None);
+        };
+        let (config, pem, fingerprint) = tls::self_signed()?;
+        let mut path = db.as_os_str().to_owned();
+        path.push(".tls-cert.pem");
+        let path = PathBuf::from(path);
+        std::fs::write(&path, pem)
+            .with_context(|| format!("writing the certificate to {}", path.display()))?;
+        eprintln!(
+            "TLS: self-signed certificate for localhost, 127.0.0.1 and ::1\n  SHA-256 fingerprint {fingerprint}\n  PEM (trust it in your client): {}",
+            path.display()
+        );
+        Ok(Some(config))
+    }
+}
+
 /// `scimlab lint` arguments.
 #[derive(Args)]
 struct LintArgs {
@@ -189,6 +237,8 @@ enum Command {
         public_hosts: Vec<String>,
         #[command(flatten)]
         conn: ConnArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Write a commented starter definition for a new server.
     New {
@@ -335,18 +385,23 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             admin_remote,
             public_hosts,
             conn,
-        } => done(
-            runtime().block_on(scimlab::app::serve(scimlab::app::Config {
-                listen,
-                db: data.db,
-                sources: data.dirs.sources(),
-                watch: !no_watch,
-                admin_token,
-                admin_remote,
-                public_hosts,
-                conn: conn.limits(),
-            })),
-        ),
+            tls,
+        } => {
+            let mut limits = conn.limits();
+            limits.tls = tls.config(&data.db)?;
+            done(
+                runtime().block_on(scimlab::app::serve(scimlab::app::Config {
+                    listen,
+                    db: data.db,
+                    sources: data.dirs.sources(),
+                    watch: !no_watch,
+                    admin_token,
+                    admin_remote,
+                    public_hosts,
+                    conn: limits,
+                })),
+            )
+        }
         Command::New {
             id,
             resource_types,

@@ -38,7 +38,17 @@ pub struct ConnLimits {
     pub write_stall: Duration,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_bytes: usize,
+    /// Serve HTTPS with this configuration (see `http::tls`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
+
+/// A request extension: the request came over TLS (so its URLs are `https://`).
+#[derive(Debug, Clone, Copy)]
+pub struct Https;
+
+/// A connection's byte stream, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Descriptors kept for the database, the definition watcher, logs and the accept itself.
 const RESERVED_FDS: u64 = 64;
@@ -51,6 +61,7 @@ impl Default for ConnLimits {
             body_timeout: Duration::from_secs(30),
             write_stall: Duration::from_secs(30),
             max_header_bytes: 64 << 10,
+            tls: None,
         }
     }
 }
@@ -260,18 +271,42 @@ pub async fn serve(
             close: Notify::new(),
         });
         crate::sync::lock(&registry.conns).insert(id, conn.clone());
-        let io = TokioIo::new(Watched {
+        let watched = Watched {
             inner: stream,
             conn: conn.clone(),
             registry: registry.clone(),
-        });
+        };
         let (app, builder, registry) = (app.clone(), builder.clone(), registry.clone());
         let (write_stall, body_timeout) = (limits.write_stall, limits.body_timeout);
+        let (tls, handshake_timeout) = (limits.tls.clone(), limits.header_timeout);
         tokio::spawn(async move {
+            let (io, https): (Box<dyn Io>, Option<Https>) = match tls {
+                None => (Box::new(watched), None),
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(watched)).await {
+                        Ok(Ok(stream)) => (Box::new(stream), Some(Https)),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            registry.remove(id);
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            registry.remove(id);
+                            return;
+                        }
+                    }
+                }
+            };
+            let io = TokioIo::new(io);
             let counted = conn.clone();
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    if let Some(h) = https {
+                        req.extensions_mut().insert(h);
+                    }
                     let busy = InFlight::start(&counted);
                     let app = app.clone();
                     async move {

@@ -9,6 +9,7 @@ pub mod listen;
 mod oauth;
 mod response;
 mod scim;
+pub mod tls;
 
 pub use auth::constant_time_eq;
 pub use oauth::routes as oauth_routes;

@@ -30,4 +30,5 @@ mod reload;
 mod resources;
 mod standards;
 mod storage;
+mod tls;
 mod ui_browser;

@@ -58,7 +58,7 @@ pub async fn exchange(
             match admitted {
                 Ok(server) => {
                     parts.extensions.insert(Scope {
-                        base: base_url(&parts.headers, &server_id),
+                        base: base_url(&parts, &server_id),
                         server,
                     });
                     next.run(Request::from_parts(parts, Body::from(bytes.clone())))

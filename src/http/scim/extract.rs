@@ -33,12 +33,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
 }
 
 /// The base URL of `server_id` as the client addressed it (forwarded headers first).
-pub fn base_url(headers: &axum::http::HeaderMap, server_id: &str) -> String {
+pub fn base_url(parts: &Parts, server_id: &str) -> String {
+    let headers = &parts.headers;
     let get = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
     let host = get("x-forwarded-host")
         .or_else(|| get(header::HOST.as_str()))
         .unwrap_or("localhost");
-    let proto = get("x-forwarded-proto").unwrap_or("http");
+    let direct = match parts.extensions.get::<crate::http::listen::Https>() {
+        Some(_) => "https",
+        None => "http",
+    };
+    let proto = get("x-forwarded-proto").unwrap_or(direct);
     format!("{proto}://{host}/scim-identifier/{server_id}/scim/v2")
 }
 

@@ -1,0 +1,139 @@
+//! HTTPS: `scimlab serve --tls self-signed` (a certificate for localhost, its fingerprint
+//! printed, its PEM beside the database) and `--tls-cert/--tls-key`, with clients that verify
+//! the certificate; the URLs the server writes say `https`.
+
+use crate::common;
+use serde_json::Value;
+
+const SERVER: &str = "id: secure\ntokens: [tok-secure]\nresource_types: { User: {} }\n";
+
+/// Starts the real binary with `tls_args`; returns it, its port and the temporary directory.
+fn start(tls_args: &[String]) -> (std::process::Child, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = dir.path().join("servers.d");
+    std::fs::create_dir(&servers).unwrap();
+    std::fs::write(servers.join("secure.yaml"), SERVER).unwrap();
+    let port = common::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--db")
+        .arg(dir.path().join("db.sqlite"))
+        .arg("--servers")
+        .arg(&servers)
+        .arg("--profiles")
+        .arg(dir.path().join("profiles"))
+        .arg("--no-watch")
+        .args(tls_args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, port, dir)
+}
+
+/// A client that trusts only `pem`.
+fn trusting(pem: &[u8]) -> reqwest::Client {
+    common::http()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem).unwrap()])
+        .build()
+        .unwrap()
+}
+
+/// Waits until the server answers over TLS with `client`; the user list then.
+async fn users(client: &reqwest::Client, port: u16) -> Value {
+    let url = format!("https://localhost:{port}/scim-identifier/secure/scim/v2/Users");
+    for _ in 0..250 {
+        if let Ok(r) = client.get(&url).bearer_auth("tok-secure").send().await {
+            assert_eq!(r.status(), 200);
+            return r.json().await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no TLS answer on port {port}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_signed_certificate_is_generated_announced_and_verifiable() {
+    let (mut child, port, dir) = start(&["--tls".into(), "self-signed".into()]);
+    let pem_path = dir.path().join("db.sqlite.tls-cert.pem");
+    for _ in 0..250 {
+        if pem_path.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pem = std::fs::read(&pem_path).unwrap();
+    let client = trusting(&pem);
+    let list = users(&client, port).await;
+    assert_eq!(list["totalResults"], 0);
+    // A created resource's location is an https URL.
+    let r = client
+        .post(format!(
+            "https://localhost:{port}/scim-identifier/secure/scim/v2/Users"
+        ))
+        .bearer_auth("tok-secure")
+        .header("content-type", "application/scim+json")
+        .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"tls"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://localhost:")
+    );
+    // A client that does not trust the certificate is refused, as is plain HTTP.
+    let untrusting = common::http().tls_certs_only([]).build().unwrap();
+    let url = format!("https://localhost:{port}/healthz");
+    assert!(untrusting.get(&url).send().await.is_err());
+    let plain = common::http().build().unwrap();
+    assert!(
+        plain
+            .get(format!("http://localhost:{port}/healthz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+            != Some(200)
+    );
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The fingerprint printed is the certificate's.
+    use rustls::pki_types::pem::PemObject as _;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+    let want = scimlab::http::tls::fingerprint(&der);
+    assert!(
+        stderr.contains(&format!("SHA-256 fingerprint {want}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_and_key_from_files_are_served() {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let args = [
+        "--tls-cert".to_string(),
+        cert.display().to_string(),
+        "--tls-key".to_string(),
+        key.display().to_string(),
+    ];
+    let (mut child, port, _dir) = start(&args);
+    let client = trusting(generated.cert.pem().as_bytes());
+    assert_eq!(users(&client, port).await["totalResults"], 0);
+    let _ = child.kill();
+    let _ = child.wait();
+    // A key that is not a key is a clear start-up error.
+    std::fs::write(&key, "not a key").unwrap();
+    let (child, _, _dir) = start(&args);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds no PEM private key"), "{stderr}");
+}
