@@ -71,6 +71,66 @@ pub struct ServerDef {
     /// SCIM events (RFC 9967): a Security Event Token for every change, polled (RFC 8936).
     #[serde(default)]
     pub events: Option<EventsDef>,
+    /// Lifecycle policies: the RFC behaviour by default, or the way many providers behave.
+    #[serde(default)]
+    pub lifecycle: LifecycleDef,
+}
+
+/// How deletes, conflicting creates, unknown group members and empty strings behave. Each
+/// default is RFC 7644's; any other is named in the request inspector when it changes an
+/// answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleDef {
+    /// `hard` (RFC 7644 §3.6: gone), or `soft`: DELETE deactivates and hides the resource,
+    /// and a later create with the same unique value (`userName`) revives it, same id.
+    #[serde(default)]
+    pub delete: DeletePolicy,
+    /// `reject` (409 `uniqueness`), or `return_existing`: a create that collides answers 200
+    /// with the resource that holds the value.
+    #[serde(default)]
+    pub create_conflict: ConflictPolicy,
+    /// Group members that name no resource of the server: `reject` the whole request (with
+    /// `check_references: [members]`; without it they are not checked), or `skip` them and
+    /// apply the rest.
+    #[serde(default)]
+    pub unknown_members: MembersPolicy,
+    /// An empty string for a single-valued attribute in POST, PUT or PATCH: a `value` (RFC),
+    /// or `clears` the attribute like null (as Microsoft Entra's validation sends it).
+    #[serde(default)]
+    pub empty_string: EmptyStringPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletePolicy {
+    #[default]
+    Hard,
+    Soft,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    #[default]
+    Reject,
+    ReturnExisting,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MembersPolicy {
+    #[default]
+    Reject,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmptyStringPolicy {
+    #[default]
+    Value,
+    Clears,
 }
 
 /// Authentication methods besides the static bearer `tokens`. Any one of them admits a request.

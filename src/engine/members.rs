@@ -124,6 +124,7 @@ pub(super) fn apply(
                     &mut Default::default(),
                     Some(&mut members),
                 )?;
+                super::references::skip_unknown_members(ctx, tx, Some(&mut members))?;
                 if ctx.server.checks_references("members") {
                     super::references::check(ctx, tx, &Default::default(), Some(&members))?;
                 }

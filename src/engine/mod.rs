@@ -6,6 +6,7 @@ pub mod bulk;
 mod cursor;
 pub mod events;
 mod issued;
+mod lifecycle;
 mod members;
 mod references;
 mod render;
@@ -38,6 +39,9 @@ pub struct Output {
     pub body: Value,
     pub etag: String,
     pub location: String,
+    /// A create answered with the resource it collided with (`create_conflict:
+    /// return_existing`): 200, not 201.
+    pub existing: bool,
 }
 
 /// `startIndex`, `count`, `filter`, `sortBy`, `sortOrder` of a search.
@@ -125,6 +129,7 @@ fn output(
         body: render::render(ctx, conn, row, proj, None)?,
         etag: etag(row.version),
         location: render::location(ctx, &ctx.rt.endpoint, &row.id),
+        existing: false,
     })
 }
 
@@ -173,10 +178,22 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
     };
     ctx.store.write(|tx| {
         references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
+        references::skip_unknown_members(ctx, tx, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         rules::check_assignments(ctx, tx, &n.doc)?;
-        row.doc = to_doc_string(&n.doc);
-        tx.insert(ctx.server, &row).map_err(store_err(ctx))?;
+        if let Some(revived) = lifecycle::revive(ctx, tx, &n.doc)? {
+            row = revived;
+        } else {
+            row.doc = to_doc_string(&n.doc);
+            if let Err(e) = tx.insert(ctx.server, &row) {
+                if matches!(e, StoreError::Unique { .. })
+                    && let Some(out) = lifecycle::existing(ctx, tx, &n.doc, proj)?
+                {
+                    return Ok(out);
+                }
+                return Err(store_err(ctx)(e));
+            }
+        }
         rules::check_in_view(ctx, tx, &row.id)?;
         if let Some(members) = &n.members {
             sync_members(ctx, tx, &row.id, &[], members)?;
@@ -212,6 +229,7 @@ pub fn replace(
             serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
         validate::carry_over(ctx.rt, &mut n.doc, &old, Mode::Replace)?;
         references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
+        references::skip_unknown_members(ctx, tx, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         rules::check_assignments(ctx, tx, &n.doc)?;
         let mut changed = n.doc != old;
@@ -400,6 +418,7 @@ fn store_patched(
     } = p;
     let id = row.id.clone();
     references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
+    references::skip_unknown_members(ctx, tx, n.members.as_mut())?;
     references::check(ctx, tx, &n.doc, n.members.as_deref())?;
     rules::check_assignments(ctx, tx, &n.doc)?;
     let doc_changed = n.doc != old;
@@ -425,7 +444,11 @@ pub fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()>
     ctx.store.write(|tx| {
         let row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
-        tx.delete(&ctx.server.id, id).map_err(store_err(ctx))?;
+        if lifecycle::soft_delete(ctx) {
+            lifecycle::bury(ctx, tx, &row)?;
+        } else {
+            tx.delete(&ctx.server.id, id).map_err(store_err(ctx))?;
+        }
         events::record(ctx, tx, id, events::Change::Delete, || Ok(Value::Null))
     })
 }

@@ -9,6 +9,42 @@ use crate::store::Conn;
 use crate::store::Member;
 use serde_json::{Map, Value};
 
+/// Under `unknown_members: skip`, drops the group members that name no resource of the
+/// server (so the rest apply) and notes the policy when it dropped any.
+pub fn skip_unknown_members(
+    ctx: &Ctx<'_>,
+    conn: &dyn Conn,
+    members: Option<&mut Vec<Member>>,
+) -> ScimResult<()> {
+    let Some(members) = members else {
+        return Ok(());
+    };
+    if ctx.server.lifecycle.unknown_members != crate::definition::MembersPolicy::Skip
+        || members.is_empty()
+    {
+        return Ok(());
+    }
+    let types: Vec<&str> = (ctx.server.resource_types.iter())
+        .filter(|t| t.has_groups || t.has_members)
+        .map(|t| t.name.as_str())
+        .collect();
+    let before = members.len();
+    let mut kept = Vec::with_capacity(before);
+    for m in members.drain(..) {
+        if conn
+            .exists(&ctx.server.id, &m.value, &types)
+            .map_err(super::store_err(ctx))?
+        {
+            kept.push(m);
+        }
+    }
+    if kept.len() < before {
+        crate::vocab::notes::note_policy("unknown_members=skip");
+    }
+    *members = kept;
+    Ok(())
+}
+
 pub fn check(
     ctx: &Ctx<'_>,
     conn: &dyn Conn,

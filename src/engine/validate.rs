@@ -27,6 +27,8 @@ pub struct Normalized {
 struct Rules<'a> {
     strict: bool,
     compat: &'a Compat,
+    /// `lifecycle.empty_string: clears`: `""` for a single-valued attribute means null.
+    empty_clears: bool,
 }
 
 pub fn get_ci<'m>(map: &'m Map<String, Value>, name: &str) -> Option<(&'m String, &'m Value)> {
@@ -42,6 +44,7 @@ pub fn normalize(
     let rules = Rules {
         strict: server.strict,
         compat: &server.compat,
+        empty_clears: server.lifecycle.empty_string == crate::definition::EmptyStringPolicy::Clears,
     };
     let rewritten;
     let input = match onelogin_enterprise(rt, input, &rules)? {
@@ -267,6 +270,10 @@ fn normalize_attr(
     // profile made the attribute readOnly: then a change is refused by `carry_over` and
     // `check_create`, so the value must get there.
     if value.is_null() || (attr.mutability == Mutability::ReadOnly && attr.rule.is_none()) {
+        return Ok(None);
+    }
+    if rules.empty_clears && !attr.multi_valued && value.as_str() == Some("") {
+        crate::vocab::notes::note_policy("empty_string=clears");
         return Ok(None);
     }
     if !attr.multi_valued {

@@ -38,6 +38,9 @@ pub struct Entry {
     pub response_body_truncated: bool,
     /// IdP deviations accepted while handling it (see `compat`).
     pub quirks: Vec<String>,
+    /// Lifecycle policies (not RFC behaviour) that changed its answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
     /// `jti`s of the SCIM events (RFC 9967) it raised.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
@@ -312,6 +315,9 @@ pub fn har(entries: &[Entry], base: &str) -> Value {
             let mut comment = Vec::new();
             if !e.events.is_empty() {
                 comment.push(format!("events (jti): {}", e.events.join(", ")));
+            }
+            if !e.policies.is_empty() {
+                comment.push(format!("policies: {}", e.policies.join(", ")));
             }
             if !e.quirks.is_empty() {
                 comment.push(format!("quirks: {}", e.quirks.join(", ")));

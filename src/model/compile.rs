@@ -170,6 +170,7 @@ fn compile_server(
         source: file.path.clone(),
         tokens: def.tokens.clone(),
         auth: def.auth.clone(),
+        lifecycle: def.lifecycle,
         resource_types,
         schemas,
         strict: def.validation.strict,

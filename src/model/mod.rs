@@ -54,6 +54,8 @@ pub struct ServerModel {
     pub tokens: Vec<String>,
     /// Authentication besides `tokens`.
     pub auth: crate::definition::AuthDef,
+    /// Lifecycle policies (RFC behaviour by default).
+    pub lifecycle: crate::definition::LifecycleDef,
     pub resource_types: Vec<ResourceType>,
     /// Every schema this server serves in `/Schemas`, in a stable order.
     pub schemas: Vec<Arc<SchemaDef>>,

@@ -145,6 +145,7 @@ async fn dashboard(State(app): State<AppState>) -> Page {
 
 fn entry_row(e: &inspector::Entry) -> Value {
     let mut notes: Vec<String> = e.quirks.iter().map(|q| format!("quirk {q}")).collect();
+    notes.extend(e.policies.iter().map(|p| format!("policy {p}")));
     if let Some(f) = &e.fault {
         notes.push(format!("fault {f}"));
     }

@@ -12,6 +12,8 @@ pub struct Notes {
     pub quirks: Vec<&'static str>,
     /// `jti`s of the SETs the request raised, in order.
     pub events: Vec<String>,
+    /// Non-RFC lifecycle policies that changed the answer (`delete=soft`, …), each once.
+    pub policies: Vec<&'static str>,
 }
 
 impl Notes {
@@ -26,6 +28,15 @@ impl Notes {
             self.quirk(q);
         }
         self.events.extend(other.events);
+        for p in other.policies {
+            self.policy(p);
+        }
+    }
+
+    fn policy(&mut self, name: &'static str) {
+        if !self.policies.contains(&name) {
+            self.policies.push(name);
+        }
     }
 }
 
@@ -51,6 +62,11 @@ fn note(f: impl Fn(&mut Notes)) {
 /// Notes that a quirk was applied.
 pub fn note_quirk(name: &'static str) {
     note(|n| n.quirk(name));
+}
+
+/// Notes that a non-RFC lifecycle policy changed the answer.
+pub fn note_policy(name: &'static str) {
+    note(|n| n.policy(name));
 }
 
 /// Notes that a SET was recorded.

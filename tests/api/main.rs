@@ -22,6 +22,7 @@ mod groups;
 mod harness;
 mod hostile;
 mod http_conventions;
+mod lifecycle;
 mod lint;
 mod pipeline_properties;
 mod probe;

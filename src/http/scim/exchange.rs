@@ -157,6 +157,7 @@ async fn record(
             response_body_truncated,
             quirks: notes.quirks.iter().map(|q| q.to_string()).collect(),
             events: notes.events,
+            policies: notes.policies.iter().map(|p| p.to_string()).collect(),
             error,
             fault,
         },

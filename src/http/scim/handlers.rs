@@ -285,7 +285,12 @@ async fn written(
         .await;
     }
     let out = run(app, scope, rt, work).await?;
-    Ok(resource_response(status, &out, created))
+    Ok(resource_response(answered(status, &out), &out, created))
+}
+
+/// 200 instead of 201 for a create answered with the resource it collided with.
+fn answered(status: StatusCode, out: &Output) -> StatusCode {
+    if out.existing { StatusCode::OK } else { status }
 }
 
 /// `GET /{endpoint}/{id}`: a point read, run on this worker (a hop to the blocking pool costs
