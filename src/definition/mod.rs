@@ -74,6 +74,47 @@ pub struct ServerDef {
     /// Lifecycle policies: the RFC behaviour by default, or the way many providers behave.
     #[serde(default)]
     pub lifecycle: LifecycleDef,
+    /// A provider persona: documented limits of a real SCIM service provider, reproduced on
+    /// purpose; every refusal they cause names the limit and the persona.
+    pub persona: Option<PersonaDef>,
+}
+
+/// Limits of a SCIM service provider (beside `limits`, which every server has).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaDef {
+    /// The provider, as refusals name it.
+    pub name: String,
+    /// Where its limits are documented.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Filter operators it understands (`eq`, `ne`, `co`, `sw`, `ew`, `gt`, `ge`, `lt`, `le`,
+    /// `pr`, `and`, `or`, `not`, and `[]` for value paths); default all.
+    #[serde(default)]
+    pub filter_operators: Option<Vec<String>>,
+    /// Most group members one create, PUT or PATCH may add or remove.
+    #[serde(default)]
+    pub members_per_request: Option<usize>,
+    /// Most values any multi-valued attribute of a resource holds (`members` aside).
+    #[serde(default)]
+    pub values_per_attribute: Option<usize>,
+    /// Whether a PATCH may replace a group's whole member list or remove all its members.
+    #[serde(default = "yes")]
+    pub replace_members: bool,
+    /// Groups come back without their members (GET and lists); members are found by
+    /// filtering groups on `members`.
+    #[serde(default)]
+    pub omit_members: bool,
+    /// Endpoints it does not have: `bulk`, `search` (`POST …/.search`).
+    #[serde(default)]
+    pub missing_endpoints: Vec<MissingEndpoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingEndpoint {
+    Bulk,
+    Search,
 }
 
 /// How deletes, conflicting creates, unknown group members and empty strings behave. Each

@@ -18,7 +18,7 @@ pub use validate::{Mode, normalize};
 
 use crate::error::{ScimError, ScimResult};
 use crate::filter;
-use crate::model::{ResourceType, ServerModel, query};
+use crate::model::{ResourceType, ServerModel, persona, query};
 use crate::schema::urn;
 use crate::store::{self, Member, Row, Store, StoreError};
 use serde_json::{Map, Value, json};
@@ -266,6 +266,7 @@ pub fn patch(
     if_match: Option<&str>,
     proj: &Projection,
 ) -> ScimResult<Output> {
+    persona::check_patch(ctx.server, input)?;
     let ops = crate::patch::parse(input, &ctx.server.compat, ctx.server.patch_max_operations)?;
     if let Some(member_ops) = members::member_ops(ctx, &ops) {
         // Row by row in the store: no document work to move out of the transaction.
@@ -504,7 +505,11 @@ pub fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Value> {
     let by_cursor = paging_method(ctx, q)?;
     let requested = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        Some(f) => Some(filter::parse_with(f, &ctx.server.compat)?),
+        Some(f) => {
+            let parsed = filter::parse_with(f, &ctx.server.compat)?;
+            persona::check_filter(ctx.server, &parsed)?;
+            Some(parsed)
+        }
         None => None,
     };
     let filter = rules::within_view(ctx, requested);
@@ -738,7 +743,11 @@ pub fn search_all(
         .unwrap_or(server.pagination.default_page_size)
         .min(server.pagination.max_page_size);
     let parsed = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        Some(f) => Some(filter::parse_with(f, &server.compat)?),
+        Some(f) => {
+            let parsed = filter::parse_with(f, &server.compat)?;
+            persona::check_filter(server, &parsed)?;
+            Some(parsed)
+        }
         None => None,
     };
     let mut total = 0;

@@ -223,6 +223,9 @@ pub fn render(
             continue;
         }
         let value = if rt.has_members && attr.name == "members" {
+            if crate::model::persona::omits_members(ctx.server) {
+                continue;
+            }
             members_value(ctx, conn, &row.id)?
         } else if rt.has_groups && attr.name == "groups" {
             let list = match groups {

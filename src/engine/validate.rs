@@ -136,6 +136,12 @@ pub fn normalize(
         None
     };
     check_required(rt, &doc, members.as_ref(), &rules, mode)?;
+    crate::model::persona::check_values(server, &doc)?;
+    if mode != Mode::Patch
+        && let Some(m) = &members
+    {
+        crate::model::persona::check_member_count(server, m.len())?;
+    }
     Ok(Normalized { doc, members })
 }
 

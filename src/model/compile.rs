@@ -171,6 +171,7 @@ fn compile_server(
         tokens: def.tokens.clone(),
         auth: def.auth.clone(),
         lifecycle: def.lifecycle,
+        persona: def.persona.clone(),
         resource_types,
         schemas,
         strict: def.validation.strict,
@@ -197,6 +198,28 @@ fn compile_server(
     };
     server.discovery = discovery::build(&server);
     Some(server)
+}
+
+/// `persona`: known filter operators, limits of at least one.
+fn check_persona(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
+    let Some(p) = &file.def.persona else { return };
+    for op in p.filter_operators.iter().flatten() {
+        if !crate::model::persona::FILTER_OPERATORS.contains(&op.to_ascii_lowercase().as_str()) {
+            problems.push(file.diagnostic(
+                &["persona", "filter_operators"],
+                format!(
+                    "unknown filter operator {op:?}; expected some of {:?}",
+                    crate::model::persona::FILTER_OPERATORS
+                ),
+            ));
+        }
+    }
+    if p.members_per_request == Some(0) || p.values_per_attribute == Some(0) {
+        problems.push(file.diagnostic(
+            &["persona"],
+            "members_per_request and values_per_attribute are at least 1",
+        ));
+    }
 }
 
 /// `auth`: credentials that can be sent as written, unique OAuth clients, redirect URIs for
@@ -310,6 +333,7 @@ fn check_settings(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
         ));
     }
     check_auth(file, problems);
+    check_persona(file, problems);
     for t in &def.tokens {
         if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
             problems.push(file.diagnostic(

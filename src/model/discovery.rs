@@ -33,6 +33,11 @@ fn pagination(p: &super::Pagination) -> Value {
     v
 }
 
+/// Whether the server's persona has no such endpoint.
+fn persona_lacks(server: &ServerModel, e: crate::definition::MissingEndpoint) -> bool {
+    (server.persona.as_ref()).is_some_and(|p| p.missing_endpoints.contains(&e))
+}
+
 /// RFC 7643 §5 `authenticationSchemes`: the ways in this server's definition declares, the
 /// first one primary.
 fn authentication_schemes(server: &ServerModel) -> Value {
@@ -86,7 +91,11 @@ pub fn build(server: &ServerModel) -> Discovery {
         },
         "documentationUri": "https://github.com/scimlab/scimlab#readme",
         "patch": {"supported": true},
-        "bulk": {"supported": true, "maxOperations": server.bulk_max_operations, "maxPayloadSize": server.bulk_max_payload_bytes},
+        "bulk": {
+            "supported": !persona_lacks(server, crate::definition::MissingEndpoint::Bulk),
+            "maxOperations": server.bulk_max_operations,
+            "maxPayloadSize": server.bulk_max_payload_bytes,
+        },
         "filter": {"supported": true, "maxResults": server.max_results},
         // RFC 9865 §4.
         "pagination": pagination(&server.pagination),

@@ -8,6 +8,7 @@ mod discovery;
 mod handle;
 pub mod limits;
 pub mod path;
+pub mod persona;
 mod profiles;
 pub mod query;
 
@@ -56,6 +57,8 @@ pub struct ServerModel {
     pub auth: crate::definition::AuthDef,
     /// Lifecycle policies (RFC behaviour by default).
     pub lifecycle: crate::definition::LifecycleDef,
+    /// A provider persona's limits, if the server reproduces one.
+    pub persona: Option<crate::definition::PersonaDef>,
     pub resource_types: Vec<ResourceType>,
     /// Every schema this server serves in `/Schemas`, in a stable order.
     pub schemas: Vec<Arc<SchemaDef>>,

@@ -71,6 +71,7 @@ fn shipped_definitions_are_valid() {
         "okta-sandbox",
         "entra",
         "agents",
+        "aws-iam-identity-center",
         "devices",
         "hr-portal",
         "it-desk",

@@ -24,6 +24,7 @@ mod hostile;
 mod http_conventions;
 mod lifecycle;
 mod lint;
+mod personas;
 mod pipeline_properties;
 mod probe;
 mod profiles;

@@ -4,6 +4,7 @@
 
 use super::asynchronous::{self, Done, Request};
 use super::extract::{BulkJson, Endpoint, Params, ScimJson, Scope};
+use crate::definition::MissingEndpoint;
 use crate::engine::{self, Ctx, Output};
 use crate::error::{ScimError, ScimResult};
 use crate::http::AppState;
@@ -101,6 +102,7 @@ pub async fn bulk(
     headers: HeaderMap,
     BulkJson(input): BulkJson,
 ) -> ScimResult<Response> {
+    crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Bulk)?;
     let work = move |store: &Store, server: &ServerModel, base: &str| {
         engine::bulk::execute(store, server, base, &input)
     };
@@ -200,6 +202,7 @@ pub async fn search_all(
     scope: Scope,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
+    crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Search)?;
     let (query, proj) = engine::search_request(&input)?;
     let out = blocking(&app, &scope, move |store, server, base| {
         engine::search_all(store, server, base, &query, &proj)
@@ -230,6 +233,7 @@ pub async fn search(
     Endpoint(rt): Endpoint,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
+    crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Search)?;
     let (query, proj) = engine::search_request(&input)?;
     let out = run(&app, &scope, rt, move |ctx| {
         engine::list(ctx, &query, &proj)
