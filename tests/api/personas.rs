@@ -178,3 +178,49 @@ async fn group_membership_changes_are_capped_and_never_whole_list() {
     let (_, u) = app.get(AWS, &format!("/Users/{}", ids[0])).await;
     assert!(u.get("groups").is_none(), "{u}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snowflake_takes_single_eq_or_sw_filters() {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/servers.d/snowflake.yaml"
+    ))
+    .unwrap();
+    let app = TestApp::spawn(&[(
+        "snowflake.yaml",
+        &shipped.replace("dev-token-snowflake", "tok-snowflake"),
+    )])
+    .await;
+    app.post(
+        "snowflake",
+        "/Users",
+        json!({"schemas": [USER], "userName": "ann"}),
+    )
+    .await;
+    for ok in ["userName eq \"ann\"", "userName sw \"a\""] {
+        let (s, b) = app
+            .get(
+                "snowflake",
+                &format!("/Users?filter={}", crate::common::urlencode(ok)),
+            )
+            .await;
+        assert_eq!((s, b["totalResults"].clone()), (200, json!(1)), "{ok}: {b}");
+    }
+    for refused_filter in [
+        "userName eq \"ann\" and active eq true",
+        "userName co \"n\"",
+        "userName pr",
+    ] {
+        let (s, b) = app
+            .get(
+                "snowflake",
+                &format!("/Users?filter={}", crate::common::urlencode(refused_filter)),
+            )
+            .await;
+        assert_error(s, &b, 400, Some("invalidFilter"));
+        assert!(
+            b["detail"].as_str().unwrap().contains("persona Snowflake"),
+            "{b}"
+        );
+    }
+}

@@ -1192,3 +1192,41 @@ async fn rate_limits_are_waited_out_and_a_failed_create_is_retried_once() {
         "newest first: the 429, then the retry"
     );
 }
+
+/// `scimlab probe` against each shipped persona reports the persona's documented deviations
+/// and nothing else: checks that only scope their data with an operator the persona refuses
+/// are skipped (the operator itself fails search.operators).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_probe_reports_each_persona_s_deviations_and_nothing_else() {
+    let app = TestApp::shipped().await;
+    for (id, token, want) in [
+        (
+            "aws-iam-identity-center",
+            "dev-token-aws",
+            vec![
+                "groups.members",      // GetGroup returns no members
+                "patch.add_multi",     // one value per multi-valued attribute
+                "patch.remove_filter", // (so no second value to remove by filter)
+                "search.operators",    // only eq and and
+                "search.post",         // no /.search
+                "search.value_path",   // no value paths
+            ],
+        ),
+        (
+            "snowflake",
+            "dev-token-snowflake",
+            vec!["search.operators", "search.value_path"],
+        ),
+    ] {
+        let mut o = Options::new(&app.base(id));
+        o.auth.bearer = Some(token.into());
+        let report = probe::run(&o, &mut |_| {}).await.unwrap();
+        let mut failed: Vec<&str> = (report.results.iter())
+            .filter(|r| r.status == scimlab::probe::Status::Fail)
+            .map(|r| r.id.as_str())
+            .collect();
+        failed.sort();
+        failed.dedup();
+        assert_eq!(failed, want, "{id}:\n{}", report.text(false));
+    }
+}
