@@ -24,7 +24,7 @@ struct Bucket {
 
 impl Bucket {
     fn refill(&mut self, now: Instant) {
-        let cap = self.rate.count as f64;
+        let cap = self.rate.capacity();
         let dt = now.duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + dt * self.rate.per_sec()).min(cap);
         self.last = now;
@@ -79,14 +79,14 @@ impl Buckets {
                 .entry((server.to_string(), key.clone()))
                 .or_insert_with(|| Bucket {
                     rate: *rate,
-                    tokens: rate.count as f64,
+                    tokens: rate.capacity(),
                     last: now,
                 });
             if b.rate != *rate {
                 // The limit changed (reload or admin API): start full at the new rate.
                 *b = Bucket {
                     rate: *rate,
-                    tokens: rate.count as f64,
+                    tokens: rate.capacity(),
                     last: now,
                 };
             }
@@ -138,9 +138,13 @@ mod tests {
             Rate::parse("600/min").unwrap(),
             Rate {
                 count: 600,
-                period_secs: 60
+                period_secs: 60,
+                burst: None,
             }
         );
+        assert_eq!(Rate::parse("600/min burst 180").unwrap().capacity(), 180.0);
+        assert!(Rate::parse("600/min burst 0").is_err());
+        assert!(Rate::parse("600/min burst x").is_err());
         assert!(Rate::parse("10").is_err());
         assert!(Rate::parse("0/s").is_err());
         assert!(Rate::parse("5/fortnight").is_err());

@@ -4,17 +4,34 @@
 use crate::definition::RateLimitsDef;
 use serde::Serialize;
 
-/// `N/s`, `N/min` or `N/hour`.
+/// `N/s`, `N/min` or `N/hour`, optionally `… burst B`: N requests per period on average,
+/// at most B at once (default N).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Rate {
     pub count: u32,
     pub period_secs: u32,
+    /// Most requests at once (the bucket's size); `None`: `count`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 impl Rate {
     pub fn parse(text: &str) -> Result<Rate, String> {
-        let bad = || format!("rate {text:?} must look like 100/s, 600/min or 5000/hour");
-        let (n, per) = text.split_once('/').ok_or_else(bad)?;
+        let bad = || {
+            format!(
+                "rate {text:?} must look like 100/s, 600/min or 5000/hour, optionally with \"burst N\""
+            )
+        };
+        let (rate, burst) = match text.split_once("burst") {
+            Some((r, b)) => (r, Some(b.trim().parse::<u32>().map_err(|_| bad())?)),
+            None => (text, None),
+        };
+        if burst == Some(0) {
+            return Err(format!(
+                "rate {text:?} has a burst of 0: nothing could pass"
+            ));
+        }
+        let (n, per) = rate.split_once('/').ok_or_else(bad)?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;
         let period_secs = match per.trim() {
             "s" | "sec" | "second" => 1,
@@ -27,11 +44,20 @@ impl Rate {
                 "rate {text:?} allows nothing; remove the limit instead"
             ));
         }
-        Ok(Rate { count, period_secs })
+        Ok(Rate {
+            count,
+            period_secs,
+            burst,
+        })
     }
 
     pub fn per_sec(&self) -> f64 {
         self.count as f64 / self.period_secs as f64
+    }
+
+    /// The bucket's size: most requests at once.
+    pub fn capacity(&self) -> f64 {
+        self.burst.unwrap_or(self.count) as f64
     }
 }
 

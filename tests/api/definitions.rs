@@ -76,6 +76,7 @@ fn shipped_definitions_are_valid() {
         "hr-portal",
         "it-desk",
         "sales-crm",
+        "slack",
         "snowflake",
     ] {
         assert!(out.contains(id), "{out}");

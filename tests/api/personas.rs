@@ -224,3 +224,42 @@ async fn snowflake_takes_single_eq_or_sw_filters() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_allows_a_burst_of_180_writes_then_429_naming_the_persona() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/servers.d/slack.yaml"))
+            .unwrap();
+    let app = TestApp::spawn(&[(
+        "slack.yaml",
+        &shipped.replace("dev-token-slack", "tok-slack"),
+    )])
+    .await;
+    let started = std::time::Instant::now();
+    let mut passed = 0;
+    let limited = loop {
+        let (s, b, h) = app
+            .send(reqwest::Method::DELETE, "slack", "/Users/none", None)
+            .await;
+        if s == 429 {
+            break (b, h);
+        }
+        assert_eq!(s, 404);
+        passed += 1;
+        assert!(passed < 400, "no 429 after {passed} writes");
+    };
+    // 180 at once, plus what 600/min refilled meanwhile (10 per second).
+    let refilled = (started.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    assert!(
+        passed >= 180 && passed <= 180 + refilled,
+        "{passed} writes passed"
+    );
+    let (body, headers) = limited;
+    assert!(headers.contains_key("retry-after"));
+    assert!(
+        body["detail"].as_str().unwrap().contains("persona Slack"),
+        "{body}"
+    );
+    // Reads have their own, larger budget.
+    assert_eq!(app.get("slack", "/Users").await.0, 200);
+}

@@ -185,9 +185,12 @@ pub async fn gate(
     let limits = app.harness.limits_for(server);
     if let Err(limited) = app.harness.buckets.take(&server.id, &limits, write, rt) {
         let secs = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let persona = (server.persona.as_ref())
+            .map(|p| format!(" (persona {})", p.name))
+            .unwrap_or_default();
         return ScimError::RateLimited {
             detail: format!(
-                "rate limit of {} {}/{}s for {} requests exceeded on server {}; retry after {secs} s",
+                "rate limit of {} {}/{}s for {} requests exceeded on server {}{persona}; retry after {secs} s",
                 limited.rate.count,
                 if limited.rate.count == 1 { "request" } else { "requests" },
                 limited.rate.period_secs,
