@@ -235,6 +235,21 @@ async fn client_credentials_tokens_work_until_they_expire() {
             .unwrap()
             .contains("invalid_token")
     );
+    // Neither the client secret nor the issued token is in the request inspector or its HAR
+    // export (the token endpoint is not recorded; Authorization is redacted).
+    for path in [
+        "/admin/servers/methods/requests",
+        "/admin/servers/methods/requests.har",
+    ] {
+        let (_, log) = app.admin(Method::GET, path, None).await;
+        let text = log.to_string();
+        assert!(text.contains("/Users"), "{text}");
+        assert!(!text.contains(&access), "the access token in {path}");
+        assert!(
+            !text.contains("entra-secret-1"),
+            "the client secret in {path}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
