@@ -201,7 +201,10 @@ pub fn import(
         )));
     }
     for r in &export.resources {
-        if server.by_name(&r.resource_type).is_none() {
+        if server
+            .by_name(crate::engine::live_type(&r.resource_type))
+            .is_none()
+        {
             return Err(DataError::Import(format!(
                 "resource {} is a {}, which server {} does not serve",
                 r.id, r.resource_type, server.id

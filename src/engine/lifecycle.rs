@@ -13,10 +13,19 @@ use crate::store::{Conn, Row, Search};
 use crate::vocab::notes::note_policy;
 use serde_json::{Map, Value};
 
+/// What marks a soft-deleted resource's stored resource type.
+const TOMBSTONE: &str = "#deleted";
+
 /// Soft-deleted resources are kept under this resource type, beside the live ones: every
 /// query of the live type passes them by, and none of its unique indexes covers them.
 pub fn tombstone_type(resource_type: &str) -> String {
-    format!("{resource_type}#deleted")
+    format!("{resource_type}{TOMBSTONE}")
+}
+
+/// The resource type a stored type belongs to: itself, or the live type of a tombstone (for
+/// exports, imports and snapshots, which carry tombstones along).
+pub fn live_type(stored: &str) -> &str {
+    stored.strip_suffix(TOMBSTONE).unwrap_or(stored)
 }
 
 /// Whether DELETE only hides.

@@ -13,6 +13,7 @@ mod render;
 mod rules;
 mod validate;
 
+pub use lifecycle::live_type;
 pub use render::{Projection, etag};
 pub use validate::{Mode, normalize};
 

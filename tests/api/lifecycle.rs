@@ -195,3 +195,22 @@ async fn empty_strings_are_values_or_clear() {
         }
     }
 }
+
+/// Exports, imports (and so snapshots) carry soft-deleted resources along: after a round
+/// trip, a create still revives them.
+#[tokio::test(flavor = "multi_thread")]
+async fn soft_deleted_resources_survive_export_and_import() {
+    let app = app().await;
+    let (_, u) = app.post("provider", "/Users", user("fay")).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    assert_eq!(app.delete("provider", &format!("/Users/{id}")).await, 204);
+    let text = scimlab::data::export(app.store(), "provider").unwrap();
+    assert!(text.contains("User#deleted"), "{text}");
+    let model = app.state.as_ref().unwrap().model.load_full();
+    let server = model.server("provider").unwrap();
+    scimlab::data::import(app.store(), server, &text, true).unwrap();
+    assert_eq!(app.get("provider", &format!("/Users/{id}")).await.0, 404);
+    let (s, back) = app.post("provider", "/Users", user("fay")).await;
+    assert_eq!(s, 201);
+    assert_eq!(back["id"], json!(id));
+}
