@@ -431,3 +431,38 @@ fn definitions_without_a_way_in_or_with_broken_oauth_clients_are_refused() {
     assert!(text.contains("needs redirect_uris"), "{text}");
     assert!(text.contains("a server needs a way in"), "{text}");
 }
+
+/// Okta's "HTTP header" option: the whole Authorization value is the secret, whatever scheme
+/// it looks like; anything else there is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_authorization_value_can_be_the_secret() {
+    let app = TestApp::spawn(&[(
+        "hdr.yaml",
+        "id: hdr\nresource_types: { User: {} }\nauth:\n  header: [{ name: Authorization, value: \"SSWS 00abcdef\" }]\n",
+    )])
+    .await;
+    let url = format!("{}/Users", app.base("hdr"));
+    let ok = app
+        .client
+        .get(&url)
+        .header("authorization", "SSWS 00abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let (s, b, _) = split(
+        app.client
+            .get(&url)
+            .header("authorization", "SSWS wrong")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(s, &b, 401, None);
+    // The secret is redacted in the inspector like any Authorization value.
+    let (_, log) = app
+        .admin(Method::GET, "/admin/servers/hdr/requests", None)
+        .await;
+    assert!(!log.to_string().contains("00abcdef"), "{log}");
+}
