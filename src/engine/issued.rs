@@ -16,12 +16,7 @@ pub fn assign(rt: &ResourceType, doc: &mut Map<String, Value>) {
             .keys()
             .any(|k| k.eq_ignore_ascii_case("certificateInfo"))
     {
-        // Two v4 UUIDs: 244 bits from the operating system's random source.
-        let token = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let token = crate::vocab::rng::secret();
         doc.insert("clientToken".into(), Value::String(token));
     }
 }

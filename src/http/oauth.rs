@@ -11,6 +11,7 @@ use super::auth::{constant_time_eq, digest};
 use crate::definition::{OAuthClientDef, OAuthDef, OAuthGrant};
 use crate::model::ServerModel;
 use crate::store::Grant;
+use crate::vocab::rng::secret;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -35,15 +36,6 @@ pub fn routes() -> Router<AppState> {
             "/scim-identifier/{server_id}/oauth/authorize",
             get(authorize).post(decide),
         )
-}
-
-/// A fresh secret: 244 random bits (two v4 UUIDs from the operating system's source).
-fn secret() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 fn now() -> i64 {

@@ -375,6 +375,28 @@ pub struct Keyset {
     pub seq: i64,
 }
 
+/// An `events` row as `jti, created, claims, state, error`.
+fn event_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
+    Ok(EventRecord {
+        jti: r.get(0)?,
+        created: r.get(1)?,
+        claims: r.get(2)?,
+        state: r.get(3)?,
+        error: r.get(4)?,
+    })
+}
+
+/// A push as `jti, receiver, state, attempts, last_error`.
+fn push_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PushRecord> {
+    Ok(PushRecord {
+        jti: r.get(0)?,
+        receiver: r.get(1)?,
+        state: r.get(2)?,
+        attempts: r.get(3)?,
+        error: r.get(4)?,
+    })
+}
+
 /// An OAuth grant a server issued: what it is, to which client, until when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
@@ -1182,15 +1204,7 @@ impl Conn for Connection {
             "SELECT e.jti, d.receiver, d.state, d.attempts, d.last_error FROM event_deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.event_seq IN (SELECT seq FROM events WHERE server_id=?1 ORDER BY seq DESC LIMIT ?2) ORDER BY d.id",
         )?;
         let rows = st
-            .query_map(params![server_id, limit as i64], |r| {
-                Ok(PushRecord {
-                    jti: r.get(0)?,
-                    receiver: r.get(1)?,
-                    state: r.get(2)?,
-                    attempts: r.get(3)?,
-                    error: r.get(4)?,
-                })
-            })?
+            .query_map(params![server_id, limit as i64], push_record)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -1256,15 +1270,7 @@ impl Conn for Connection {
             "SELECT jti, created, claims, state, error FROM events WHERE server_id=?1 ORDER BY seq DESC LIMIT ?2",
         )?;
         let rows = st
-            .query_map(params![server_id, limit as i64], |r| {
-                Ok(EventRecord {
-                    jti: r.get(0)?,
-                    created: r.get(1)?,
-                    claims: r.get(2)?,
-                    state: r.get(3)?,
-                    error: r.get(4)?,
-                })
-            })?
+            .query_map(params![server_id, limit as i64], event_record)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -1328,26 +1334,10 @@ impl Conn for Connection {
         let (mut events, mut deliveries) = (Vec::new(), Vec::new());
         for jti in jtis {
             let found = event
-                .query_row(params![server_id, jti], |r| {
-                    Ok(EventRecord {
-                        jti: r.get(0)?,
-                        created: r.get(1)?,
-                        claims: r.get(2)?,
-                        state: r.get(3)?,
-                        error: r.get(4)?,
-                    })
-                })
+                .query_row(params![server_id, jti], event_record)
                 .optional()?;
             events.extend(found);
-            let rows = pushes.query_map(params![server_id, jti], |r| {
-                Ok(PushRecord {
-                    jti: r.get(0)?,
-                    receiver: r.get(1)?,
-                    state: r.get(2)?,
-                    attempts: r.get(3)?,
-                    error: r.get(4)?,
-                })
-            })?;
+            let rows = pushes.query_map(params![server_id, jti], push_record)?;
             for row in rows {
                 deliveries.push(row?);
             }

@@ -47,9 +47,9 @@ impl Sessions {
     }
 
     fn create(&self) -> (String, UiSession) {
-        let id = random();
+        let id = crate::vocab::rng::secret();
         let session = UiSession {
-            csrf: random(),
+            csrf: crate::vocab::rng::secret(),
             signed_in: false,
         };
         let mut table = crate::sync::lock(&self.inner);
@@ -74,14 +74,6 @@ impl Sessions {
             s.signed_in = true;
         }
     }
-}
-
-fn random() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 /// Whether `host` (a `Host` header: name or name:port) names this machine's loopback, or one

@@ -1,4 +1,15 @@
-//! The deterministic random stream behind seed data and fault injection.
+//! The deterministic random stream behind seed data and fault injection, and (unlike it)
+//! unpredictable secrets for sessions and issued tokens.
+
+/// An unpredictable secret: 244 random bits from the operating system's source (two v4
+/// UUIDs), as 64 hex characters.
+pub fn secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
 
 /// SplitMix64: tiny, fast and stable across versions and platforms, which a seed promise needs
 /// (a library generator may change its stream between releases).

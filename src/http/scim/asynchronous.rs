@@ -7,12 +7,11 @@
 //! answered normally instead, and raises no completion event.
 
 use super::extract::Scope;
-use super::handlers::blocking;
+use super::handlers::{blocking, events_of, sets_response};
 use crate::definition::AsyncRequests;
 use crate::engine::Output;
 use crate::error::{ScimError, ScimResult};
 use crate::http::AppState;
-use crate::http::response::scim_json;
 use crate::model::ServerModel;
 use crate::store::Store;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -204,11 +203,7 @@ pub async fn completion(
     scope: Scope,
     axum::extract::Path(p): axum::extract::Path<std::collections::HashMap<String, String>>,
 ) -> ScimResult<Response> {
-    let Some(cfg) = scope.server.events.clone() else {
-        return Err(ScimError::not_found(
-            "this server emits no events; add `events:` to its definition (RFC 9967)",
-        ));
-    };
+    let cfg = events_of(&scope)?;
     let txn = p.get("txn").cloned().unwrap_or_default();
     let lookup = txn.clone();
     let found = blocking(&app, &scope, move |store, server, _| {
@@ -221,16 +216,5 @@ pub async fn completion(
              or this server never gave that Set-Txn"
         )));
     }
-    let mut sets = serde_json::Map::new();
-    for (jti, claims) in found {
-        let key = scope.server.event_key.as_ref();
-        let set = crate::engine::events::encode(&cfg.signing, key, &claims)?;
-        sets.insert(jti, Value::String(set));
-    }
-    let mut resp = scim_json(StatusCode::OK, &json!({"sets": sets}));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+    sets_response(&scope, &cfg, found, None)
 }

@@ -137,11 +137,7 @@ pub async fn security_events(
     scope: Scope,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
-    let Some(cfg) = scope.server.events.clone() else {
-        return Err(ScimError::not_found(
-            "this server emits no events; add `events:` to its definition (RFC 9967)",
-        ));
-    };
+    let cfg = events_of(&scope)?;
     let poll = engine::events::Poll::parse(&input)?;
     let (ack, errs) = (poll.ack.clone(), poll.set_errs.clone());
     blocking(&app, &scope, move |store, server, _| {
@@ -161,23 +157,45 @@ pub async fn security_events(
         })
         .await?;
         if !pending.is_empty() || tokio::time::Instant::now() >= deadline {
-            let mut sets = serde_json::Map::new();
-            for (jti, claims) in pending {
-                let key = scope.server.event_key.as_ref();
-                let set = engine::events::encode(&cfg.signing, key, &claims)?;
-                sets.insert(jti, Value::String(set));
-            }
-            let body = serde_json::json!({"sets": sets, "moreAvailable": more});
-            // RFC 8936 §2.4: the poll response is JSON.
-            let mut resp = scim_json(StatusCode::OK, &body);
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return Ok(resp);
+            return sets_response(&scope, &cfg, pending, Some(more));
         }
         tokio::time::sleep(LONG_POLL_STEP).await;
     }
+}
+
+/// The server's events settings, or 404 when it emits none.
+pub(super) fn events_of(scope: &Scope) -> ScimResult<crate::definition::EventsDef> {
+    scope.server.events.clone().ok_or_else(|| {
+        ScimError::not_found(
+            "this server emits no events; add `events:` to its definition (RFC 9967)",
+        )
+    })
+}
+
+/// SETs as an RFC 8936 poll answers them (`{"sets": {jti: SET}, "moreAvailable"}`, JSON per
+/// §2.4), encoded and signed as the server's definition says.
+pub(super) fn sets_response(
+    scope: &Scope,
+    cfg: &crate::definition::EventsDef,
+    found: Vec<(String, String)>,
+    more: Option<bool>,
+) -> ScimResult<Response> {
+    let mut sets = serde_json::Map::new();
+    for (jti, claims) in found {
+        let key = scope.server.event_key.as_ref();
+        let set = engine::events::encode(&cfg.signing, key, &claims)?;
+        sets.insert(jti, Value::String(set));
+    }
+    let mut body = serde_json::json!({ "sets": sets });
+    if let Some(more) = more {
+        body["moreAvailable"] = Value::Bool(more);
+    }
+    let mut resp = scim_json(StatusCode::OK, &body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
 }
 
 /// `GET /SecurityEvents/jwks`: the public key that verifies this server's RS256 SETs, as a
