@@ -30,6 +30,16 @@ pub struct Options {
     /// Keep the benchmark database at this path (default: a temporary file).
     #[arg(long)]
     pub db: Option<std::path::PathBuf>,
+    /// Run only the workloads whose names contain one of these words (e.g. `GET`, `PATCH`,
+    /// `Bulk`), for profiling one at a time; the creates always run (they load the users).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+impl Options {
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| name.contains(w.as_str()))
+    }
 }
 
 const DEFINITION: &str = "id: bench\ntokens: [bench-token]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\nlimits: { max_payload_bytes: 16777216 }\n";
@@ -50,6 +60,16 @@ struct Stats {
 }
 
 impl Stats {
+    /// A workload left out by `--only`.
+    fn skipped(name: &'static str) -> Stats {
+        Stats {
+            name,
+            requests: 0,
+            non_2xx: 0,
+            elapsed: Duration::ZERO,
+            latencies_us: Vec::new(),
+        }
+    }
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -154,6 +174,7 @@ struct Rig {
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
+    opts: Options,
     /// Keeps the temporary definitions and database for the run.
     _dir: tempfile::TempDir,
 }
@@ -181,17 +202,24 @@ impl Rig {
             addr,
             connections: opts.connections,
             duration: Duration::from_secs_f64(opts.seconds),
+            opts: opts.clone(),
             _dir: dir,
         })
     }
 
     /// A timed workload on every connection.
     async fn timed(&self, name: &'static str, make: MakeRequest) -> anyhow::Result<Stats> {
+        if !self.opts.wants(name) {
+            return Ok(Stats::skipped(name));
+        }
         load(name, self.addr, self.connections, None, self.duration, make).await
     }
 
     /// A timed workload on one connection (p50 is one request's latency, not queueing).
     async fn one_conn(&self, name: &'static str, make: MakeRequest) -> anyhow::Result<Stats> {
+        if !self.opts.wants(name) {
+            return Ok(Stats::skipped(name));
+        }
         load(name, self.addr, 1, None, self.duration, make).await
     }
 
@@ -255,18 +283,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     )
     .await?;
     // The same creates on a server that records a SCIM event for each.
-    let creates_with_events = load(
-        "create, events on",
-        rig.addr,
-        rig.connections,
-        Some(opts.users),
-        rig.duration,
-        Arc::new(move |i| {
-            let path = "/scim-identifier/bench-ev/scim/v2/Users";
-            crate::harness::client::request("POST", path, "bench-ev-token", &user(i))
-        }),
-    )
-    .await?;
+    const EVENTS: &str = "create, events on";
+    let creates_with_events = if !opts.wants(EVENTS) {
+        Stats::skipped(EVENTS)
+    } else {
+        load(
+            EVENTS,
+            rig.addr,
+            rig.connections,
+            Some(opts.users),
+            rig.duration,
+            Arc::new(move |i| {
+                let path = "/scim-identifier/bench-ev/scim/v2/Users";
+                crate::harness::client::request("POST", path, "bench-ev-token", &user(i))
+            }),
+        )
+        .await?
+    };
     let mut conn = Conn::open(rig.addr).await?;
     let ids = Arc::new(rig.user_ids(&mut conn, opts.users).await?);
     let first = ids.first().context("no user was created")?;
@@ -367,6 +400,10 @@ async fn patch_workload(rig: &Rig, ids: &Arc<Vec<String>>) -> anyhow::Result<Sta
 /// A group holding every user; one member added or removed per request (one connection, so
 /// adds and removes alternate in order).
 async fn group_workload(rig: &Rig, ids: &[String]) -> anyhow::Result<Stats> {
+    const NAME: &str = "PATCH group member add/remove";
+    if !rig.opts.wants(NAME) {
+        return Ok(Stats::skipped(NAME));
+    }
     // A connection of its own: one idle through the read workloads is closed by the
     // server's keep-alive timeout.
     let mut conn = Conn::open(rig.addr).await?;
@@ -392,7 +429,7 @@ async fn group_workload(rig: &Rig, ids: &[String]) -> anyhow::Result<Stats> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    rig.one_conn("PATCH group member add/remove", Arc::new(move |s| {
+    rig.one_conn(NAME, Arc::new(move |s| {
         let op = if s % 2 == 0 {
             format!(r#"{{"op":"add","path":"members","value":[{{"value":"extra-{}"}}]}}"#, s / 2)
         } else {
@@ -406,6 +443,10 @@ async fn group_workload(rig: &Rig, ids: &[String]) -> anyhow::Result<Stats> {
 
 /// Five Bulk requests of 1,000 creates each, one at a time.
 async fn bulk_workload(rig: &Rig) -> anyhow::Result<Stats> {
+    const NAME: &str = "Bulk of 1,000 creates";
+    if !rig.opts.wants(NAME) {
+        return Ok(Stats::skipped(NAME));
+    }
     let bulk_body = |round: usize| {
         let ops: Vec<String> = (0..1000)
             .map(|k| {
@@ -422,7 +463,7 @@ async fn bulk_workload(rig: &Rig) -> anyhow::Result<Stats> {
     };
     let bulks: Arc<Vec<String>> = Arc::new((0..5).map(bulk_body).collect());
     load(
-        "Bulk of 1,000 creates",
+        NAME,
         rig.addr,
         1,
         Some(5),
@@ -440,6 +481,9 @@ fn report(creates: &[Stats], results: &[Stats], body_size: usize, users: usize, 
         "workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs bare"
     );
     for s in creates.iter().chain(results.iter()) {
+        if s.elapsed.is_zero() {
+            continue;
+        }
         println!(
             "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>8.1}%",
             s.name,
