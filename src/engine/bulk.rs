@@ -210,8 +210,13 @@ fn run_one(
     Ok((200, Some(out.location), Some(out.etag)))
 }
 
-/// Executes a BulkRequest; blocking.
+/// Executes a BulkRequest; blocking. The operations' writes share transactions (each
+/// operation still atomic) and the response is sent once they are all committed.
 pub fn execute(store: &Store, server: &ServerModel, base: &str, body: &Value) -> ScimResult<Value> {
+    store.batched(|| execute_ops(store, server, base, body))?
+}
+
+fn execute_ops(store: &Store, server: &ServerModel, base: &str, body: &Value) -> ScimResult<Value> {
     let (ops, fail_on_errors) = parse(body, server)?;
     let declared: HashMap<&str, usize> = ops
         .iter()

@@ -7,6 +7,7 @@ mod plan;
 pub mod request_log;
 mod sort;
 mod sql;
+mod writer;
 
 use crate::model::ServerModel;
 use plan::IndexSpec;
@@ -30,6 +31,9 @@ pub enum StoreError {
     /// holds (as a client names it), when it could be told.
     #[error("another resource holds this {}", attribute.as_deref().unwrap_or("unique value"))]
     Unique { attribute: Option<String> },
+    /// The COMMIT of a shared transaction failed: the writes it held are lost.
+    #[error("the database could not commit the write (disk full or an I/O error)")]
+    Commit,
     /// A unique index cannot be built because stored resources already share a value.
     #[error(
         "attribute {attribute} of {resource_type} is now unique, but resources {ids:?} share a value"
@@ -70,7 +74,7 @@ pub struct GroupRef {
 
 pub struct Store {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: writer::Writer,
     /// Readers for searches and other reads that may scan.
     readers: Vec<Mutex<Connection>>,
     /// Readers kept for point reads (GET by id, counts): a scan never holds one, so a point
@@ -164,7 +168,7 @@ impl Store {
         Ok(Store {
             cursor_key,
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            writer: writer::Writer::new(writer),
             readers,
             point_readers,
             next_reader: AtomicUsize::new(0),
@@ -203,6 +207,10 @@ impl Store {
         pool: &[Mutex<Connection>],
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
+        if writer::holding_open() {
+            // Inside `batched`: this thread's writes are not committed yet; read them.
+            return self.writer.read_own(|c| f(c));
+        }
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         // Take the first free reader, else wait on the one this call was assigned.
         for i in 0..pool.len() {
@@ -214,32 +222,28 @@ impl Store {
         f(&*c)
     }
 
-    /// Runs `f` in one IMMEDIATE transaction on the writer; commits only if `f` succeeds.
-    /// BEGIN and COMMIT are cached statements: preparing them per write is measurable.
+    /// Runs `f` atomically on the writer and returns once its work is committed (concurrent
+    /// writes share a COMMIT: see [`writer`]); nothing of `f` is kept if it fails.
     pub fn write<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
-        let c = crate::sync::lock(&self.writer);
-        c.prepare_cached("BEGIN IMMEDIATE")
-            .and_then(|mut s| s.execute([]))
-            .map_err(StoreError::from)?;
-        let out = f(&*c).and_then(|v| {
-            c.prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]))
-                .map_err(StoreError::from)?;
-            Ok(v)
-        });
-        if out.is_err() && !c.is_autocommit() {
-            let _ = c.execute_batch("ROLLBACK");
-        }
-        out
+        self.writer.write(|c| f(c))
+    }
+
+    /// Runs `f`, whose writes share transactions and are committed together at the end (each
+    /// write still atomic): Bulk requests.
+    pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        self.writer.batched(f)
     }
 
     /// Creates the server's indexes that do not exist yet. A unique index that existing data
     /// violates is reported with the conflicting resources.
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
-        let c = crate::sync::lock(&self.writer);
+        self.writer.exclusive(|c| Self::create_indexes(c, server))
+    }
+
+    fn create_indexes(c: &Connection, server: &ServerModel) -> Result<(), StoreError> {
         for spec in &plan::indexes_for(server) {
             let create = plan::create_sql(
                 &spec.name,
@@ -250,7 +254,7 @@ impl Store {
             );
             if let Err(e) = c.execute_batch(&create) {
                 if spec.unique && is_unique_violation(&e) {
-                    return Err(conflict(&c, server, spec));
+                    return Err(conflict(c, server, spec));
                 }
                 return Err(e.into());
             }
@@ -986,6 +990,22 @@ impl Conn for Connection {
                 .collect::<Result<_, _>>()?;
             return Ok((total as usize, rows));
         };
+        if offset == 0 && search.sort.is_none() && limit > 0 {
+            // The usual IdP lookup (`userName eq "…"`, 0 or 1 match): one indexed query. When
+            // the first page is not full it holds every match, so it is also the count; only a
+            // full page goes on to count (walking in insertion order stops after `limit`).
+            let direct = format!(
+                "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} AND ({w}) ORDER BY r.seq LIMIT ?{}",
+                n + 1
+            );
+            let rows: Vec<Row> = c
+                .prepare_cached(&direct)?
+                .query_map(rusqlite::params_from_iter(&bound[..=n]), row)?
+                .collect::<Result<_, _>>()?;
+            if rows.len() < limit {
+                return Ok((rows.len(), rows));
+            }
+        }
         // Filtered: evaluate the filter once. The matching row ids are materialised (not the
         // documents), counted, and the page is read from them.
         let matches = format!(
