@@ -30,6 +30,14 @@ pub struct Options {
     /// Keep the benchmark database at this path (default: a temporary file).
     #[arg(long)]
     pub db: Option<std::path::PathBuf>,
+    /// After the workloads, grow the user count to this many and read again (GET by id and
+    /// `userName eq`), reporting the rates against the first ones (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub grow_to: usize,
+    /// Also run `scimlab serve` as a process of its own, load it with the same users and reads,
+    /// and report its peak RSS alone (the in-process figure includes the load driver).
+    #[arg(long)]
+    pub server_rss: bool,
     /// Run only the workloads whose names contain one of these words (e.g. `GET`, `PATCH`,
     /// `Bulk`), for profiling one at a time; the creates always run (they load the users).
     #[arg(long, value_delimiter = ',')]
@@ -323,6 +331,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let core_rss = peak_rss_mb();
     results.push(group_workload(&rig, &ids).await?);
     results.push(bulk_workload(&rig).await?);
+    let grown = if opts.grow_to > ids.len() {
+        Some(grow(&rig, opts.grow_to).await?)
+    } else {
+        None
+    };
     report(
         &[creates, creates_with_events],
         &results,
@@ -330,6 +343,132 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ids.len(),
         core_rss,
     );
+    if let Some(grown) = grown {
+        println!("\nat {} users:", opts.grow_to);
+        for g in &grown {
+            let first = results.iter().find(|r| r.name == g.name && r.requests > 0);
+            println!(
+                "{:<32} {:>10.0} {:>8.1}% of the {}-user rate, {:>5.1}% of bare",
+                g.name,
+                g.rate(),
+                first.map_or(0.0, |f| 100.0 * g.rate() / f.rate()),
+                ids.len(),
+                100.0 * g.rate() / results[0].rate()
+            );
+        }
+    }
+    if opts.server_rss {
+        server_rss(&opts).await?;
+    }
+    Ok(())
+}
+
+/// Creates users up to `total`, then reruns the GET by id and `userName eq` workloads over all.
+async fn grow(rig: &Rig, total: usize) -> anyhow::Result<Vec<Stats>> {
+    // A connection of its own: one idle through the workloads is closed by the server.
+    let conn = &mut Conn::open(rig.addr).await?;
+    let have = rig.user_ids(conn, usize::MAX).await?.len();
+    let target = total - have;
+    let created = load(
+        "growing",
+        rig.addr,
+        rig.connections,
+        Some(target),
+        Duration::from_secs(3600),
+        Arc::new(move |i| request("POST", USERS, &user(2_000_000 + i))),
+    )
+    .await?;
+    if created.non_2xx > 0 {
+        bail!("{} creates failed while growing", created.non_2xx);
+    }
+    let ids = Arc::new(rig.user_ids(conn, total).await?);
+    let n = ids.len();
+    let by_id: MakeRequest = {
+        let ids = ids.clone();
+        Arc::new(move |s| request("GET", &format!("{USERS}/{}", ids[mix(s) % n]), ""))
+    };
+    let by_name: MakeRequest = Arc::new(move |s| {
+        // Users created while growing are numbered from 2,000,000.
+        let k = mix(s) % n;
+        let name = if k < have { k } else { 2_000_000 + k - have };
+        let filter = crate::http::urlencode(&format!("userName eq \"user{name}@example.com\""));
+        request("GET", &format!("{USERS}?filter={filter}"), "")
+    });
+    Ok(vec![
+        rig.timed("GET /Users/{id}", by_id).await?,
+        rig.timed("GET /Users?filter=userName eq", by_name).await?,
+    ])
+}
+
+/// `scimlab serve` in a process of its own with the bench definition: users created, then
+/// GET by id and `userName eq` for `seconds` each; its peak RSS is read from /proc.
+async fn server_rss(opts: &Options) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let servers = dir.path().join("servers.d");
+    std::fs::create_dir(&servers)?;
+    std::fs::write(servers.join("bench.yaml"), DEFINITION)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--servers")
+        .arg(&servers)
+        .arg("--profiles")
+        .arg(dir.path().join("profiles"))
+        .arg("--db")
+        .arg(dir.path().join("rss.db"))
+        .arg("--no-watch")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting scimlab serve")?;
+    let pid = child.id().context("the server exited at once")?;
+    let started = Instant::now();
+    while Conn::open(addr).await.is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!("scimlab serve did not listen on {addr} within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let duration = Duration::from_secs_f64(opts.seconds);
+    let users = opts.users.max(opts.grow_to);
+    let made = Arc::new(move |i| request("POST", USERS, &user(i)));
+    load(
+        "create",
+        addr,
+        opts.connections,
+        Some(users),
+        duration,
+        made,
+    )
+    .await?;
+    let n = users.max(1);
+    let reads: MakeRequest = Arc::new(move |s| {
+        let filter =
+            crate::http::urlencode(&format!("userName eq \"user{}@example.com\"", mix(s) % n));
+        request("GET", &format!("{USERS}?filter={filter}"), "")
+    });
+    let read = load("filter", addr, opts.connections, None, duration, reads).await?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    println!(
+        "\nscimlab serve alone (pid {pid}), {users} users, after creates and {:.0} filter reads/s: peak RSS {:.1} MB, RSS now {:.1} MB",
+        read.rate(),
+        field("VmHWM:"),
+        field("VmRSS:")
+    );
+    child.kill().await.ok();
     Ok(())
 }
 
@@ -545,6 +684,7 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
         let model = crate::app::compile(&sources)?;
         let store = Arc::new(Store::open(&dir.path().join("reload.db"))?);
         let state = AppState::new(store, model)?;
+        crate::reload::initial_status(&state.reloader(), &sources);
         let _watcher = crate::reload::watch(state.reloader(), sources)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -568,12 +708,15 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
             );
             loop {
                 let req = crate::harness::client::request("GET", &path, &format!("token-{i}"), "");
-                let (_, body) = conn.send(req).await?;
+                let (status, body) = conn.send(req).await?;
                 if crate::harness::client::contains(&body, attr.as_bytes()) {
                     break;
                 }
                 if started.elapsed() > Duration::from_secs(10) {
-                    bail!("edit {e} of s{i} not served after 10 s");
+                    bail!(
+                        "edit {e} of s{i} not served after 10 s (last answer {status}: {})",
+                        String::from_utf8_lossy(&body)
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }

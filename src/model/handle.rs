@@ -3,7 +3,7 @@
 //! [`ModelHandle::rebuild`], which holds the single writer lock from reading the ephemeral
 //! definitions to swapping the new model in, so concurrent changes never lose each other.
 
-use super::{Model, Sources, compile};
+use super::{Model, Sources, compile_reusing};
 use crate::definition::{Diagnostic, LoadedFile};
 use arc_swap::{ArcSwap, Guard};
 use std::sync::{Arc, Mutex};
@@ -63,8 +63,9 @@ impl ModelHandle {
     }
 
     /// Recompiles the model from the definition files and the ephemeral definitions, as
-    /// `edit` changes the latter, and swaps it in if `prepare` accepts it; all under the
-    /// writer lock. Returns the previous and the new model.
+    /// `edit` changes the latter, and swaps it in if `prepare` accepts the servers that are new
+    /// or changed (the others are reused as they were); all under the writer lock. Returns the
+    /// previous and the new model.
     pub fn rebuild<E>(
         &self,
         edit: impl FnOnce(&mut Vec<LoadedFile>, &Model) -> Result<(), E>,
@@ -75,14 +76,21 @@ impl ModelHandle {
         let mut ephemeral = w.ephemeral.clone();
         edit(&mut ephemeral, &old).map_err(RebuildError::Refused)?;
         let new = match &w.sources {
-            Some(s) => s.compile_with(&ephemeral),
-            None => compile(&ephemeral, &[]).map(|mut m| {
+            Some(s) => s.recompile(&ephemeral, Some(&old)),
+            None => compile_reusing(&ephemeral, &[], Some(&old)).map(|mut m| {
                 m.mark_ephemeral(&ephemeral);
                 m
             }),
         }
         .map_err(RebuildError::Compile)?;
-        prepare(&new).map_err(RebuildError::Refused)?;
+        // Servers reused unchanged were prepared when they were compiled.
+        let changed = Model {
+            servers: (new.servers.iter())
+                .filter(|(id, s)| !old.server(id).is_some_and(|o| Arc::ptr_eq(o, s)))
+                .map(|(id, s)| (id.clone(), s.clone()))
+                .collect(),
+        };
+        prepare(&changed).map_err(RebuildError::Refused)?;
         let new = Arc::new(new);
         w.ephemeral = ephemeral;
         self.current.store(new.clone());

@@ -12,7 +12,7 @@ pub mod persona;
 mod profiles;
 pub mod query;
 
-pub use compile::{Sources, compile, compile_file};
+pub use compile::{Sources, compile, compile_file, compile_reusing};
 pub use handle::{ModelHandle, RebuildError};
 pub use path::{AttrPath, Resolved, Target};
 
@@ -99,6 +99,9 @@ pub struct ServerModel {
     pub event_key: Option<EventKey>,
     /// Created through the admin API, not from a file; gone on restart.
     pub ephemeral: bool,
+    /// A hash of what this server was compiled from (its file's text, the profile packs):
+    /// a reload reuses the server when it is unchanged.
+    pub inputs: u64,
 }
 
 impl ServerModel {

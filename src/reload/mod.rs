@@ -15,8 +15,10 @@ use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long the directory must be quiet before a reload starts.
-pub const DEBOUNCE: Duration = Duration::from_millis(40);
+/// How long the directory must be quiet before a reload starts: long enough to see an
+/// editor's write-and-rename as one change (a file caught half-written fails to parse, keeps
+/// the previous definitions serving, and its next write reloads again).
+pub const DEBOUNCE: Duration = Duration::from_millis(25);
 
 /// What a reload works on: the model handle (the only way to change the model), the store
 /// (indexes, catalogue items and seed data of servers that are new) and the status that
