@@ -332,7 +332,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     results.push(group_workload(&rig, &ids).await?);
     results.push(bulk_workload(&rig).await?);
     let grown = if opts.grow_to > ids.len() {
-        Some(grow(&rig, opts.grow_to).await?)
+        Some(grow(&rig, opts.users, opts.grow_to).await?)
     } else {
         None
     };
@@ -345,7 +345,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     );
     if let Some(grown) = grown {
         println!("\nat {} users:", opts.grow_to);
-        for g in &grown {
+        for g in grown.iter().filter(|g| !g.elapsed.is_zero()) {
             let first = results.iter().find(|r| r.name == g.name && r.requests > 0);
             println!(
                 "{:<32} {:>10.0} {:>8.1}% of the {}-user rate, {:>5.1}% of bare",
@@ -364,33 +364,37 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 }
 
 /// Creates users up to `total`, then reruns the GET by id and `userName eq` workloads over all.
-async fn grow(rig: &Rig, total: usize) -> anyhow::Result<Vec<Stats>> {
+async fn grow(rig: &Rig, first: usize, total: usize) -> anyhow::Result<Vec<Stats>> {
     // A connection of its own: one idle through the workloads is closed by the server.
     let conn = &mut Conn::open(rig.addr).await?;
-    let have = rig.user_ids(conn, usize::MAX).await?.len();
-    let target = total - have;
+    let have = rig.user_ids(conn, total).await?.len();
+    let target = total.saturating_sub(have);
     let created = load(
         "growing",
         rig.addr,
         rig.connections,
         Some(target),
         Duration::from_secs(3600),
-        Arc::new(move |i| request("POST", USERS, &user(2_000_000 + i))),
+        Arc::new(move |i| request("POST", USERS, &user(10_000_000 + i))),
     )
     .await?;
     if created.non_2xx > 0 {
         bail!("{} creates failed while growing", created.non_2xx);
     }
-    let ids = Arc::new(rig.user_ids(conn, total).await?);
+    // Again a fresh connection: the first one idled through the creates.
+    let ids = Arc::new(
+        rig.user_ids(&mut Conn::open(rig.addr).await?, total)
+            .await?,
+    );
     let n = ids.len();
     let by_id: MakeRequest = {
         let ids = ids.clone();
         Arc::new(move |s| request("GET", &format!("{USERS}/{}", ids[mix(s) % n]), ""))
     };
     let by_name: MakeRequest = Arc::new(move |s| {
-        // Users created while growing are numbered from 2,000,000.
-        let k = mix(s) % n;
-        let name = if k < have { k } else { 2_000_000 + k - have };
+        // The first users are numbered from 0, those created while growing from 10,000,000.
+        let k = mix(s) % (first + target).max(1);
+        let name = if k < first { k } else { 10_000_000 + k - first };
         let filter = crate::http::urlencode(&format!("userName eq \"user{name}@example.com\""));
         request("GET", &format!("{USERS}?filter={filter}"), "")
     });
@@ -463,10 +467,12 @@ async fn server_rss(opts: &Options) -> anyhow::Result<()> {
             .map_or(0.0, |kb| kb / 1024.0)
     };
     println!(
-        "\nscimlab serve alone (pid {pid}), {users} users, after creates and {:.0} filter reads/s: peak RSS {:.1} MB, RSS now {:.1} MB",
+        "\nscimlab serve alone (pid {pid}), {users} users, after creates and {:.0} filter reads/s: peak RSS {:.1} MB, RSS now {:.1} MB (anonymous {:.1} MB, mapped database and binary {:.1} MB)",
         read.rate(),
         field("VmHWM:"),
-        field("VmRSS:")
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:")
     );
     child.kill().await.ok();
     Ok(())

@@ -991,18 +991,24 @@ impl Conn for Connection {
             return Ok((total as usize, rows));
         };
         if offset == 0 && search.sort.is_none() && limit > 0 {
-            // The usual IdP lookup (`userName eq "…"`, 0 or 1 match): one indexed query. When
-            // the first page is not full it holds every match, so it is also the count; only a
-            // full page goes on to count (walking in insertion order stops after `limit`).
+            // The usual IdP lookup (`userName eq "…"`, 0 or 1 match): one query, with no ORDER
+            // BY so the planner is free to use the attribute's index (ordering by seq made it
+            // walk the seq index instead). A page that is not full holds every match, so it is
+            // also the count and is put in order here; a full one goes on to the counted path
+            // (without an order, a full page stops after `limit` matches).
             let direct = format!(
-                "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} AND ({w}) ORDER BY r.seq LIMIT ?{}",
+                "SELECT {ROW_COLUMNS}, r.seq FROM resources r WHERE {scope} AND ({w}) LIMIT ?{}",
                 n + 1
             );
-            let rows: Vec<Row> = c
+            let mut rows: Vec<(i64, Row)> = c
                 .prepare_cached(&direct)?
-                .query_map(rusqlite::params_from_iter(&bound[..=n]), row)?
+                .query_map(rusqlite::params_from_iter(&bound[..=n]), |r| {
+                    Ok((r.get(6)?, row(r)?))
+                })?
                 .collect::<Result<_, _>>()?;
             if rows.len() < limit {
+                rows.sort_by_key(|(seq, _)| *seq);
+                let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
                 return Ok((rows.len(), rows));
             }
         }

@@ -664,3 +664,43 @@ async fn search_with_post_dot_search() {
     assert_eq!(b["Resources"][0]["userName"], "searched");
     assert!(b["Resources"][0].get("meta").is_none());
 }
+#[tokio::test]
+async fn filtered_first_pages_are_in_creation_order_with_the_whole_count() {
+    let app = TestApp::default().await;
+    // Created in an order that differs from userName order (an index walk would reorder).
+    for name in ["m-zed", "x-1", "m-amy", "x-2", "m-kim", "m-bob"] {
+        app.user("full", name).await;
+    }
+    let names = |b: &serde_json::Value| -> Vec<String> {
+        b["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A page that is not full holds every match: in creation order, counted exactly.
+    let (_, b) = app
+        .get("full", "/Users?filter=userName%20sw%20%22m-%22")
+        .await;
+    assert_eq!(b["totalResults"].as_u64(), Some(4));
+    assert_eq!(names(&b), ["m-zed", "m-amy", "m-kim", "m-bob"]);
+    // A full page counts every match, not only the page.
+    let (_, b) = app
+        .get("full", "/Users?filter=userName%20sw%20%22m-%22&count=2")
+        .await;
+    assert_eq!(b["totalResults"].as_u64(), Some(4));
+    assert_eq!(names(&b), ["m-zed", "m-amy"]);
+    // An indexed equality: one match, or none.
+    let (_, b) = app
+        .get("full", "/Users?filter=userName%20eq%20%22M-KIM%22")
+        .await;
+    assert_eq!(
+        (b["totalResults"].as_u64(), names(&b)),
+        (Some(1), vec!["m-kim".to_string()])
+    );
+    let (_, b) = app
+        .get("full", "/Users?filter=userName%20eq%20%22nobody%22")
+        .await;
+    assert_eq!(b["totalResults"].as_u64(), Some(0));
+}
