@@ -147,15 +147,17 @@ async fn load(
 }
 
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status_mb(&status, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` memory line (kB) in MB; 0 when absent.
+fn status_mb(status: &str, field: &str) -> f64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// A deterministic spread of request numbers over the users, so runs are comparable.
@@ -459,13 +461,7 @@ async fn server_rss(opts: &Options) -> anyhow::Result<()> {
     });
     let read = load("filter", addr, opts.connections, None, duration, reads).await?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
+    let field = |name: &str| status_mb(&status, name);
     println!(
         "\nscimlab serve alone (pid {pid}), {users} users, after creates and {:.0} filter reads/s: peak RSS {:.1} MB, RSS now {:.1} MB (anonymous {:.1} MB, mapped database and binary {:.1} MB)",
         read.rate(),

@@ -117,13 +117,12 @@ pub fn compile_reusing(
     profiles: &[LoadedProfile],
     previous: Option<&Model>,
 ) -> Result<Model, Vec<Diagnostic>> {
-    let profiles_hash = {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for p in profiles {
-            (&p.path, &p.text).hash(&mut h);
-        }
-        h.finish()
-    };
+    let profiles_hash = hash_of(
+        &profiles
+            .iter()
+            .map(|p| (&p.path, &p.text))
+            .collect::<Vec<_>>(),
+    );
     let mut problems = Vec::new();
     super::profiles::check_profiles(profiles, &mut problems);
     let mut model = Model::default();
@@ -153,14 +152,11 @@ pub fn compile_reusing(
                 }
             }
         }
-        let inputs = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (&file.path, &file.text, profiles_hash).hash(&mut h);
-            h.finish()
-        };
+        // The path is part of the hash: a server moved to another file is compiled again.
+        let inputs = hash_of(&(&file.path, &file.text, profiles_hash));
         let unchanged = previous
             .and_then(|m| m.server(&def.id))
-            .filter(|s| s.inputs == inputs && s.source == file.path);
+            .filter(|s| s.inputs == inputs);
         if let Some(server) = unchanged {
             model.servers.insert(server.id.clone(), server.clone());
         } else if let Some(mut server) = compile_server(file, profiles, &mut problems) {
@@ -173,6 +169,13 @@ pub fn compile_reusing(
     } else {
         Err(problems)
     }
+}
+
+/// A hash of compile inputs, compared within one process only.
+fn hash_of(v: &impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
 }
 
 /// One server definition → its model, or `None` with every problem pushed.
