@@ -88,8 +88,12 @@ impl Pipeline {
             });
             let out = engine::create(&p.ctx("User"), &body, &Projection::default())
                 .expect("a seed user is valid");
-            p.users
-                .push(out.body["id"].as_str().unwrap_or_default().to_string());
+            p.users.push(
+                out.body.to_value()["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
         }
         let members: Vec<Value> = p.users.iter().map(|id| json!({"value": id})).collect();
         let group = json!({
@@ -98,7 +102,10 @@ impl Pipeline {
         });
         let out = engine::create(&p.ctx("Group"), &group, &Projection::default())
             .expect("the seed group is valid");
-        p.group = out.body["id"].as_str().unwrap_or_default().to_string();
+        p.group = out.body.to_value()["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         p
     }
 
@@ -147,7 +154,8 @@ impl Pipeline {
                 if after.body != before.body {
                     return Err(format!(
                         "the refused PatchOp {body} changed {rt} {id}: {} -> {}",
-                        before.body, after.body
+                        before.body.as_str(),
+                        after.body.as_str()
                     ));
                 }
             }
@@ -173,7 +181,7 @@ impl Pipeline {
             filter: Some(filter.to_string()),
             ..Default::default()
         };
-        engine::list(&self.ctx(resource_type), &q, &Projection::default())
+        engine::list(&self.ctx(resource_type), &q, &Projection::default()).map(|p| p.to_value())
     }
 
     /// One create, for callers that want to know whether it was stored.

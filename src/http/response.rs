@@ -10,8 +10,12 @@ pub const SCIM_JSON: &str = "application/scim+json";
 
 /// A SCIM JSON response with a status.
 pub fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = (status, bytes).into_response();
+    scim_text(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A SCIM response whose body is JSON text already (rendered resources, list pages).
+pub fn scim_text(status: StatusCode, json: impl Into<Vec<u8>>) -> Response {
+    let mut resp = (status, json.into()).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     resp

@@ -112,9 +112,10 @@ fn checkpointer(path: &Path, stop: Arc<AtomicBool>) -> Result<(), StoreError> {
 }
 
 /// Readers for the blocking pool's searches, and for the async workers' inline point reads.
-/// Each maps the database file, so more readers cost resident memory.
+/// Each holds its own page cache (2 MB), so more readers cost resident memory.
 const READERS: usize = 3;
 const POINT_READERS: usize = 2;
+const POINT_READER_CACHE_KB: i64 = 512;
 const ROW_COLUMNS: &str = "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc";
 
 impl Store {
@@ -156,11 +157,15 @@ impl Store {
                 true,
             )?;
             c.pragma_update(None, "query_only", true)?;
-            // Scans (substring filters) read every page: map the file instead of pread()ing
-            // it page by page.
-            c.pragma_update(None, "mmap_size", 256i64 << 20)?;
+            // No mmap: every mapped page a scan touches stays resident (measured: 73 MB of
+            // RSS at 30,000 users with 256 MB maps), while pread() through the connection's
+            // 2 MB page cache keeps memory flat; scans cost about a quarter more.
             c.set_prepared_statement_cache_capacity(1024);
             readers.push(Mutex::new(c));
+        }
+        for c in &readers[READERS..] {
+            // Point reads touch a handful of pages: a small cache holds the upper index levels.
+            crate::sync::lock(c).pragma_update(None, "cache_size", -POINT_READER_CACHE_KB)?;
         }
         let stop = Arc::new(AtomicBool::new(false));
         checkpointer(path, stop.clone())?;

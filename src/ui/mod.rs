@@ -511,20 +511,17 @@ async fn browse(
     let rt = &server.resource_types[rt_index];
     let (rows, total, error) = match result {
         Ok(page) => {
-            let rows: Vec<Value> = page["Resources"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
+            let rows: Vec<Value> = (page.resources.iter())
+                .map(|r| r.to_value())
                 .map(|r| {
                     json!({
                         "id": r["id"],
-                        "label": label(r),
+                        "label": label(&r),
                         "modified": r["meta"]["lastModified"],
                     })
                 })
                 .collect();
-            (rows, page["totalResults"].as_i64().unwrap_or(0), None)
+            (rows, page.total as i64, None)
         }
         Err(e) => (Vec::new(), 0, Some(e.detail().to_string())),
     };
@@ -582,7 +579,7 @@ async fn detail(
                 "server": id,
                 "resource_type": server.resource_types[rt_index].name,
                 "id": rid,
-                "json": shown(&server, o.body),
+                "json": shown(&server, o.body.to_value()),
             }),
         )),
         Err(e) => Err(error_page(

@@ -165,7 +165,8 @@ fn every_shipped_profile_compiles_alone_and_seeds_valid_data() {
             &scimlab::engine::ListQuery::default(),
             &scimlab::engine::Projection::default(),
         )
-        .unwrap();
+        .unwrap()
+        .to_value();
         assert_eq!(
             page["totalResults"], 60,
             "profile {id}: all seeded users visible"

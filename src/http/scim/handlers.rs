@@ -8,7 +8,7 @@ use crate::definition::MissingEndpoint;
 use crate::engine::{self, Ctx, Output};
 use crate::error::{ScimError, ScimResult};
 use crate::http::AppState;
-use crate::http::response::scim_json;
+use crate::http::response::{scim_json, scim_text};
 use crate::model::ServerModel;
 use crate::store::Store;
 use axum::extract::{Path, State};
@@ -89,11 +89,11 @@ fn discovery_list<'a>(
             "discovery endpoints do not support filtering (RFC 7644 §4)".into(),
         ));
     }
-    let resources: Vec<Value> = docs.map(|d| with_base(d.clone(), &scope.base)).collect();
-    Ok(scim_json(
-        StatusCode::OK,
-        &engine::list_response(resources.len(), 1, resources),
-    ))
+    let resources: Vec<_> = docs
+        .map(|d| engine::Rendered::from_value(&with_base(d.clone(), &scope.base)))
+        .collect();
+    let page = engine::ListPage::by_index(resources.len(), 1, resources);
+    Ok(scim_text(StatusCode::OK, page.to_json()))
 }
 
 pub async fn bulk(
@@ -226,7 +226,7 @@ pub async fn search_all(
         engine::search_all(store, server, base, &query, &proj)
     })
     .await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    Ok(scim_text(StatusCode::OK, out.to_json()))
 }
 
 /// `GET /{endpoint}`: a search by query parameters.
@@ -241,7 +241,7 @@ pub async fn list(
         engine::list(ctx, &query, &proj)
     })
     .await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    Ok(scim_text(StatusCode::OK, out.to_json()))
 }
 
 /// `POST /{endpoint}/.search`.
@@ -257,7 +257,7 @@ pub async fn search(
         engine::list(ctx, &query, &proj)
     })
     .await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    Ok(scim_text(StatusCode::OK, out.to_json()))
 }
 
 pub async fn create(
@@ -435,7 +435,7 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 }
 
 fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> Response {
-    let mut resp = scim_json(status, &out.body);
+    let mut resp = scim_text(status, out.body.as_str());
     if let Ok(v) = HeaderValue::from_str(&out.etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
