@@ -55,15 +55,19 @@ pub fn capped(bytes: &[u8], limit: usize) -> (Option<String>, bool) {
     if bytes.is_empty() {
         return (None, false);
     }
-    let text = String::from_utf8_lossy(bytes);
-    if text.len() <= limit {
-        return (Some(text.into_owned()), false);
+    if bytes.len() <= limit {
+        return (Some(String::from_utf8_lossy(bytes).into_owned()), false);
     }
+    // Cut the bytes before converting (a page of resources may be far larger than the
+    // limit), backing off to the start of a UTF-8 sequence.
     let mut end = limit;
-    while !text.is_char_boundary(end) {
+    while end > 0 && end > limit.saturating_sub(3) && bytes[end] & 0xC0 == 0x80 {
         end -= 1;
     }
-    (Some(text[..end].to_string()), true)
+    (
+        Some(String::from_utf8_lossy(&bytes[..end]).into_owned()),
+        true,
+    )
 }
 
 /// Header pairs with credentials redacted: `Authorization`, cookies, `X-API-Key`, and the
@@ -103,6 +107,12 @@ pub fn headers(map: &axum::http::HeaderMap, secret_headers: &[String]) -> Vec<(S
         .collect()
 }
 
+/// How often recorded entries are written to the database when few arrive…
+const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// …and when more than `BUSY_ENTRIES` arrived since the last write.
+const PERSIST_BUSY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const BUSY_ENTRIES: i64 = 500;
+
 /// One server's newest entries, in memory until persisted.
 struct Ring {
     entries: VecDeque<Entry>,
@@ -140,9 +150,22 @@ impl Recorder {
         std::thread::Builder::new()
             .name("scimlab-recorder".into())
             .spawn(move || {
+                let mut last = (
+                    std::time::Instant::now(),
+                    inner2.next_seq.load(Ordering::Relaxed),
+                );
                 while !stop2.load(Ordering::Relaxed) {
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                    persist(&inner2);
+                    std::thread::sleep(PERSIST_EVERY);
+                    // Under load most entries leave the ring before anyone reads them: writing
+                    // each (and trimming it again) cost more than recording it (a page of 100
+                    // has a 16 KB body kept). So a busy recorder persists less often; readers
+                    // still see everything, as they flush first.
+                    let seq = inner2.next_seq.load(Ordering::Relaxed);
+                    let busy = seq - last.1 > BUSY_ENTRIES;
+                    if !busy || last.0.elapsed() >= PERSIST_BUSY_EVERY {
+                        persist(&inner2);
+                        last = (std::time::Instant::now(), seq);
+                    }
                 }
             })
             .map_err(|e| StoreError::Migration(format!("starting the recorder thread: {e}")))?;
@@ -370,4 +393,21 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
 /// Deletes a server's recorded requests (reset from the admin API).
 pub fn clear(c: &dyn Conn, server: &str) -> Result<usize, StoreError> {
     c.clear_log(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+
+    #[test]
+    fn bodies_are_cut_at_the_limit_on_a_character_boundary() {
+        assert_eq!(capped(b"", 4), (None, false));
+        assert_eq!(capped("ab".as_bytes(), 2), (Some("ab".into()), false));
+        // "é" is two bytes: a cut inside it keeps the text before it.
+        assert_eq!(capped("aéb".as_bytes(), 2), (Some("a".into()), true));
+        assert_eq!(capped("aéb".as_bytes(), 3), (Some("aé".into()), true));
+        assert_eq!(capped("aéb".as_bytes(), 0), (Some(String::new()), true));
+        let page = "x".repeat(100_000);
+        assert_eq!(capped(page.as_bytes(), 16), (Some("x".repeat(16)), true));
+    }
 }
