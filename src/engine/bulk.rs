@@ -183,7 +183,7 @@ fn run_one(
     if let Some(d) = data.as_mut() {
         substitute(d, ids);
     }
-    let proj = Projection::default();
+    let proj = Projection::no_body();
     let data = data.unwrap_or(Value::Null);
     let version = op.version.as_deref();
     let out = match (op.method.as_str(), segments.len()) {

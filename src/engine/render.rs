@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 pub struct Projection {
     attributes: Vec<(String, Option<AttrPath>)>,
     excluded: Vec<(String, Option<AttrPath>)>,
+    /// No body at all: the caller keeps only the location and version (Bulk operations).
+    no_body: bool,
 }
 
 /// One list parameter: every entry an attribute path (RFC 7644 §3.9) or a schema URN.
@@ -56,7 +58,17 @@ impl Projection {
         Ok(Projection {
             attributes: parse_list("attributes", attributes)?,
             excluded: parse_list("excludedAttributes", excluded)?,
+            no_body: false,
         })
+    }
+
+    /// For callers that use only an operation's location and version (Bulk answers with
+    /// those, RFC 7644 §3.7): the resource is not rendered.
+    pub fn no_body() -> Projection {
+        Projection {
+            no_body: true,
+            ..Projection::default()
+        }
     }
 
     /// The parameters as given, for telling one query from another (cursor paging).
@@ -311,6 +323,9 @@ pub fn render(
     proj: &Projection,
     groups: Option<&GroupsByMember>,
 ) -> ScimResult<Rendered> {
+    if proj.no_body {
+        return Ok(Rendered(String::from("{}")));
+    }
     let rt = ctx.rt;
     let mut doc = raw_object(&row.id, &row.doc)?;
     let mut out = ObjectText::new();
