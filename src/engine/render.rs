@@ -217,10 +217,6 @@ impl Rendered {
         &self.0
     }
 
-    pub fn into_string(self) -> String {
-        self.0
-    }
-
     /// The document as a value, for the callers that inspect it (UI, events, fuzzing).
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
