@@ -463,7 +463,7 @@ async fn server_rss(opts: &Options) -> anyhow::Result<()> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| status_mb(&status, name);
     println!(
-        "\nscimlab serve alone (pid {pid}), {users} users, after creates and {:.0} filter reads/s: peak RSS {:.1} MB, RSS now {:.1} MB (anonymous {:.1} MB, mapped database and binary {:.1} MB)",
+        "\nscimlab serve alone (pid {pid}), {users} users, after creates and {:.0} filter reads/s: peak RSS {:.1} MB, RSS now {:.1} MB (anonymous {:.1} MB, mapped files: binary, libraries, WAL index {:.1} MB)",
         read.rate(),
         field("VmHWM:"),
         field("VmRSS:"),

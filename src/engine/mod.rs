@@ -134,6 +134,11 @@ fn output(
     })
 }
 
+/// The whole resource as a client would read it, for events that carry it.
+fn full_document(ctx: &Ctx<'_>, tx: &dyn store::Conn, row: &Row) -> ScimResult<Value> {
+    output(ctx, tx, row, &Projection::default()).map(|o| o.body.to_value())
+}
+
 /// Stores the group's members: adds new ones, updates changed ones, removes the rest.
 fn sync_members(
     ctx: &Ctx<'_>,
@@ -199,7 +204,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         if let Some(members) = &n.members {
             sync_members(ctx, tx, &row.id, &[], members)?;
         }
-        let full = || output(ctx, tx, &row, &Projection::default()).map(|o| o.body.to_value());
+        let full = || full_document(ctx, tx, &row);
         events::record(ctx, tx, &row.id, events::Change::Create(&n.doc), full)?;
         output(ctx, tx, &row, proj)
     })
@@ -246,7 +251,7 @@ pub fn replace(
             row.doc = to_doc_string(&n.doc);
             tx.update(ctx.server, &row).map_err(store_err(ctx))?;
             rules::check_in_view(ctx, tx, id)?;
-            let full = || output(ctx, tx, &row, &Projection::default()).map(|o| o.body.to_value());
+            let full = || full_document(ctx, tx, &row);
             events::record(ctx, tx, id, events::Change::Put(&old, &n.doc), full)?;
         }
         output(ctx, tx, &row, proj)
@@ -280,8 +285,7 @@ pub fn patch(
                 tx.update(ctx.server, &row).map_err(store_err(ctx))?;
                 let doc: Map<String, Value> =
                     serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
-                let full =
-                    || output(ctx, tx, &row, &Projection::default()).map(|o| o.body.to_value());
+                let full = || full_document(ctx, tx, &row);
                 events::record(ctx, tx, id, events::Change::Patch(&doc, &doc, true), full)?;
             }
             output(ctx, tx, &row, proj)
@@ -436,7 +440,7 @@ fn store_patched(
         tx.update(ctx.server, &row).map_err(store_err(ctx))?;
         rules::check_in_view(ctx, tx, &id)?;
         let change = events::Change::Patch(&old, &n.doc, members_changed);
-        let full = || output(ctx, tx, &row, &Projection::default()).map(|o| o.body.to_value());
+        let full = || full_document(ctx, tx, &row);
         events::record(ctx, tx, &id, change, full)?;
     }
     output(ctx, tx, &row, proj)

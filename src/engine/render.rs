@@ -243,10 +243,6 @@ fn raw_object<'a>(id: &str, text: &'a str) -> ScimResult<RawObject<'a>> {
     })
 }
 
-fn take<'a>(obj: &mut RawObject<'a>, name: &str) -> Option<&'a RawValue> {
-    obj.remove(name)
-}
-
 /// JSON object text written member by member.
 struct ObjectText {
     text: String,
@@ -329,7 +325,7 @@ pub fn render(
     let mut schemas = vec![rt.schema.id.as_str()];
     let extensions: Vec<_> = (rt.extensions.iter())
         .filter_map(|ext| {
-            let raw = take(&mut doc, &ext.schema.id)?;
+            let raw = doc.remove(ext.schema.id.as_str())?;
             raw.get().starts_with('{').then_some((ext, raw))
         })
         .collect();
@@ -340,7 +336,7 @@ pub fn render(
     );
     out.value("id", &Value::String(row.id.clone()));
     let common = crate::model::path::common();
-    if let Some(raw) = take(&mut doc, "externalId")
+    if let Some(raw) = doc.remove("externalId")
         && let Some(attr) = common.attr("externalId")
     {
         let want = proj.want(&rt.schema.id, attr);
@@ -367,7 +363,7 @@ pub fn render(
             };
             groups_value(ctx, list)
         } else {
-            if let Some(raw) = take(&mut doc, &attr.name) {
+            if let Some(raw) = doc.remove(attr.name.as_str()) {
                 put_attribute(ctx, &mut out, attr, &want, raw)?;
             }
             continue;
@@ -384,7 +380,7 @@ pub fn render(
             if want == Want::No {
                 continue;
             }
-            if let Some(raw) = take(&mut fields, &attr.name) {
+            if let Some(raw) = fields.remove(attr.name.as_str()) {
                 put_attribute(ctx, &mut ext_out, attr, &want, raw)?;
             }
         }

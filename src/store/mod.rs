@@ -168,11 +168,12 @@ impl Store {
             // RSS at 30,000 users with 256 MB maps), while pread() through the connection's
             // 2 MB page cache keeps memory flat; scans cost about a quarter more.
             c.set_prepared_statement_cache_capacity(1024);
+            if readers.len() >= READERS {
+                // Point reads touch a handful of pages: a small cache holds the upper index
+                // levels.
+                c.pragma_update(None, "cache_size", -POINT_READER_CACHE_KB)?;
+            }
             readers.push(Mutex::new(c));
-        }
-        for c in &readers[READERS..] {
-            // Point reads touch a handful of pages: a small cache holds the upper index levels.
-            crate::sync::lock(c).pragma_update(None, "cache_size", -POINT_READER_CACHE_KB)?;
         }
         let stop = Arc::new(AtomicBool::new(false));
         checkpointer(path, stop.clone())?;
@@ -1516,7 +1517,8 @@ mod tests {
             })
             .unwrap();
         let c = Connection::open(dir.path().join("t.db")).unwrap();
-        let sql = format!("EXPLAIN QUERY PLAN {GROUPS_OF_MANY}").replace("$SERVER", "'t'");
+        let sql =
+            format!("EXPLAIN QUERY PLAN {GROUPS_OF_MANY}").replace("$SERVER", &sql::literal("t"));
         let mut st = c.prepare(&sql).unwrap();
         let plan: Vec<String> = st
             .query_map(params!["[\"u7\"]"], |r| r.get::<_, String>(3))
