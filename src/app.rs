@@ -6,13 +6,12 @@ use crate::store::Store;
 use crate::{model, reload};
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub db: PathBuf,
+    pub db: crate::store::Location,
     /// Server definitions and the profile packs they apply.
     pub sources: Sources,
     /// Reload when files in `servers` change (SIGHUP reloads either way).
@@ -67,8 +66,7 @@ pub fn compile(sources: &Sources) -> anyhow::Result<model::Model> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let model = compile(&config.sources)?;
     let store = Arc::new(
-        Store::open(&config.db)
-            .with_context(|| format!("opening database {}", config.db.display()))?,
+        Store::connect(&config.db).with_context(|| format!("opening database {}", config.db))?,
     );
     let mut admin = crate::http::AdminAccess::generated();
     match &config.admin_token {

@@ -9,7 +9,6 @@ use crate::seed::{self, SeedError};
 use crate::store::{Member, Row, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::path::Path;
 
 /// Version of the export format, written into every export.
 pub const EXPORT_FORMAT: u32 = 1;
@@ -281,12 +280,12 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn open(sources: &Sources, db: &Path) -> anyhow::Result<Workspace> {
+    pub fn open(sources: &Sources, db: &crate::store::Location) -> anyhow::Result<Workspace> {
         let model = sources
             .compile()
             .map_err(|p| p.iter().map(ToString::to_string).collect());
-        let store = Store::open(db)
-            .map_err(|e| anyhow::anyhow!("opening database {}: {e}", db.display()))?;
+        let store =
+            Store::connect(db).map_err(|e| anyhow::anyhow!("opening database {db}: {e}"))?;
         Ok(Workspace { model, store })
     }
 

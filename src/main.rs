@@ -61,9 +61,14 @@ impl Dirs {
 struct Data {
     #[command(flatten)]
     dirs: Dirs,
-    /// SQLite database file.
-    #[arg(long, default_value = "scimlab.db", env = "SCIMLAB_DB")]
-    db: PathBuf,
+    /// SQLite database file, or a PostgreSQL URL (`postgres://user@host/db`) that several
+    /// replicas share.
+    #[arg(long, default_value = "scimlab.db", env = "SCIMLAB_DB", value_parser = location)]
+    db: scimlab::store::Location,
+}
+
+fn location(s: &str) -> Result<scimlab::store::Location, String> {
+    Ok(scimlab::store::Location::parse(s))
 }
 
 /// Connection limits of `serve` (see the README's Limits table).
@@ -406,7 +411,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             tls,
         } => {
             let mut limits = conn.limits();
-            limits.tls = tls.config(&data.db)?;
+            limits.tls = tls.config(&data.db.sidecar_base())?;
             done(
                 runtime().block_on(scimlab::app::serve(scimlab::app::Config {
                     listen,

@@ -11,7 +11,6 @@ use crate::store::{Conn, StoreError, request_log};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -112,6 +111,8 @@ const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(500)
 /// …and when more than `BUSY_ENTRIES` arrived since the last write.
 const PERSIST_BUSY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 const BUSY_ENTRIES: i64 = 500;
+/// How often entries are written where replicas share the log.
+const PERSIST_SHARED: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One server's newest entries, in memory until persisted.
 struct Ring {
@@ -123,7 +124,12 @@ struct Ring {
 
 struct Inner {
     rings: Mutex<HashMap<String, Ring>>,
-    next_seq: AtomicI64,
+    /// The last sequence number given.
+    last_seq: AtomicI64,
+    /// Entries recorded so far (how busy the recorder is).
+    recorded: AtomicI64,
+    /// Where replicas share the log: this one's number (see `LogWriter::replica_number`).
+    replica: Option<i64>,
     /// The persister's own connection (not the store's writer: SCIM writes never wait on it).
     log: request_log::LogWriter,
 }
@@ -137,12 +143,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens the persister's connection to `db` and starts its thread.
-    pub fn start(db: &Path) -> Result<Recorder, StoreError> {
-        let (log, last) = request_log::LogWriter::open(db)?;
+    /// Opens the persister's connection to the store's database and starts its thread.
+    pub fn start(store: &crate::store::Store) -> Result<Recorder, StoreError> {
+        let (log, last) = store.log_writer()?;
+        let replica = log.replica_number();
         let inner = Arc::new(Inner {
             rings: Mutex::new(HashMap::new()),
-            next_seq: AtomicI64::new(last + 1),
+            last_seq: AtomicI64::new(last),
+            recorded: AtomicI64::new(0),
+            replica,
             log,
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -152,16 +161,23 @@ impl Recorder {
             .spawn(move || {
                 let mut last = (
                     std::time::Instant::now(),
-                    inner2.next_seq.load(Ordering::Relaxed),
+                    inner2.recorded.load(Ordering::Relaxed),
                 );
+                // Replicas share the log: another replica's reader cannot flush this one's
+                // ring, so entries reach the database within PERSIST_SHARED, busy or not.
+                let every = if inner2.replica.is_some() {
+                    PERSIST_SHARED
+                } else {
+                    PERSIST_EVERY
+                };
                 while !stop2.load(Ordering::Relaxed) {
-                    std::thread::sleep(PERSIST_EVERY);
+                    std::thread::sleep(every);
                     // Under load most entries leave the ring before anyone reads them: writing
                     // each (and trimming it again) cost more than recording it (a page of 100
                     // has a 16 KB body kept). So a busy recorder persists less often; readers
                     // still see everything, as they flush first.
-                    let seq = inner2.next_seq.load(Ordering::Relaxed);
-                    let busy = seq - last.1 > BUSY_ENTRIES;
+                    let seq = inner2.recorded.load(Ordering::Relaxed);
+                    let busy = inner2.replica.is_none() && seq - last.1 > BUSY_ENTRIES;
                     if !busy || last.0.elapsed() >= PERSIST_BUSY_EVERY {
                         persist(&inner2);
                         last = (std::time::Instant::now(), seq);
@@ -174,7 +190,8 @@ impl Recorder {
 
     /// Records one entry; `capacity` is the server's ring size.
     pub fn record(&self, mut entry: Entry, capacity: usize) {
-        entry.seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        entry.seq = self.inner.next_seq();
+        self.inner.recorded.fetch_add(1, Ordering::Relaxed);
         let mut rings = crate::sync::lock(&self.inner.rings);
         let ring = rings.entry(entry.server.clone()).or_insert_with(|| Ring {
             entries: VecDeque::new(),
@@ -196,6 +213,30 @@ impl Recorder {
     /// Drops a server's unwritten entries (its log is being cleared).
     pub fn forget(&self, server: &str) {
         crate::sync::lock(&self.inner.rings).remove(server);
+    }
+}
+
+impl Inner {
+    /// The next entry's sequence number: counted, or (replicas) the clock in microseconds
+    /// with the replica number in the low 8 bits, never below the last one given.
+    fn next_seq(&self) -> i64 {
+        let Some(replica) = self.replica else {
+            return self.last_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        };
+        let now = chrono::Utc::now().timestamp_micros() << 8 | replica;
+        let mut last = self.last_seq.load(Ordering::Relaxed);
+        loop {
+            let next = if now > last { now } else { last + 256 };
+            match self.last_seq.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
     }
 }
 

@@ -94,7 +94,7 @@ impl AppState {
         for server in model.servers.values() {
             crate::data::prepare(&store, server)?;
         }
-        let recorder = match crate::harness::inspector::Recorder::start(store.path()) {
+        let recorder = match crate::harness::inspector::Recorder::start(&store) {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!("request inspector disabled: {e}");

@@ -1,8 +1,10 @@
-//! Storage: SQLite in WAL mode behind a narrow interface. One writer connection (writes are
-//! serialised, each in its own transaction) and a small pool of readers. All calls block; the
-//! HTTP layer runs them on tokio's blocking pool.
+//! Storage behind a narrow interface ([`Conn`]): SQLite in WAL mode, the embedded default
+//! (one writer connection with group commit, a small pool of readers), or PostgreSQL, which
+//! several replicas share ([`pg`]). All calls block; the HTTP layer runs them on tokio's
+//! blocking pool.
 
 mod filter;
+pub mod pg;
 mod plan;
 pub mod request_log;
 mod sort;
@@ -25,6 +27,8 @@ mod embedded {
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(String),
     #[error("migrating the database: {0}")]
     Migration(String),
     /// A unique index refused a write; `attribute` is the one whose value another resource
@@ -43,6 +47,16 @@ pub enum StoreError {
         attribute: String,
         ids: Vec<String>,
     },
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    /// The server's own message (the error's Display says only "db error").
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        })
+    }
 }
 
 /// One stored resource, as read from the database.
@@ -72,7 +86,65 @@ pub struct GroupRef {
     pub display: Option<String>,
 }
 
+/// Where the data lives: a SQLite file, or a PostgreSQL database several replicas share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else is a SQLite file path.
+    pub fn parse(s: &str) -> Location {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Location::Postgres(s.to_string())
+        } else {
+            Location::Sqlite(PathBuf::from(s))
+        }
+    }
+}
+
+impl Location {
+    /// Where files that belong with the data go (`<base>.tls-cert.pem`): beside a SQLite
+    /// file, else in the working directory.
+    pub fn sidecar_base(&self) -> PathBuf {
+        match self {
+            Location::Sqlite(p) => p.clone(),
+            Location::Postgres(_) => PathBuf::from("scimlab"),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The location without a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => write!(f, "postgres://…"),
+            },
+        }
+    }
+}
+
+/// The store: one backend.
 pub struct Store {
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(Box<Sqlite>),
+    Postgres(Arc<pg::PgStore>),
+}
+
+/// The embedded SQLite backend.
+struct Sqlite {
     path: PathBuf,
     writer: writer::Writer,
     /// Readers for searches and other reads that may scan.
@@ -86,7 +158,7 @@ pub struct Store {
     stop_checkpointer: Arc<AtomicBool>,
 }
 
-impl Drop for Store {
+impl Drop for Sqlite {
     fn drop(&mut self) {
         self.stop_checkpointer.store(true, Ordering::Relaxed);
     }
@@ -126,8 +198,109 @@ const GROUPS_OF_MANY: &str = "SELECT m.member_id, g.id, g.resource_type, json_ex
 const ROW_COLUMNS: &str = "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc";
 
 impl Store {
-    /// Opens (creating if needed) the database and runs scimlab's migrations.
+    /// Opens (creating if needed) a SQLite database and runs scimlab's migrations.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Sqlite(Box::new(Sqlite::open(path)?)),
+        })
+    }
+
+    /// Opens the store at `location`, running scimlab's migrations.
+    pub fn connect(location: &Location) -> Result<Store, StoreError> {
+        match location {
+            Location::Sqlite(path) => Store::open(path),
+            Location::Postgres(url) => Ok(Store {
+                backend: Backend::Postgres(Arc::new(pg::PgStore::open(url)?)),
+            }),
+        }
+    }
+
+    /// The SQLite file, when the store is SQLite.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(&s.path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Whether other processes may share this store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// A writer for the request log, on its own connection where the backend has one.
+    pub fn log_writer(&self) -> Result<(request_log::LogWriter, i64), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => request_log::LogWriter::open(&s.path),
+            Backend::Postgres(p) => Ok(request_log::LogWriter::postgres(p.clone())),
+        }
+    }
+
+    /// The secret that signs RFC 9865 cursors.
+    pub fn cursor_key(&self) -> &[u8] {
+        match &self.backend {
+            Backend::Sqlite(s) => &s.cursor_key,
+            Backend::Postgres(p) => p.cursor_key(),
+        }
+    }
+
+    /// Runs `f` on a reader connection (blocking: call it from the blocking pool).
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read_from(&s.readers, f),
+            Backend::Postgres(p) => p.read(f),
+        }
+    }
+
+    /// Runs `f`, which reads a few rows by key and never scans, on a reader kept for such
+    /// reads: it waits at most for another point read, never for a search.
+    pub fn read_point<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read_from(&s.point_readers, f),
+            // A network round trip: hand the worker's other tasks on while it waits.
+            Backend::Postgres(p) => without_stalling_workers(|| p.read(f)),
+        }
+    }
+
+    /// Runs `f` atomically and returns once its work is committed; nothing of `f` is kept if
+    /// it fails.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.writer.write(|c| f(c)),
+            Backend::Postgres(p) => p.write(f),
+        }
+    }
+
+    /// Runs `f`, whose writes share transactions and are committed together at the end (each
+    /// write still atomic): Bulk requests. On PostgreSQL each write commits on its own.
+    pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.writer.batched(f),
+            Backend::Postgres(_) => Ok(f()),
+        }
+    }
+
+    /// Creates the server's indexes that do not exist yet. A unique index that existing data
+    /// violates is reported with the conflicting resources.
+    pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.writer.exclusive(|c| Sqlite::create_indexes(c, server)),
+            Backend::Postgres(p) => p.apply_indexes(server),
+        }
+    }
+}
+
+impl Sqlite {
+    fn open(path: &Path) -> Result<Sqlite, StoreError> {
         let mut writer = Connection::open(path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL in WAL mode: a committed write survives a killed process (it is in the WAL
@@ -178,7 +351,7 @@ impl Store {
         let stop = Arc::new(AtomicBool::new(false));
         checkpointer(path, stop.clone())?;
         let point_readers = readers.split_off(READERS);
-        Ok(Store {
+        Ok(Sqlite {
             cursor_key,
             path: path.to_path_buf(),
             writer: writer::Writer::new(writer),
@@ -187,32 +360,6 @@ impl Store {
             next_reader: AtomicUsize::new(0),
             stop_checkpointer: stop,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The secret that signs RFC 9865 cursors.
-    pub fn cursor_key(&self) -> &[u8] {
-        &self.cursor_key
-    }
-
-    /// Runs `f` on a reader connection (blocking: call it from the blocking pool).
-    pub fn read<T, E: From<StoreError>>(
-        &self,
-        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
-    ) -> Result<T, E> {
-        self.read_from(&self.readers, f)
-    }
-
-    /// Runs `f`, which reads a few rows by key and never scans, on a reader kept for such
-    /// reads: it waits at most for another point read, never for a search.
-    pub fn read_point<T, E: From<StoreError>>(
-        &self,
-        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
-    ) -> Result<T, E> {
-        self.read_from(&self.point_readers, f)
     }
 
     fn read_from<T, E: From<StoreError>>(
@@ -235,30 +382,10 @@ impl Store {
         f(&*c)
     }
 
-    /// Runs `f` atomically on the writer and returns once its work is committed (concurrent
-    /// writes share a COMMIT: see [`writer`]); nothing of `f` is kept if it fails.
-    pub fn write<T, E: From<StoreError>>(
-        &self,
-        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
-    ) -> Result<T, E> {
-        self.writer.write(|c| f(c))
-    }
-
-    /// Runs `f`, whose writes share transactions and are committed together at the end (each
-    /// write still atomic): Bulk requests.
-    pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
-        self.writer.batched(f)
-    }
-
-    /// Creates the server's indexes that do not exist yet. A unique index that existing data
-    /// violates is reported with the conflicting resources.
-    pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
-        self.writer.exclusive(|c| Self::create_indexes(c, server))
-    }
-
     fn create_indexes(c: &Connection, server: &ServerModel) -> Result<(), StoreError> {
-        for spec in &plan::indexes_for(server) {
+        for spec in &plan::indexes_for(server, plan::Dialect::Sqlite) {
             let create = plan::create_sql(
+                plan::Dialect::Sqlite,
                 &spec.name,
                 server,
                 &spec.resource_type,
@@ -304,7 +431,7 @@ fn on_unique(c: &Connection, server: &ServerModel, r: &Row, e: rusqlite::Error) 
     if !is_unique_violation(&e) {
         return e.into();
     }
-    let attribute = plan::indexes_for(server)
+    let attribute = plan::indexes_for(server, plan::Dialect::Sqlite)
         .into_iter()
         .filter(|i| i.unique && i.resource_type == r.resource_type)
         .find(|i| {
@@ -1581,7 +1708,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("t.db")).unwrap());
         // Every point reader is held until the other task has run (or 10 s pass).
-        let guards: Vec<_> = store
+        let Backend::Sqlite(sqlite) = &store.backend else {
+            unreachable!()
+        };
+        let guards: Vec<_> = sqlite
             .point_readers
             .iter()
             .map(|m| m.lock().unwrap())

@@ -36,9 +36,10 @@ pub struct LogFilter<'a> {
     pub limit: usize,
 }
 
-/// The request log's own connection.
-pub struct LogWriter {
-    conn: Mutex<Connection>,
+/// The request log's writer: its own SQLite connection, or the PostgreSQL store.
+pub enum LogWriter {
+    Sqlite(Mutex<Connection>),
+    Postgres(super::pg::PgLog),
 }
 
 impl LogWriter {
@@ -51,17 +52,30 @@ impl LogWriter {
             conn.query_row("SELECT coalesce(max(seq), 0) FROM request_log", [], |r| {
                 r.get(0)
             })?;
-        Ok((
-            LogWriter {
-                conn: Mutex::new(conn),
-            },
-            last,
-        ))
+        Ok((LogWriter::Sqlite(Mutex::new(conn)), last))
+    }
+
+    /// The request log of a PostgreSQL store, which replicas share.
+    pub fn postgres(store: std::sync::Arc<super::pg::PgStore>) -> (LogWriter, i64) {
+        (LogWriter::Postgres(super::pg::PgLog::new(store)), 0)
+    }
+
+    /// Where several processes write the log, each numbers its entries from the clock with
+    /// its own replica number in the low 8 bits (distinct and time-ordered without asking the
+    /// database per entry); a single process counts from the highest number written.
+    pub fn replica_number(&self) -> Option<i64> {
+        match self {
+            LogWriter::Sqlite(_) => None,
+            LogWriter::Postgres(p) => Some(p.replica_number()),
+        }
     }
 
     /// Writes `rows` in one transaction, then trims each of their servers to its capacity.
     pub fn write(&self, rows: &[LogRow<'_>]) -> Result<(), StoreError> {
-        let conn = crate::sync::lock(&self.conn);
+        let conn = match self {
+            LogWriter::Sqlite(conn) => crate::sync::lock(conn),
+            LogWriter::Postgres(p) => return p.write(rows),
+        };
         let tx = conn.unchecked_transaction()?;
         {
             let mut insert = tx.prepare_cached(

@@ -1,0 +1,1200 @@
+//! The PostgreSQL backend: several scimlab processes on one database.
+//!
+//! Every call blocks, as with SQLite: the connections run on the store's own small runtime,
+//! and a caller waits for the reply on its own thread (`futures_executor::block_on`), so it
+//! may be any thread — an async worker doing a point read included — without blocking that
+//! runtime. Writes run in a transaction each (READ COMMITTED) that first takes a
+//! transaction-scoped advisory lock per virtual server it touches: writes to one server are
+//! serialised across every replica, as the SQLite writer serialises them in one process, so
+//! read-modify-write (PATCH, membership changes) stays atomic and the unique indexes decide
+//! races. Reads take no lock.
+
+pub mod query;
+pub mod sql;
+
+use super::plan::{self, Dialect};
+use super::{
+    Conn, Delivery, EventRecord, Grant, GroupRef, Keyset, KeysetFrom, Member, PushRecord, Row,
+    Search, Snapshot, StoreError, request_log,
+};
+use crate::model::ServerModel;
+use query::{Binder, Param};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Statement};
+
+mod embedded {
+    refinery::embed_migrations!("src/store/pg/migrations");
+}
+
+/// Connections per process: reads and writes share them.
+const CONNECTIONS: usize = 8;
+/// The advisory lock that serialises migrations and index creation across replicas.
+const SCHEMA_LOCK: i64 = 0x5c1_4ab;
+
+pub struct PgStore {
+    rt: Option<tokio::runtime::Runtime>,
+    config: tokio_postgres::Config,
+    conns: Vec<Mutex<Client>>,
+    next: AtomicUsize,
+    cursor_key: Vec<u8>,
+    /// This process's number among the replicas (0–255), for the request log's numbering.
+    replica: i64,
+}
+
+/// One connection and its prepared statements.
+struct Client {
+    client: tokio_postgres::Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; a store may be dropped on an async worker.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`), runs scimlab's migrations (once, whichever
+    /// replica gets there first) and opens the connections.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Migration(format!("database URL {url:?}: {e}")))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("scimlab-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Migration(format!("starting the database runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        let cfg = config.clone();
+        // On a thread of its own: `block_on` of a runtime refuses to run inside another one.
+        let (conns, cursor_key, replica) = std::thread::scope(|s| {
+            s.spawn(|| {
+                handle.block_on(async {
+                    let mut first = connect(&cfg).await?;
+                    migrate(&mut first).await?;
+                    let cursor_key = cursor_key(&first).await?;
+                    let replica: i64 = first
+                        .query_one("SELECT nextval('replica_numbers') % 256", &[])
+                        .await?
+                        .get(0);
+                    let mut conns = vec![first];
+                    for _ in 1..CONNECTIONS {
+                        conns.push(connect(&cfg).await?);
+                    }
+                    Ok::<_, StoreError>((conns, cursor_key, replica))
+                })
+            })
+            .join()
+            .unwrap_or_else(|p| resume_unwind(p))
+        })?;
+        Ok(PgStore {
+            rt: Some(rt),
+            config,
+            conns: conns
+                .into_iter()
+                .map(|client| {
+                    Mutex::new(Client {
+                        client,
+                        statements: HashMap::new(),
+                    })
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+            cursor_key,
+            replica,
+        })
+    }
+
+    pub fn cursor_key(&self) -> &[u8] {
+        &self.cursor_key
+    }
+
+    /// A free connection (else the next one in turn), reconnected if the server dropped it.
+    fn checkout(&self) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut guard = None;
+        for i in 0..self.conns.len() {
+            if let Ok(c) = self.conns[(start + i) % self.conns.len()].try_lock() {
+                guard = Some(c);
+                break;
+            }
+        }
+        let mut c = match guard {
+            Some(c) => c,
+            None => super::without_stalling_workers(|| {
+                crate::sync::lock(&self.conns[start % self.conns.len()])
+            }),
+        };
+        if c.client.is_closed() {
+            let handle = self.rt.as_ref().map(|rt| rt.handle().clone());
+            let cfg = self.config.clone();
+            let fresh = std::thread::scope(|s| {
+                s.spawn(|| match handle {
+                    Some(h) => h.block_on(connect(&cfg)),
+                    None => Err(StoreError::Migration("the store is closed".into())),
+                })
+                .join()
+                .unwrap_or_else(|p| resume_unwind(p))
+            })?;
+            c.client = fresh;
+            c.statements.clear();
+        }
+        Ok(c)
+    }
+
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut c = self.checkout()?;
+        let conn = PgConn::new(&mut c, false);
+        f(&conn)
+    }
+
+    /// Runs `f` in one transaction; returns once it is committed (rolled back if `f` fails).
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.transaction(|c| f(c))
+    }
+
+    /// [`PgStore::write`] with the PostgreSQL connection itself.
+    fn transaction<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&PgConn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut c = self.checkout()?;
+        block_on(c.client.batch_execute("BEGIN")).map_err(StoreError::from)?;
+        let conn = PgConn::new(&mut c, true);
+        let out = catch_unwind(AssertUnwindSafe(|| f(&conn)));
+        drop(conn);
+        match out {
+            Ok(Ok(v)) => match block_on(c.client.batch_execute("COMMIT")) {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "COMMIT failed");
+                    Err(StoreError::Commit.into())
+                }
+            },
+            Ok(Err(e)) => {
+                let _ = block_on(c.client.batch_execute("ROLLBACK"));
+                Err(e)
+            }
+            Err(p) => {
+                let _ = block_on(c.client.batch_execute("ROLLBACK"));
+                resume_unwind(p)
+            }
+        }
+    }
+
+    /// Creates the server's indexes that do not exist yet (one replica at a time).
+    pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
+        self.transaction(|conn| {
+            conn.query(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"), &[])?;
+            for spec in &plan::indexes_for(server, Dialect::Postgres) {
+                let create = plan::create_sql(
+                    Dialect::Postgres,
+                    &spec.name,
+                    server,
+                    &spec.resource_type,
+                    spec.unique,
+                    &spec.expression,
+                );
+                conn.execute("SAVEPOINT ix", &[])?;
+                if let Err(e) = conn.execute(&create, &[]) {
+                    conn.execute("ROLLBACK TO ix", &[])?;
+                    if spec.unique && is_unique_violation(&e) {
+                        let q = format!(
+                            "SELECT string_agg(id, ',') FROM resources WHERE {} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
+                            sql::scope("", &server.id, &spec.resource_type),
+                            spec.expression
+                        );
+                        let ids: Option<String> = conn
+                            .query(&q, &[])
+                            .ok()
+                            .and_then(|rows| rows.first().and_then(|r| r.get(0)));
+                        return Err(StoreError::IndexConflict {
+                            resource_type: spec.resource_type.clone(),
+                            attribute: spec.attribute.clone(),
+                            ids: ids
+                                .map(|s| s.split(',').map(str::to_string).collect())
+                                .unwrap_or_default(),
+                        });
+                    }
+                    return Err(e.into());
+                }
+                conn.execute("RELEASE ix", &[])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn connect(cfg: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Runs the migrations under a session advisory lock, so that replicas starting together
+/// migrate once.
+async fn migrate(c: &mut tokio_postgres::Client) -> Result<(), StoreError> {
+    c.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
+        .await?;
+    let out = embedded::migrations::runner()
+        .run_async(c)
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    c.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
+        .await?;
+    out.map(|_| ())
+}
+
+/// The cursor-signing key every replica shares (made by the first).
+async fn cursor_key(c: &tokio_postgres::Client) -> Result<Vec<u8>, StoreError> {
+    let fresh: Vec<u8> = uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(uuid::Uuid::new_v4().as_bytes())
+        .copied()
+        .collect();
+    c.execute(
+        "INSERT INTO secrets (name, value) VALUES ('cursor', $1) ON CONFLICT (name) DO NOTHING",
+        &[&fresh],
+    )
+    .await?;
+    let row = c
+        .query_one("SELECT value FROM secrets WHERE name='cursor'", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// A connection in a read or in a write transaction.
+pub struct PgConn<'a> {
+    client: &'a tokio_postgres::Client,
+    statements: RefCell<&'a mut HashMap<String, Statement>>,
+    write: bool,
+    /// Servers whose write lock this transaction holds.
+    locked: RefCell<Vec<String>>,
+}
+
+type Rows = Vec<tokio_postgres::Row>;
+
+impl<'a> PgConn<'a> {
+    fn new(c: &'a mut Client, write: bool) -> PgConn<'a> {
+        PgConn {
+            client: &c.client,
+            statements: RefCell::new(&mut c.statements),
+            write,
+            locked: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn prepared(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let st = block_on(self.client.prepare(sql))?;
+        let mut cache = self.statements.borrow_mut();
+        // Filters make statements without end; keep the cache bounded.
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Rows, tokio_postgres::Error> {
+        let st = self.prepared(sql)?;
+        block_on(self.client.query(&st, params))
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let st = self.prepared(sql)?;
+        block_on(self.client.execute(&st, params))
+    }
+
+    fn query_params(&self, sql: &str, params: &[Param]) -> Result<Rows, tokio_postgres::Error> {
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        self.query(sql, &refs)
+    }
+
+    /// In a write: takes this server's write lock (held until the transaction ends).
+    fn lock(&self, server_id: &str) -> Result<(), StoreError> {
+        if !self.write || self.locked.borrow().iter().any(|s| s == server_id) {
+            return Ok(());
+        }
+        self.query(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&server_id],
+        )?;
+        self.locked.borrow_mut().push(server_id.to_string());
+        Ok(())
+    }
+
+    /// The attribute a unique index of `server` holds `r`'s value for (the write is refused).
+    fn unique_attribute(&self, server: &ServerModel, r: &Row) -> Option<String> {
+        plan::indexes_for(server, Dialect::Postgres)
+            .into_iter()
+            .filter(|i| i.unique && i.resource_type == r.resource_type)
+            .find(|i| {
+                let q = format!(
+                    "SELECT EXISTS(SELECT 1 FROM resources WHERE {} AND id <> $1 AND {} = (SELECT {} FROM (SELECT $2::text::jsonb AS doc) d))",
+                    sql::scope("", &server.id, &i.resource_type),
+                    i.expression,
+                    i.expression
+                );
+                self.query(&q, &[&r.id, &r.doc])
+                    .ok()
+                    .and_then(|rows| rows.first().map(|row| row.get::<_, bool>(0)))
+                    .unwrap_or(false)
+            })
+            .map(|i| i.attribute)
+    }
+}
+
+const ROW_COLUMNS: &str =
+    "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc::text";
+
+fn row(r: &tokio_postgres::Row) -> Row {
+    Row {
+        id: r.get(0),
+        resource_type: r.get(1),
+        version: r.get(2),
+        created: r.get(3),
+        last_modified: r.get(4),
+        doc: r.get(5),
+    }
+}
+
+fn member(r: &tokio_postgres::Row) -> Member {
+    Member {
+        value: r.get(0),
+        display: r.get(1),
+        member_type: r.get(2),
+    }
+}
+
+fn event_record(r: &tokio_postgres::Row) -> EventRecord {
+    EventRecord {
+        jti: r.get(0),
+        created: r.get(1),
+        claims: r.get(2),
+        state: r.get(3),
+        error: r.get(4),
+    }
+}
+
+fn push_record(r: &tokio_postgres::Row) -> PushRecord {
+    PushRecord {
+        jti: r.get(0),
+        receiver: r.get(1),
+        state: r.get(2),
+        attempts: r.get(3),
+        error: r.get(4),
+    }
+}
+
+impl Conn for PgConn<'_> {
+    fn log_entries(
+        &self,
+        server: &str,
+        f: &request_log::LogFilter<'_>,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut b = Binder::default();
+        let mut sql = format!(
+            "SELECT seq, entry FROM request_log WHERE server_id={}",
+            b.bind(Param::Text(server.into()))
+        );
+        if let Some(class) = f.status_class {
+            let lo = b.bind(Param::Int(i64::from(class) * 100));
+            sql.push_str(&format!(" AND status >= {lo} AND status < {lo} + 100"));
+        }
+        if let Some(code) = f.status {
+            sql.push_str(&format!(
+                " AND status = {}",
+                b.bind(Param::Int(code.into()))
+            ));
+        }
+        if let Some(m) = f.method {
+            sql.push_str(&format!(
+                " AND method = {}",
+                b.bind(Param::Text(m.to_ascii_uppercase()))
+            ));
+        }
+        if let Some(p) = f.path {
+            sql.push_str(&format!(
+                " AND strpos(lower(path COLLATE \"C\"), lower({} COLLATE \"C\")) > 0",
+                b.bind(Param::Text(p.into()))
+            ));
+        }
+        if let Some(after) = f.after {
+            sql.push_str(&format!(" AND seq > {}", b.bind(Param::Int(after))));
+        }
+        sql.push_str(&format!(
+            " ORDER BY seq DESC LIMIT {}",
+            b.bind(Param::Int(f.limit as i64))
+        ));
+        Ok(self
+            .query_params(&sql, &b.params)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn log_entry(&self, server: &str, seq: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT entry FROM request_log WHERE server_id=$1 AND seq=$2",
+                &[&server, &seq],
+            )?
+            .first()
+            .map(|r| r.get(0)))
+    }
+
+    fn clear_log(&self, server: &str) -> Result<usize, StoreError> {
+        Ok(self.execute("DELETE FROM request_log WHERE server_id=$1", &[&server])? as usize)
+    }
+
+    fn get(&self, server_id: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        self.lock(server_id)?;
+        Ok(self
+            .query(
+                &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$1 AND r.id=$2"),
+                &[&server_id, &id],
+            )?
+            .first()
+            .map(row))
+    }
+
+    fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+        self.lock(&server.id)?;
+        // ON CONFLICT DO NOTHING: a refused insert leaves the transaction usable (the engine
+        // goes on to look for the resource that holds the value).
+        let n = self.execute(
+            "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7::text::jsonb) ON CONFLICT DO NOTHING",
+            &[&server.id, &r.resource_type, &r.id, &r.version, &r.created, &r.last_modified, &r.doc],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Unique {
+                attribute: self.unique_attribute(server, r),
+            });
+        }
+        Ok(())
+    }
+
+    fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+        self.lock(&server.id)?;
+        // Writes to the server are serialised (`lock`): a value no other resource holds now
+        // stays free until this transaction ends, so checking first is exact and keeps the
+        // transaction usable when the value is taken.
+        if let Some(attribute) = self.unique_attribute(server, r) {
+            return Err(StoreError::Unique {
+                attribute: Some(attribute),
+            });
+        }
+        self.execute(
+            "UPDATE resources SET version=$3, last_modified=$4, doc=$5::text::jsonb WHERE server_id=$1 AND id=$2",
+            &[&server.id, &r.id, &r.version, &r.last_modified, &r.doc],
+        )?;
+        Ok(())
+    }
+
+    fn delete(&self, server_id: &str, id: &str) -> Result<bool, StoreError> {
+        self.lock(server_id)?;
+        let n = self.execute(
+            "DELETE FROM resources WHERE server_id=$1 AND id=$2",
+            &[&server_id, &id],
+        )?;
+        self.execute(
+            "DELETE FROM memberships WHERE server_id=$1 AND (group_id=$2 OR member_id=$2)",
+            &[&server_id, &id],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn exists(
+        &self,
+        server_id: &str,
+        id: &str,
+        resource_types: &[&str],
+    ) -> Result<bool, StoreError> {
+        let rt: Option<String> = self
+            .query(
+                "SELECT resource_type FROM resources WHERE server_id=$1 AND id=$2",
+                &[&server_id, &id],
+            )?
+            .first()
+            .map(|r| r.get(0));
+        Ok(rt
+            .is_some_and(|rt| resource_types.is_empty() || resource_types.iter().any(|t| *t == rt)))
+    }
+
+    fn members_of(&self, server_id: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT m.member_id, m.display, coalesce(m.member_type, r.resource_type) FROM memberships m \
+                 LEFT JOIN resources r ON r.server_id=m.server_id AND r.id=m.member_id \
+                 WHERE m.server_id=$1 AND m.group_id=$2 ORDER BY m.seq",
+                &[&server_id, &group_id],
+            )?
+            .iter()
+            .map(member)
+            .collect())
+    }
+
+    fn stored_members(&self, server_id: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT member_id, display, member_type FROM memberships WHERE server_id=$1 AND group_id=$2 ORDER BY seq",
+                &[&server_id, &group_id],
+            )?
+            .iter()
+            .map(member)
+            .collect())
+    }
+
+    fn member(
+        &self,
+        server_id: &str,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT member_id, display, member_type FROM memberships WHERE server_id=$1 AND group_id=$2 AND member_id=$3",
+                &[&server_id, &group_id, &member_id],
+            )?
+            .first()
+            .map(member))
+    }
+
+    fn remove_all_members(&self, server_id: &str, group_id: &str) -> Result<usize, StoreError> {
+        self.lock(server_id)?;
+        Ok(self.execute(
+            "DELETE FROM memberships WHERE server_id=$1 AND group_id=$2",
+            &[&server_id, &group_id],
+        )? as usize)
+    }
+
+    fn find_id_by_value(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        attribute: &str,
+        sub: Option<&str>,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let scope = sql::scope("r", server_id, resource_type);
+        let q = match sub {
+            None => format!(
+                "SELECT r.id FROM resources r WHERE {scope} AND lower({}) = lower($1::text COLLATE \"C\") LIMIT 1",
+                sql::text("r.doc", None, attribute, None)
+            ),
+            Some(sub) => format!(
+                "SELECT r.id FROM resources r WHERE {scope} AND EXISTS (SELECT 1 FROM {} e(value) WHERE lower({}) = lower($1::text COLLATE \"C\")) LIMIT 1",
+                sql::elements(&sql::json("r.doc", None, attribute, None)),
+                sql::text("e.value", None, sub, None)
+            ),
+        };
+        Ok(self.query(&q, &[&value])?.first().map(|r| r.get(0)))
+    }
+
+    fn groups_of(&self, server_id: &str, member_id: &str) -> Result<Vec<GroupRef>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT g.id, g.resource_type, g.doc->>'displayName' FROM memberships m \
+                 JOIN resources g ON g.server_id=m.server_id AND g.id=m.group_id \
+                 WHERE m.server_id=$1 AND m.member_id=$2 ORDER BY m.seq",
+                &[&server_id, &member_id],
+            )?
+            .iter()
+            .map(|r| GroupRef {
+                id: r.get(0),
+                resource_type: r.get(1),
+                display: r.get(2),
+            })
+            .collect())
+    }
+
+    fn groups_of_many(
+        &self,
+        server_id: &str,
+        member_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<GroupRef>>, StoreError> {
+        let mut out: HashMap<String, Vec<GroupRef>> = HashMap::new();
+        if member_ids.is_empty() {
+            return Ok(out);
+        }
+        let rows = self.query(
+            "SELECT m.member_id, g.id, g.resource_type, g.doc->>'displayName' FROM memberships m \
+             JOIN resources g ON g.server_id=m.server_id AND g.id=m.group_id \
+             WHERE m.server_id=$1 AND m.member_id = ANY($2::text[]) ORDER BY m.seq",
+            &[&server_id, &member_ids],
+        )?;
+        for r in &rows {
+            out.entry(r.get(0)).or_default().push(GroupRef {
+                id: r.get(1),
+                resource_type: r.get(2),
+                display: r.get(3),
+            });
+        }
+        Ok(out)
+    }
+
+    fn change_members(
+        &self,
+        server_id: &str,
+        group_id: &str,
+        upsert: &[Member],
+        remove: &[String],
+    ) -> Result<(), StoreError> {
+        self.lock(server_id)?;
+        if !remove.is_empty() {
+            self.execute(
+                "DELETE FROM memberships WHERE server_id=$1 AND group_id=$2 AND member_id = ANY($3::text[])",
+                &[&server_id, &group_id, &remove],
+            )?;
+        }
+        if !upsert.is_empty() {
+            // One statement for the whole change, in the order given (a group of 10,000 members
+            // is one round trip, not 10,000).
+            let ids: Vec<&str> = upsert.iter().map(|m| m.value.as_str()).collect();
+            let types: Vec<Option<&str>> =
+                upsert.iter().map(|m| m.member_type.as_deref()).collect();
+            let displays: Vec<Option<&str>> = upsert.iter().map(|m| m.display.as_deref()).collect();
+            self.execute(
+                "INSERT INTO memberships (server_id, group_id, member_id, member_type, display) \
+                 SELECT $1, $2, u.id, u.ty, u.display FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY u(id, ty, display, i) ORDER BY u.i \
+                 ON CONFLICT (server_id, group_id, member_id) DO UPDATE SET member_type=excluded.member_type, display=excluded.display",
+                &[&server_id, &group_id, &ids, &types, &displays],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn list(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        search: &Search<'_>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<Row>), StoreError> {
+        let scope = sql::scope("r", server_id, resource_type);
+        let order = match search.sort.as_ref().map(query::order_by) {
+            Some(o) => format!("{o}, r.seq"),
+            None => "r.seq".to_string(),
+        };
+        let mut b = Binder::default();
+        let Some(q) = search.query.as_ref() else {
+            let total: i64 = self
+                .query(
+                    &format!("SELECT coalesce((SELECT n FROM resource_counts r WHERE {scope}), 0)"),
+                    &[],
+                )?
+                .first()
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            if limit == 0 || offset >= total as usize {
+                return Ok((total as usize, Vec::new()));
+            }
+            let (l, o) = (
+                b.bind(Param::Int(limit as i64)),
+                b.bind(Param::Int(offset as i64)),
+            );
+            let rows = self.query_params(
+                &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT {l} OFFSET {o}"),
+                &b.params,
+            )?;
+            return Ok((total as usize, rows.iter().map(row).collect()));
+        };
+        let w = query::filter(q, &mut b);
+        let count_sql = format!("SELECT count(*) FROM resources r WHERE {scope} AND ({w})");
+        if limit == 0 {
+            let total: i64 = self.query_params(&count_sql, &b.params)?[0].get(0);
+            return Ok((total as usize, Vec::new()));
+        }
+        let filter_params = b.params.len();
+        let (l, o) = (
+            b.bind(Param::Int(limit as i64)),
+            b.bind(Param::Int(offset as i64)),
+        );
+        // The window count is taken over every match before LIMIT applies.
+        let rows = self.query_params(
+            &format!(
+                "SELECT {ROW_COLUMNS}, count(*) OVER () FROM resources r WHERE {scope} AND ({w}) ORDER BY {order} LIMIT {l} OFFSET {o}"
+            ),
+            &b.params,
+        )?;
+        let total = match rows.first() {
+            Some(r) => r.get::<_, i64>(6),
+            None => self.query_params(&count_sql, &b.params[..filter_params])?[0].get(0),
+        };
+        Ok((total as usize, rows.iter().map(row).collect()))
+    }
+
+    fn page_from(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+        search: &Search<'_>,
+        from: Option<KeysetFrom<'_>>,
+        limit: usize,
+    ) -> Result<(usize, Vec<(Row, Keyset)>), StoreError> {
+        let (total, _) = self.list(server_id, resource_type, search, 0, 0)?;
+        let scope = sql::scope("r", server_id, resource_type);
+        let mut b = Binder::default();
+        let filter = match &search.query {
+            Some(q) => query::filter(q, &mut b),
+            None => "TRUE".into(),
+        };
+        let backward = matches!(from, Some(KeysetFrom::Before(_)));
+        let (key_expr, kind, order) = query::keyset_order(search.sort.as_ref(), backward);
+        let keyset = match from {
+            None => "TRUE".to_string(),
+            Some(KeysetFrom::After(k) | KeysetFrom::Before(k)) => {
+                let descending = search.sort.as_ref().is_some_and(|s| s.descending);
+                query::after(&key_expr, kind, descending, backward, k, &mut b)
+            }
+        };
+        let l = b.bind(Param::Int(limit as i64));
+        let q = format!(
+            "SELECT {ROW_COLUMNS}, r.seq, to_jsonb({key_expr}) FROM resources r WHERE {scope} AND ({filter}) AND ({keyset}) ORDER BY {order} LIMIT {l}"
+        );
+        let rows = self.query_params(&q, &b.params)?;
+        Ok((
+            total,
+            rows.iter()
+                .map(|r| {
+                    let key: Option<serde_json::Value> = r.get(7);
+                    (
+                        row(r),
+                        Keyset {
+                            key: key.unwrap_or(serde_json::Value::Null),
+                            seq: r.get(6),
+                        },
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    fn satisfies(
+        &self,
+        server_id: &str,
+        id: &str,
+        q: &crate::model::query::Query<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut b = Binder::default();
+        let (s, i) = (
+            b.bind(Param::Text(server_id.into())),
+            b.bind(Param::Text(id.into())),
+        );
+        let clause = query::filter(q, &mut b);
+        let sql = format!(
+            "SELECT EXISTS(SELECT 1 FROM resources r WHERE r.server_id={s} AND r.id={i} AND ({clause}))"
+        );
+        Ok(self.query_params(&sql, &b.params)?[0].get(0))
+    }
+
+    fn all_rows(&self, server_id: &str) -> Result<Vec<Row>, StoreError> {
+        Ok(self
+            .query(
+                &format!(
+                    "SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$1 ORDER BY r.seq"
+                ),
+                &[&server_id],
+            )?
+            .iter()
+            .map(row)
+            .collect())
+    }
+
+    fn all_memberships(&self, server_id: &str) -> Result<Vec<(String, Member)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT member_id, display, member_type, group_id FROM memberships WHERE server_id=$1 ORDER BY seq",
+                &[&server_id],
+            )?
+            .iter()
+            .map(|r| (r.get(3), member(r)))
+            .collect())
+    }
+
+    fn delete_server(&self, server_id: &str) -> Result<usize, StoreError> {
+        self.lock(server_id)?;
+        self.execute("DELETE FROM memberships WHERE server_id=$1", &[&server_id])?;
+        let n = self.execute("DELETE FROM resources WHERE server_id=$1", &[&server_id])?;
+        // Deliveries go with their events (ON DELETE CASCADE).
+        self.execute("DELETE FROM events WHERE server_id=$1", &[&server_id])?;
+        Ok(n as usize)
+    }
+
+    fn record_event(
+        &self,
+        server_id: &str,
+        jti: &str,
+        created: &str,
+        claims: &str,
+        receivers: &[String],
+    ) -> Result<(), StoreError> {
+        let seq: i64 = self.query(
+            "INSERT INTO events (server_id, jti, created, claims) VALUES ($1, $2, $3, $4) RETURNING seq",
+            &[&server_id, &jti, &created, &claims],
+        )?[0]
+            .get(0);
+        if !receivers.is_empty() {
+            self.execute(
+                "INSERT INTO event_deliveries (event_seq, receiver, next_at) SELECT $1, r, 0 FROM unnest($2::text[]) r",
+                &[&seq, &receivers],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn due_deliveries(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        // Replicas push from one table: two may take the same delivery at once, and the
+        // receiver then gets the SET twice (push is at-least-once; receivers drop repeated
+        // jti values, RFC 8935 §2).
+        Ok(self
+            .query(
+                "SELECT d.id, e.server_id, e.jti, e.claims, d.receiver, d.attempts FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
+                 WHERE d.state='pending' AND d.next_at <= $1 ORDER BY d.next_at, d.id LIMIT $2",
+                &[&now_ms, &(limit as i64)],
+            )?
+            .iter()
+            .map(|r| Delivery {
+                id: r.get(0),
+                server_id: r.get(1),
+                jti: r.get(2),
+                claims: r.get(3),
+                receiver: r.get(4),
+                attempts: r.get(5),
+            })
+            .collect())
+    }
+
+    fn delivery_attempted(
+        &self,
+        id: i64,
+        state: &str,
+        status: Option<u16>,
+        error: Option<&str>,
+        next_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let status = status.map(i64::from);
+        self.execute(
+            "UPDATE event_deliveries SET state=$2, attempts=attempts+1, last_status=$3, last_error=$4, next_at=$5 WHERE id=$1",
+            &[&id, &state, &status, &error, &next_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn deliveries(&self, server_id: &str, limit: usize) -> Result<Vec<PushRecord>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT e.jti, d.receiver, d.state, d.attempts, d.last_error FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
+                 WHERE d.event_seq IN (SELECT seq FROM events WHERE server_id=$1 ORDER BY seq DESC LIMIT $2) ORDER BY d.id",
+                &[&server_id, &(limit as i64)],
+            )?
+            .iter()
+            .map(push_record)
+            .collect())
+    }
+
+    fn pending_events(
+        &self,
+        server_id: &str,
+        max: usize,
+    ) -> Result<(Vec<(String, String)>, bool), StoreError> {
+        let mut rows: Vec<(String, String)> = self
+            .query(
+                "SELECT jti, claims FROM events WHERE server_id=$1 AND state='pending' ORDER BY seq LIMIT $2",
+                &[&server_id, &(max as i64).saturating_add(1)],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let more = rows.len() > max;
+        rows.truncate(max);
+        Ok((rows, more))
+    }
+
+    fn events_of_txn(
+        &self,
+        server_id: &str,
+        txn: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT jti, claims FROM events WHERE server_id=$1 AND \
+                 ((claims::jsonb->>'txn') = $2 OR left(claims::jsonb->>'txn', length($2) + 1) = $2 || ':') ORDER BY seq",
+                &[&server_id, &txn],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn settle_events(
+        &self,
+        server_id: &str,
+        acked: &[String],
+        failed: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        if !acked.is_empty() {
+            self.execute(
+                "UPDATE events SET state='acknowledged' WHERE server_id=$1 AND jti = ANY($2::text[]) AND state='pending'",
+                &[&server_id, &acked],
+            )?;
+        }
+        for (jti, error) in failed {
+            self.execute(
+                "UPDATE events SET state='failed', error=$3 WHERE server_id=$1 AND jti=$2 AND state='pending'",
+                &[&server_id, jti, error],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put_grant(&self, server_id: &str, digest: &str, grant: &Grant) -> Result<(), StoreError> {
+        // A day past expiry nothing can use a grant any more, not even to be told "expired".
+        self.execute(
+            "DELETE FROM oauth_grants WHERE expires_at < $1",
+            &[&(crate::vocab::time::unix_secs() as i64 - 86400)],
+        )?;
+        self.execute(
+            "INSERT INTO oauth_grants (server_id, digest, kind, client_id, expires_at, detail) VALUES ($1,$2,$3,$4,$5,$6) \
+             ON CONFLICT (server_id, digest) DO UPDATE SET kind=excluded.kind, client_id=excluded.client_id, expires_at=excluded.expires_at, detail=excluded.detail",
+            &[&server_id, &digest, &grant.kind, &grant.client_id, &grant.expires_at, &grant.detail],
+        )?;
+        Ok(())
+    }
+
+    fn grant(
+        &self,
+        server_id: &str,
+        digest: &str,
+        kind: &str,
+        take: bool,
+    ) -> Result<Option<Grant>, StoreError> {
+        // Taking deletes and returns in one statement: two replicas cannot both redeem a code.
+        let sql = if take {
+            "DELETE FROM oauth_grants WHERE server_id=$1 AND digest=$2 AND kind=$3 RETURNING kind, client_id, expires_at, detail"
+        } else {
+            "SELECT kind, client_id, expires_at, detail FROM oauth_grants WHERE server_id=$1 AND digest=$2 AND kind=$3"
+        };
+        Ok(self
+            .query(sql, &[&server_id, &digest, &kind])?
+            .first()
+            .map(|r| Grant {
+                kind: r.get(0),
+                client_id: r.get(1),
+                expires_at: r.get(2),
+                detail: r.get(3),
+            }))
+    }
+
+    fn event_log(&self, server_id: &str, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT jti, created, claims, state, error FROM events WHERE server_id=$1 ORDER BY seq DESC LIMIT $2",
+                &[&server_id, &(limit as i64)],
+            )?
+            .iter()
+            .map(event_record)
+            .collect())
+    }
+
+    fn events_named(
+        &self,
+        server_id: &str,
+        jtis: &[String],
+    ) -> Result<(Vec<EventRecord>, Vec<PushRecord>), StoreError> {
+        let (mut events, mut pushes) = (Vec::new(), Vec::new());
+        for jti in jtis {
+            events.extend(
+                self.query(
+                    "SELECT jti, created, claims, state, error FROM events WHERE server_id=$1 AND jti=$2",
+                    &[&server_id, jti],
+                )?
+                .iter()
+                .map(event_record),
+            );
+            pushes.extend(
+                self.query(
+                    "SELECT e.jti, d.receiver, d.state, d.attempts, d.last_error FROM event_deliveries d JOIN events e ON e.seq = d.event_seq \
+                     WHERE e.server_id=$1 AND e.jti=$2 ORDER BY d.id",
+                    &[&server_id, jti],
+                )?
+                .iter()
+                .map(push_record),
+            );
+        }
+        Ok((events, pushes))
+    }
+
+    fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT server_id, resource_type, n FROM resource_counts WHERE n > 0 ORDER BY server_id, resource_type",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn counts(&self, server_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT resource_type, n FROM resource_counts WHERE server_id=$1 ORDER BY resource_type",
+                &[&server_id],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn user_names(
+        &self,
+        server_id: &str,
+        resource_type: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let scope = sql::scope("r", server_id, resource_type);
+        Ok(self
+            .query(
+                &format!(
+                    "SELECT lower({}) FROM resources r WHERE {scope}",
+                    sql::text("r.doc", None, "userName", None)
+                ),
+                &[],
+            )?
+            .iter()
+            .filter_map(|r| r.get::<_, Option<String>>(0))
+            .collect())
+    }
+
+    fn put_snapshot(
+        &self,
+        server_id: &str,
+        name: &str,
+        taken: &str,
+        data: &str,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO snapshots (server_id, name, taken, data) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (server_id, name) DO UPDATE SET taken=excluded.taken, data=excluded.data",
+            &[&server_id, &name, &taken, &data],
+        )?;
+        Ok(())
+    }
+
+    fn snapshots(&self, server_id: &str) -> Result<Vec<Snapshot>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT name, taken FROM snapshots WHERE server_id=$1 ORDER BY name",
+                &[&server_id],
+            )?
+            .iter()
+            .map(|r| Snapshot {
+                name: r.get(0),
+                taken: r.get(1),
+            })
+            .collect())
+    }
+
+    fn snapshot_data(&self, server_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT data FROM snapshots WHERE server_id=$1 AND name=$2",
+                &[&server_id, &name],
+            )?
+            .first()
+            .map(|r| r.get(0)))
+    }
+
+    fn delete_snapshots(&self, server_id: &str, name: Option<&str>) -> Result<usize, StoreError> {
+        Ok(match name {
+            Some(n) => self.execute(
+                "DELETE FROM snapshots WHERE server_id=$1 AND name=$2",
+                &[&server_id, &n],
+            )?,
+            None => self.execute("DELETE FROM snapshots WHERE server_id=$1", &[&server_id])?,
+        } as usize)
+    }
+}
+
+/// The request log's writer on PostgreSQL (see [`request_log::LogWriter`]).
+pub struct PgLog {
+    store: Arc<PgStore>,
+}
+
+impl PgLog {
+    pub fn new(store: Arc<PgStore>) -> PgLog {
+        PgLog { store }
+    }
+
+    pub fn replica_number(&self) -> i64 {
+        self.store.replica
+    }
+
+    pub fn write(&self, rows: &[request_log::LogRow<'_>]) -> Result<(), StoreError> {
+        self.store.transaction(|c| {
+            for r in rows {
+                c.execute(
+                    "INSERT INTO request_log (seq, server_id, at, method, path, status, entry) VALUES ($1,$2,$3,$4,$5,$6,$7) \
+                     ON CONFLICT (seq) DO UPDATE SET entry=excluded.entry, status=excluded.status",
+                    &[&r.seq, &r.server, &r.at, &r.method, &r.path, &i64::from(r.status), &r.entry],
+                )?;
+            }
+            let mut caps: Vec<(&str, usize)> = Vec::new();
+            for r in rows {
+                if !caps.iter().any(|(s, _)| *s == r.server) {
+                    caps.push((r.server, r.capacity));
+                }
+            }
+            for (server, cap) in caps {
+                c.execute(
+                    "DELETE FROM request_log WHERE server_id=$1 AND seq <= (SELECT seq FROM request_log WHERE server_id=$1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+                    &[&server, &(cap as i64)],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
