@@ -217,13 +217,16 @@ impl Recorder {
 }
 
 impl Inner {
-    /// The next entry's sequence number: counted, or (replicas) the clock in microseconds
-    /// with the replica number in the low 8 bits, never below the last one given.
+    /// The next entry's sequence number: counted, or (replicas) the clock in 64 µs ticks
+    /// since 2026 with the replica number in the low 8 bits, never below the last one given.
+    /// It stays below 2^53 for 70 years: the UI's JavaScript reads it as a number.
     fn next_seq(&self) -> i64 {
+        const EPOCH_2026_MICROS: i64 = 1_767_225_600_000_000;
         let Some(replica) = self.replica else {
             return self.last_seq.fetch_add(1, Ordering::Relaxed) + 1;
         };
-        let now = chrono::Utc::now().timestamp_micros() << 8 | replica;
+        let ticks = (chrono::Utc::now().timestamp_micros() - EPOCH_2026_MICROS) / 64;
+        let now = ticks << 8 | replica;
         let mut last = self.last_seq.load(Ordering::Relaxed);
         loop {
             let next = if now > last { now } else { last + 256 };

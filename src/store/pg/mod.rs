@@ -245,6 +245,40 @@ impl PgStore {
     }
 }
 
+/// Creates an empty database beside the one `base` names (`postgres://user@host[:port][/db]`)
+/// and returns its URL: each test, benchmark or ephemeral run gets a database of its own.
+pub fn fresh_database(base: &str, prefix: &str) -> Result<String, StoreError> {
+    let mut url = url::Url::parse(base)
+        .map_err(|e| StoreError::Migration(format!("database URL {base:?}: {e}")))?;
+    url.set_path("/postgres");
+    let admin: tokio_postgres::Config = url
+        .as_str()
+        .parse()
+        .map_err(|e| StoreError::Migration(format!("database URL {base:?}: {e}")))?;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    // A runtime of its own, made and dropped on a thread of its own (neither may happen
+    // inside another runtime).
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            rt.block_on(async {
+                let client = connect(&admin).await?;
+                client
+                    .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                    .await?;
+                Ok::<_, StoreError>(())
+            })
+        })
+        .join()
+        .unwrap_or_else(|p| resume_unwind(p))
+    })?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
 async fn connect(cfg: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
     let (client, connection) = cfg.connect(NoTls).await?;
     tokio::spawn(async move {

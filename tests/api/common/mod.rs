@@ -59,6 +59,23 @@ validation:
   strict: false
 "#;
 
+/// The database a test server runs on: a SQLite file in `dir`, or — when `SCIMLAB_TEST_DB`
+/// names a PostgreSQL server (`postgres://user@host:port`, as `.ci/run` sets it) — a fresh
+/// database there. The whole suite runs on either backend.
+pub fn test_db(dir: &std::path::Path) -> scimlab::store::Location {
+    match std::env::var("SCIMLAB_TEST_DB") {
+        Ok(base) if !base.is_empty() => scimlab::store::Location::Postgres(
+            scimlab::store::pg::fresh_database(&base, "test").unwrap(),
+        ),
+        _ => scimlab::store::Location::Sqlite(dir.join("test.db")),
+    }
+}
+
+/// Whether the suite runs on PostgreSQL (tests of SQLite's own files skip there).
+pub fn on_postgres() -> bool {
+    std::env::var("SCIMLAB_TEST_DB").is_ok_and(|v| !v.is_empty())
+}
+
 impl TestApp {
     /// Starts a server over the given (file name, YAML) definitions.
     pub async fn spawn(defs: &[(&str, &str)]) -> TestApp {
@@ -176,7 +193,7 @@ impl TestApp {
         }
         let sources = scimlab::model::Sources::new(&servers, &packs);
         let model = sources.compile().unwrap_or_else(|p| panic!("{p:?}"));
-        let store = Arc::new(scimlab::store::Store::open(&dir.path().join("test.db")).unwrap());
+        let store = Arc::new(scimlab::store::Store::connect(&test_db(dir.path())).unwrap());
         let mut state = scimlab::http::AppState::new(store, model).unwrap();
         if let Some(admin) = options.admin {
             state = state.with_admin(admin);
