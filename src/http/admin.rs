@@ -213,11 +213,12 @@ async fn create_server(
             .and_then(|v| v.as_str())
             .unwrap_or("ephemeral")
             .to_string();
-        let path = std::path::PathBuf::from(format!("admin:{id}"));
+        let path = crate::reload::shared::source_name(&id);
         let file = crate::definition::load_str(&path, &text).map_err(|d| {
             ScimError::invalid_syntax(format!("the definition does not parse: {d}"))
         })?;
         let id = file.def.id.clone();
+        let file_text = file.text.clone();
         let (_, model) = app
             .model
             .rebuild(
@@ -233,7 +234,18 @@ async fn create_server(
                     }
                 },
                 |model| match model.server(&id) {
-                    Some(new) => data::prepare(&app.store, new).map_err(data_err),
+                    Some(new) => {
+                        data::prepare(&app.store, new).map_err(data_err)?;
+                        // Replicas sharing the database serve it too (`reload::shared`).
+                        if app.store.is_shared() && !app.store.write(|c| {
+                            c.put_ephemeral(&id, &file_text, &crate::engine::now())
+                        })? {
+                            return Err(ScimError::uniqueness(format!(
+                                "server {id:?} already exists (created on another replica); delete it first or pick another id"
+                            )));
+                        }
+                        Ok(())
+                    }
                     None => Err(ScimError::internal("compiled model lacks the new server")),
                 },
             )
@@ -288,6 +300,9 @@ async fn delete_server(
                 ),
                 RebuildError::Refused(e) => e,
             })?;
+        if app.store.is_shared() {
+            app.store.write(|c| c.delete_ephemeral(&id))?;
+        }
         data::reset(&app.store, &id).map_err(data_err)?;
         clear_log(&app, &id)?;
         app.store

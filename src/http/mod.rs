@@ -101,8 +101,11 @@ impl AppState {
                 None
             }
         };
+        let model = Arc::new(crate::model::ModelHandle::new(model));
+        crate::reload::shared::adopt(&model, &store);
+        crate::reload::shared::poll(&model, &store);
         Ok(AppState {
-            model: Arc::new(crate::model::ModelHandle::new(model)),
+            model,
             store,
             reload: Default::default(),
             harness: Arc::new(Harness {

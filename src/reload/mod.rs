@@ -4,6 +4,7 @@
 //! serving and records the located errors for `/healthz`.
 
 mod diff;
+pub mod shared;
 
 pub use diff::diff;
 

@@ -105,6 +105,14 @@ impl Location {
 }
 
 impl Location {
+    /// As `--db` takes it (a PostgreSQL URL keeps its password).
+    pub fn to_url(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(url) => url.clone(),
+        }
+    }
+
     /// Where files that belong with the data go (`<base>.tls-cert.pem`): beside a SQLite
     /// file, else in the working directory.
     pub fn sidecar_base(&self) -> PathBuf {
@@ -136,6 +144,7 @@ impl std::fmt::Display for Location {
 /// The store: one backend.
 pub struct Store {
     backend: Backend,
+    location: Location,
 }
 
 enum Backend {
@@ -202,6 +211,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Ok(Store {
             backend: Backend::Sqlite(Box::new(Sqlite::open(path)?)),
+            location: Location::Sqlite(path.to_path_buf()),
         })
     }
 
@@ -211,16 +221,14 @@ impl Store {
             Location::Sqlite(path) => Store::open(path),
             Location::Postgres(url) => Ok(Store {
                 backend: Backend::Postgres(Arc::new(pg::PgStore::open(url)?)),
+                location: location.clone(),
             }),
         }
     }
 
-    /// The SQLite file, when the store is SQLite.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match &self.backend {
-            Backend::Sqlite(s) => Some(&s.path),
-            Backend::Postgres(_) => None,
-        }
+    /// Where the data lives.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Whether other processes may share this store (PostgreSQL).
@@ -836,6 +844,16 @@ pub trait Conn {
 
     /// Deletes snapshot `name` (every snapshot of the server with None); returns how many went.
     fn delete_snapshots(&self, server_id: &str, name: Option<&str>) -> Result<usize, StoreError>;
+
+    /// Keeps the definition of a server created through the admin API; false when one with
+    /// this id is kept already (another replica created it).
+    fn put_ephemeral(&self, id: &str, definition: &str, created: &str) -> Result<bool, StoreError>;
+
+    /// Forgets an admin-API server's definition.
+    fn delete_ephemeral(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Every kept admin-API server as (id, definition), oldest first.
+    fn ephemeral_servers(&self) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 impl Conn for Connection {
@@ -1592,6 +1610,25 @@ impl Conn for Connection {
             )?,
             None => tx.execute("DELETE FROM snapshots WHERE server_id=?1", [server_id])?,
         })
+    }
+
+    fn put_ephemeral(&self, id: &str, definition: &str, created: &str) -> Result<bool, StoreError> {
+        Ok(self.execute(
+            "INSERT INTO ephemeral_servers (id, definition, created) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+            [id, definition, created],
+        )? == 1)
+    }
+
+    fn delete_ephemeral(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM ephemeral_servers WHERE id=?1", [id])?;
+        Ok(())
+    }
+
+    fn ephemeral_servers(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .prepare_cached("SELECT id, definition FROM ephemeral_servers ORDER BY created, id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

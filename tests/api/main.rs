@@ -29,6 +29,7 @@ mod pipeline_properties;
 mod probe;
 mod profiles;
 mod reload;
+mod replicas;
 mod resources;
 mod standards;
 mod storage;

@@ -32,7 +32,15 @@ pub async fn exchange(
         let started = Instant::now();
         let at = crate::engine::now();
         // One model snapshot for the whole request (a reload mid-request does not mix two).
-        let model = app.model.load_full();
+        let mut model = app.model.load_full();
+        if model.server(&server_id).is_none() && app.store.is_shared() {
+            // Perhaps created on another replica a moment ago: look before answering 404.
+            let (handle, store) = (app.model.clone(), app.store.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || crate::reload::shared::adopt(&handle, &store))
+                    .await;
+            model = app.model.load_full();
+        }
         let server = model.server(&server_id).cloned();
         let (mut parts, body) = req.into_parts();
         // The body is read once, for the handler and the recorder, up to the largest limit any

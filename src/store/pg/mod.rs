@@ -1191,6 +1191,29 @@ impl Conn for PgConn<'_> {
             None => self.execute("DELETE FROM snapshots WHERE server_id=$1", &[&server_id])?,
         } as usize)
     }
+
+    fn put_ephemeral(&self, id: &str, definition: &str, created: &str) -> Result<bool, StoreError> {
+        Ok(self.execute(
+            "INSERT INTO ephemeral_servers (id, definition, created) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            &[&id, &definition, &created],
+        )? == 1)
+    }
+
+    fn delete_ephemeral(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM ephemeral_servers WHERE id=$1", &[&id])?;
+        Ok(())
+    }
+
+    fn ephemeral_servers(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT id, definition FROM ephemeral_servers ORDER BY created, id",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
 }
 
 /// The request log's writer on PostgreSQL (see [`request_log::LogWriter`]).

@@ -21,6 +21,9 @@ pub struct TestApp {
 pub struct Options {
     pub limits: Option<scimlab::http::listen::ConnLimits>,
     pub admin: Option<scimlab::http::AdminAccess>,
+    /// The database (default: a fresh one, see `test_db`); a second replica passes the
+    /// first one's.
+    pub db: Option<scimlab::store::Location>,
 }
 
 /// A definition with User (+enterprise, custom attributes), Group, Entitlement, Role.
@@ -142,6 +145,11 @@ impl TestApp {
         (cookie, csrf)
     }
 
+    /// Where this server's data lives (a second replica opens the same).
+    pub fn store_location(&self) -> scimlab::store::Location {
+        self.state.as_ref().unwrap().store.location().clone()
+    }
+
     /// The running server's store (for checks that look below HTTP).
     pub fn store(&self) -> &scimlab::store::Store {
         &self.state.as_ref().unwrap().store
@@ -193,7 +201,8 @@ impl TestApp {
         }
         let sources = scimlab::model::Sources::new(&servers, &packs);
         let model = sources.compile().unwrap_or_else(|p| panic!("{p:?}"));
-        let store = Arc::new(scimlab::store::Store::connect(&test_db(dir.path())).unwrap());
+        let db = options.db.unwrap_or_else(|| test_db(dir.path()));
+        let store = Arc::new(scimlab::store::Store::connect(&db).unwrap());
         let mut state = scimlab::http::AppState::new(store, model).unwrap();
         if let Some(admin) = options.admin {
             state = state.with_admin(admin);

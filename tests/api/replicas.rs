@@ -1,0 +1,266 @@
+//! Two scimlab replicas on one PostgreSQL database: anything written or created through one is
+//! served by the other at once, uniqueness holds across them, and a replica killed mid-load
+//! loses no acknowledged write. These run in the suite's PostgreSQL pass (`SCIMLAB_TEST_DB`);
+//! `.ci/run` sets `SCIMLAB_REQUIRE_POSTGRES` so that there they cannot be skipped.
+
+use crate::common::{FULL, Options, TestApp, on_postgres};
+use reqwest::Method;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Two replicas over the same definitions and one fresh database; None without PostgreSQL.
+async fn pair() -> Option<(TestApp, TestApp)> {
+    if !on_postgres() {
+        assert!(
+            std::env::var("SCIMLAB_REQUIRE_POSTGRES").is_err(),
+            "SCIMLAB_REQUIRE_POSTGRES is set but SCIMLAB_TEST_DB is not"
+        );
+        eprintln!("skipped: the replica tests need SCIMLAB_TEST_DB (PostgreSQL)");
+        return None;
+    }
+    let a = TestApp::spawn(&[("full.yaml", FULL)]).await;
+    let db = a.store_location();
+    let b = TestApp::spawn_with(
+        &[("full.yaml", FULL)],
+        Options {
+            db: Some(db),
+            ..Options::default()
+        },
+    )
+    .await;
+    Some((a, b))
+}
+
+fn user(name: &str) -> serde_json::Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_through_one_replica_are_read_through_the_other_at_once() {
+    let Some((a, b)) = pair().await else { return };
+    let id = a.user("full", "alice").await;
+    let (s, got, h) = b
+        .send(Method::GET, "full", &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["userName"], "alice");
+    assert_eq!(h["etag"], "W/\"1\"");
+    // A change on B is what A reads next, version and all.
+    let (s, _, _) = b
+        .send(
+            Method::PATCH,
+            "full",
+            &format!("/Users/{id}"),
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "Alice A."}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, got, h) = a
+        .send(Method::GET, "full", &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!((s, got["displayName"].as_str()), (200, Some("Alice A.")));
+    assert_eq!(h["etag"], "W/\"2\"");
+    // Memberships made on A are the user's groups on B; filters and counts agree.
+    let (s, g) = a
+        .post(
+            "full",
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "eng", "members": [{"value": id}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let (_, got) = b.get("full", &format!("/Users/{id}")).await;
+    assert_eq!(got["groups"][0]["display"], "eng", "{got}");
+    let (_, list) = b
+        .get("full", "/Users?filter=displayName%20sw%20%22alice%22")
+        .await;
+    assert_eq!(list["totalResults"], 1, "{list}");
+    // An If-Match with the version read on one replica is honoured on the other.
+    let (s, _, _) = b
+        .send(Method::DELETE, "full", &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(a.get("full", &format!("/Users/{id}")).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_user_name_raced_over_two_replicas_is_created_once() {
+    let Some((a, b)) = pair().await else { return };
+    let apps = std::sync::Arc::new((a, b));
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let apps = apps.clone();
+            tokio::spawn(async move {
+                let app = if i % 2 == 0 { &apps.0 } else { &apps.1 };
+                app.post("full", "/Users", user("Racer")).await.0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        31,
+        "{statuses:?}"
+    );
+    let (_, list) = apps
+        .1
+        .get("full", "/Users?filter=userName%20eq%20%22racer%22")
+        .await;
+    assert_eq!(list["totalResults"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_snapshots_and_the_request_log_are_shared() {
+    let Some((a, b)) = pair().await else { return };
+    let def = "id: ci-shared\ntokens: [tok-ci-shared]\nresource_types: { User: {} }\n";
+    let (s, body) = a.admin(Method::POST, "/admin/servers", Some(def)).await;
+    assert_eq!(s, 201, "{body}");
+    // B has never heard of it: the first request finds it in the database.
+    let id = b.user("ci-shared", "bob").await;
+    assert_eq!(a.get("ci-shared", &format!("/Users/{id}")).await.0, 200);
+    // Creating it again on the other replica is a conflict.
+    let (s, _) = b.admin(Method::POST, "/admin/servers", Some(def)).await;
+    assert_eq!(s, 409);
+    // A snapshot taken on A is listed (and restorable) on B.
+    let (s, _) = a
+        .admin(
+            Method::POST,
+            "/admin/servers/ci-shared/snapshots",
+            Some(r#"{"name": "one"}"#),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, snaps) = b
+        .admin(Method::GET, "/admin/servers/ci-shared/snapshots", None)
+        .await;
+    assert_eq!(snaps["snapshots"][0]["name"], "one", "{snaps}");
+    // B's requests show in A's request log (each replica writes its log within 100 ms).
+    let started = Instant::now();
+    loop {
+        let (_, log) = a
+            .admin(Method::GET, "/admin/servers/ci-shared/requests", None)
+            .await;
+        let seen = log["requests"].as_array().unwrap().iter().any(|r| {
+            r["method"] == "POST"
+                && r["status"] == 201
+                && r["path"].as_str().unwrap_or("").ends_with("/Users")
+        });
+        if seen {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Deleted on A: B stops serving it within a few polls.
+    let (s, _) = a
+        .admin(Method::DELETE, "/admin/servers/ci-shared", None)
+        .await;
+    assert_eq!(s, 204);
+    let started = Instant::now();
+    while b.get("ci-shared", "/Users").await.0 != 404 {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
+    let Some((a, _b)) = pair().await else { return };
+    let db = a.store_location().to_url();
+    // The victim: a real `scimlab serve` process on the same database.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args([
+            "serve",
+            "--no-watch",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--db")
+        .arg(&db)
+        .arg("--servers")
+        .arg(a.servers_dir())
+        .arg("--profiles")
+        .arg(a.profiles_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the replica did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Eight writers create users until the connection breaks under them.
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let sent = client
+                        .post(format!("{base}/Users"))
+                        .bearer_auth("tok-full")
+                        .header("content-type", "application/scim+json")
+                        .body(user(&format!("w{w}-{i}")).to_string())
+                        .send()
+                        .await;
+                    let Ok(r) = sent else { break };
+                    if r.status() != 201 {
+                        break;
+                    }
+                    let Ok(body) = r.json::<serde_json::Value>().await else {
+                        break;
+                    };
+                    acknowledged.push(body["id"].as_str().unwrap().to_string());
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 20,
+        "too few writes before the kill: {}",
+        acknowledged.len()
+    );
+    // The surviving replica has every acknowledged user.
+    for id in &acknowledged {
+        assert_eq!(
+            a.get("full", &format!("/Users/{id}")).await.0,
+            200,
+            "lost {id}"
+        );
+    }
+}
