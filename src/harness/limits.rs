@@ -9,8 +9,9 @@
 //! which governor's one-limiter-at-a-time `check` cannot undo. The bucket below is the few
 //! lines of arithmetic that keep both.
 
+use crate::store::Store;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use crate::model::limits::{Limits, Rate};
@@ -32,9 +33,12 @@ impl Bucket {
 }
 
 /// Every bucket of every server. One lock: taking a token is a few arithmetic operations.
-#[derive(Debug, Default)]
+/// Where replicas share a database the buckets live there instead (`shared`), so that a limit
+/// holds for the endpoint a client sees, whichever replica answers.
+#[derive(Default)]
 pub struct Buckets {
     buckets: Mutex<HashMap<(String, String), Bucket>>,
+    shared: Option<Arc<Store>>,
 }
 
 /// A refused request: how long until a token is back.
@@ -47,6 +51,14 @@ pub struct Limited {
 }
 
 impl Buckets {
+    /// Buckets for a server on `store`: in the database where replicas share it, else here.
+    pub fn for_store(store: &Arc<Store>) -> Buckets {
+        Buckets {
+            buckets: Mutex::default(),
+            shared: store.is_shared().then(|| store.clone()),
+        }
+    }
+
     /// Takes one token from each bucket that applies, or none if any of them is empty.
     pub fn take(
         &self,
@@ -70,6 +82,24 @@ impl Buckets {
         }
         if applicable.is_empty() {
             return Ok(());
+        }
+        if let Some(pg) = self.shared.as_ref().and_then(|s| s.shared()) {
+            let wanted: Vec<(String, f64, f64)> = (applicable.iter())
+                .map(|(k, r)| (k.clone(), r.capacity(), r.per_sec()))
+                .collect();
+            return match pg.take_tokens(server, &wanted) {
+                Ok(None) => Ok(()),
+                Ok(Some((i, wait))) => Err(Limited {
+                    retry_after: Duration::from_secs_f64(wait.max(0.0)),
+                    class: applicable[i].0.trim_start_matches("type:").to_string(),
+                    rate: applicable[i].1,
+                }),
+                // The limiter failing is not the client's fault: the request goes on.
+                Err(e) => {
+                    tracing::warn!("rate limits: {e}");
+                    Ok(())
+                }
+            };
         }
         let now = Instant::now();
         let mut all = crate::sync::lock(&self.buckets);
@@ -113,6 +143,9 @@ impl Buckets {
 
     /// Tokens left per bucket of a server, for the UI and the admin API.
     pub fn snapshot(&self, server: &str) -> Vec<(String, f64)> {
+        if let Some(pg) = self.shared.as_ref().and_then(|s| s.shared()) {
+            return pg.tokens(server).unwrap_or_default();
+        }
         let now = Instant::now();
         let mut all = crate::sync::lock(&self.buckets);
         let mut out: Vec<(String, f64)> = all

@@ -102,6 +102,7 @@ impl AppState {
             }
         };
         let model = Arc::new(crate::model::ModelHandle::new(model));
+        let buckets = crate::harness::limits::Buckets::for_store(&store);
         crate::reload::shared::adopt(&model, &store);
         crate::reload::shared::poll(&model, &store);
         Ok(AppState {
@@ -110,7 +111,7 @@ impl AppState {
             reload: Default::default(),
             harness: Arc::new(Harness {
                 recorder,
-                buckets: Default::default(),
+                buckets,
                 faults: Default::default(),
                 limit_overrides: Default::default(),
                 admin: AdminAccess::generated(),

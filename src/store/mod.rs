@@ -231,6 +231,15 @@ impl Store {
         &self.location
     }
 
+    /// Where replicas share the store (PostgreSQL): the store itself, which then also keeps
+    /// what every replica must see alike (rate-limit buckets).
+    pub fn shared(&self) -> Option<&pg::PgStore> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(p) => Some(p),
+        }
+    }
+
     /// Whether other processes may share this store (PostgreSQL).
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

@@ -8,6 +8,8 @@ use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+const LIMITED: &str = "id: limited\ntokens: [tok-limited]\nresource_types: { User: {} }\nrate_limits: { read: 10/hour }\n";
+
 /// Two replicas over the same definitions and one fresh database; None without PostgreSQL.
 async fn pair() -> Option<(TestApp, TestApp)> {
     if !on_postgres() {
@@ -18,10 +20,11 @@ async fn pair() -> Option<(TestApp, TestApp)> {
         eprintln!("skipped: the replica tests need SCIMLAB_TEST_DB (PostgreSQL)");
         return None;
     }
-    let a = TestApp::spawn(&[("full.yaml", FULL)]).await;
+    let defs = [("full.yaml", FULL), ("limited.yaml", LIMITED)];
+    let a = TestApp::spawn(&defs).await;
     let db = a.store_location();
     let b = TestApp::spawn_with(
-        &[("full.yaml", FULL)],
+        &defs,
         Options {
             db: Some(db),
             ..Options::default()
@@ -173,6 +176,26 @@ async fn servers_snapshots_and_the_request_log_are_shared() {
         assert!(started.elapsed() < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_holds_for_the_endpoint_whichever_replica_answers() {
+    let Some((a, b)) = pair().await else { return };
+    // 10 reads an hour, spent alternately on both replicas: the 11th is refused on either.
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(app.get("limited", "/Users").await.0, 200, "read {i}");
+    }
+    for app in [&a, &b] {
+        let (s, body, h) = app.send(Method::GET, "limited", "/Users", None).await;
+        assert_eq!(s, 429, "{body}");
+        assert!(h.contains_key("retry-after"));
+    }
+    // Both replicas report the same tokens left.
+    let (_, limits) = b
+        .admin(Method::GET, "/admin/servers/limited/rate-limits", None)
+        .await;
+    assert!(limits["tokens"][0][1].as_f64().unwrap() < 1.0, "{limits}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

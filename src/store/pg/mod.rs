@@ -202,6 +202,61 @@ impl PgStore {
         }
     }
 
+    /// Takes one token from each of a server's buckets `(key, capacity, refill per second)`,
+    /// or none when one is short: then the index of that bucket and the seconds until it
+    /// holds a token again. The buckets live in the database, so every replica spends from
+    /// the same tokens.
+    pub fn take_tokens(
+        &self,
+        server: &str,
+        buckets: &[(String, f64, f64)],
+    ) -> Result<Option<(usize, f64)>, StoreError> {
+        super::without_stalling_workers(|| {
+            self.transaction(|c| {
+                let mut short = None;
+                for (i, (key, capacity, per_sec)) in buckets.iter().enumerate() {
+                    // Refill (and lock) the bucket; a changed limit starts full.
+                    let tokens: f64 = c.query(
+                        "INSERT INTO rate_buckets AS b (server_id, key, capacity, per_sec, tokens, at) \
+                         VALUES ($1, $2, $3, $4, $3, extract(epoch from clock_timestamp())) \
+                         ON CONFLICT (server_id, key) DO UPDATE SET \
+                           tokens = CASE WHEN b.capacity <> excluded.capacity OR b.per_sec <> excluded.per_sec THEN excluded.capacity \
+                                    ELSE least(excluded.capacity, b.tokens + (excluded.at - b.at) * excluded.per_sec) END, \
+                           capacity = excluded.capacity, per_sec = excluded.per_sec, at = excluded.at \
+                         RETURNING tokens",
+                        &[&server, key, capacity, per_sec],
+                    )?[0]
+                        .get(0);
+                    if tokens < 1.0 && short.is_none() {
+                        short = Some((i, (1.0 - tokens) / per_sec));
+                    }
+                }
+                if short.is_none() {
+                    let keys: Vec<&str> = buckets.iter().map(|(k, _, _)| k.as_str()).collect();
+                    c.execute(
+                        "UPDATE rate_buckets SET tokens = tokens - 1 WHERE server_id=$1 AND key = ANY($2::text[])",
+                        &[&server, &keys],
+                    )?;
+                }
+                Ok(short)
+            })
+        })
+    }
+
+    /// Tokens left per bucket of a server.
+    pub fn tokens(&self, server: &str) -> Result<Vec<(String, f64)>, StoreError> {
+        self.transaction(|c| {
+            Ok(c.query(
+                "SELECT key, least(capacity, tokens + (extract(epoch from clock_timestamp()) - at) * per_sec) \
+                 FROM rate_buckets WHERE server_id=$1 ORDER BY key",
+                &[&server],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
     /// Creates the server's indexes that do not exist yet (one replica at a time).
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
         self.transaction(|conn| {

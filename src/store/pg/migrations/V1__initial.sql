@@ -121,3 +121,15 @@ CREATE TABLE ephemeral_servers (
 
 -- Each process takes a number when it opens the database (the request log's numbering).
 CREATE SEQUENCE replica_numbers;
+
+-- Rate-limit token buckets, shared by the replicas: a limit holds for the endpoint, not per
+-- process. `at` is the database's clock (seconds), so replicas' clocks never disagree.
+CREATE TABLE rate_buckets (
+    server_id TEXT   NOT NULL,
+    key       TEXT   NOT NULL,
+    capacity  FLOAT8 NOT NULL,
+    per_sec   FLOAT8 NOT NULL,
+    tokens    FLOAT8 NOT NULL,
+    at        FLOAT8 NOT NULL,
+    PRIMARY KEY (server_id, key)
+);
