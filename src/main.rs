@@ -357,6 +357,15 @@ enum Command {
         #[arg(long, env = "SCIMLAB_REPLAY_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Copy a SQLite database into an empty PostgreSQL one (moving to replicas).
+    Migrate {
+        /// The SQLite database file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database (`postgres://user@host/db`); it must hold no resources.
+        #[arg(long)]
+        to: String,
+    },
     /// Measure throughput and latency against an in-process server (see README).
     Bench(scimlab::bench::Options),
     /// Measure hot-reload latency (file write to change served) at several directory sizes.
@@ -485,6 +494,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Lint(args) => lint(args),
         Command::Probe(args) => probe(args),
         Command::Replay { file, to, token } => replay(&file, &to, &token),
+        Command::Migrate { from, to } => done(migrate(&from, &to)),
         Command::Bench(opts) => done(runtime().block_on(scimlab::bench::run(opts))),
         Command::BenchReload(opts) => done(runtime().block_on(scimlab::bench::run_reload(opts))),
         Command::BenchSeed(opts) => done(scimlab::bench::run_seed(opts)),
@@ -500,6 +510,27 @@ fn workspace(
         &data.dirs.sources(),
         &data.db,
     )?)
+}
+
+/// `scimlab migrate`: every table of a SQLite database into PostgreSQL.
+fn migrate(from: &Path, to: &str) -> anyhow::Result<()> {
+    if !matches!(
+        scimlab::store::Location::parse(to),
+        scimlab::store::Location::Postgres(_)
+    ) {
+        anyhow::bail!("--to must be a postgres:// URL");
+    }
+    let copied = scimlab::store::pg::import::sqlite_to_postgres(from, to)
+        .map_err(|e| anyhow::anyhow!("migrating {}: {e}", from.display()))?;
+    for (table, n) in copied {
+        println!("{table}: {n}");
+    }
+    println!(
+        "copied {} into {}; per-server indexes are built when a replica first serves it",
+        from.display(),
+        scimlab::store::Location::parse(to)
+    );
+    Ok(())
 }
 
 /// `scimlab diff`: what changes between two definition directories.

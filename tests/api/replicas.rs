@@ -287,3 +287,141 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sqlite_database_migrates_into_postgres_with_what_clients_see() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("before.db");
+    let defs = [("full.yaml", FULL)];
+    let old = TestApp::spawn_with(
+        &defs,
+        Options {
+            db: Some(scimlab::store::Location::Sqlite(file.clone())),
+            ..Options::default()
+        },
+    )
+    .await;
+    let alice = old.user("full", "alice").await;
+    let bob = old.user("full", "bob").await;
+    let (s, _, _) = old
+        .send(
+            Method::PATCH,
+            "full",
+            &format!("/Users/{bob}"),
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "title", "value": "Boss"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, group) = old
+        .post(
+            "full",
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "eng", "members": [{"value": bob}, {"value": alice}]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = old
+        .admin(
+            Method::POST,
+            "/admin/servers/full/snapshots",
+            Some(r#"{"name": "s1"}"#),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let before_list = old
+        .get("full", "/Users?sortBy=userName&sortOrder=descending")
+        .await
+        .1;
+    let before_group = old
+        .get(
+            "full",
+            &format!("/Groups/{}", group["id"].as_str().unwrap()),
+        )
+        .await
+        .1;
+    // Locations name the serving address, which differs between the two servers.
+    let old_addr = old.addr.to_string();
+    let same = |before: &serde_json::Value, after: &serde_json::Value, new_addr: &str| {
+        assert_eq!(
+            before.to_string().replace(&old_addr, "HOST"),
+            after.to_string().replace(new_addr, "HOST")
+        );
+    };
+    drop(old);
+
+    let base = std::env::var("SCIMLAB_TEST_DB").unwrap();
+    let url = scimlab::store::pg::fresh_database(&base, "migrate").unwrap();
+    let run = |to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
+            .arg("migrate")
+            .arg("--from")
+            .arg(&file)
+            .args(["--to", to])
+            .output()
+            .unwrap()
+    };
+    let out = run(&url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("resources: 3") && stdout.contains("memberships: 2"),
+        "{stdout}"
+    );
+    // A second copy into the same database is refused: it is not empty any more.
+    let again = run(&url);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds 3 resources"));
+
+    let new = TestApp::spawn_with(
+        &defs,
+        Options {
+            db: Some(scimlab::store::Location::Postgres(url)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_, after_list) = new
+        .get("full", "/Users?sortBy=userName&sortOrder=descending")
+        .await;
+    let new_addr = new.addr.to_string();
+    same(&before_list, &after_list, &new_addr);
+    let (_, after_group) = new
+        .get(
+            "full",
+            &format!("/Groups/{}", group["id"].as_str().unwrap()),
+        )
+        .await;
+    same(&before_group, &after_group, &new_addr);
+    let (_, h) = {
+        let (s, _, h) = new
+            .send(Method::GET, "full", &format!("/Users/{bob}"), None)
+            .await;
+        (s, h)
+    };
+    assert_eq!(h["etag"], "W/\"2\"");
+    let (_, snaps) = new
+        .admin(Method::GET, "/admin/servers/full/snapshots", None)
+        .await;
+    assert_eq!(snaps["snapshots"][0]["name"], "s1");
+    // New writes continue the sequence: a new user lists after the copied ones.
+    new.user("full", "carol").await;
+    let (_, list) = new.get("full", "/Users").await;
+    let names: Vec<&str> = list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+}

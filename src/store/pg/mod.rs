@@ -9,6 +9,7 @@
 //! read-modify-write (PATCH, membership changes) stays atomic and the unique indexes decide
 //! races. Reads take no lock.
 
+pub mod import;
 pub mod query;
 pub mod sql;
 
