@@ -27,9 +27,10 @@ pub struct Options {
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
-    /// Keep the benchmark database at this path (default: a temporary file).
+    /// Keep the benchmark database at this path (default: a temporary file), or run on
+    /// PostgreSQL: `postgres://user@host[:port]` (a fresh database is made there per run).
     #[arg(long)]
-    pub db: Option<std::path::PathBuf>,
+    pub db: Option<String>,
     /// After the workloads, grow the user count to this many and read again (GET by id and
     /// `userName eq`), reporting the rates against the first ones (0: skip).
     #[arg(long, default_value_t = 0)]
@@ -197,8 +198,15 @@ impl Rig {
         std::fs::write(servers.join("bench.yaml"), DEFINITION)?;
         std::fs::write(servers.join("bench-events.yaml"), EVENTS_DEFINITION)?;
         let model = crate::app::compile(&Sources::new(&servers, dir.path().join("profiles")))?;
-        let db = (opts.db.clone()).unwrap_or_else(|| dir.path().join("bench.db"));
-        let state = AppState::new(Arc::new(Store::open(&db)?), model)?;
+        let db = match opts.db.as_deref().map(crate::store::Location::parse) {
+            None => crate::store::Location::Sqlite(dir.path().join("bench.db")),
+            Some(crate::store::Location::Postgres(base)) => {
+                crate::store::Location::Postgres(crate::store::pg::fresh_database(&base, "bench")?)
+            }
+            Some(file) => file,
+        };
+        println!("database: {db}");
+        let state = AppState::new(Arc::new(Store::connect(&db)?), model)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(crate::app::serve_with(

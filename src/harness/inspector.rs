@@ -130,6 +130,9 @@ struct Inner {
     recorded: AtomicI64,
     /// Where replicas share the log: this one's number (see `LogWriter::replica_number`).
     replica: Option<i64>,
+    /// Held for a whole persist (collect, then write): a reader's flush waits for a write
+    /// already under way instead of finding nothing left to write and reading too early.
+    persisting: Mutex<()>,
     /// The persister's own connection (not the store's writer: SCIM writes never wait on it).
     log: request_log::LogWriter,
 }
@@ -152,6 +155,7 @@ impl Recorder {
             last_seq: AtomicI64::new(last),
             recorded: AtomicI64::new(0),
             replica,
+            persisting: Mutex::new(()),
             log,
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -252,6 +256,7 @@ impl Drop for Recorder {
 /// Writes the entries still in the rings that are not in SQLite yet, then trims each touched
 /// server's table rows to its capacity.
 fn persist(inner: &Inner) {
+    let _one_at_a_time = crate::sync::lock(&inner.persisting);
     let mut batch: Vec<(Entry, usize)> = Vec::new();
     {
         let mut rings = crate::sync::lock(&inner.rings);

@@ -281,7 +281,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.read_from(&s.point_readers, f),
             // A network round trip: hand the worker's other tasks on while it waits.
-            Backend::Postgres(p) => without_stalling_workers(|| p.read(f)),
+            Backend::Postgres(p) => without_stalling_workers(|| p.read_point(f)),
         }
     }
 

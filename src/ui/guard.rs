@@ -5,7 +5,12 @@
 //!   answered, so such a page can read nothing.
 //! - **Token**: with `--admin-remote` the UI is reachable from other hosts, so it asks for the
 //!   admin token once (`/ui/login`) and remembers the session.
-//! - **CSRF**: every session has a random token that state-changing forms must carry.
+//! - **CSRF**: every session has a token that state-changing forms must carry.
+//!
+//! Sessions keep no state in the process: the cookie holds a random session id (and, once
+//! the admin token was given, a MAC saying so), and the CSRF token is a MAC of the id, both
+//! keyed by the store's shared secret. Replicas on one database therefore honour each other's
+//! sessions, whichever one a load balancer picks.
 
 use crate::http::AppState;
 use crate::http::admin;
@@ -13,13 +18,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::Arc;
 
 const COOKIE: &str = "scimlab_ui";
-/// Sessions kept; the oldest is forgotten beyond this (its browser simply gets a new one).
-const MAX_SESSIONS: usize = 1024;
-
 /// One browser's session: its CSRF token and whether it gave the admin token.
 #[derive(Debug, Clone)]
 pub struct UiSession {
@@ -27,53 +30,66 @@ pub struct UiSession {
     pub signed_in: bool,
 }
 
-/// The UI's sessions, by the random id in the browser's cookie.
-#[derive(Default)]
+/// Reads and makes session cookies (see the module's notes).
 pub struct Sessions {
-    inner: Mutex<SessionTable>,
-}
-
-/// Sessions with the logical time each was created, and the clock.
-#[derive(Default)]
-struct SessionTable {
-    by_id: HashMap<String, (u64, UiSession)>,
-    clock: u64,
+    key: Vec<u8>,
 }
 
 impl Sessions {
-    fn get(&self, id: &str) -> Option<UiSession> {
-        let map = crate::sync::lock(&self.inner);
-        map.by_id.get(id).map(|(_, s)| s.clone())
+    /// Sessions keyed by `secret` (the store's: every replica on the database shares it).
+    pub fn new(secret: &[u8]) -> Sessions {
+        Sessions {
+            key: mac(secret, "scimlab ui sessions"),
+        }
+    }
+
+    fn mac(&self, what: &str, id: &str) -> String {
+        let m = mac(&self.key, &format!("{what}:{id}"));
+        m.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The session a cookie value names: `id`, or `id~mac` once signed in. A MAC that does not
+    /// verify is no session at all.
+    fn get(&self, cookie: &str) -> Option<(String, UiSession)> {
+        let (id, signed) = match cookie.split_once('~') {
+            Some((id, m)) => {
+                let expected = self.mac("signed-in", id);
+                if !crate::http::constant_time_eq(m.as_bytes(), expected.as_bytes()) {
+                    return None;
+                }
+                (id, true)
+            }
+            None => (cookie, false),
+        };
+        if id.len() < 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+        Some((id.to_string(), self.session(id, signed)))
+    }
+
+    fn session(&self, id: &str, signed_in: bool) -> UiSession {
+        UiSession {
+            csrf: self.mac("csrf", id)[..32].to_string(),
+            signed_in,
+        }
     }
 
     fn create(&self) -> (String, UiSession) {
         let id = crate::vocab::rng::secret();
-        let session = UiSession {
-            csrf: crate::vocab::rng::secret(),
-            signed_in: false,
-        };
-        let mut table = crate::sync::lock(&self.inner);
-        table.clock += 1;
-        let now = table.clock;
-        if table.by_id.len() >= MAX_SESSIONS
-            && let Some(oldest) = table
-                .by_id
-                .iter()
-                .min_by_key(|(_, (t, _))| *t)
-                .map(|(k, _)| k.clone())
-        {
-            table.by_id.remove(&oldest);
-        }
-        table.by_id.insert(id.clone(), (now, session.clone()));
-        (id, session)
+        let s = self.session(&id, false);
+        (id, s)
     }
 
-    fn sign_in(&self, id: &str) {
-        let mut guard = crate::sync::lock(&self.inner);
-        if let Some((_, s)) = guard.by_id.get_mut(id) {
-            s.signed_in = true;
-        }
+    /// The cookie value of session `id` signed in.
+    fn signed_in_cookie(&self, id: &str) -> String {
+        format!("{id}~{}", self.mac("signed-in", id))
     }
+}
+
+fn mac(key: &[u8], body: &str) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(body.as_bytes());
+    m.finalize().into_bytes().to_vec()
 }
 
 /// Whether `host` (a `Host` header: name or name:port) names this machine's loopback, or one
@@ -145,7 +161,7 @@ pub async fn guard(
             "the UI answers requests for localhost, not for {host:?}; start scimlab with --public-host {host} to serve that name"
         ));
     }
-    let known = cookie_session(&req).and_then(|id| sessions.get(&id).map(|s| (id, s)));
+    let known = cookie_session(&req).and_then(|c| sessions.get(&c));
     let (id, session, fresh) = match known {
         Some((id, s)) => (id, s, false),
         None => {
@@ -167,12 +183,12 @@ pub async fn guard(
     resp
 }
 
-fn set_cookie(resp: &mut Response, id: &str, fresh: bool) {
+fn set_cookie(resp: &mut Response, value: &str, fresh: bool) {
     if !fresh {
         return;
     }
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict"
+        "{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict"
     )) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -183,12 +199,19 @@ pub fn csrf_ok(session: &UiSession, submitted: Option<&str>) -> bool {
     submitted.is_some_and(|t| crate::http::constant_time_eq(t.as_bytes(), session.csrf.as_bytes()))
 }
 
-/// Marks the session as having given the admin token, if `token` is it.
-pub fn sign_in(app: &AppState, sessions: &Sessions, id: &str, token: &str) -> bool {
+/// Marks the session as having given the admin token, if `token` is it: `resp` then carries
+/// the session's signed-in cookie.
+pub fn sign_in(
+    app: &AppState,
+    sessions: &Sessions,
+    id: &str,
+    token: &str,
+    resp: &mut Response,
+) -> bool {
     let ok =
         crate::http::constant_time_eq(token.trim().as_bytes(), app.harness.admin.token.as_bytes());
     if ok {
-        sessions.sign_in(id);
+        set_cookie(resp, &sessions.signed_in_cookie(id), true);
     }
     ok
 }

@@ -66,7 +66,10 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/ui/servers/{id}/types/{rt}", get(browse))
         .route("/ui/servers/{id}/types/{rt}/{rid}", get(detail))
         .layer(axum::middleware::from_fn_with_state(
-            (app, Arc::new(guard::Sessions::default())),
+            (
+                app.clone(),
+                Arc::new(guard::Sessions::new(app.store.cursor_key())),
+            ),
             guard::guard,
         ))
 }
@@ -428,7 +431,8 @@ async fn login(
 ) -> Page {
     checked_form(&session, &body)?;
     let token = form_field(&body, "token").unwrap_or_default();
-    if !guard::sign_in(&app, &sessions, &id.0, &token) {
+    let mut signed_in = Redirect::to("/ui").into_response();
+    if !guard::sign_in(&app, &sessions, &id.0, &token, &mut signed_in) {
         let mut page = render(
             "login",
             json!({"title": "sign in", "csrf": session.csrf, "error": "that is not the admin token"}),
@@ -436,7 +440,7 @@ async fn login(
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(page);
     }
-    Ok(Redirect::to("/ui").into_response())
+    Ok(signed_in)
 }
 
 /// The server's export with writeOnly values (passwords) replaced: the UI never shows them.

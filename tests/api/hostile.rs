@@ -484,16 +484,42 @@ async fn the_ui_refuses_foreign_host_names_and_asks_remote_users_for_the_token()
             .status(),
         403
     );
-    assert_eq!(
-        sign_in("admin-secret", csrf.clone())
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
+    let signed_in = sign_in("admin-secret", csrf.clone()).await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    // Signing in gives the session a new cookie; the one from before stays signed out.
+    let signed_cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(signed_cookie, cookie);
     let r = no_redirects
         .get(app.url("/ui/servers/full"))
         .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "the cookie from before signing in is not signed in"
+    );
+    // A signed-in cookie made up without the key is no session.
+    let mut forged = signed_cookie.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    let r = no_redirects
+        .get(app.url("/ui/servers/full"))
+        .header("cookie", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "a forged signed-in cookie");
+    let r = no_redirects
+        .get(app.url("/ui/servers/full"))
+        .header("cookie", signed_cookie)
         .send()
         .await
         .unwrap();

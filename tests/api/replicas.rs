@@ -425,3 +425,35 @@ async fn a_sqlite_database_migrates_into_postgres_with_what_clients_see() {
         .collect();
     assert_eq!(names, ["alice", "bob", "carol"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ui_session_opened_on_one_replica_works_on_the_other() {
+    let Some((a, b)) = pair().await else { return };
+    a.user("full", "dora").await;
+    // The page (and its CSRF token) came from A; the form goes to B, as a load balancer may
+    // send it.
+    let (cookie, csrf) = a.ui_session("/ui/servers/full").await;
+    let forged = b
+        .client
+        .post(b.url("/ui/servers/full/reset"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let r = b
+        .client
+        .post(b.url("/ui/servers/full/reset"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "{}",
+        r.status()
+    );
+    assert_eq!(a.get("full", "/Users").await.1["totalResults"], 0);
+}

@@ -24,7 +24,7 @@ pub fn sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, StoreError> {
     drop(crate::store::Store::open(from)?);
     let src = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let dst = PgStore::open(to)?;
-    dst.transaction(|c| {
+    dst.transaction(super::Pool::Main, |c| {
         let held: i64 = c.query("SELECT count(*) FROM resources", &[])?[0].get(0);
         if held > 0 {
             return Err(StoreError::Migration(format!(

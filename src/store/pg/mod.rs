@@ -32,19 +32,32 @@ mod embedded {
     refinery::embed_migrations!("src/store/pg/migrations");
 }
 
-/// Connections per process: reads and writes share them.
-const CONNECTIONS: usize = 8;
+/// Connections per process: reads and writes share the main ones; point reads (GET by id,
+/// counts; they run on async workers) have their own, so that they never wait behind a
+/// search; the request log writes on one of its own.
+const MAIN: usize = 6;
+const POINT: usize = 2;
+const LOG: usize = 1;
 /// The advisory lock that serialises migrations and index creation across replicas.
 const SCHEMA_LOCK: i64 = 0x5c1_4ab;
 
 pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     config: tokio_postgres::Config,
+    /// MAIN connections, then POINT, then LOG (see [`Pool`]).
     conns: Vec<Mutex<Client>>,
     next: AtomicUsize,
     cursor_key: Vec<u8>,
     /// This process's number among the replicas (0–255), for the request log's numbering.
     replica: i64,
+}
+
+/// Which connections a call uses.
+#[derive(Debug, Clone, Copy)]
+enum Pool {
+    Main,
+    Point,
+    Log,
 }
 
 /// One connection and its prepared statements.
@@ -93,7 +106,7 @@ impl PgStore {
                         .await?
                         .get(0);
                     let mut conns = vec![first];
-                    for _ in 1..CONNECTIONS {
+                    for _ in 1..MAIN + POINT + LOG {
                         conns.push(connect(&cfg).await?);
                     }
                     Ok::<_, StoreError>((conns, cursor_key, replica))
@@ -124,21 +137,27 @@ impl PgStore {
         &self.cursor_key
     }
 
-    /// A free connection (else the next one in turn), reconnected if the server dropped it.
-    fn checkout(&self) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
+    /// A free connection of `pool` (else the next one in turn), reconnected if the server
+    /// dropped it.
+    fn checkout(&self, pool: Pool) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
+        let conns = match pool {
+            Pool::Main => &self.conns[..MAIN],
+            Pool::Point => &self.conns[MAIN..MAIN + POINT],
+            Pool::Log => &self.conns[MAIN + POINT..],
+        };
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut guard = None;
-        for i in 0..self.conns.len() {
-            if let Ok(c) = self.conns[(start + i) % self.conns.len()].try_lock() {
+        for i in 0..conns.len() {
+            if let Ok(c) = conns[(start + i) % conns.len()].try_lock() {
                 guard = Some(c);
                 break;
             }
         }
         let mut c = match guard {
             Some(c) => c,
-            None => super::without_stalling_workers(|| {
-                crate::sync::lock(&self.conns[start % self.conns.len()])
-            }),
+            None => {
+                super::without_stalling_workers(|| crate::sync::lock(&conns[start % conns.len()]))
+            }
         };
         if c.client.is_closed() {
             let handle = self.rt.as_ref().map(|rt| rt.handle().clone());
@@ -157,11 +176,22 @@ impl PgStore {
         Ok(c)
     }
 
+    /// Runs `f` on a main connection (outside a transaction).
     pub fn read<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut c = self.checkout()?;
+        let mut c = self.checkout(Pool::Main)?;
+        let conn = PgConn::new(&mut c, false);
+        f(&conn)
+    }
+
+    /// Runs `f`, which reads a few rows by key, on a connection searches never hold.
+    pub fn read_point<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut c = self.checkout(Pool::Point)?;
         let conn = PgConn::new(&mut c, false);
         f(&conn)
     }
@@ -171,15 +201,16 @@ impl PgStore {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.transaction(|c| f(c))
+        self.transaction(Pool::Main, |c| f(c))
     }
 
-    /// [`PgStore::write`] with the PostgreSQL connection itself.
+    /// [`PgStore::write`] on a connection of `pool`, with the PostgreSQL connection itself.
     fn transaction<T, E: From<StoreError>>(
         &self,
+        pool: Pool,
         f: impl FnOnce(&PgConn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut c = self.checkout()?;
+        let mut c = self.checkout(pool)?;
         block_on(c.client.batch_execute("BEGIN")).map_err(StoreError::from)?;
         let conn = PgConn::new(&mut c, true);
         let out = catch_unwind(AssertUnwindSafe(|| f(&conn)));
@@ -213,7 +244,7 @@ impl PgStore {
         buckets: &[(String, f64, f64)],
     ) -> Result<Option<(usize, f64)>, StoreError> {
         super::without_stalling_workers(|| {
-            self.transaction(|c| {
+            self.transaction(Pool::Point, |c| {
                 let mut short = None;
                 for (i, (key, capacity, per_sec)) in buckets.iter().enumerate() {
                     // Refill (and lock) the bucket; a changed limit starts full.
@@ -246,7 +277,7 @@ impl PgStore {
 
     /// Tokens left per bucket of a server.
     pub fn tokens(&self, server: &str) -> Result<Vec<(String, f64)>, StoreError> {
-        self.transaction(|c| {
+        self.transaction(Pool::Main, |c| {
             Ok(c.query(
                 "SELECT key, least(capacity, tokens + (extract(epoch from clock_timestamp()) - at) * per_sec) \
                  FROM rate_buckets WHERE server_id=$1 ORDER BY key",
@@ -260,7 +291,7 @@ impl PgStore {
 
     /// Creates the server's indexes that do not exist yet (one replica at a time).
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
-        self.transaction(|conn| {
+        self.transaction(Pool::Main, |conn| {
             conn.query(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"), &[])?;
             for spec in &plan::indexes_for(server, Dialect::Postgres) {
                 let create = plan::create_sql(
@@ -827,12 +858,38 @@ impl Conn for PgConn<'_> {
                 b.bind(Param::Int(offset as i64)),
             );
             let rows = self.query_params(
-                &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT {l} OFFSET {o}"),
+                // The rows skipped by OFFSET are walked in the (server, type, seq) index only;
+                // documents are read for the page alone.
+                &format!(
+                    "SELECT {ROW_COLUMNS} FROM (SELECT r.seq FROM resources r WHERE {scope} ORDER BY {order} LIMIT {l} OFFSET {o}) p \
+                     JOIN resources r ON r.seq = p.seq ORDER BY {order}"
+                ),
                 &b.params,
             )?;
             return Ok((total as usize, rows.iter().map(row).collect()));
         };
         let w = query::filter(q, &mut b);
+        if offset == 0 && search.sort.is_none() && limit > 0 {
+            // The usual IdP lookup (`userName eq "…"`, 0 or 1 match), as on SQLite: no ORDER
+            // BY, so the planner takes the attribute's index even before the table has
+            // statistics (ordered by seq it walked every resource of the type); a page that is
+            // not full holds every match, so it is also the count.
+            let l = b.bind(Param::Int(limit as i64));
+            let mut rows: Vec<(i64, Row)> = self
+                .query_params(
+                    &format!("SELECT {ROW_COLUMNS}, r.seq FROM resources r WHERE {scope} AND ({w}) LIMIT {l}"),
+                    &b.params,
+                )?
+                .iter()
+                .map(|r| (r.get(6), row(r)))
+                .collect();
+            b.params.pop();
+            if rows.len() < limit {
+                rows.sort_by_key(|(seq, _)| *seq);
+                let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
+                return Ok((rows.len(), rows));
+            }
+        }
         let count_sql = format!("SELECT count(*) FROM resources r WHERE {scope} AND ({w})");
         if limit == 0 {
             let total: i64 = self.query_params(&count_sql, &b.params)?[0].get(0);
@@ -846,7 +903,8 @@ impl Conn for PgConn<'_> {
         // The window count is taken over every match before LIMIT applies.
         let rows = self.query_params(
             &format!(
-                "SELECT {ROW_COLUMNS}, count(*) OVER () FROM resources r WHERE {scope} AND ({w}) ORDER BY {order} LIMIT {l} OFFSET {o}"
+                "SELECT {ROW_COLUMNS}, p.total FROM (SELECT r.seq, count(*) OVER () AS total FROM resources r WHERE {scope} AND ({w}) ORDER BY {order} LIMIT {l} OFFSET {o}) p \
+                 JOIN resources r ON r.seq = p.seq ORDER BY {order}"
             ),
             &b.params,
         )?;
@@ -1287,7 +1345,7 @@ impl PgLog {
     }
 
     pub fn write(&self, rows: &[request_log::LogRow<'_>]) -> Result<(), StoreError> {
-        self.store.transaction(|c| {
+        self.store.transaction(Pool::Log, |c| {
             for r in rows {
                 c.execute(
                     "INSERT INTO request_log (seq, server_id, at, method, path, status, entry) VALUES ($1,$2,$3,$4,$5,$6,$7) \
