@@ -32,30 +32,9 @@ pub fn sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, StoreError> {
             )));
         }
         let mut copied = Copied::new();
-        copied.push(("resources", copy(&src, c, "SELECT seq, server_id, resource_type, id, version, created, last_modified, doc FROM resources ORDER BY seq",
-            "INSERT INTO resources (seq, server_id, resource_type, id, version, created, last_modified, doc) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::text::jsonb)",
-            &[I, T, T, T, I, T, T, T])?));
-        copied.push(("memberships", copy(&src, c, "SELECT seq, server_id, group_id, member_id, member_type, display FROM memberships ORDER BY seq",
-            "INSERT INTO memberships (seq, server_id, group_id, member_id, member_type, display) VALUES ($1,$2,$3,$4,$5,$6)",
-            &[I, T, T, T, T, T])?));
-        copied.push(("request_log", copy(&src, c, "SELECT seq, server_id, at, method, path, status, entry FROM request_log ORDER BY seq",
-            "INSERT INTO request_log (seq, server_id, at, method, path, status, entry) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-            &[I, T, T, T, T, I, T])?));
-        copied.push(("snapshots", copy(&src, c, "SELECT server_id, name, taken, data FROM snapshots",
-            "INSERT INTO snapshots (server_id, name, taken, data) VALUES ($1,$2,$3,$4)",
-            &[T, T, T, T])?));
-        copied.push(("events", copy(&src, c, "SELECT seq, server_id, jti, created, claims, state, error FROM events ORDER BY seq",
-            "INSERT INTO events (seq, server_id, jti, created, claims, state, error) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-            &[I, T, T, T, T, T, T])?));
-        copied.push(("event_deliveries", copy(&src, c, "SELECT id, event_seq, receiver, state, attempts, next_at, last_status, last_error FROM event_deliveries ORDER BY id",
-            "INSERT INTO event_deliveries (id, event_seq, receiver, state, attempts, next_at, last_status, last_error) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-            &[I, I, T, T, I, I, I, T])?));
-        copied.push(("oauth_grants", copy(&src, c, "SELECT server_id, digest, kind, client_id, expires_at, detail FROM oauth_grants",
-            "INSERT INTO oauth_grants (server_id, digest, kind, client_id, expires_at, detail) VALUES ($1,$2,$3,$4,$5,$6)",
-            &[T, T, T, T, I, T])?));
-        copied.push(("ephemeral_servers", copy(&src, c, "SELECT id, definition, created FROM ephemeral_servers",
-            "INSERT INTO ephemeral_servers (id, definition, created) VALUES ($1,$2,$3)",
-            &[T, T, T])?));
+        for (table, select, insert, cols) in TABLES {
+            copied.push((table, copy(&src, c, select, insert, cols)?));
+        }
         // The cursor key: cursors handed out before the move stay valid.
         let key: Vec<u8> = src.query_row("SELECT value FROM secrets WHERE name='cursor'", [], |r| r.get(0))?;
         c.execute("UPDATE secrets SET value=$1 WHERE name='cursor'", &[&key])?;
@@ -69,6 +48,58 @@ pub fn sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, StoreError> {
         Ok(copied)
     })
 }
+
+/// Each table: its name, how rows are read from SQLite (in their order) and written here.
+const TABLES: [(&str, &str, &str, &[Col]); 8] = [
+    (
+        "resources",
+        "SELECT seq, server_id, resource_type, id, version, created, last_modified, doc FROM resources ORDER BY seq",
+        "INSERT INTO resources (seq, server_id, resource_type, id, version, created, last_modified, doc) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::text::jsonb)",
+        &[I, T, T, T, I, T, T, T],
+    ),
+    (
+        "memberships",
+        "SELECT seq, server_id, group_id, member_id, member_type, display FROM memberships ORDER BY seq",
+        "INSERT INTO memberships (seq, server_id, group_id, member_id, member_type, display) VALUES ($1,$2,$3,$4,$5,$6)",
+        &[I, T, T, T, T, T],
+    ),
+    (
+        "request_log",
+        "SELECT seq, server_id, at, method, path, status, entry FROM request_log ORDER BY seq",
+        "INSERT INTO request_log (seq, server_id, at, method, path, status, entry) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        &[I, T, T, T, T, I, T],
+    ),
+    (
+        "snapshots",
+        "SELECT server_id, name, taken, data FROM snapshots",
+        "INSERT INTO snapshots (server_id, name, taken, data) VALUES ($1,$2,$3,$4)",
+        &[T, T, T, T],
+    ),
+    (
+        "events",
+        "SELECT seq, server_id, jti, created, claims, state, error FROM events ORDER BY seq",
+        "INSERT INTO events (seq, server_id, jti, created, claims, state, error) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        &[I, T, T, T, T, T, T],
+    ),
+    (
+        "event_deliveries",
+        "SELECT id, event_seq, receiver, state, attempts, next_at, last_status, last_error FROM event_deliveries ORDER BY id",
+        "INSERT INTO event_deliveries (id, event_seq, receiver, state, attempts, next_at, last_status, last_error) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        &[I, I, T, T, I, I, I, T],
+    ),
+    (
+        "oauth_grants",
+        "SELECT server_id, digest, kind, client_id, expires_at, detail FROM oauth_grants",
+        "INSERT INTO oauth_grants (server_id, digest, kind, client_id, expires_at, detail) VALUES ($1,$2,$3,$4,$5,$6)",
+        &[T, T, T, T, I, T],
+    ),
+    (
+        "ephemeral_servers",
+        "SELECT id, definition, created FROM ephemeral_servers",
+        "INSERT INTO ephemeral_servers (id, definition, created) VALUES ($1,$2,$3)",
+        &[T, T, T],
+    ),
+];
 
 /// A column's type in both databases.
 #[derive(Clone, Copy)]
