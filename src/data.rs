@@ -36,9 +36,12 @@ pub enum DataError {
 /// Makes a server ready to serve: its indexes, its profiles' catalogue items (created or
 /// updated to match the profile), and its seed data if it is empty.
 pub fn prepare(store: &Store, server: &ServerModel) -> Result<(), DataError> {
-    prepare_without_seed(store, server)?;
-    seed::seed_if_empty(store, server)?;
-    Ok(())
+    // Replicas starting together prepare each server once: the second finds it done.
+    store.exclusive(&format!("prepare {}", server.id), || {
+        prepare_without_seed(store, server)?;
+        seed::seed_if_empty(store, server)?;
+        Ok(())
+    })?
 }
 
 /// Deletes a served server's data; its profiles' catalogue (definition, not data) comes back

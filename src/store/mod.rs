@@ -240,6 +240,15 @@ impl Store {
         }
     }
 
+    /// Runs `f`, which writes in several transactions, while no other process sharing the
+    /// store runs work under the same `name` (on SQLite, one process: just runs it).
+    pub fn exclusive<T>(&self, name: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(f()),
+            Backend::Postgres(p) => p.exclusive(name, f),
+        }
+    }
+
     /// Whether other processes may share this store (PostgreSQL).
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

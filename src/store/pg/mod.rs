@@ -289,6 +289,35 @@ impl PgStore {
         })
     }
 
+    /// Runs `f` while holding the session advisory lock `name` on a connection of its own:
+    /// work of several transactions (preparing a server: indexes, catalogue, seed data) that
+    /// replicas starting together must not do at the same time.
+    pub fn exclusive<T>(&self, name: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        let handle = self
+            .rt
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| StoreError::Migration("the store is closed".into()))?;
+        let cfg = self.config.clone();
+        let name = name.to_string();
+        let lock = std::thread::scope(|s| {
+            s.spawn(|| {
+                handle.block_on(async {
+                    let c = connect(&cfg).await?;
+                    c.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", &[&name])
+                        .await?;
+                    Ok::<_, StoreError>(c)
+                })
+            })
+            .join()
+            .unwrap_or_else(|p| resume_unwind(p))
+        })?;
+        let out = f();
+        // Ending the session releases the lock.
+        drop(lock);
+        Ok(out)
+    }
+
     /// Creates the server's indexes that do not exist yet (one replica at a time).
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
         self.transaction(Pool::Main, |conn| {
@@ -373,6 +402,10 @@ async fn connect(cfg: &tokio_postgres::Config) -> Result<tokio_postgres::Client,
             tracing::warn!(error = %e, "PostgreSQL connection ended");
         }
     });
+    // Notices ("index … already exists, skipping") are not news.
+    client
+        .batch_execute("SET client_min_messages TO warning")
+        .await?;
     Ok(client)
 }
 
