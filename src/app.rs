@@ -43,6 +43,7 @@ pub async fn serve_with(
     limits: http::listen::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.watch_shared();
     // Pushes SCIM events for as long as the server runs.
     let delivery = crate::delivery::start(state.store.clone(), state.model.clone());
     let served = http::listen::serve(listener, router(state), limits, shutdown).await;

@@ -621,6 +621,7 @@ async fn put_limits(
             s.id
         )));
     }
+    share_override(&app, &s.id, LIMITS, Some(&body))?;
     crate::sync::lock(&app.harness.limit_overrides).insert(s.id.clone(), limits.clone());
     Ok(json_response(
         StatusCode::OK,
@@ -632,6 +633,7 @@ async fn delete_limits(
     AdminServer(s): AdminServer,
     State(app): State<AppState>,
 ) -> ScimResult<Response> {
+    share_override(&app, &s.id, LIMITS, None)?;
     crate::sync::lock(&app.harness.limit_overrides).remove(&s.id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -659,6 +661,7 @@ async fn put_faults(
         crate::definition::FaultDef::check(f)
             .map_err(|m| ScimError::invalid_value(format!("faults[{i}]: {m}")))?;
     }
+    share_override(&app, &s.id, FAULTS, Some(&body))?;
     app.harness.faults.set_admin(&s.id, rules.clone());
     Ok(json_response(StatusCode::OK, &json!({ "admin": rules })))
 }
@@ -667,8 +670,66 @@ async fn delete_faults(
     AdminServer(s): AdminServer,
     State(app): State<AppState>,
 ) -> ScimResult<Response> {
+    share_override(&app, &s.id, FAULTS, None)?;
     app.harness.faults.set_admin(&s.id, Vec::new());
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+const FAULTS: &str = "faults";
+const LIMITS: &str = "rate-limits";
+
+/// Where replicas share the store, keeps an override there for the others (`adopt_overrides`).
+fn share_override(
+    app: &AppState,
+    server: &str,
+    kind: &str,
+    value: Option<&[u8]>,
+) -> ScimResult<()> {
+    if !app.store.is_shared() {
+        return Ok(());
+    }
+    let value = value.map(String::from_utf8_lossy);
+    app.store
+        .write(|c| c.put_override(server, kind, value.as_deref()))
+        .map_err(ScimError::internal)
+}
+
+/// Applies the overrides other replicas set (or cleared) through their admin API.
+pub fn adopt_overrides(app: &AppState) {
+    let kept = match app.store.read(|c| c.overrides()) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!("reading the overrides other replicas set: {e}");
+            return;
+        }
+    };
+    let model = app.model.load();
+    for server in model.servers.values() {
+        let value = |kind: &str| {
+            kept.iter()
+                .find(|(s, k, _)| *s == server.id && k == kind)
+                .map(|(_, _, v)| v.as_str())
+        };
+        let rules: Vec<FaultDef> = value(FAULTS)
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        if app.harness.faults.admin_rules(&server.id) != rules {
+            app.harness.faults.set_admin(&server.id, rules);
+        }
+        let limits = value(LIMITS)
+            .and_then(|v| serde_json::from_str::<RateLimitsDef>(v).ok())
+            .and_then(|d| crate::harness::limits::Limits::compile(&d).ok());
+        let mut overrides = crate::sync::lock(&app.harness.limit_overrides);
+        match limits {
+            Some(l) if overrides.get(&server.id) != Some(&l) => {
+                overrides.insert(server.id.clone(), l);
+            }
+            None => {
+                overrides.remove(&server.id);
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -104,7 +104,6 @@ impl AppState {
         let model = Arc::new(crate::model::ModelHandle::new(model));
         let buckets = crate::harness::limits::Buckets::for_store(&store);
         crate::reload::shared::adopt(&model, &store);
-        crate::reload::shared::poll(&model, &store);
         Ok(AppState {
             model,
             store,
@@ -117,6 +116,43 @@ impl AppState {
                 admin: AdminAccess::generated(),
             }),
         })
+    }
+
+    /// Where replicas share the store: adopts what other replicas change through their admin
+    /// API (servers, faults, rate-limit overrides) every `reload::shared::POLL`, until this
+    /// state is dropped (the thread holds only weak references).
+    pub fn watch_shared(&self) {
+        if !self.store.is_shared() {
+            return;
+        }
+        let (model, store, harness, reload) = (
+            Arc::downgrade(&self.model),
+            Arc::downgrade(&self.store),
+            Arc::downgrade(&self.harness),
+            self.reload.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("scimlab-shared".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(crate::reload::shared::POLL);
+                    let (Some(model), Some(store), Some(harness)) =
+                        (model.upgrade(), store.upgrade(), harness.upgrade())
+                    else {
+                        return;
+                    };
+                    crate::reload::shared::adopt(&model, &store);
+                    admin::adopt_overrides(&AppState {
+                        model,
+                        store,
+                        harness,
+                        reload: reload.clone(),
+                    });
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("could not start watching what other replicas change: {e}");
+        }
     }
 
     /// Sets who may use the admin API and UI.

@@ -9,7 +9,6 @@ use crate::definition::{LoadedFile, load_str};
 use crate::model::{ModelHandle, RebuildError};
 use crate::store::{Store, StoreError};
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// How often each replica looks for servers created or deleted on another.
@@ -85,30 +84,5 @@ pub fn adopt(model: &ModelHandle, store: &Store) -> bool {
             );
             false
         }
-    }
-}
-
-/// Where the store is shared: adopts shared servers every [`POLL`] until the model or the
-/// store is gone (the thread holds neither).
-pub fn poll(model: &Arc<ModelHandle>, store: &Arc<Store>) {
-    if !store.is_shared() {
-        return;
-    }
-    let (model, store): (Weak<ModelHandle>, Weak<Store>) =
-        (Arc::downgrade(model), Arc::downgrade(store));
-    let spawned = std::thread::Builder::new()
-        .name("scimlab-shared".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(POLL);
-                let (Some(model), Some(store)) = (model.upgrade(), store.upgrade()) else {
-                    return;
-                };
-                adopt(&model, &store);
-                drop((model, store));
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("could not start watching for shared servers: {e}");
     }
 }

@@ -872,6 +872,18 @@ pub trait Conn {
 
     /// Every kept admin-API server as (id, definition), oldest first.
     fn ephemeral_servers(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Keeps (Some) or drops (None) an admin-API override of a server: `kind` is `faults` or
+    /// `rate-limits`, `value` the JSON the API took.
+    fn put_override(
+        &self,
+        server_id: &str,
+        kind: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Every kept override as (server id, kind, JSON).
+    fn overrides(&self) -> Result<Vec<(String, String, String)>, StoreError>;
 }
 
 impl Conn for Connection {
@@ -1646,6 +1658,32 @@ impl Conn for Connection {
         let mut st = self
             .prepare_cached("SELECT id, definition FROM ephemeral_servers ORDER BY created, id")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_override(
+        &self,
+        server_id: &str,
+        kind: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match value {
+            Some(v) => self.execute(
+                "INSERT INTO admin_overrides (server_id, kind, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (server_id, kind) DO UPDATE SET value=excluded.value",
+                [server_id, kind, v],
+            )?,
+            None => self.execute(
+                "DELETE FROM admin_overrides WHERE server_id=?1 AND kind=?2",
+                [server_id, kind],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn overrides(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut st = self.prepare_cached("SELECT server_id, kind, value FROM admin_overrides")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

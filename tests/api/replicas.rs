@@ -457,3 +457,63 @@ async fn a_ui_session_opened_on_one_replica_works_on_the_other() {
     );
     assert_eq!(a.get("full", "/Users").await.1["totalResults"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_and_rate_limits_set_on_one_replica_apply_on_the_other() {
+    let Some((a, b)) = pair().await else { return };
+    let faults = r#"[{"methods": ["GET"], "path": "/Users*", "error_rate": 1.0, "status": 503}]"#;
+    let (s, body) = a
+        .admin(Method::PUT, "/admin/servers/full/faults", Some(faults))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let started = Instant::now();
+    while b.get("full", "/Users").await.0 != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B never took the fault"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, on_b) = b
+        .admin(Method::GET, "/admin/servers/full/faults", None)
+        .await;
+    assert_eq!(on_b["admin"][0]["status"], 503, "{on_b}");
+    let (s, _) = a
+        .admin(Method::DELETE, "/admin/servers/full/faults", None)
+        .await;
+    assert_eq!(s, 204);
+    let started = Instant::now();
+    while b.get("full", "/Users").await.0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B kept the fault"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A rate-limit override set on B holds on A, and its tokens are the shared ones.
+    let (s, body) = b
+        .admin(
+            Method::PUT,
+            "/admin/servers/full/rate-limits",
+            Some(r#"{"read": "3/hour"}"#),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let started = Instant::now();
+    loop {
+        let (_, limits) = a
+            .admin(Method::GET, "/admin/servers/full/rate-limits", None)
+            .await;
+        if limits["in_force"]["read"].is_object() || limits["in_force"]["read"].is_string() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{limits}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        statuses.push(app.get("full", "/Users").await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}

@@ -5,3 +5,12 @@ CREATE TABLE ephemeral_servers (
     definition TEXT NOT NULL,
     created    TEXT NOT NULL
 );
+
+-- Faults and rate limits set through the admin API (kind `faults` or `rate-limits`, the JSON
+-- the API took), where replicas share a database: every replica applies them.
+CREATE TABLE admin_overrides (
+    server_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (server_id, kind)
+);

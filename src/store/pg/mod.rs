@@ -36,7 +36,7 @@ mod embedded {
 /// counts; they run on async workers) have their own, so that they never wait behind a
 /// search; the request log writes on one of its own.
 const MAIN: usize = 6;
-const POINT: usize = 2;
+const POINT: usize = 4;
 const LOG: usize = 1;
 /// The advisory lock that serialises migrations and index creation across replicas.
 const SCHEMA_LOCK: i64 = 0x5c1_4ab;
@@ -1359,6 +1359,34 @@ impl Conn for PgConn<'_> {
             )?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn put_override(
+        &self,
+        server_id: &str,
+        kind: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match value {
+            Some(v) => self.execute(
+                "INSERT INTO admin_overrides (server_id, kind, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (server_id, kind) DO UPDATE SET value=excluded.value",
+                &[&server_id, &kind, &v],
+            )?,
+            None => self.execute(
+                "DELETE FROM admin_overrides WHERE server_id=$1 AND kind=$2",
+                &[&server_id, &kind],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn overrides(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .query("SELECT server_id, kind, value FROM admin_overrides", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
     }
 }

@@ -133,3 +133,12 @@ CREATE TABLE rate_buckets (
     at        FLOAT8 NOT NULL,
     PRIMARY KEY (server_id, key)
 );
+
+-- Faults and rate limits set through the admin API (kind `faults` or `rate-limits`, the JSON
+-- the API took): every replica applies them.
+CREATE TABLE admin_overrides (
+    server_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (server_id, kind)
+);
