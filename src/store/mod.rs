@@ -307,11 +307,11 @@ impl Store {
     }
 
     /// Runs `f`, whose writes share transactions and are committed together at the end (each
-    /// write still atomic): Bulk requests. On PostgreSQL each write commits on its own.
+    /// write still atomic): Bulk requests.
     pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.writer.batched(f),
-            Backend::Postgres(_) => Ok(f()),
+            Backend::Postgres(p) => p.batched(f),
         }
     }
 

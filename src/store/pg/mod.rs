@@ -52,6 +52,27 @@ pub struct PgStore {
     replica: i64,
 }
 
+thread_local! {
+    /// Inside [`PgStore::batched`] on this thread: the connection whose open transaction this
+    /// thread's writes (each in a savepoint) and reads use.
+    static BATCH: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
+
+/// Whether this thread is inside `batched` with its connection free to use (a read nested in
+/// a write's closure takes a pool connection).
+fn batching() -> bool {
+    BATCH.with(|b| b.try_borrow().is_ok_and(|c| c.is_some()))
+}
+
+/// Runs `g` on this thread's batch connection (call only when [`batching`]).
+fn on_batch<R>(g: impl FnOnce(&mut Client) -> R) -> R {
+    BATCH.with(|b| {
+        let mut c = b.borrow_mut();
+        g(c.as_mut()
+            .unwrap_or_else(|| unreachable!("batching() said so")))
+    })
+}
+
 /// Which connections a call uses.
 #[derive(Debug, Clone, Copy)]
 enum Pool {
@@ -160,17 +181,7 @@ impl PgStore {
             }
         };
         if c.client.is_closed() {
-            let handle = self.rt.as_ref().map(|rt| rt.handle().clone());
-            let cfg = self.config.clone();
-            let fresh = std::thread::scope(|s| {
-                s.spawn(|| match handle {
-                    Some(h) => h.block_on(connect(&cfg)),
-                    None => Err(StoreError::Migration("the store is closed".into())),
-                })
-                .join()
-                .unwrap_or_else(|p| resume_unwind(p))
-            })?;
-            c.client = fresh;
+            c.client = self.connect_new()?;
             c.statements.clear();
         }
         Ok(c)
@@ -181,6 +192,9 @@ impl PgStore {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
+        if batching() {
+            return on_batch(|c| f(&PgConn::new(c, false)));
+        }
         let mut c = self.checkout(Pool::Main)?;
         let conn = PgConn::new(&mut c, false);
         f(&conn)
@@ -191,6 +205,9 @@ impl PgStore {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
+        if batching() {
+            return on_batch(|c| f(&PgConn::new(c, false)));
+        }
         let mut c = self.checkout(Pool::Point)?;
         let conn = PgConn::new(&mut c, false);
         f(&conn)
@@ -201,7 +218,60 @@ impl PgStore {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
+        if batching() {
+            return on_batch(|c| in_savepoint(c, |conn| f(conn)));
+        }
         self.transaction(Pool::Main, |c| f(c))
+    }
+
+    /// Runs `f`, whose writes on this thread share one transaction (each still atomic, in a
+    /// savepoint) committed at the end, on a connection of its own: a Bulk request pays one
+    /// commit, not one per operation. Its writes are durable when this returns Ok.
+    pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        if batching() {
+            return Ok(f());
+        }
+        let client = self.connect_new()?;
+        block_on(client.batch_execute("BEGIN"))?;
+        BATCH.with(|b| {
+            *b.borrow_mut() = Some(Client {
+                client,
+                statements: HashMap::new(),
+            })
+        });
+        let out = catch_unwind(AssertUnwindSafe(f));
+        let c = BATCH.with(|b| b.borrow_mut().take());
+        let Some(c) = c else {
+            return Err(StoreError::Commit);
+        };
+        match out {
+            Ok(v) => match block_on(c.client.batch_execute("COMMIT")) {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "COMMIT of a batch failed");
+                    Err(StoreError::Commit)
+                }
+            },
+            Err(p) => {
+                let _ = block_on(c.client.batch_execute("ROLLBACK"));
+                resume_unwind(p)
+            }
+        }
+    }
+
+    /// A new connection outside the pools.
+    fn connect_new(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let handle = self
+            .rt
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| StoreError::Migration("the store is closed".into()))?;
+        let cfg = self.config.clone();
+        std::thread::scope(|s| {
+            s.spawn(|| handle.block_on(connect(&cfg)))
+                .join()
+                .unwrap_or_else(|p| resume_unwind(p))
+        })
     }
 
     /// [`PgStore::write`] on a connection of `pool`, with the PostgreSQL connection itself.
@@ -211,10 +281,16 @@ impl PgStore {
         f: impl FnOnce(&PgConn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut c = self.checkout(pool)?;
-        block_on(c.client.batch_execute("BEGIN")).map_err(StoreError::from)?;
-        let conn = PgConn::new(&mut c, true);
+        let conn = PgConn::beginning(&mut c);
         let out = catch_unwind(AssertUnwindSafe(|| f(&conn)));
+        let began = conn.began();
         drop(conn);
+        if !began {
+            return match out {
+                Ok(r) => r,
+                Err(p) => resume_unwind(p),
+            };
+        }
         match out {
             Ok(Ok(v)) => match block_on(c.client.batch_execute("COMMIT")) {
                 Ok(()) => Ok(v),
@@ -293,25 +369,8 @@ impl PgStore {
     /// work of several transactions (preparing a server: indexes, catalogue, seed data) that
     /// replicas starting together must not do at the same time.
     pub fn exclusive<T>(&self, name: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
-        let handle = self
-            .rt
-            .as_ref()
-            .map(|rt| rt.handle().clone())
-            .ok_or_else(|| StoreError::Migration("the store is closed".into()))?;
-        let cfg = self.config.clone();
-        let name = name.to_string();
-        let lock = std::thread::scope(|s| {
-            s.spawn(|| {
-                handle.block_on(async {
-                    let c = connect(&cfg).await?;
-                    c.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", &[&name])
-                        .await?;
-                    Ok::<_, StoreError>(c)
-                })
-            })
-            .join()
-            .unwrap_or_else(|p| resume_unwind(p))
-        })?;
+        let lock = self.connect_new()?;
+        block_on(lock.execute("SELECT pg_advisory_lock(hashtextextended($1, 1))", &[&name]))?;
         let out = f();
         // Ending the session releases the lock.
         drop(lock);
@@ -358,6 +417,30 @@ impl PgStore {
             }
             Ok(())
         })
+    }
+}
+
+/// `f` between SAVEPOINT and RELEASE on `c` (inside a batch's transaction); its changes are
+/// rolled back when it fails or panics.
+fn in_savepoint<T, E: From<StoreError>>(
+    c: &mut Client,
+    f: impl FnOnce(&PgConn<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    block_on(c.client.batch_execute("SAVEPOINT w")).map_err(StoreError::from)?;
+    let conn = PgConn::new(c, true);
+    let out = catch_unwind(AssertUnwindSafe(|| f(&conn)));
+    drop(conn);
+    let ok = matches!(out, Ok(Ok(_)));
+    let end = if ok {
+        "RELEASE w"
+    } else {
+        "ROLLBACK TO w; RELEASE w"
+    };
+    let ended = block_on(c.client.batch_execute(end)).map_err(StoreError::from);
+    match out {
+        Err(p) => resume_unwind(p),
+        Ok(Ok(v)) => ended.map(|()| v).map_err(E::from),
+        Ok(Err(e)) => Err(e),
     }
 }
 
@@ -453,6 +536,10 @@ pub struct PgConn<'a> {
     write: bool,
     /// Servers whose write lock this transaction holds.
     locked: RefCell<Vec<String>>,
+    /// A transaction is wanted but BEGIN not sent yet: it goes with the first statement, or
+    /// with the first write lock in one round trip (a write that ends up running nothing
+    /// needs neither BEGIN nor COMMIT).
+    pending_begin: std::cell::Cell<bool>,
 }
 
 type Rows = Vec<tokio_postgres::Row>;
@@ -464,7 +551,27 @@ impl<'a> PgConn<'a> {
             statements: RefCell::new(&mut c.statements),
             write,
             locked: RefCell::new(Vec::new()),
+            pending_begin: std::cell::Cell::new(false),
         }
+    }
+
+    /// A write connection whose transaction begins with its first statement.
+    fn beginning(c: &'a mut Client) -> PgConn<'a> {
+        let conn = PgConn::new(c, true);
+        conn.pending_begin.set(true);
+        conn
+    }
+
+    /// Whether BEGIN went out (so the transaction must end).
+    fn began(&self) -> bool {
+        !self.pending_begin.get()
+    }
+
+    fn begin_if_pending(&self) -> Result<(), tokio_postgres::Error> {
+        if self.pending_begin.replace(false) {
+            block_on(self.client.batch_execute("BEGIN"))?;
+        }
+        Ok(())
     }
 
     fn prepared(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
@@ -487,6 +594,7 @@ impl<'a> PgConn<'a> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Rows, tokio_postgres::Error> {
         let st = self.prepared(sql)?;
+        self.begin_if_pending()?;
         block_on(self.client.query(&st, params))
     }
 
@@ -496,6 +604,7 @@ impl<'a> PgConn<'a> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
         let st = self.prepared(sql)?;
+        self.begin_if_pending()?;
         block_on(self.client.execute(&st, params))
     }
 
@@ -510,10 +619,17 @@ impl<'a> PgConn<'a> {
         if !self.write || self.locked.borrow().iter().any(|s| s == server_id) {
             return Ok(());
         }
-        self.query(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&server_id],
-        )?;
+        if self.pending_begin.replace(false) {
+            block_on(self.client.batch_execute(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended({}, 0))",
+                super::sql::literal(server_id)
+            )))?;
+        } else {
+            self.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&server_id],
+            )?;
+        }
         self.locked.borrow_mut().push(server_id.to_string());
         Ok(())
     }
