@@ -307,11 +307,14 @@ impl Store {
     }
 
     /// Runs `f`, whose writes share transactions and are committed together at the end (each
-    /// write still atomic): Bulk requests.
+    /// write still atomic): Bulk requests. On PostgreSQL each write commits on its own.
     pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.writer.batched(f),
-            Backend::Postgres(p) => p.batched(f),
+            // Each operation commits on its own: a savepoint per operation in one transaction
+            // made a Bulk of 1,000 twice as slow (PostgreSQL's subtransaction cache overflows
+            // past 64), and an operation must stay atomic.
+            Backend::Postgres(_) => Ok(f()),
         }
     }
 

@@ -52,27 +52,6 @@ pub struct PgStore {
     replica: i64,
 }
 
-thread_local! {
-    /// Inside [`PgStore::batched`] on this thread: the connection whose open transaction this
-    /// thread's writes (each in a savepoint) and reads use.
-    static BATCH: RefCell<Option<Client>> = const { RefCell::new(None) };
-}
-
-/// Whether this thread is inside `batched` with its connection free to use (a read nested in
-/// a write's closure takes a pool connection).
-fn batching() -> bool {
-    BATCH.with(|b| b.try_borrow().is_ok_and(|c| c.is_some()))
-}
-
-/// Runs `g` on this thread's batch connection (call only when [`batching`]).
-fn on_batch<R>(g: impl FnOnce(&mut Client) -> R) -> R {
-    BATCH.with(|b| {
-        let mut c = b.borrow_mut();
-        g(c.as_mut()
-            .unwrap_or_else(|| unreachable!("batching() said so")))
-    })
-}
-
 /// Which connections a call uses.
 #[derive(Debug, Clone, Copy)]
 enum Pool {
@@ -192,9 +171,6 @@ impl PgStore {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
-        if batching() {
-            return on_batch(|c| f(&PgConn::new(c, false)));
-        }
         let mut c = self.checkout(Pool::Main)?;
         let conn = PgConn::new(&mut c, false);
         f(&conn)
@@ -205,9 +181,6 @@ impl PgStore {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
-        if batching() {
-            return on_batch(|c| f(&PgConn::new(c, false)));
-        }
         let mut c = self.checkout(Pool::Point)?;
         let conn = PgConn::new(&mut c, false);
         f(&conn)
@@ -218,45 +191,7 @@ impl PgStore {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
-        if batching() {
-            return on_batch(|c| in_savepoint(c, |conn| f(conn)));
-        }
         self.transaction(Pool::Main, |c| f(c))
-    }
-
-    /// Runs `f`, whose writes on this thread share one transaction (each still atomic, in a
-    /// savepoint) committed at the end, on a connection of its own: a Bulk request pays one
-    /// commit, not one per operation. Its writes are durable when this returns Ok.
-    pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
-        if batching() {
-            return Ok(f());
-        }
-        let client = self.connect_new()?;
-        block_on(client.batch_execute("BEGIN"))?;
-        BATCH.with(|b| {
-            *b.borrow_mut() = Some(Client {
-                client,
-                statements: HashMap::new(),
-            })
-        });
-        let out = catch_unwind(AssertUnwindSafe(f));
-        let c = BATCH.with(|b| b.borrow_mut().take());
-        let Some(c) = c else {
-            return Err(StoreError::Commit);
-        };
-        match out {
-            Ok(v) => match block_on(c.client.batch_execute("COMMIT")) {
-                Ok(()) => Ok(v),
-                Err(e) => {
-                    tracing::warn!(error = %e, "COMMIT of a batch failed");
-                    Err(StoreError::Commit)
-                }
-            },
-            Err(p) => {
-                let _ = block_on(c.client.batch_execute("ROLLBACK"));
-                resume_unwind(p)
-            }
-        }
     }
 
     /// A new connection outside the pools.
@@ -417,30 +352,6 @@ impl PgStore {
             }
             Ok(())
         })
-    }
-}
-
-/// `f` between SAVEPOINT and RELEASE on `c` (inside a batch's transaction); its changes are
-/// rolled back when it fails or panics.
-fn in_savepoint<T, E: From<StoreError>>(
-    c: &mut Client,
-    f: impl FnOnce(&PgConn<'_>) -> Result<T, E>,
-) -> Result<T, E> {
-    block_on(c.client.batch_execute("SAVEPOINT w")).map_err(StoreError::from)?;
-    let conn = PgConn::new(c, true);
-    let out = catch_unwind(AssertUnwindSafe(|| f(&conn)));
-    drop(conn);
-    let ok = matches!(out, Ok(Ok(_)));
-    let end = if ok {
-        "RELEASE w"
-    } else {
-        "ROLLBACK TO w; RELEASE w"
-    };
-    let ended = block_on(c.client.batch_execute(end)).map_err(StoreError::from);
-    match out {
-        Err(p) => resume_unwind(p),
-        Ok(Ok(v)) => ended.map(|()| v).map_err(E::from),
-        Ok(Err(e)) => Err(e),
     }
 }
 
