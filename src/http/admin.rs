@@ -286,6 +286,11 @@ async fn delete_server(
         app.model
             .rebuild(
                 |ephemeral, _| {
+                    // Under the model's writer lock, like the adoption of shared servers: one
+                    // running meanwhile must not find it still kept and bring it back.
+                    if app.store.is_shared() {
+                        app.store.write(|c| c.delete_ephemeral(&id))?;
+                    }
                     ephemeral.retain(|f| f.def.id != id);
                     Ok(())
                 },
@@ -300,9 +305,6 @@ async fn delete_server(
                 ),
                 RebuildError::Refused(e) => e,
             })?;
-        if app.store.is_shared() {
-            app.store.write(|c| c.delete_ephemeral(&id))?;
-        }
         data::reset(&app.store, &id).map_err(data_err)?;
         clear_log(&app, &id)?;
         app.store
