@@ -309,6 +309,9 @@ async fn delete_server(
         clear_log(&app, &id)?;
         app.store
             .write(|tx| tx.delete_snapshots(&id, None).map_err(ScimError::internal))?;
+        let _one_change = crate::sync::lock(&app.harness.overrides_lock);
+        share_override(&app, &id, FAULTS, None)?;
+        share_override(&app, &id, LIMITS, None)?;
         app.harness.faults.set_admin(&id, Vec::new());
         crate::sync::lock(&app.harness.limit_overrides).remove(&id);
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -623,6 +626,7 @@ async fn put_limits(
             s.id
         )));
     }
+    let _one_change = crate::sync::lock(&app.harness.overrides_lock);
     share_override(&app, &s.id, LIMITS, Some(&body))?;
     crate::sync::lock(&app.harness.limit_overrides).insert(s.id.clone(), limits.clone());
     Ok(json_response(
@@ -635,6 +639,7 @@ async fn delete_limits(
     AdminServer(s): AdminServer,
     State(app): State<AppState>,
 ) -> ScimResult<Response> {
+    let _one_change = crate::sync::lock(&app.harness.overrides_lock);
     share_override(&app, &s.id, LIMITS, None)?;
     crate::sync::lock(&app.harness.limit_overrides).remove(&s.id);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -663,6 +668,7 @@ async fn put_faults(
         crate::definition::FaultDef::check(f)
             .map_err(|m| ScimError::invalid_value(format!("faults[{i}]: {m}")))?;
     }
+    let _one_change = crate::sync::lock(&app.harness.overrides_lock);
     share_override(&app, &s.id, FAULTS, Some(&body))?;
     app.harness.faults.set_admin(&s.id, rules.clone());
     Ok(json_response(StatusCode::OK, &json!({ "admin": rules })))
@@ -672,6 +678,7 @@ async fn delete_faults(
     AdminServer(s): AdminServer,
     State(app): State<AppState>,
 ) -> ScimResult<Response> {
+    let _one_change = crate::sync::lock(&app.harness.overrides_lock);
     share_override(&app, &s.id, FAULTS, None)?;
     app.harness.faults.set_admin(&s.id, Vec::new());
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -698,6 +705,7 @@ fn share_override(
 
 /// Applies the overrides other replicas set (or cleared) through their admin API.
 pub fn adopt_overrides(app: &AppState) {
+    let _one_change = crate::sync::lock(&app.harness.overrides_lock);
     let kept = match app.store.read(|c| c.overrides()) {
         Ok(k) => k,
         Err(e) => {

@@ -44,6 +44,10 @@ pub struct Harness {
     pub limit_overrides:
         std::sync::Mutex<std::collections::HashMap<String, crate::harness::limits::Limits>>,
     pub admin: AdminAccess,
+    /// Held while an admin-API override is stored and applied, and while other replicas'
+    /// overrides are adopted: an adoption that read the database before a change must not
+    /// apply its stale view after it.
+    pub overrides_lock: std::sync::Mutex<()>,
 }
 
 /// Who may use `/admin` and `/ui`.
@@ -114,6 +118,7 @@ impl AppState {
                 faults: Default::default(),
                 limit_overrides: Default::default(),
                 admin: AdminAccess::generated(),
+                overrides_lock: Default::default(),
             }),
         })
     }
