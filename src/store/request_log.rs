@@ -86,12 +86,7 @@ impl LogWriter {
                     r.seq, r.server, r.at, r.method, r.path, r.status, r.entry
                 ])?;
             }
-            let mut caps: Vec<(&str, usize)> = Vec::new();
-            for r in rows {
-                if !caps.iter().any(|(s, _)| *s == r.server) {
-                    caps.push((r.server, r.capacity));
-                }
-            }
+            let caps = capacities(rows);
             let mut trim = tx.prepare_cached(
                 "DELETE FROM request_log WHERE server_id=?1 AND seq <= (SELECT seq FROM request_log WHERE server_id=?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
             )?;
@@ -102,6 +97,17 @@ impl LogWriter {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Each server among `rows` once, with the number of entries it keeps (what a write trims to).
+pub fn capacities<'a>(rows: &[LogRow<'a>]) -> Vec<(&'a str, usize)> {
+    let mut caps: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        if !caps.iter().any(|(s, _)| *s == r.server) {
+            caps.push((r.server, r.capacity));
+        }
+    }
+    caps
 }
 
 /// A server's entries, newest first: (sequence number, entry JSON).

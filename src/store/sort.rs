@@ -11,7 +11,7 @@ pub fn order_by(sort: &Sort<'_>) -> String {
     value_order(&key_expr(sort), sort.descending)
 }
 
-fn value_order(expr: &str, descending: bool) -> String {
+pub(super) fn value_order(expr: &str, descending: bool) -> String {
     // RFC 7644 §3.4.2.3: resources without the value sort last ascending, first descending.
     let dir = if descending { "DESC" } else { "ASC" };
     format!("({expr}) IS NULL {dir}, {expr} {dir}")
@@ -78,8 +78,6 @@ pub fn after(
     last: &Keyset,
     params: &mut Vec<SqlValue>,
 ) -> String {
-    let descending = descending != backward;
-    let seq_beyond = if backward { "<" } else { ">" };
     let mut bind = |v: SqlValue| {
         params.push(v);
         format!("?{}", params.len())
@@ -94,6 +92,22 @@ pub fn after(
         serde_json::Value::String(s) => Some(SqlValue::Text(s.clone())),
         other => Some(SqlValue::Text(other.to_string())),
     };
+    keyset_condition(expr, descending, backward, &seq, key.map(bind).as_deref())
+}
+
+/// The rows after a keyset in the order `value_order` then `seq` gives (both dialects):
+/// `seq` and `key` are the bound placeholders of the last row's sequence number and sort
+/// value (`None`: it had no value). `descending` is the sort's direction, `backward` walks
+/// the reversed order.
+pub(super) fn keyset_condition(
+    expr: &str,
+    descending: bool,
+    backward: bool,
+    seq: &str,
+    key: Option<&str>,
+) -> String {
+    let descending = descending != backward;
+    let seq_beyond = if backward { "<" } else { ">" };
     let (missing_first, beyond) = if descending {
         (true, "<")
     } else {
@@ -106,7 +120,6 @@ pub fn after(
         }
         None => format!("({expr}) IS NULL AND r.seq {seq_beyond} {seq}"),
         Some(k) => {
-            let k = bind(k);
             let tail = if missing_first {
                 String::new()
             } else {

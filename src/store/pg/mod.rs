@@ -1441,12 +1441,7 @@ impl PgLog {
                     &[&r.seq, &r.server, &r.at, &r.method, &r.path, &i64::from(r.status), &r.entry],
                 )?;
             }
-            let mut caps: Vec<(&str, usize)> = Vec::new();
-            for r in rows {
-                if !caps.iter().any(|(s, _)| *s == r.server) {
-                    caps.push((r.server, r.capacity));
-                }
-            }
+            let caps = request_log::capacities(rows);
             for (server, cap) in caps {
                 c.execute(
                     "DELETE FROM request_log WHERE server_id=$1 AND seq <= (SELECT seq FROM request_log WHERE server_id=$1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",

@@ -9,6 +9,7 @@ use crate::filter::CompareOp;
 use crate::model::query::{Elements, Operand, Query, Sort, SortKey, Test};
 use crate::schema::AttrType;
 use crate::store::Keyset;
+use crate::store::sort::{keyset_condition, value_order};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
 /// A bound parameter; every placeholder carries an explicit cast, so the value's own type
@@ -294,12 +295,6 @@ pub fn key_expr(sort: &Sort<'_>) -> (String, KeyKind) {
     }
 }
 
-fn value_order(expr: &str, descending: bool) -> String {
-    // RFC 7644 §3.4.2.3: resources without the value sort last ascending, first descending.
-    let dir = if descending { "DESC" } else { "ASC" };
-    format!("({expr}) IS NULL {dir}, {expr} {dir}")
-}
-
 /// `ORDER BY` terms of a sort (insertion order breaks ties, added by the caller).
 pub fn order_by(sort: &Sort<'_>) -> String {
     value_order(&key_expr(sort).0, sort.descending)
@@ -327,8 +322,6 @@ pub fn after(
     last: &Keyset,
     b: &mut Binder,
 ) -> String {
-    let descending = descending != backward;
-    let seq_beyond = if backward { "<" } else { ">" };
     let seq = b.bind(Param::Int(last.seq));
     let key = match (&last.key, kind) {
         (serde_json::Value::Null, _) => None,
@@ -339,25 +332,5 @@ pub fn after(
         (v, KeyKind::Int) => Some(b.bind(Param::Int(v.as_i64().unwrap_or(0)))),
         (v, _) => Some(b.bind(Param::Json(v.clone()))),
     };
-    let (missing_first, beyond) = if descending {
-        (true, "<")
-    } else {
-        (false, ">")
-    };
-    match key {
-        None if missing_first => {
-            format!("(({expr}) IS NULL AND r.seq {seq_beyond} {seq}) OR ({expr}) IS NOT NULL")
-        }
-        None => format!("({expr}) IS NULL AND r.seq {seq_beyond} {seq}"),
-        Some(k) => {
-            let tail = if missing_first {
-                String::new()
-            } else {
-                format!(" OR ({expr}) IS NULL")
-            };
-            format!(
-                "(({expr}) IS NOT NULL AND ({expr} {beyond} {k} OR ({expr} = {k} AND r.seq {seq_beyond} {seq}))){tail}"
-            )
-        }
-    }
+    keyset_condition(expr, descending, backward, &seq, key.as_deref())
 }
