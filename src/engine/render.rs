@@ -9,6 +9,7 @@ use crate::store::Conn;
 use crate::store::{self, Row};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 /// `attributes` / `excludedAttributes` query parameters (RFC 7644 §3.9).
 #[derive(Debug, Clone, Default)]
@@ -223,19 +224,44 @@ impl Rendered {
     }
 }
 
-/// A top-level attribute name of a stored document (never escaped in practice, but a borrowed
-/// `&str` would refuse an escaped one).
-#[derive(serde::Deserialize, PartialEq, Eq, Hash)]
-struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+/// A stored object's members as unparsed JSON text, in stored order. A document has a dozen
+/// or so members, so a linear search beats hashing every name.
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-impl std::borrow::Borrow<str> for Key<'_> {
-    fn borrow(&self) -> &str {
-        &self.0
+impl<'a> RawObject<'a> {
+    /// Removes and returns the member `name` (names are stored canonical: compared exactly).
+    fn take(&mut self, name: &str) -> Option<&'a RawValue> {
+        let i = self.0.iter().position(|(k, _)| k == name)?;
+        Some(self.0.remove(i).1)
     }
 }
 
-/// A stored object's members as unparsed JSON text.
-type RawObject<'a> = std::collections::HashMap<Key<'a>, &'a RawValue>;
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Members<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<RawObject<'a>, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                // A borrowed name unless it has escapes (never, for schema names).
+                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.push((k, v));
+                }
+                Ok(RawObject(members))
+            }
+        }
+        d.deserialize_map(Members(std::marker::PhantomData))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 fn raw_object<'a>(id: &str, text: &'a str) -> ScimResult<RawObject<'a>> {
     serde_json::from_str(text).map_err(|_| {
@@ -243,37 +269,57 @@ fn raw_object<'a>(id: &str, text: &'a str) -> ScimResult<RawObject<'a>> {
     })
 }
 
-/// JSON object text written member by member.
+/// JSON object text written member by member, straight into one buffer.
 struct ObjectText {
-    text: String,
+    text: Vec<u8>,
 }
 
 impl ObjectText {
-    fn new() -> ObjectText {
-        ObjectText {
-            text: String::from("{"),
-        }
+    fn with_capacity(n: usize) -> ObjectText {
+        let mut text = Vec::with_capacity(n);
+        text.push(b'{');
+        ObjectText { text }
     }
 
     fn key(&mut self, name: &str) {
         if self.text.len() > 1 {
-            self.text.push(',');
+            self.text.push(b',');
         }
         // Names come from schemas; escaping keeps any name valid JSON.
-        self.text
-            .push_str(&serde_json::to_string(name).unwrap_or_default());
-        self.text.push(':');
+        self.json_str(name);
+        self.text.push(b':');
+    }
+
+    /// `s` as a JSON string (writing into a Vec cannot fail).
+    fn json_str(&mut self, s: &str) {
+        let _ = serde_json::to_writer(&mut self.text, s);
     }
 
     fn raw(&mut self, name: &str, json: &str) {
         self.key(name);
-        self.text.push_str(json);
+        self.text.extend_from_slice(json.as_bytes());
+    }
+
+    fn string(&mut self, name: &str, s: &str) {
+        self.key(name);
+        self.json_str(s);
     }
 
     fn value(&mut self, name: &str, v: &Value) {
         self.key(name);
-        self.text
-            .push_str(&serde_json::to_string(v).unwrap_or_default());
+        let _ = serde_json::to_writer(&mut self.text, v);
+    }
+
+    fn strings(&mut self, name: &str, list: &[&str]) {
+        self.key(name);
+        self.text.push(b'[');
+        for (i, s) in list.iter().enumerate() {
+            if i > 0 {
+                self.text.push(b',');
+            }
+            self.json_str(s);
+        }
+        self.text.push(b']');
     }
 
     fn is_empty(&self) -> bool {
@@ -281,8 +327,9 @@ impl ObjectText {
     }
 
     fn finish(mut self) -> String {
-        self.text.push('}');
-        self.text
+        self.text.push(b'}');
+        // Only `str`s and serde_json output went in: always UTF-8.
+        String::from_utf8(self.text).unwrap_or_default()
     }
 }
 
@@ -320,23 +367,20 @@ pub fn render(
     }
     let rt = ctx.rt;
     let mut doc = raw_object(&row.id, &row.doc)?;
-    let mut out = ObjectText::new();
+    let mut out = ObjectText::with_capacity(row.doc.len() + 256);
     // Extensions appear in `schemas` when the resource has them, projected away or not.
     let mut schemas = vec![rt.schema.id.as_str()];
     let extensions: Vec<_> = (rt.extensions.iter())
         .filter_map(|ext| {
-            let raw = doc.remove(ext.schema.id.as_str())?;
+            let raw = doc.take(ext.schema.id.as_str())?;
             raw.get().starts_with('{').then_some((ext, raw))
         })
         .collect();
     schemas.extend(extensions.iter().map(|(ext, _)| ext.schema.id.as_str()));
-    out.raw(
-        "schemas",
-        &serde_json::to_string(&schemas).unwrap_or_default(),
-    );
-    out.value("id", &Value::String(row.id.clone()));
+    out.strings("schemas", &schemas);
+    out.string("id", &row.id);
     let common = crate::model::path::common();
-    if let Some(raw) = doc.remove("externalId")
+    if let Some(raw) = doc.take("externalId")
         && let Some(attr) = common.attr("externalId")
     {
         let want = proj.want(&rt.schema.id, attr);
@@ -363,7 +407,7 @@ pub fn render(
             };
             groups_value(ctx, list)
         } else {
-            if let Some(raw) = doc.remove(attr.name.as_str()) {
+            if let Some(raw) = doc.take(attr.name.as_str()) {
                 put_attribute(ctx, &mut out, attr, &want, raw)?;
             }
             continue;
@@ -374,13 +418,13 @@ pub fn render(
     }
     for (ext, raw) in extensions {
         let mut fields = raw_object(&row.id, raw.get())?;
-        let mut ext_out = ObjectText::new();
+        let mut ext_out = ObjectText::with_capacity(raw.get().len() + 2);
         for attr in &ext.schema.attributes {
             let want = proj.want(&ext.schema.id, attr);
             if want == Want::No {
                 continue;
             }
-            if let Some(raw) = fields.remove(attr.name.as_str()) {
+            if let Some(raw) = fields.take(attr.name.as_str()) {
                 put_attribute(ctx, &mut ext_out, attr, &want, raw)?;
             }
         }
@@ -390,15 +434,25 @@ pub fn render(
     }
     if let Some(meta_def) = common.attr("meta") {
         let want = proj.want(&rt.schema.id, meta_def);
-        let meta = json!({
-            "resourceType": rt.name,
-            "created": row.created,
-            "lastModified": row.last_modified,
-            "location": location(ctx, &rt.endpoint, &row.id),
-            "version": etag(row.version),
-        });
-        if let Some(m) = select(meta, meta_def, &want) {
-            out.value("meta", &m);
+        if want == Want::All {
+            let mut meta = ObjectText::with_capacity(256);
+            meta.string("resourceType", &rt.name);
+            meta.string("created", &row.created);
+            meta.string("lastModified", &row.last_modified);
+            meta.string("location", &location(ctx, &rt.endpoint, &row.id));
+            meta.string("version", &etag(row.version));
+            out.raw("meta", &meta.finish());
+        } else {
+            let meta = json!({
+                "resourceType": rt.name,
+                "created": row.created,
+                "lastModified": row.last_modified,
+                "location": location(ctx, &rt.endpoint, &row.id),
+                "version": etag(row.version),
+            });
+            if let Some(m) = select(meta, meta_def, &want) {
+                out.value("meta", &m);
+            }
         }
     }
     Ok(Rendered(out.finish()))

@@ -24,8 +24,19 @@ use axum::routing::get;
 use std::sync::Arc;
 
 /// Shared state: the current model (swapped atomically on reload), the store and the harness.
+/// One `Arc`: axum clones the state for every extractor of every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What an `AppState` holds.
+pub struct Shared {
     /// The current model and its one writer (reload and the admin API change it through it).
     pub model: Arc<crate::model::ModelHandle>,
     pub store: Arc<Store>,
@@ -108,7 +119,7 @@ impl AppState {
         let model = Arc::new(crate::model::ModelHandle::new(model));
         let buckets = crate::harness::limits::Buckets::for_store(&store);
         crate::reload::shared::adopt(&model, &store);
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             model,
             store,
             reload: Default::default(),
@@ -120,7 +131,7 @@ impl AppState {
                 admin: AdminAccess::generated(),
                 overrides_lock: Default::default(),
             }),
-        })
+        })))
     }
 
     /// Where replicas share the store: adopts what other replicas change through their admin
@@ -147,12 +158,12 @@ impl AppState {
                         return;
                     };
                     crate::reload::shared::adopt(&model, &store);
-                    admin::adopt_overrides(&AppState {
+                    admin::adopt_overrides(&AppState(Arc::new(Shared {
                         model,
                         store,
                         harness,
                         reload: reload.clone(),
-                    });
+                    })));
                 }
             });
         if let Err(e) = spawned {
@@ -162,7 +173,7 @@ impl AppState {
 
     /// Sets who may use the admin API and UI.
     pub fn with_admin(mut self, admin: AdminAccess) -> AppState {
-        if let Some(h) = Arc::get_mut(&mut self.harness) {
+        if let Some(h) = Arc::get_mut(&mut self.0).and_then(|s| Arc::get_mut(&mut s.harness)) {
             h.admin = admin;
         }
         self

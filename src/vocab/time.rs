@@ -1,11 +1,17 @@
 //! Timestamps as stored and served: UTC, milliseconds, `Z` (RFC 3339), so that string order
 //! is time order.
 
-const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+use chrono::SecondsFormat;
+
+/// A UTC time in the stored form, `2024-01-02T03:04:05.123Z` (chrono's RFC 3339 writer: a
+/// format string would be parsed again on every call, and this runs on every request).
+fn stored(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
 
 /// Now, in the stored form.
 pub fn now() -> String {
-    chrono::Utc::now().format(FORMAT).to_string()
+    stored(chrono::Utc::now())
 }
 
 /// Now, in seconds since the Unix epoch (JWT `iat`, cursor issue times).
@@ -21,7 +27,7 @@ pub fn unix_millis() -> i64 {
 /// Normalises an RFC 3339 dateTime to the stored form; None if it is not one.
 pub fn normalize_datetime(s: &str) -> Option<String> {
     let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
-    Some(t.with_timezone(&chrono::Utc).format(FORMAT).to_string())
+    Some(stored(t.with_timezone(&chrono::Utc)))
 }
 
 #[cfg(test)]

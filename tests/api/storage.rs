@@ -228,7 +228,11 @@ async fn point_reads_stay_fast_while_slow_scans_run() {
         "one scan {one_scan:?}; while {} scans ran (median {loaded_scan:?}): GET by id median {p:?}, /healthz median {h:?}",
         scans.len()
     );
-    assert!(scans.len() >= 6, "the scans ran meanwhile ({})", scans.len());
+    assert!(
+        scans.len() >= 6,
+        "the scans ran meanwhile ({})",
+        scans.len()
+    );
     // Waiting behind a scan would cost about half a loaded scan at the median.
     assert!(
         p < loaded_scan / 4 && h < loaded_scan / 4,
