@@ -7,7 +7,8 @@ pub mod patterns;
 mod profile;
 
 pub use load::{
-    Loaded, LoadedFile, LoadedProfile, load_dir, load_profiles, load_str, parse, yaml_files,
+    Loaded, LoadedFile, LoadedProfile, Parsed, load_dir, load_dir_reusing, load_profiles,
+    load_profiles_reusing, load_str, parse, yaml_files,
 };
 pub use locate::locate;
 pub use profile::{

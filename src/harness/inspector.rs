@@ -115,11 +115,11 @@ const BUSY_ENTRIES: i64 = 500;
 const PERSIST_SHARED: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One server's newest entries, in memory until persisted.
+/// A server's entries not written to SQLite yet: the newest `capacity` (older ones would be
+/// trimmed from the table as soon as written).
 struct Ring {
     entries: VecDeque<Entry>,
     capacity: usize,
-    /// Highest sequence number written to SQLite.
-    persisted: i64,
 }
 
 struct Inner {
@@ -197,11 +197,16 @@ impl Recorder {
         entry.seq = self.inner.next_seq();
         self.inner.recorded.fetch_add(1, Ordering::Relaxed);
         let mut rings = crate::sync::lock(&self.inner.rings);
-        let ring = rings.entry(entry.server.clone()).or_insert_with(|| Ring {
-            entries: VecDeque::new(),
-            capacity,
-            persisted: 0,
-        });
+        if !rings.contains_key(&entry.server) {
+            let ring = Ring {
+                entries: VecDeque::new(),
+                capacity,
+            };
+            rings.insert(entry.server.clone(), ring);
+        }
+        let Some(ring) = rings.get_mut(&entry.server) else {
+            return;
+        };
         ring.capacity = capacity;
         ring.entries.push_back(entry);
         while ring.entries.len() > capacity {
@@ -260,17 +265,10 @@ fn persist(inner: &Inner) {
     let mut batch: Vec<(Entry, usize)> = Vec::new();
     {
         let mut rings = crate::sync::lock(&inner.rings);
+        // Taken, not copied: once written they are read back from SQLite.
         for ring in rings.values_mut() {
-            let fresh: Vec<Entry> = ring
-                .entries
-                .iter()
-                .filter(|e| e.seq > ring.persisted)
-                .cloned()
-                .collect();
-            if let Some(last) = fresh.last() {
-                ring.persisted = last.seq;
-            }
-            batch.extend(fresh.into_iter().map(|e| (e, ring.capacity)));
+            let capacity = ring.capacity;
+            batch.extend(ring.entries.drain(..).map(|e| (e, capacity)));
         }
     }
     if batch.is_empty() {

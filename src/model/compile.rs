@@ -8,7 +8,7 @@ use crate::schema::{
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const RESERVED_ENDPOINTS: &[&str] = &[
     "ServiceProviderConfig",
@@ -26,6 +26,14 @@ const REFERENCE_ATTRIBUTES: &[&str] = &["members", "entitlements", "roles", "man
 pub struct Sources {
     pub servers: PathBuf,
     pub profiles: PathBuf,
+    /// The files as last parsed (shared by clones: the watcher and SIGHUP reload alike).
+    parsed: Arc<Mutex<ParsedFiles>>,
+}
+
+#[derive(Debug, Default)]
+struct ParsedFiles {
+    servers: definition::Parsed<definition::ServerDef>,
+    profiles: definition::Parsed<definition::ProfileDef>,
 }
 
 impl Sources {
@@ -33,6 +41,7 @@ impl Sources {
         Sources {
             servers: servers.into(),
             profiles: profiles.into(),
+            parsed: Default::default(),
         }
     }
 
@@ -53,9 +62,15 @@ impl Sources {
         extra: &[LoadedFile],
         previous: Option<&Model>,
     ) -> Result<Model, Vec<Diagnostic>> {
-        let (mut files, mut problems) = definition::load_dir(&self.servers);
+        let (mut files, mut problems, profiles, more) = {
+            let mut parsed = crate::sync::lock(&self.parsed);
+            let (files, problems) =
+                definition::load_dir_reusing(&self.servers, &mut parsed.servers);
+            let (profiles, more) =
+                definition::load_profiles_reusing(&self.profiles, &mut parsed.profiles);
+            (files, problems, profiles, more)
+        };
         files.extend(extra.iter().cloned());
-        let (profiles, more) = definition::load_profiles(&self.profiles);
         problems.extend(more);
         match compile_reusing(&files, &profiles, previous) {
             Ok(mut model) if problems.is_empty() => {

@@ -89,6 +89,8 @@ pub fn diff(old: &Model, new: &Model) -> Vec<String> {
     for (id, server) in &new.servers {
         match old.servers.get(id) {
             None => out.push(format!("server {id} added ({})", server.source.display())),
+            // Reused as compiled before: nothing to compare.
+            Some(before) if std::sync::Arc::ptr_eq(before, server) => {}
             Some(before) => server_changes(before, server, &mut out),
         }
     }

@@ -41,7 +41,7 @@ pub fn adopt(model: &ModelHandle, store: &Store) -> bool {
                 && kept.iter().all(|(id, text)| {
                     ephemeral
                         .iter()
-                        .any(|f| f.def.id == *id && f.text == *text)
+                        .any(|f| f.def.id == *id && *f.text == **text)
                 });
             if same {
                 return Err(Skip::Unchanged);

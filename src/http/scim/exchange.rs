@@ -30,7 +30,6 @@ pub async fn exchange(
     let span = tracing::info_span!("scim", server = %server_id);
     async move {
         let started = Instant::now();
-        let at = crate::engine::now();
         // One model snapshot for the whole request (a reload mid-request does not mix two).
         let mut model = app.model.load_full();
         if model.server(&server_id).is_none() && app.store.is_shared() {
@@ -43,6 +42,16 @@ pub async fn exchange(
         }
         let server = model.server(&server_id).cloned();
         let (mut parts, body) = req.into_parts();
+        // What the recorder needs is kept only when it records this server's requests.
+        let recording = (server.as_ref())
+            .filter(|s| s.inspector.enabled && app.harness.recorder.is_some())
+            .map(|s| {
+                (
+                    s.inspector.clone(),
+                    parts.headers.clone(),
+                    crate::engine::now(),
+                )
+            });
         // The body is read once, for the handler and the recorder, up to the largest limit any
         // of this server's endpoints accepts (extractors then apply their own).
         let cap = server.as_ref().map_or(1 << 20, |s| {
@@ -54,7 +63,6 @@ pub async fn exchange(
         };
         let method = parts.method.clone();
         let uri = parts.uri.clone();
-        let headers = parts.headers.clone();
         let admitted = match &server {
             None => Err(ScimError::not_found(format!(
                 "no virtual server {server_id:?}; loaded servers: {}",
@@ -83,12 +91,12 @@ pub async fn exchange(
         } else {
             tracing::info!(method = %method, uri = %uri, status, micros, "request");
         }
+        let Some((settings, headers, at)) = recording else {
+            return resp;
+        };
         let secret_headers: Vec<String> = (server.iter())
             .flat_map(|s| s.auth.header.iter().map(|h| h.name.clone()))
             .collect();
-        let Some(settings) = server.map(|s| s.inspector.clone()).filter(|s| s.enabled) else {
-            return resp;
-        };
         let exchange = Exchange {
             server_id: &server_id,
             method: &method,
