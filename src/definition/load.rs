@@ -106,12 +106,12 @@ fn plain_message(e: &serde_saphyr::Error) -> String {
 /// Reads every `*.yaml` / `*.yml` file in `dir` (sorted by name). Files that do not parse are
 /// reported; the others are returned so that all problems can be reported at once.
 pub fn load_dir(dir: &Path) -> (Vec<LoadedFile>, Vec<Diagnostic>) {
-    load_all(dir, true, &mut Parsed::default())
+    load_dir_reusing(dir, &mut Parsed::default())
 }
 
 /// Reads every profile pack in `dir`; a missing directory simply holds no profiles.
 pub fn load_profiles(dir: &Path) -> (Vec<LoadedProfile>, Vec<Diagnostic>) {
-    load_all(dir, dir.exists(), &mut Parsed::default())
+    load_profiles_reusing(dir, &mut Parsed::default())
 }
 
 /// Files parsed by an earlier load, by path: a file whose text has not changed is not parsed

@@ -8,7 +8,7 @@ use crate::schema::{AttributeDef, Returned};
 use crate::store::Conn;
 use crate::store::{self, Row};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 
 /// `attributes` / `excludedAttributes` query parameters (RFC 7644 §3.9).
@@ -434,24 +434,22 @@ pub fn render(
     }
     if let Some(meta_def) = common.attr("meta") {
         let want = proj.want(&rt.schema.id, meta_def);
-        if want == Want::All {
+        if want != Want::No {
             let mut meta = ObjectText::with_capacity(256);
             meta.string("resourceType", &rt.name);
             meta.string("created", &row.created);
             meta.string("lastModified", &row.last_modified);
             meta.string("location", &location(ctx, &rt.endpoint, &row.id));
             meta.string("version", &etag(row.version));
-            out.raw("meta", &meta.finish());
-        } else {
-            let meta = json!({
-                "resourceType": rt.name,
-                "created": row.created,
-                "lastModified": row.last_modified,
-                "location": location(ctx, &rt.endpoint, &row.id),
-                "version": etag(row.version),
-            });
-            if let Some(m) = select(meta, meta_def, &want) {
-                out.value("meta", &m);
+            let meta = meta.finish();
+            if want == Want::All {
+                out.raw("meta", &meta);
+            } else {
+                // Some sub-attributes asked for or excluded (rare): projected as a value.
+                let v = serde_json::from_str(&meta).map_err(crate::error::ScimError::internal)?;
+                if let Some(m) = select(v, meta_def, &want) {
+                    out.value("meta", &m);
+                }
             }
         }
     }
@@ -545,6 +543,7 @@ mod tests {
     use super::*;
     use crate::engine::{self, Ctx};
     use crate::schema::urn;
+    use serde_json::json;
 
     const DEF: &str = "id: t\ntokens: [t]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n  Group: {}\n";
     const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -619,6 +618,14 @@ mod tests {
         let without = get(None, Some(ENTERPRISE));
         assert!(without.get(ENTERPRISE).is_none());
         assert_eq!(without["schemas"], json!([urn::USER, ENTERPRISE]));
+        // meta's sub-attributes are projected like any complex attribute's.
+        let no_location = get(None, Some("meta.location"));
+        assert!(no_location["meta"].get("location").is_none());
+        assert_eq!(no_location["meta"]["version"], full["meta"]["version"]);
+        assert_eq!(no_location["meta"]["resourceType"], "User");
+        let version = get(Some("meta.version"), None);
+        assert_eq!(version["meta"], json!({"version": full["meta"]["version"]}));
+        assert!(get(None, Some("meta")).get("meta").is_none());
         let only = get(Some(&format!("{ENTERPRISE}:manager")), None);
         assert_eq!(
             only[ENTERPRISE],

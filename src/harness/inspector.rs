@@ -114,7 +114,6 @@ const BUSY_ENTRIES: i64 = 500;
 /// How often entries are written where replicas share the log.
 const PERSIST_SHARED: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// One server's newest entries, in memory until persisted.
 /// A server's entries not written to SQLite yet: the newest `capacity` (older ones would be
 /// trimmed from the table as soon as written).
 struct Ring {
@@ -197,6 +196,7 @@ impl Recorder {
         entry.seq = self.inner.next_seq();
         self.inner.recorded.fetch_add(1, Ordering::Relaxed);
         let mut rings = crate::sync::lock(&self.inner.rings);
+        // Looked up by `&str` first: the server's name is copied once, for a new ring.
         if !rings.contains_key(&entry.server) {
             let ring = Ring {
                 entries: VecDeque::new(),
@@ -204,9 +204,7 @@ impl Recorder {
             };
             rings.insert(entry.server.clone(), ring);
         }
-        let Some(ring) = rings.get_mut(&entry.server) else {
-            return;
-        };
+        let ring = rings.get_mut(&entry.server).expect("inserted above");
         ring.capacity = capacity;
         ring.entries.push_back(entry);
         while ring.entries.len() > capacity {

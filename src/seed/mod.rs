@@ -70,10 +70,9 @@ pub const EPOCH_STAMP: &str = "2024-01-02T09:00:00.000Z";
 
 fn timestamp(n: usize) -> String {
     let base = chrono::DateTime::parse_from_rfc3339(EPOCH).expect("valid epoch");
-    (base + chrono::Duration::minutes(37 * n as i64))
-        .with_timezone(&chrono::Utc)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    crate::vocab::time::stored(
+        (base + chrono::Duration::minutes(37 * n as i64)).with_timezone(&chrono::Utc),
+    )
 }
 
 /// Seeds `server` only if it holds no users and no groups yet (`seed:` in a definition).

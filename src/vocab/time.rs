@@ -5,7 +5,7 @@ use chrono::SecondsFormat;
 
 /// A UTC time in the stored form, `2024-01-02T03:04:05.123Z` (chrono's RFC 3339 writer: a
 /// format string would be parsed again on every call, and this runs on every request).
-fn stored(t: chrono::DateTime<chrono::Utc>) -> String {
+pub fn stored(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
