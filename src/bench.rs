@@ -7,7 +7,7 @@
 
 use crate::harness::client::Conn;
 use crate::http::AppState;
-use crate::model::Sources;
+use crate::model::{Model, Sources};
 use crate::store::Store;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -79,6 +79,18 @@ impl Stats {
             latencies_us: Vec::new(),
         }
     }
+    /// Slices of one workload as one.
+    fn merged(name: &'static str, slices: Vec<Stats>) -> Stats {
+        let mut all = Stats::skipped(name);
+        for s in slices {
+            all.requests += s.requests;
+            all.non_2xx += s.non_2xx;
+            all.elapsed += s.elapsed;
+            all.latencies_us.extend(s.latencies_us);
+        }
+        all.latencies_us.sort_unstable();
+        all
+    }
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -89,6 +101,30 @@ impl Stats {
         let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
         self.latencies_us[i] as f64 / 1000.0
     }
+}
+
+/// Round `round` of a Williams design for `n` (even) treatments: 0, 1, n-1, 2, n-2, …, each
+/// shifted by `round`. Over `n` rounds every treatment takes every position once and follows
+/// every other treatment once.
+fn balanced_order(n: usize, round: usize) -> Vec<usize> {
+    (0..n)
+        .map(|k| {
+            let base = if k % 2 == 1 {
+                k.div_ceil(2)
+            } else {
+                (n - k / 2) % n
+            };
+            (base + round) % n
+        })
+        .collect()
+}
+
+/// One of the workloads [`Rig::interleaved`] compares: `model`, when set, is served while it runs.
+struct Contender {
+    name: &'static str,
+    addr: SocketAddr,
+    make: MakeRequest,
+    model: Option<Arc<Model>>,
 }
 
 type MakeRequest = Arc<dyn Fn(usize) -> Request + Send + Sync>;
@@ -233,6 +269,43 @@ impl Rig {
         load(name, self.addr, self.connections, None, self.duration, make).await
     }
 
+    /// Workloads whose rates are compared, run in turn for a slice of the duration each, in
+    /// as many rounds as there are workloads: every one sees the same machine (a shared
+    /// machine's load drifts within seconds, and a workload run later would find warmer
+    /// caches). The rounds' orders form a balanced Latin square, so each workload runs once in
+    /// each position and after each other one once: no order effect favours one of them.
+    async fn interleaved(&self, contenders: Vec<Contender>) -> anyhow::Result<Vec<Stats>> {
+        let n = contenders.len();
+        let slice = self.duration / n.max(1) as u32;
+        let mut slices: Vec<Vec<Stats>> = contenders.iter().map(|_| Vec::new()).collect();
+        for round in 0..n {
+            for i in balanced_order(n, round) {
+                let c = &contenders[i];
+                // The bare handler always runs: it is what the others are compared with.
+                if c.addr == self.addr && !self.opts.wants(c.name) {
+                    continue;
+                }
+                let before = c.model.clone().map(|m| self.state.model.replace(m));
+                let run = load(
+                    c.name,
+                    c.addr,
+                    self.connections,
+                    None,
+                    slice,
+                    c.make.clone(),
+                )
+                .await;
+                if let Some(m) = before {
+                    self.state.model.replace(m);
+                }
+                slices[i].push(run?);
+            }
+        }
+        Ok((contenders.iter().zip(slices))
+            .map(|(c, s)| Stats::merged(c.name, s))
+            .collect())
+    }
+
     /// A timed workload on one connection (p50 is one request's latency, not queueing).
     async fn one_conn(&self, name: &'static str, make: MakeRequest) -> anyhow::Result<Stats> {
         if !self.opts.wants(name) {
@@ -325,18 +398,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .send(request("GET", &format!("{USERS}/{first}"), ""))
         .await?;
     let bare_addr = start_bare(sample.len()).await?;
-    let mut results = vec![
-        load(
-            "bare axum handler",
-            bare_addr,
-            rig.connections,
-            None,
-            rig.duration,
-            Arc::new(|_| request("GET", "/bare", "")),
-        )
-        .await?,
-    ];
-    results.extend(read_workloads(&rig, &ids).await?);
+    let mut results = read_workloads(&rig, &ids, bare_addr).await?;
     results.push(patch_workload(&rig, &ids).await?);
     let core_rss = peak_rss_mb();
     results.push(group_workload(&rig, &ids).await?);
@@ -482,36 +544,54 @@ async fn server_rss(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads by id (with and without the request recorder), by userName, pages and a scan.
-async fn read_workloads(rig: &Rig, ids: &Arc<Vec<String>>) -> anyhow::Result<Vec<Stats>> {
+/// The bare handler first (what the others are compared with), then reads by id (with and
+/// without the request recorder), by userName, pages and a scan.
+async fn read_workloads(
+    rig: &Rig,
+    ids: &Arc<Vec<String>>,
+    bare: SocketAddr,
+) -> anyhow::Result<Vec<Stats>> {
     let n = ids.len().max(1);
-    let mut out = Vec::new();
     let get_by_id: MakeRequest = {
         let ids = ids.clone();
         Arc::new(move |s| request("GET", &format!("{USERS}/{}", ids[mix(s) % n]), ""))
     };
-    out.push(rig.timed("GET /Users/{id}", get_by_id.clone()).await?);
-    // The same reads with the request recorder off: the inspector's cost (target: under 20%).
+    // The same reads with the request recorder off: the inspector's cost.
     let quiet = format!("{DEFINITION}inspector: {{ enabled: false }}\n");
     let quiet_file = crate::definition::load_str(std::path::Path::new("bench.yaml"), &quiet)
         .map_err(|d| anyhow::anyhow!("{d}"))?;
     let quiet_model =
-        crate::model::compile(&[quiet_file], &[]).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let recording = rig.state.model.replace(Arc::new(quiet_model));
-    out.push(
-        rig.timed("GET /Users/{id}, recorder off", get_by_id)
-            .await?,
-    );
-    rig.state.model.replace(recording);
+        Arc::new(crate::model::compile(&[quiet_file], &[]).map_err(|p| anyhow::anyhow!("{p:?}"))?);
     let by_user_name: MakeRequest = Arc::new(move |s| {
         let filter = format!("userName eq \"user{}@example.com\"", mix(s) % n);
         let filter = crate::http::urlencode(&filter);
         request("GET", &format!("{USERS}?filter={filter}"), "")
     });
-    out.push(
-        rig.timed("GET /Users?filter=userName eq", by_user_name.clone())
-            .await?,
-    );
+    let contender = |name, addr, make: &MakeRequest, model: Option<&Arc<Model>>| Contender {
+        name,
+        addr,
+        make: make.clone(),
+        model: model.cloned(),
+    };
+    let bare_request: MakeRequest = Arc::new(|_| request("GET", "/bare", ""));
+    let mut out = rig
+        .interleaved(vec![
+            contender("bare axum handler", bare, &bare_request, None),
+            contender("GET /Users/{id}", rig.addr, &get_by_id, None),
+            contender(
+                "GET /Users/{id}, recorder off",
+                rig.addr,
+                &get_by_id,
+                Some(&quiet_model),
+            ),
+            contender(
+                "GET /Users?filter=userName eq",
+                rig.addr,
+                &by_user_name,
+                None,
+            ),
+        ])
+        .await?;
     out.push(
         rig.one_conn("GET userName eq (1 conn)", by_user_name)
             .await?,
@@ -816,4 +896,30 @@ pub fn run_seed(opts: SeedOptions) -> anyhow::Result<()> {
         times.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_order;
+    use std::collections::HashSet;
+
+    /// Every workload once per round and once per position, and each one right after each
+    /// other one exactly once: the rates compared carry no order effect.
+    #[test]
+    fn interleaved_rounds_are_a_balanced_latin_square() {
+        for n in [2, 4, 6] {
+            let rounds: Vec<Vec<usize>> = (0..n).map(|r| balanced_order(n, r)).collect();
+            for r in &rounds {
+                assert_eq!(r.iter().collect::<HashSet<_>>().len(), n, "{rounds:?}");
+            }
+            for pos in 0..n {
+                let at: HashSet<_> = rounds.iter().map(|r| r[pos]).collect();
+                assert_eq!(at.len(), n, "position {pos} in {rounds:?}");
+            }
+            let pairs: HashSet<(usize, usize)> = (rounds.iter())
+                .flat_map(|r| r.windows(2).map(|w| (w[0], w[1])))
+                .collect();
+            assert_eq!(pairs.len(), n * (n - 1), "{rounds:?}");
+        }
+    }
 }

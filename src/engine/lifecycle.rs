@@ -3,7 +3,7 @@
 //! with, and group members that name nothing skipped instead of refused. Each notes itself
 //! for the request inspector when it changes an answer.
 
-use super::{Ctx, Output, Projection, output, store_err};
+use super::{Ctx, Projection, Written, store_err, written};
 use crate::definition::{ConflictPolicy, DeletePolicy};
 use crate::error::ScimResult;
 use crate::filter;
@@ -82,7 +82,7 @@ pub fn existing(
     tx: &dyn Conn,
     doc: &Map<String, Value>,
     proj: &Projection,
-) -> ScimResult<Option<Output>> {
+) -> ScimResult<Option<Written>> {
     if ctx.server.lifecycle.create_conflict != ConflictPolicy::ReturnExisting {
         return Ok(None);
     }
@@ -90,7 +90,7 @@ pub fn existing(
         return Ok(None);
     };
     note_policy("create_conflict=return_existing");
-    let mut out = output(ctx, tx, &row, proj)?;
+    let mut out = written(ctx, tx, row, proj)?;
     out.existing = true;
     Ok(Some(out))
 }

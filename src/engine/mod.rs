@@ -120,23 +120,46 @@ fn load(ctx: &Ctx<'_>, conn: &dyn store::Conn, id: &str) -> ScimResult<Row> {
     }
 }
 
-fn output(
+/// A written (or read) resource whose answer is rendered after its transaction: a write's
+/// commit then never waits for JSON to be written, and the one writer is free sooner.
+struct Written {
+    row: Row,
+    derived: render::Derived,
+    existing: bool,
+}
+
+/// Reads, inside the transaction, what rendering `row` with `proj` needs from other rows.
+fn written(
     ctx: &Ctx<'_>,
     conn: &dyn store::Conn,
-    row: &Row,
+    row: Row,
     proj: &Projection,
-) -> ScimResult<Output> {
-    Ok(Output {
-        body: render::render(ctx, conn, row, proj, None)?,
-        etag: etag(row.version),
-        location: render::location(ctx, &ctx.rt.endpoint, &row.id),
+) -> ScimResult<Written> {
+    let derived = render::Derived::read(ctx, conn, &row.id, proj, None)?;
+    Ok(Written {
+        row,
+        derived,
         existing: false,
     })
 }
 
+impl Written {
+    fn output(self, ctx: &Ctx<'_>, proj: &Projection) -> ScimResult<Output> {
+        let row = &self.row;
+        Ok(Output {
+            body: render::render(ctx, row, proj, self.derived)?,
+            etag: etag(row.version),
+            location: render::location(ctx, &ctx.rt.endpoint, &row.id),
+            existing: self.existing,
+        })
+    }
+}
+
 /// The whole resource as a client would read it, for events that carry it.
 fn full_document(ctx: &Ctx<'_>, tx: &dyn store::Conn, row: &Row) -> ScimResult<Value> {
-    output(ctx, tx, row, &Projection::default()).map(|o| o.body.to_value())
+    let proj = Projection::default();
+    let derived = render::Derived::read(ctx, tx, &row.id, &proj, None)?;
+    render::render(ctx, row, &proj, derived).map(|r| r.to_value())
 }
 
 /// Stores the group's members: adds new ones, updates changed ones, removes the rest.
@@ -182,7 +205,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         last_modified: ts,
         doc: String::new(),
     };
-    ctx.store.write(|tx| {
+    let done = ctx.store.write(|tx| {
         references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::skip_unknown_members(ctx, tx, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
@@ -206,16 +229,19 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         }
         let full = || full_document(ctx, tx, &row);
         events::record(ctx, tx, &row.id, events::Change::Create(&n.doc), full)?;
-        output(ctx, tx, &row, proj)
-    })
+        written(ctx, tx, row, proj)
+    })?;
+    done.output(ctx, proj)
 }
 
 /// GET by id.
 pub fn get(ctx: &Ctx<'_>, id: &str, proj: &Projection) -> ScimResult<Output> {
-    ctx.store.read_point(|c| {
-        let row = load(ctx, c, id)?;
-        output(ctx, c, &row, proj)
-    })
+    ctx.store
+        .read_point(|c| {
+            let row = load(ctx, c, id)?;
+            written(ctx, c, row, proj)
+        })?
+        .output(ctx, proj)
 }
 
 /// PUT: replaces the resource, keeping what clients cannot send (readOnly, writeOnly) and
@@ -228,7 +254,7 @@ pub fn replace(
     proj: &Projection,
 ) -> ScimResult<Output> {
     let mut n = normalize(ctx.server, ctx.rt, input, Mode::Replace)?;
-    ctx.store.write(|tx| {
+    let done = ctx.store.write(|tx| {
         let mut row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
         let old: Map<String, Value> =
@@ -254,8 +280,9 @@ pub fn replace(
             let full = || full_document(ctx, tx, &row);
             events::record(ctx, tx, id, events::Change::Put(&old, &n.doc), full)?;
         }
-        output(ctx, tx, &row, proj)
-    })
+        written(ctx, tx, row, proj)
+    })?;
+    done.output(ctx, proj)
 }
 
 /// PATCH: applies every operation to a working copy, validates the result as a whole, and
@@ -276,7 +303,7 @@ pub fn patch(
     let ops = crate::patch::parse(input, &ctx.server.compat, ctx.server.patch_max_operations)?;
     if let Some(member_ops) = members::member_ops(ctx, &ops) {
         // Row by row in the store: no document work to move out of the transaction.
-        return ctx.store.write(|tx| {
+        let done = ctx.store.write(|tx| {
             let mut row = load(ctx, tx, id)?;
             check_if_match(if_match, row.version)?;
             if members::apply(ctx, tx, id, member_ops)? {
@@ -288,8 +315,9 @@ pub fn patch(
                 let full = || full_document(ctx, tx, &row);
                 events::record(ctx, tx, id, events::Change::Patch(&doc, &doc, true), full)?;
             }
-            output(ctx, tx, &row, proj)
-        });
+            written(ctx, tx, row, proj)
+        })?;
+        return done.output(ctx, proj);
     }
     const OPTIMISTIC_TRIES: usize = 3;
     for _ in 0..OPTIMISTIC_TRIES {
@@ -312,16 +340,17 @@ pub fn patch(
             }
             store_patched(ctx, tx, prepared, proj).map(Some)
         })?;
-        if let Some(out) = done {
-            return Ok(out);
+        if let Some(done) = done {
+            return done.output(ctx, proj);
         }
     }
-    ctx.store.write(|tx| {
+    let done = ctx.store.write(|tx| {
         let row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
         let prepared = patched(ctx, tx, row, &ops)?;
         store_patched(ctx, tx, prepared, proj)
-    })
+    })?;
+    done.output(ctx, proj)
 }
 
 /// A PATCH applied to a resource as read: the new document, not yet stored.
@@ -416,7 +445,7 @@ fn store_patched(
     tx: &dyn store::Conn,
     p: Patched,
     proj: &Projection,
-) -> ScimResult<Output> {
+) -> ScimResult<Written> {
     let Patched {
         mut row,
         old,
@@ -443,7 +472,7 @@ fn store_patched(
         let full = || full_document(ctx, tx, &row);
         events::record(ctx, tx, &id, change, full)?;
     }
-    output(ctx, tx, &row, proj)
+    written(ctx, tx, row, proj)
 }
 
 /// DELETE: removes the resource and its memberships.
@@ -707,7 +736,10 @@ fn render_page(
         None
     };
     rows.iter()
-        .map(|r| render::render(ctx, c, r, proj, groups.as_ref()))
+        .map(|r| {
+            let derived = render::Derived::read(ctx, c, &r.id, proj, groups.as_ref())?;
+            render::render(ctx, r, proj, derived)
+        })
         .collect()
 }
 

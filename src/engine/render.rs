@@ -195,11 +195,50 @@ pub type GroupsByMember = std::collections::HashMap<String, Vec<store::GroupRef>
 
 /// Whether rendering `rt` with `proj` needs the derived `groups` attribute.
 pub fn wants_groups(rt: &crate::model::ResourceType, proj: &Projection) -> bool {
-    rt.has_groups
-        && rt
-            .schema
-            .attr("groups")
-            .is_some_and(|a| proj.want(&rt.schema.id, a) != Want::No)
+    rt.has_groups && wants(rt, proj, "groups")
+}
+
+fn wants(rt: &crate::model::ResourceType, proj: &Projection, name: &str) -> bool {
+    !proj.no_body && (rt.schema.attr(name)).is_some_and(|a| proj.want(&rt.schema.id, a) != Want::No)
+}
+
+/// What rendering a resource reads besides its row: a group's `members` (RFC 7643 §4.2) and a
+/// member's `groups` (§4.1.2). Read in the row's own transaction; the text is written after
+/// it, so a write renders its answer once the one writer is free for the next.
+#[derive(Debug, Default)]
+pub struct Derived {
+    members: Option<Vec<store::Member>>,
+    groups: Option<Vec<store::GroupRef>>,
+}
+
+impl Derived {
+    /// Reads what rendering resource `id` with `proj` needs; `page` holds the groups already
+    /// fetched for a whole page.
+    pub fn read(
+        ctx: &Ctx<'_>,
+        conn: &dyn Conn,
+        id: &str,
+        proj: &Projection,
+        page: Option<&GroupsByMember>,
+    ) -> ScimResult<Derived> {
+        let (rt, server) = (ctx.rt, ctx.server.id.as_str());
+        let members = if rt.has_members
+            && wants(rt, proj, "members")
+            && !crate::model::persona::omits_members(ctx.server)
+        {
+            Some(conn.members_of(server, id).map_err(super::store_err(ctx))?)
+        } else {
+            None
+        };
+        let groups = if !wants_groups(rt, proj) {
+            None
+        } else if let Some(map) = page {
+            Some(map.get(id).cloned().unwrap_or_default())
+        } else {
+            Some(conn.groups_of(server, id).map_err(super::store_err(ctx))?)
+        };
+        Ok(Derived { members, groups })
+    }
 }
 
 /// A resource rendered as JSON text: what a response carries. Rendered from the stored text,
@@ -353,14 +392,12 @@ fn put_attribute(
     Ok(())
 }
 
-/// Renders one stored resource. `conn` is used for derived values (members, groups) unless
-/// `groups` were fetched for the whole page.
+/// Renders one stored resource, with the derived values read for it.
 pub fn render(
     ctx: &Ctx<'_>,
-    conn: &dyn Conn,
     row: &Row,
     proj: &Projection,
-    groups: Option<&GroupsByMember>,
+    mut derived: Derived,
 ) -> ScimResult<Rendered> {
     if proj.no_body {
         return Ok(Rendered(String::from("{}")));
@@ -393,26 +430,17 @@ pub fn render(
         if want == Want::No {
             continue;
         }
-        let derived = if rt.has_members && attr.name == "members" {
-            if crate::model::persona::omits_members(ctx.server) {
-                continue;
-            }
-            members_value(ctx, conn, &row.id)?
+        let value = if rt.has_members && attr.name == "members" {
+            derived.members.take().and_then(|m| members_value(ctx, m))
         } else if rt.has_groups && attr.name == "groups" {
-            let list = match groups {
-                Some(map) => map.get(&row.id).cloned().unwrap_or_default(),
-                None => conn
-                    .groups_of(&ctx.server.id, &row.id)
-                    .map_err(super::store_err(ctx))?,
-            };
-            groups_value(ctx, list)
+            derived.groups.take().and_then(|g| groups_value(ctx, g))
         } else {
             if let Some(raw) = doc.take(attr.name.as_str()) {
                 put_attribute(ctx, &mut out, attr, &want, raw)?;
             }
             continue;
         };
-        if let Some(v) = derived.and_then(|v| select(with_refs(ctx, attr, v), attr, &want)) {
+        if let Some(v) = value.and_then(|v| select(with_refs(ctx, attr, v), attr, &want)) {
             out.value(&attr.name, &v);
         }
     }
@@ -489,12 +517,9 @@ fn endpoint_of<'a>(ctx: &'a Ctx<'_>, resource_type: Option<&str>) -> Option<&'a 
         .map(|rt| rt.endpoint.as_str())
 }
 
-fn members_value(ctx: &Ctx<'_>, conn: &dyn Conn, id: &str) -> ScimResult<Option<Value>> {
-    let members = conn
-        .members_of(&ctx.server.id, id)
-        .map_err(super::store_err(ctx))?;
+fn members_value(ctx: &Ctx<'_>, members: Vec<store::Member>) -> Option<Value> {
     if members.is_empty() {
-        return Ok(None);
+        return None;
     }
     let list = members
         .into_iter()
@@ -513,7 +538,7 @@ fn members_value(ctx: &Ctx<'_>, conn: &dyn Conn, id: &str) -> ScimResult<Option<
             Value::Object(o)
         })
         .collect();
-    Ok(Some(Value::Array(list)))
+    Some(Value::Array(list))
 }
 
 fn groups_value(ctx: &Ctx<'_>, groups: Vec<store::GroupRef>) -> Option<Value> {

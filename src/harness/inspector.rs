@@ -49,8 +49,117 @@ pub struct Entry {
     pub fault: Option<String>,
 }
 
+/// One exchange as the request path hands it over, turned into an [`Entry`] only when it is
+/// written: under load most leave the ring before that, and nothing more is spent on them.
+/// What came from the request is copied (its header values, target and body are slices of the
+/// connection's read buffer, which a kept slice would pin); the response body is shared.
+pub struct Exchange {
+    pub server: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub method: axum::http::Method,
+    /// Path and query, as requested.
+    pub target: String,
+    pub status: u16,
+    pub latency_ms: f64,
+    pub request_headers: Headers,
+    /// At most `body_limit + 1` bytes (one more tells that it was cut).
+    pub request_body: bytes::Bytes,
+    pub response_headers: Headers,
+    pub response_body: bytes::Bytes,
+    pub notes: crate::vocab::notes::Notes,
+    pub fault: Option<String>,
+    /// Headers the server authenticates by, redacted like `Authorization`.
+    pub secret_headers: Arc<[String]>,
+    /// Bodies are kept up to this many bytes.
+    pub body_limit: usize,
+}
+
+impl Exchange {
+    /// A body as kept: the first `limit + 1` bytes, copied when `owned` is false.
+    pub fn body(bytes: &bytes::Bytes, limit: usize, owned: bool) -> bytes::Bytes {
+        let keep = bytes.len().min(limit.saturating_add(1));
+        if owned && keep == bytes.len() {
+            bytes.clone()
+        } else {
+            bytes::Bytes::copy_from_slice(&bytes[..keep])
+        }
+    }
+
+    fn entry(self, seq: i64) -> Entry {
+        let error = if self.status >= 400 {
+            serde_json::from_slice::<Value>(&self.response_body)
+                .ok()
+                .map(|b| json!({"scimType": b.get("scimType"), "detail": b.get("detail")}))
+        } else {
+            None
+        };
+        let (request_body, request_body_truncated) = capped(&self.request_body, self.body_limit);
+        let (response_body, response_body_truncated) = capped(&self.response_body, self.body_limit);
+        let base = format!("/scim-identifier/{}/scim/v2", self.server);
+        let (path, query) = match self.target.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (self.target.as_str(), None),
+        };
+        let path = path.strip_prefix(&base).unwrap_or_default();
+        Entry {
+            seq,
+            at: crate::vocab::time::stored(self.at),
+            method: self.method.to_string(),
+            path: if path == "/" { "" } else { path }.to_string(),
+            query,
+            status: self.status,
+            latency_ms: self.latency_ms,
+            request_headers: self.request_headers.redacted(&self.secret_headers),
+            request_body,
+            request_body_truncated,
+            response_headers: self.response_headers.redacted(&self.secret_headers),
+            response_body,
+            response_body_truncated,
+            quirks: self.notes.quirks.iter().map(|q| q.to_string()).collect(),
+            events: self.notes.events,
+            policies: self.notes.policies.iter().map(|p| p.to_string()).collect(),
+            error,
+            fault: self.fault,
+            server: self.server,
+        }
+    }
+}
+
+/// Header names and values copied out of a map into one buffer (two allocations, whatever
+/// the number of headers).
+pub struct Headers {
+    names: Vec<(axum::http::HeaderName, u32)>,
+    values: Vec<u8>,
+}
+
+impl Headers {
+    pub fn copy(map: &axum::http::HeaderMap) -> Headers {
+        let mut names = Vec::with_capacity(map.len());
+        let mut values = Vec::with_capacity(map.iter().map(|(_, v)| v.len()).sum());
+        for (k, v) in map {
+            values.extend_from_slice(v.as_bytes());
+            names.push((k.clone(), values.len() as u32));
+        }
+        Headers { names, values }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&axum::http::HeaderName, &[u8])> {
+        let starts = std::iter::once(0).chain(self.names.iter().map(|(_, end)| *end));
+        (self.names.iter().zip(starts))
+            .map(|((k, end), start)| (k, &self.values[start as usize..*end as usize]))
+    }
+
+    /// The pairs as text, with credentials redacted: `Authorization`, cookies, `X-API-Key`,
+    /// and the headers a server's definition authenticates by (`secret_headers`).
+    fn redacted(&self, secret_headers: &[String]) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| (k.as_str().to_string(), redact(k, v, secret_headers)))
+            .collect()
+    }
+}
+
 /// A body as text, capped at `limit` bytes (on a character boundary).
-pub fn capped(bytes: &[u8], limit: usize) -> (Option<String>, bool) {
+fn capped(bytes: &[u8], limit: usize) -> (Option<String>, bool) {
     if bytes.is_empty() {
         return (None, false);
     }
@@ -69,41 +178,29 @@ pub fn capped(bytes: &[u8], limit: usize) -> (Option<String>, bool) {
     )
 }
 
-/// Header pairs with credentials redacted: `Authorization`, cookies, `X-API-Key`, and the
-/// headers a server's definition authenticates by (`secret_headers`).
-pub fn headers(map: &axum::http::HeaderMap, secret_headers: &[String]) -> Vec<(String, String)> {
-    map.iter()
-        .map(|(k, v)| {
-            let value = if k == axum::http::header::AUTHORIZATION
-                || k == axum::http::header::COOKIE
-                || k.as_str() == "x-api-key"
-                || secret_headers
-                    .iter()
-                    .any(|h| h.eq_ignore_ascii_case(k.as_str()))
-            {
-                // Only a registered scheme name is kept (it tells how the client authenticated);
-                // anything else may be the secret itself.
-                let scheme = v
-                    .to_str()
-                    .ok()
-                    .and_then(|s| s.trim().split_once(' ').map(|(a, _)| a))
-                    .filter(|a| {
-                        ["Bearer", "Basic", "Digest", "Negotiate", "DPoP"]
-                            .iter()
-                            .any(|k| k.eq_ignore_ascii_case(a))
-                    });
-                match scheme {
-                    Some(s) if k == axum::http::header::AUTHORIZATION => {
-                        format!("{s} [redacted]")
-                    }
-                    _ => "[redacted]".into(),
-                }
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            (k.as_str().to_string(), value)
-        })
-        .collect()
+/// A header's value as recorded: credentials keep at most their scheme's name.
+fn redact(k: &axum::http::HeaderName, v: &[u8], secret_headers: &[String]) -> String {
+    let secret = k == axum::http::header::AUTHORIZATION
+        || k == axum::http::header::COOKIE
+        || k.as_str() == "x-api-key"
+        || (secret_headers.iter()).any(|h| h.eq_ignore_ascii_case(k.as_str()));
+    if !secret {
+        return String::from_utf8_lossy(v).into_owned();
+    }
+    // Only a registered scheme name is kept (it tells how the client authenticated); anything
+    // else may be the secret itself.
+    let scheme = std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().split_once(' ').map(|(a, _)| a))
+        .filter(|a| {
+            ["Bearer", "Basic", "Digest", "Negotiate", "DPoP"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(a))
+        });
+    match scheme {
+        Some(s) if k == axum::http::header::AUTHORIZATION => format!("{s} [redacted]"),
+        _ => "[redacted]".into(),
+    }
 }
 
 /// How often recorded entries are written to the database when few arrive…
@@ -117,7 +214,8 @@ const PERSIST_SHARED: std::time::Duration = std::time::Duration::from_millis(100
 /// A server's entries not written to SQLite yet: the newest `capacity` (older ones would be
 /// trimmed from the table as soon as written).
 struct Ring {
-    entries: VecDeque<Entry>,
+    /// With their sequence numbers.
+    entries: VecDeque<(i64, Exchange)>,
     capacity: usize,
 }
 
@@ -191,25 +289,27 @@ impl Recorder {
         Ok(Recorder { inner, stop })
     }
 
-    /// Records one entry; `capacity` is the server's ring size.
-    pub fn record(&self, mut entry: Entry, capacity: usize) {
-        entry.seq = self.inner.next_seq();
+    /// Records one exchange; `capacity` is the server's ring size.
+    pub fn record(&self, exchange: Exchange, capacity: usize) {
+        let seq = self.inner.next_seq();
         self.inner.recorded.fetch_add(1, Ordering::Relaxed);
         let mut rings = crate::sync::lock(&self.inner.rings);
         // Looked up by `&str` first: the server's name is copied once, for a new ring.
-        if !rings.contains_key(&entry.server) {
+        if !rings.contains_key(&exchange.server) {
             let ring = Ring {
                 entries: VecDeque::new(),
                 capacity,
             };
-            rings.insert(entry.server.clone(), ring);
+            rings.insert(exchange.server.clone(), ring);
         }
-        let ring = rings.get_mut(&entry.server).expect("inserted above");
+        let ring = rings.get_mut(&exchange.server).expect("inserted above");
         ring.capacity = capacity;
-        ring.entries.push_back(entry);
-        while ring.entries.len() > capacity {
-            ring.entries.pop_front();
-        }
+        ring.entries.push_back((seq, exchange));
+        // The oldest leave the ring (and are dropped) after the lock is released.
+        let gone = ring.entries.len().saturating_sub(capacity);
+        let dropped: Vec<_> = ring.entries.drain(..gone).collect();
+        drop(rings);
+        drop(dropped);
     }
 
     /// Writes everything recorded so far (readers call this first). Blocking.
@@ -260,18 +360,21 @@ impl Drop for Recorder {
 /// server's table rows to its capacity.
 fn persist(inner: &Inner) {
     let _one_at_a_time = crate::sync::lock(&inner.persisting);
-    let mut batch: Vec<(Entry, usize)> = Vec::new();
+    let mut taken: Vec<(i64, Exchange, usize)> = Vec::new();
     {
         let mut rings = crate::sync::lock(&inner.rings);
         // Taken, not copied: once written they are read back from SQLite.
         for ring in rings.values_mut() {
             let capacity = ring.capacity;
-            batch.extend(ring.entries.drain(..).map(|e| (e, capacity)));
+            taken.extend(ring.entries.drain(..).map(|(seq, e)| (seq, e, capacity)));
         }
     }
-    if batch.is_empty() {
+    if taken.is_empty() {
         return;
     }
+    let batch: Vec<(Entry, usize)> = (taken.into_iter())
+        .map(|(seq, e, capacity)| (e.entry(seq), capacity))
+        .collect();
     let rows: Vec<request_log::LogRow<'_>> = batch
         .iter()
         .map(|(e, capacity)| request_log::LogRow {

@@ -227,6 +227,7 @@ fn compile_server(
         source: file.path.clone(),
         tokens: def.tokens.clone(),
         auth: def.auth.clone(),
+        secret_headers: (def.auth.header.iter()).map(|h| h.name.clone()).collect(),
         lifecycle: def.lifecycle,
         persona: def.persona.clone(),
         resource_types,

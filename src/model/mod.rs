@@ -55,6 +55,8 @@ pub struct ServerModel {
     pub tokens: Vec<String>,
     /// Authentication besides `tokens`.
     pub auth: crate::definition::AuthDef,
+    /// The headers `auth` authenticates by: the request inspector redacts them.
+    pub secret_headers: Arc<[String]>,
     /// Lifecycle policies (RFC behaviour by default).
     pub lifecycle: crate::definition::LifecycleDef,
     /// A provider persona's limits, if the server reproduces one.

@@ -4,16 +4,20 @@
 
 use super::extract::{Scope, base_url, body_error};
 use crate::error::ScimError;
+use crate::harness::inspector::{Exchange, Headers};
 use crate::http::{AppState, auth};
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::time::Instant;
 use tracing::Instrument;
+
+/// A path parameter, percent-decoded (read without building a map per request).
+fn param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str> {
+    params.iter().find_map(|(k, v)| (k == name).then_some(v))
+}
 
 /// Marks a response whose request got an injected fault (read by the recorder).
 #[derive(Clone)]
@@ -22,11 +26,11 @@ struct FaultNote(String);
 /// One request to a virtual server, from the first byte of its body to the recorded exchange.
 pub async fn exchange(
     State(app): State<AppState>,
-    Path(params): Path<HashMap<String, String>>,
+    params: RawPathParams,
     req: Request,
     next: Next,
 ) -> Response {
-    let server_id = params.get("server_id").cloned().unwrap_or_default();
+    let server_id = param(&params, "server_id").unwrap_or_default().to_string();
     let span = tracing::info_span!("scim", server = %server_id);
     async move {
         let started = Instant::now();
@@ -48,8 +52,9 @@ pub async fn exchange(
             .map(|s| {
                 (
                     s.inspector.clone(),
-                    parts.headers.clone(),
-                    crate::engine::now(),
+                    s.secret_headers.clone(),
+                    Headers::copy(&parts.headers),
+                    chrono::Utc::now(),
                 )
             });
         // The body is read once, for the handler and the recorder, up to the largest limit any
@@ -91,95 +96,38 @@ pub async fn exchange(
         } else {
             tracing::info!(method = %method, uri = %uri, status, micros, "request");
         }
-        let Some((settings, headers, at)) = recording else {
+        let Some((settings, secret_headers, request_headers, at)) = recording else {
             return resp;
         };
-        let secret_headers: Vec<String> = (server.iter())
-            .flat_map(|s| s.auth.header.iter().map(|h| h.name.clone()))
-            .collect();
-        let exchange = Exchange {
-            server_id: &server_id,
-            method: &method,
-            uri: &uri,
-            headers: &headers,
-            at,
-            started,
-            body: &bytes,
-            secret_headers,
+        let Some(recorder) = &app.harness.recorder else {
+            return resp;
         };
-        record(&app, &settings, exchange, resp, notes).await
+        let (parts, body) = resp.into_parts();
+        let Ok(response_body) = axum::body::to_bytes(body, usize::MAX).await else {
+            return Response::from_parts(parts, Body::empty());
+        };
+        let limit = settings.body_limit;
+        let exchange = Exchange {
+            at,
+            method,
+            target: (uri.path_and_query()).map_or_else(String::new, |p| p.as_str().to_string()),
+            status,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            request_headers,
+            request_body: Exchange::body(&bytes, limit, false),
+            response_headers: Headers::copy(&parts.headers),
+            response_body: Exchange::body(&response_body, limit, true),
+            notes,
+            fault: parts.extensions.get::<FaultNote>().map(|f| f.0.clone()),
+            secret_headers,
+            body_limit: limit,
+            server: server_id,
+        };
+        recorder.record(exchange, settings.capacity);
+        Response::from_parts(parts, Body::from(response_body))
     }
     .instrument(span)
     .await
-}
-
-/// The request half of one exchange.
-struct Exchange<'a> {
-    server_id: &'a str,
-    method: &'a Method,
-    uri: &'a axum::http::Uri,
-    headers: &'a axum::http::HeaderMap,
-    at: String,
-    started: Instant,
-    body: &'a [u8],
-    /// Headers the server authenticates by, redacted like `Authorization`.
-    secret_headers: Vec<String>,
-}
-
-/// Hands the exchange to the recorder and returns the response.
-async fn record(
-    app: &AppState,
-    settings: &crate::definition::InspectorDef,
-    req: Exchange<'_>,
-    resp: Response,
-    notes: crate::vocab::notes::Notes,
-) -> Response {
-    use crate::harness::inspector::{Entry, capped, headers};
-    let Some(recorder) = &app.harness.recorder else {
-        return resp;
-    };
-    let (parts, body) = resp.into_parts();
-    let Ok(resp_bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return Response::from_parts(parts, Body::empty());
-    };
-    let fault = parts.extensions.get::<FaultNote>().map(|f| f.0.clone());
-    let status = parts.status.as_u16();
-    let error = if status >= 400 {
-        serde_json::from_slice::<Value>(&resp_bytes)
-            .ok()
-            .map(|b| json!({"scimType": b.get("scimType"), "detail": b.get("detail")}))
-    } else {
-        None
-    };
-    let (request_body, request_body_truncated) = capped(req.body, settings.body_limit);
-    let (response_body, response_body_truncated) = capped(&resp_bytes, settings.body_limit);
-    let base = format!("/scim-identifier/{}/scim/v2", req.server_id);
-    let path = req.uri.path().strip_prefix(&base).unwrap_or_default();
-    recorder.record(
-        Entry {
-            seq: 0,
-            server: req.server_id.to_string(),
-            at: req.at,
-            method: req.method.to_string(),
-            path: if path == "/" { "" } else { path }.to_string(),
-            query: req.uri.query().map(str::to_string),
-            status,
-            latency_ms: req.started.elapsed().as_secs_f64() * 1000.0,
-            request_headers: headers(req.headers, &req.secret_headers),
-            request_body,
-            request_body_truncated,
-            response_headers: headers(&parts.headers, &req.secret_headers),
-            response_body,
-            response_body_truncated,
-            quirks: notes.quirks.iter().map(|q| q.to_string()).collect(),
-            events: notes.events,
-            policies: notes.policies.iter().map(|p| p.to_string()).collect(),
-            error,
-            fault,
-        },
-        settings.capacity,
-    );
-    Response::from_parts(parts, Body::from(resp_bytes))
 }
 
 /// Rate limits, then fault injection, for a routed request.
@@ -187,7 +135,7 @@ pub async fn gate(
     State(app): State<AppState>,
     scope: Scope,
     matched: Option<MatchedPath>,
-    Path(params): Path<HashMap<String, String>>,
+    params: RawPathParams,
     req: Request,
     next: Next,
 ) -> Response {
@@ -195,7 +143,7 @@ pub async fn gate(
     let m = req.method().clone();
     let search = matched.is_some_and(|p| p.as_str().ends_with("/.search"));
     let write = !(m == Method::GET || m == Method::HEAD || (m == Method::POST && search));
-    let rt = (params.get("endpoint"))
+    let rt = param(&params, "endpoint")
         .and_then(|e| server.by_endpoint(e))
         .map(|rt| rt.name.as_str());
     let limits = app.harness.limits_for(server);
@@ -218,10 +166,9 @@ pub async fn gate(
         .into_response();
     }
     // The path below the base URL (the nested router sees it without the prefix).
-    let path = req.uri().path().to_string();
-    let Some(injection) =
-        (app.harness.faults).decide(&server.id, &server.faults, m.as_str(), &path, rt)
-    else {
+    let path = req.uri().path();
+    let decided = (app.harness.faults).decide(&server.id, &server.faults, m.as_str(), path, rt);
+    let Some(injection) = decided else {
         return next.run(req).await;
     };
     if injection.latency_ms > 0 {
