@@ -43,6 +43,8 @@ pub struct Shared {
     /// Definition files and the last reload's outcome, for `/healthz`.
     pub reload: Arc<std::sync::Mutex<crate::reload::ReloadStatus>>,
     pub harness: Arc<Harness>,
+    /// Searches waiting for a reader wait here, not on a blocking thread that writes need.
+    pub searches: tokio::sync::Semaphore,
 }
 
 /// Runtime state of the test-harness features.
@@ -121,6 +123,7 @@ impl AppState {
         crate::reload::shared::adopt(&model, &store);
         Ok(AppState(Arc::new(Shared {
             model,
+            searches: tokio::sync::Semaphore::new(store.search_slots()),
             store,
             reload: Default::default(),
             harness: Arc::new(Harness {
@@ -160,6 +163,7 @@ impl AppState {
                     crate::reload::shared::adopt(&model, &store);
                     admin::adopt_overrides(&AppState(Arc::new(Shared {
                         model,
+                        searches: tokio::sync::Semaphore::new(store.search_slots()),
                         store,
                         harness,
                         reload: reload.clone(),

@@ -249,6 +249,15 @@ impl Store {
         }
     }
 
+    /// How many searches can read at once (one per reader connection): more would only hold
+    /// blocking threads waiting for a connection, which writes then wait for.
+    pub fn search_slots(&self) -> usize {
+        match &self.backend {
+            Backend::Sqlite(s) => s.readers.len(),
+            Backend::Postgres(_) => pg::SEARCH_SLOTS,
+        }
+    }
+
     /// Whether other processes may share this store (PostgreSQL).
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

@@ -222,6 +222,7 @@ pub async fn search_all(
 ) -> ScimResult<Response> {
     crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Search)?;
     let (query, proj) = engine::search_request(&input)?;
+    let _slot = search_slot(&app).await?;
     let out = blocking(&app, &scope, move |store, server, base| {
         engine::search_all(store, server, base, &query, &proj)
     })
@@ -237,6 +238,7 @@ pub async fn list(
     params: Params,
 ) -> ScimResult<Response> {
     let (query, proj) = (params.list_query()?, params.projection()?);
+    let _slot = search_slot(&app).await?;
     let out = run(&app, &scope, rt, move |ctx| {
         engine::list(ctx, &query, &proj)
     })
@@ -253,6 +255,7 @@ pub async fn search(
 ) -> ScimResult<Response> {
     crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Search)?;
     let (query, proj) = engine::search_request(&input)?;
+    let _slot = search_slot(&app).await?;
     let out = run(&app, &scope, rt, move |ctx| {
         engine::list(ctx, &query, &proj)
     })
@@ -443,6 +446,11 @@ fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> R
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
+}
+
+/// A turn to search: held while the search runs.
+async fn search_slot(app: &AppState) -> ScimResult<tokio::sync::SemaphorePermit<'_>> {
+    app.searches.acquire().await.map_err(ScimError::internal)
 }
 
 /// Runs store work for one server on the blocking pool, carrying what it notes (quirks,

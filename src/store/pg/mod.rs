@@ -36,6 +36,8 @@ mod embedded {
 /// counts; they run on async workers) have their own, so that they never wait behind a
 /// search; the request log writes on one of its own.
 const MAIN: usize = 6;
+/// Searches at once: the main connections less two, which writes can always get.
+pub const SEARCH_SLOTS: usize = MAIN - 2;
 const POINT: usize = 4;
 const LOG: usize = 1;
 /// The advisory lock that serialises migrations and index creation across replicas.
