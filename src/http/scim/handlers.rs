@@ -222,8 +222,7 @@ pub async fn search_all(
 ) -> ScimResult<Response> {
     crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Search)?;
     let (query, proj) = engine::search_request(&input)?;
-    let _slot = search_slot(&app).await?;
-    let out = blocking(&app, &scope, move |store, server, base| {
+    let out = searching(&app, &scope, move |store, server, base| {
         engine::search_all(store, server, base, &query, &proj)
     })
     .await?;
@@ -238,10 +237,11 @@ pub async fn list(
     params: Params,
 ) -> ScimResult<Response> {
     let (query, proj) = (params.list_query()?, params.projection()?);
-    let _slot = search_slot(&app).await?;
-    let out = run(&app, &scope, rt, move |ctx| {
-        engine::list(ctx, &query, &proj)
-    })
+    let out = searching(
+        &app,
+        &scope,
+        with_ctx(rt, move |ctx| engine::list(ctx, &query, &proj)),
+    )
     .await?;
     Ok(scim_text(StatusCode::OK, out.to_json()))
 }
@@ -255,10 +255,11 @@ pub async fn search(
 ) -> ScimResult<Response> {
     crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Search)?;
     let (query, proj) = engine::search_request(&input)?;
-    let _slot = search_slot(&app).await?;
-    let out = run(&app, &scope, rt, move |ctx| {
-        engine::list(ctx, &query, &proj)
-    })
+    let out = searching(
+        &app,
+        &scope,
+        with_ctx(rt, move |ctx| engine::list(ctx, &query, &proj)),
+    )
     .await?;
     Ok(scim_text(StatusCode::OK, out.to_json()))
 }
@@ -448,9 +449,18 @@ fn resource_response(status: StatusCode, out: &Output, with_location: bool) -> R
     resp
 }
 
-/// A turn to search: held while the search runs.
-async fn search_slot(app: &AppState) -> ScimResult<tokio::sync::SemaphorePermit<'_>> {
-    app.searches.acquire().await.map_err(ScimError::internal)
+/// Runs a search on the blocking pool once one of the store's search slots is free (waiting
+/// here, not on a blocking thread that writes need); the slot is free again before the
+/// response is serialised.
+async fn searching<T: Send + 'static>(
+    app: &AppState,
+    scope: &Scope,
+    f: impl FnOnce(&Store, &ServerModel, &str) -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    let slot = app.searches.acquire().await.map_err(ScimError::internal)?;
+    let out = blocking(app, scope, f).await;
+    drop(slot);
+    out
 }
 
 /// Runs store work for one server on the blocking pool, carrying what it notes (quirks,
