@@ -305,11 +305,14 @@ impl Recorder {
         let ring = rings.get_mut(&exchange.server).expect("inserted above");
         ring.capacity = capacity;
         ring.entries.push_back((seq, exchange));
-        // The oldest leave the ring (and are dropped) after the lock is released.
-        let gone = ring.entries.len().saturating_sub(capacity);
-        let dropped: Vec<_> = ring.entries.drain(..gone).collect();
+        // The oldest leaves the ring and is dropped after the lock is released (more leave at
+        // once only after the capacity was lowered).
+        let oldest = (ring.entries.len() > capacity).then(|| ring.entries.pop_front());
+        while ring.entries.len() > capacity {
+            ring.entries.pop_front();
+        }
         drop(rings);
-        drop(dropped);
+        drop(oldest);
     }
 
     /// Writes everything recorded so far (readers call this first). Blocking.

@@ -32,6 +32,25 @@ async fn concurrent_creates_of_one_user_name_yield_exactly_one_201() {
     assert_eq!(app.names("full", "userName pr").await, ["Race"]);
 }
 
+/// POST /Users of a user named `user_name` to a server run as its own process.
+async fn create_user(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    user_name: &str,
+) -> reqwest::Response {
+    let user =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
+    client
+        .post(format!("{base}/Users"))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(user.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
 fn start(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_scimlab"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
@@ -73,14 +92,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
     let mut ids = Vec::new();
     for i in 0..40 {
-        let r = client
-            .post(format!("{base}/Users"))
-            .bearer_auth("tok-full")
-            .header("content-type", "application/scim+json")
-            .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("durable{i}")}).to_string())
-            .send()
-            .await
-            .unwrap();
+        let r = create_user(&client, &base, "tok-full", &format!("durable{i}")).await;
         assert_eq!(r.status(), 201);
         ids.push(
             r.json::<serde_json::Value>().await.unwrap()["id"]
@@ -243,15 +255,7 @@ async fn point_reads_and_writes_stay_fast_while_slow_scans_run() {
         assert_eq!(r.status(), 200);
         health.push(t.elapsed());
         let t = std::time::Instant::now();
-        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("during-scans-{i}")});
-        let r = client
-            .post(format!("{base}/Users"))
-            .bearer_auth("tok-big")
-            .header("content-type", "application/scim+json")
-            .body(user.to_string())
-            .send()
-            .await
-            .unwrap();
+        let r = create_user(&client, &base, "tok-big", &format!("during-scans-{i}")).await;
         assert_eq!(r.status(), 201);
         creates.push(t.elapsed());
     }

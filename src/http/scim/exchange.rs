@@ -47,10 +47,11 @@ pub async fn exchange(
         let server = model.server(&server_id).cloned();
         let (mut parts, body) = req.into_parts();
         // What the recorder needs is kept only when it records this server's requests.
-        let recording = (server.as_ref())
-            .filter(|s| s.inspector.enabled && app.harness.recorder.is_some())
-            .map(|s| {
+        let recording = (app.harness.recorder.as_ref())
+            .zip(server.as_ref().filter(|s| s.inspector.enabled))
+            .map(|(recorder, s)| {
                 (
+                    recorder,
                     s.inspector.clone(),
                     s.secret_headers.clone(),
                     Headers::copy(&parts.headers),
@@ -96,10 +97,7 @@ pub async fn exchange(
         } else {
             tracing::info!(method = %method, uri = %uri, status, micros, "request");
         }
-        let Some((settings, secret_headers, request_headers, at)) = recording else {
-            return resp;
-        };
-        let Some(recorder) = &app.harness.recorder else {
+        let Some((recorder, settings, secret_headers, request_headers, at)) = recording else {
             return resp;
         };
         let (parts, body) = resp.into_parts();
