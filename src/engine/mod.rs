@@ -548,6 +548,29 @@ pub fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
 
 /// A search over one resource type: filter, sort, page, project.
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<ListPage> {
+    search(ctx, q, proj, Searching::Any)?.ok_or_else(|| ScimError::internal("a search ran no page"))
+}
+
+/// The usual IdP lookup (`userName eq "…"`, `id eq "…"`): a search by index whose filter
+/// matches at most one resource through a unique index. It runs like a GET, on a point
+/// reader; `None` when the request is not one (run it with [`list`], where scans wait for
+/// a search slot).
+pub fn lookup(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Option<ListPage>> {
+    search(ctx, q, proj, Searching::LookupOnly)
+}
+
+#[derive(PartialEq)]
+enum Searching {
+    Any,
+    LookupOnly,
+}
+
+fn search(
+    ctx: &Ctx<'_>,
+    q: &ListQuery,
+    proj: &Projection,
+    searching: Searching,
+) -> ScimResult<Option<ListPage>> {
     let by_cursor = paging_method(ctx, q)?;
     let requested = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         Some(f) => {
@@ -582,18 +605,28 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<ListP
     let count = (q.count.map(|c| c.max(0) as usize))
         .unwrap_or(pagination.default_page_size)
         .min(pagination.max_page_size);
+    let lookup =
+        by_cursor.is_none() && search.query.as_ref().is_some_and(query::Query::at_most_one);
+    if searching == Searching::LookupOnly && !lookup {
+        return Ok(None);
+    }
     match by_cursor {
-        Some(cursor) => page_by_cursor(ctx, q, proj, &search, cursor, count),
+        Some(cursor) => page_by_cursor(ctx, q, proj, &search, cursor, count).map(Some),
         None => {
             // RFC 7644 §3.4.2.4: startIndex < 1 is 1.
             let start = q.start_index.unwrap_or(1).max(1) as usize;
-            ctx.store.read(|c| {
+            let page = |c: &dyn store::Conn| {
                 let (total, rows) = c
                     .list(&ctx.server.id, &ctx.rt.name, &search, start - 1, count)
                     .map_err(store_err(ctx))?;
                 let resources = render_page(ctx, c, &rows, proj)?;
-                Ok(ListPage::by_index(total, start, resources))
-            })
+                Ok(Some(ListPage::by_index(total, start, resources)))
+            };
+            if lookup {
+                ctx.store.read_point(page)
+            } else {
+                ctx.store.read(page)
+            }
         }
     }
 }
@@ -736,7 +769,8 @@ fn render_page(
     rows: &[Row],
     proj: &Projection,
 ) -> ScimResult<Vec<Rendered>> {
-    let groups = if render::wants_groups(ctx.rt, proj) {
+    // One query for the page's groups; a single resource (a lookup) reads its own by key.
+    let groups = if rows.len() > 1 && render::wants_groups(ctx.rt, proj) {
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         Some(
             c.groups_of_many(&ctx.server.id, &ids)

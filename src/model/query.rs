@@ -98,6 +98,28 @@ pub enum Test {
     },
 }
 
+impl Query<'_> {
+    /// Whether at most one resource can match, found through a unique index: an `eq` on `id`
+    /// or on a unique attribute, alone or ANDed with anything else.
+    pub fn at_most_one(&self) -> bool {
+        match self {
+            Query::And(l, r) => l.at_most_one() || r.at_most_one(),
+            Query::Test {
+                operand,
+                test: Test::Text {
+                    op: CompareOp::Eq, ..
+                },
+                ..
+            } => match operand {
+                Operand::Id => true,
+                Operand::Doc(p) => p.sub.is_none() && p.attr.unique_key(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// Checks `filter` for resources of `rt`.
 pub fn check<'a>(filter: &Filter, rt: &'a ResourceType) -> ScimResult<Query<'a>> {
     Checker { rt }.node(filter, None)
@@ -544,4 +566,50 @@ pub fn sort<'a>(rt: &'a ResourceType, sort_by: &str, descending: bool) -> ScimRe
         fold,
         descending,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn only_an_eq_on_a_unique_key_is_a_lookup() {
+        let def = "id: q\ntokens: [t]\nresource_types:\n  User:\n    attributes:\n      badge: { type: string, uniqueness: server }\n  Group: {}\n";
+        let file = crate::definition::load_str(Path::new("q.yaml"), def).unwrap();
+        let model = crate::model::compile::compile(&[file], &[]).unwrap();
+        let server = &model.servers["q"];
+        let rt = server
+            .resource_types
+            .iter()
+            .find(|r| r.name == "User")
+            .unwrap();
+        let lookup = |f: &str| {
+            let parsed = crate::filter::parse(f).unwrap();
+            check(&parsed, rt)
+                .unwrap_or_else(|e| panic!("{f}: {}", e.detail()))
+                .at_most_one()
+        };
+        for f in [
+            r#"userName eq "bjensen""#,
+            r#"id eq "2819c223""#,
+            r#"badge eq "B-7""#,
+            r#"userName eq "bjensen" and active eq true"#,
+            r#"title pr and (userName eq "bjensen")"#,
+        ] {
+            assert!(lookup(f), "{f} finds at most one user");
+        }
+        for f in [
+            r#"userName co "jensen""#,
+            r#"userName ne "bjensen""#,
+            r#"userName eq "bjensen" or userName eq "jsmith""#,
+            r#"not (userName eq "bjensen")"#,
+            r#"displayName eq "Babs""#,
+            r#"externalId eq "701984""#,
+            r#"emails[value eq "b@example.com"]"#,
+            r#"name.familyName eq "Jensen""#,
+        ] {
+            assert!(!lookup(f), "{f} may match more than one user");
+        }
+    }
 }

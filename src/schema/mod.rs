@@ -186,6 +186,12 @@ pub struct ProfileRule {
 }
 
 impl AttributeDef {
+    /// A single-valued simple attribute whose values are unique (RFC 7643 §2.4): the store
+    /// keeps a unique index on it, so an `eq` on it finds at most one resource.
+    pub fn unique_key(&self) -> bool {
+        self.ty != AttrType::Complex && !self.multi_valued && self.uniqueness != Uniqueness::None
+    }
+
     /// Case-insensitive lookup of a sub-attribute (attribute names are case-insensitive).
     pub fn sub(&self, name: &str) -> Option<&AttributeDef> {
         self.sub_attributes

@@ -419,11 +419,11 @@ impl Sqlite {
         // Take the first free reader, else wait on the one this call was assigned.
         for i in 0..pool.len() {
             if let Ok(c) = pool[(start + i) % pool.len()].try_lock() {
-                return f(&*c);
+                return in_snapshot(&c, f);
             }
         }
         let c = without_stalling_workers(|| crate::sync::lock(&pool[start % pool.len()]));
-        f(&*c)
+        in_snapshot(&c, f)
     }
 
     fn create_indexes(c: &Connection, server: &ServerModel) -> Result<(), StoreError> {
@@ -514,6 +514,27 @@ fn prepare<'c>(
     server_id: &str,
 ) -> rusqlite::Result<CachedStatement<'c>> {
     c.prepare_cached(&sql.replace("$SERVER", &sql::literal(server_id)))
+}
+
+/// Runs `f`'s statements in one read transaction: they see one snapshot (a resource and its
+/// groups agree), and the WAL read lock is taken once, not once per statement.
+fn in_snapshot<T, E: From<StoreError>>(
+    c: &Connection,
+    f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+) -> Result<T, E> {
+    let run = |sql: &str| c.prepare_cached(sql).and_then(|mut st| st.execute([]));
+    if !c.is_autocommit() {
+        // A read that panicked left its transaction open; its snapshot must not be reused.
+        run("ROLLBACK").map_err(StoreError::from)?;
+    }
+    run("BEGIN").map_err(StoreError::from)?;
+    let out = f(c);
+    // A read transaction has nothing to keep: ending it cannot lose work.
+    if let Err(e) = run("COMMIT") {
+        tracing::warn!(error = %e, "ending a read transaction failed");
+        let _ = run("ROLLBACK");
+    }
+    out
 }
 
 /// Runs `wait` (a wait for a busy reader) so that an async worker thread calling it does not

@@ -5,7 +5,7 @@
 
 use super::sql;
 use crate::model::ServerModel;
-use crate::schema::{AttrType, Uniqueness};
+use crate::schema::AttrType;
 
 /// The SQL dialect an index plan is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub fn indexes_for(server: &ServerModel, dialect: Dialect) -> Vec<IndexSpec> {
             let ext = (schema.id != rt.schema.id).then_some(schema.id.as_str());
             for a in &schema.attributes {
                 let simple = a.ty != AttrType::Complex && !a.multi_valued;
-                if simple && a.uniqueness != Uniqueness::None {
+                if a.unique_key() {
                     add(ext, &a.name, a.case_exact, true);
                 } else if simple && ext.is_none() && a.name == "displayName" {
                     add(ext, &a.name, a.case_exact, false);

@@ -5,7 +5,7 @@
 use super::asynchronous::{self, Done, Request};
 use super::extract::{BulkJson, Endpoint, Params, ScimJson, Scope};
 use crate::definition::MissingEndpoint;
-use crate::engine::{self, Ctx, Output};
+use crate::engine::{self, Ctx, ListPage, ListQuery, Output, Projection};
 use crate::error::{ScimError, ScimResult};
 use crate::http::AppState;
 use crate::http::response::{scim_json, scim_text};
@@ -237,13 +237,34 @@ pub async fn list(
     params: Params,
 ) -> ScimResult<Response> {
     let (query, proj) = (params.list_query()?, params.projection()?);
-    let out = searching(
-        &app,
-        &scope,
+    let out = listed(&app, &scope, rt, query, proj).await?;
+    Ok(scim_text(StatusCode::OK, out.to_json()))
+}
+
+/// One page of a search over resource type `rt`. A lookup by a unique key reads like a GET;
+/// anything that may scan waits for a search slot and runs on the blocking pool.
+async fn listed(
+    app: &AppState,
+    scope: &Scope,
+    rt: usize,
+    query: ListQuery,
+    proj: Projection,
+) -> ScimResult<ListPage> {
+    let ctx = Ctx {
+        store: &app.store,
+        server: &scope.server,
+        rt: &scope.server.resource_types[rt],
+        base: &scope.base,
+    };
+    if let Some(page) = engine::lookup(&ctx, &query, &proj)? {
+        return Ok(page);
+    }
+    searching(
+        app,
+        scope,
         with_ctx(rt, move |ctx| engine::list(ctx, &query, &proj)),
     )
-    .await?;
-    Ok(scim_text(StatusCode::OK, out.to_json()))
+    .await
 }
 
 /// `POST /{endpoint}/.search`.
@@ -255,12 +276,7 @@ pub async fn search(
 ) -> ScimResult<Response> {
     crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Search)?;
     let (query, proj) = engine::search_request(&input)?;
-    let out = searching(
-        &app,
-        &scope,
-        with_ctx(rt, move |ctx| engine::list(ctx, &query, &proj)),
-    )
-    .await?;
+    let out = listed(&app, &scope, rt, query, proj).await?;
     Ok(scim_text(StatusCode::OK, out.to_json()))
 }
 
