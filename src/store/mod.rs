@@ -3,6 +3,7 @@
 //! several replicas share ([`pg`]). All calls block; the HTTP layer runs them on tokio's
 //! blocking pool.
 
+mod anchors;
 mod filter;
 pub mod pg;
 mod plan;
@@ -1195,20 +1196,42 @@ impl Conn for Connection {
         bound.push((limit as i64).into());
         bound.push((offset as i64).into());
         let Some(w) = where_sql else {
-            // Unfiltered: the count is kept by triggers (migration V2), the page walks an index.
-            let count_sql =
-                format!("SELECT coalesce((SELECT n FROM resource_counts r WHERE {scope}), 0)");
-            let total: i64 = c.prepare_cached(&count_sql)?.query_row([], |r| r.get(0))?;
+            // Unfiltered: the count is kept by triggers (migrations V2, V10), the page walks an
+            // index.
+            let count_sql = format!("SELECT n, generation FROM resource_counts r WHERE {scope}");
+            let (total, generation): (i64, i64) = c
+                .prepare_cached(&count_sql)?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or((0, 0));
             if limit == 0 || offset >= total as usize {
                 return Ok((total as usize, Vec::new()));
             }
-            let page_sql = format!(
-                "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?1 OFFSET ?2"
-            );
-            let rows = c
-                .prepare_cached(&page_sql)?
-                .query_map(rusqlite::params_from_iter(&bound[n..]), row)?
-                .collect::<Result<_, _>>()?;
+            // In insertion order a deep page starts from a remembered position near it.
+            let start = match order_by {
+                None if offset >= anchors::STRIDE => {
+                    anchors::start_of(c, &scope, server_id, resource_type, generation, offset)?
+                }
+                _ => None,
+            };
+            let rows = match start {
+                Some((seq, skip)) => {
+                    let page_sql = format!(
+                        "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} AND r.seq >= ?3 ORDER BY r.seq LIMIT ?1 OFFSET ?2"
+                    );
+                    c.prepare_cached(&page_sql)?
+                        .query_map(params![limit as i64, skip as i64, seq], row)?
+                        .collect::<Result<_, _>>()?
+                }
+                None => {
+                    let page_sql = format!(
+                        "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?1 OFFSET ?2"
+                    );
+                    c.prepare_cached(&page_sql)?
+                        .query_map(rusqlite::params_from_iter(&bound[n..]), row)?
+                        .collect::<Result<_, _>>()?
+                }
+            };
             return Ok((total as usize, rows));
         };
         if offset == 0 && search.sort.is_none() && limit > 0 {

@@ -305,3 +305,71 @@ async fn point_reads_and_writes_stay_fast_while_slow_scans_run() {
         "GET {p:?}, lookup {l:?}, healthz {h:?}, create {c:?}, a scan under the same load {loaded_scan:?}"
     );
 }
+
+/// Pages deep into insertion order start from remembered positions (store/anchors.rs): they
+/// must stay exact when resources before them are deleted and when new ones are added, in
+/// another type and another server too.
+#[tokio::test(flavor = "multi_thread")]
+async fn deep_pages_by_start_index_stay_exact_across_deletes_and_creates() {
+    let def = |id: &str| {
+        format!("id: {id}\ntokens: [tok-{id}]\nresource_types: {{ User: {{}}, Group: {{}} }}\n")
+    };
+    let app = TestApp::spawn(&[("p.yaml", &def("p")), ("q.yaml", &def("q"))]).await;
+    let mut ids = Vec::new();
+    for i in 0..700 {
+        ids.push(app.user("p", &format!("u{i:04}")).await);
+        if i % 100 == 0 {
+            // Other servers' and types' resources interleave in the table.
+            app.user("q", &format!("q{i:04}")).await;
+            let (s, b) = app
+                .post("p", "/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("g{i}")}))
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+    }
+    let check = |ids: Vec<String>, starts: Vec<usize>| {
+        let app = &app;
+        async move {
+            for start in starts {
+                let (s, b) = app
+                    .get(
+                        "p",
+                        &format!("/Users?startIndex={start}&count=40&attributes=id"),
+                    )
+                    .await;
+                assert_eq!(s, 200, "{b}");
+                assert_eq!(b["totalResults"], ids.len(), "{b}");
+                let got: Vec<&str> = b["Resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap())
+                    .collect();
+                let end = (start - 1 + 40).min(ids.len());
+                let want: Vec<&str> = ids[start - 1..end].iter().map(String::as_str).collect();
+                assert_eq!(got, want, "page at startIndex {start}");
+            }
+        }
+    };
+    let starts = vec![1, 256, 257, 258, 300, 512, 513, 600, 661];
+    check(ids.clone(), starts.clone()).await;
+    // Deleting resources before remembered positions moves every later one up.
+    for at in [600, 300, 5] {
+        assert_eq!(app.delete("p", &format!("/Users/{}", ids[at])).await, 204);
+        ids.remove(at);
+    }
+    // A deletion elsewhere changes nothing here.
+    let (_, qs) = app.get("q", "/Users?count=1").await;
+    let other = qs["Resources"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.delete("q", &format!("/Users/{other}")).await, 204);
+    check(ids.clone(), starts.clone()).await;
+    // New resources go last; replacing one keeps its place.
+    for i in 0..50 {
+        ids.push(app.user("p", &format!("v{i:04}")).await);
+    }
+    let (s, b) = app
+        .put("p", &format!("/Users/{}", ids[400]), json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "renamed"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    check(ids.clone(), vec![1, 257, 400, 513, 700, 705]).await;
+}
