@@ -60,10 +60,12 @@ fn error_entry(op: &Op, e: &ScimError) -> Value {
 
 /// What a Bulk request checks of its body before it runs an operation (for `scimlab lint`).
 pub fn validate_request(body: &Value, server: &ServerModel) -> ScimResult<()> {
-    parse(body, server).map(|_| ())
+    parse(body.clone(), server).map(|_| ())
 }
 
-fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usize>)> {
+/// The operations of a Bulk body, which it takes apart: each operation's data is moved, not
+/// copied (a Bulk of 1,000 creates is most of a megabyte).
+fn parse(mut body: Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usize>)> {
     let schemas_ok = body["schemas"].as_array().is_some_and(|s| {
         s.iter().any(|u| {
             u.as_str()
@@ -75,9 +77,11 @@ fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usiz
             "a Bulk body must have \"schemas\": [\"{BULK_REQUEST}\"]"
         )));
     }
-    let ops = body["Operations"]
-        .as_array()
-        .ok_or_else(|| ScimError::invalid_syntax("a Bulk body needs an \"Operations\" array"))?;
+    let Some(Value::Array(ops)) = body.get_mut("Operations").map(Value::take) else {
+        return Err(ScimError::invalid_syntax(
+            "a Bulk body needs an \"Operations\" array",
+        ));
+    };
     if ops.len() > server.bulk_max_operations {
         return Err(ScimError::payload_too_large(format!(
             "{} operations exceed this server's maxOperations of {}",
@@ -94,9 +98,9 @@ fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usiz
         };
     let mut seen = HashMap::new();
     let parsed = ops
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(index, o)| {
+        .map(|(index, mut o)| {
             let n = index + 1;
             let method = o["method"]
                 .as_str()
@@ -110,6 +114,7 @@ fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usiz
             let path = o["path"]
                 .as_str()
                 .filter(|p| p.starts_with('/'))
+                .map(str::to_string)
                 .ok_or_else(|| {
                     ScimError::invalid_syntax(format!(
                         "operation {n}: \"path\" must be a path such as /Users"
@@ -128,7 +133,7 @@ fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usiz
                     "operation {n}: bulkId {b:?} is used twice"
                 )));
             }
-            let data = o.get("data").filter(|d| !d.is_null()).cloned();
+            let data = o.get_mut("data").map(Value::take).filter(|d| !d.is_null());
             if method != "DELETE" && data.is_none() {
                 return Err(ScimError::invalid_syntax(format!(
                     "operation {n}: {method} needs \"data\""
@@ -137,7 +142,7 @@ fn parse(body: &Value, server: &ServerModel) -> ScimResult<(Vec<Op>, Option<usiz
             Ok(Op {
                 index,
                 method,
-                path: path.to_string(),
+                path,
                 bulk_id,
                 version: o["version"].as_str().map(str::to_string),
                 data,
@@ -153,6 +158,7 @@ fn run_one(
     server: &ServerModel,
     base: &str,
     op: &Op,
+    data: Option<Value>,
     ids: &HashMap<String, String>,
 ) -> ScimResult<(u16, Option<String>, Option<String>)> {
     let mut path = Value::String(op.path.clone());
@@ -179,7 +185,7 @@ fn run_one(
         rt,
         base,
     };
-    let mut data = op.data.clone();
+    let mut data = data;
     if let Some(d) = data.as_mut() {
         substitute(d, ids);
     }
@@ -212,25 +218,24 @@ fn run_one(
 
 /// Executes a BulkRequest; blocking. The operations' writes share transactions (each
 /// operation still atomic) and the response is sent once they are all committed.
-pub fn execute(store: &Store, server: &ServerModel, base: &str, body: &Value) -> ScimResult<Value> {
+pub fn execute(store: &Store, server: &ServerModel, base: &str, body: Value) -> ScimResult<Value> {
     store.batched(|| execute_ops(store, server, base, body))?
 }
 
-fn execute_ops(store: &Store, server: &ServerModel, base: &str, body: &Value) -> ScimResult<Value> {
-    let (ops, fail_on_errors) = parse(body, server)?;
-    let declared: HashMap<&str, usize> = ops
-        .iter()
-        .filter_map(|o| o.bulk_id.as_deref().map(|b| (b, o.index)))
-        .collect();
+fn execute_ops(store: &Store, server: &ServerModel, base: &str, body: Value) -> ScimResult<Value> {
+    let (mut ops, fail_on_errors) = parse(body, server)?;
+    let declared: std::collections::HashSet<String> =
+        ops.iter().filter_map(|o| o.bulk_id.clone()).collect();
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut failed_ids: Vec<String> = Vec::new();
     let mut results: Vec<Option<Value>> = vec![None; ops.len()];
-    let mut pending: Vec<&Op> = ops.iter().collect();
+    let mut pending: Vec<usize> = (0..ops.len()).collect();
     let mut errors = 0;
     'passes: while !pending.is_empty() {
         let mut progressed = false;
         let mut still = Vec::new();
-        for op in pending {
+        for i in pending {
+            let op = &ops[i];
             let mut wanted = Vec::new();
             refs(&Value::String(op.path.clone()), &mut wanted);
             if let Some(d) = &op.data {
@@ -246,17 +251,19 @@ fn execute_ops(store: &Store, server: &ServerModel, base: &str, body: &Value) ->
                 wanted.iter().filter(|w| !ids.contains_key(*w)).collect();
             let blocked_by_failure = unresolved
                 .iter()
-                .find(|w| failed_ids.contains(w) || !declared.contains_key(w.as_str()));
+                .find(|w| failed_ids.contains(w) || !declared.contains(w.as_str()));
             let result = if let Some(w) = blocked_by_failure {
                 Err(ScimError::UnresolvedBulkId(format!(
                     "bulkId {w:?} cannot be resolved: no operation created it"
                 )))
             } else if !unresolved.is_empty() {
-                still.push(op);
+                still.push(i);
                 continue;
             } else {
-                run_one(store, server, base, op, &ids)
+                let data = ops[i].data.take();
+                run_one(store, server, base, &ops[i], data, &ids)
             };
+            let op = &ops[i];
             progressed = true;
             results[op.index] = Some(match result {
                 Ok((status, location, version)) => {
@@ -294,7 +301,7 @@ fn execute_ops(store: &Store, server: &ServerModel, base: &str, body: &Value) ->
         }
         if !progressed {
             // Everything left waits on something else left: a cycle.
-            for op in &still {
+            for op in still.iter().map(|&i| &ops[i]) {
                 results[op.index] = Some(error_entry(
                     op,
                     &ScimError::UnresolvedBulkId("circular bulkId references".into()),

@@ -104,7 +104,7 @@ pub async fn bulk(
 ) -> ScimResult<Response> {
     crate::model::persona::check_endpoint(&scope.server, MissingEndpoint::Bulk)?;
     let work = move |store: &Store, server: &ServerModel, base: &str| {
-        engine::bulk::execute(store, server, base, &input)
+        engine::bulk::execute(store, server, base, input)
     };
     if let Some(wait) = asynchronous::preferred(&scope, &headers) {
         let request = Request {
