@@ -16,6 +16,9 @@ use std::sync::{LazyLock, Mutex};
 /// Positions between two remembered ones: a page steps over fewer than this many entries.
 pub(super) const STRIDE: usize = 256;
 
+/// Resource types remembered at most (a few hundred bytes each).
+const MAX_KEPT: usize = 4096;
+
 /// `seqs[k]`: the `seq` at position `k * STRIDE` while the generation stays `generation`.
 struct Known {
     generation: i64,
@@ -84,6 +87,10 @@ pub(super) fn start_of(
         None => true,
     };
     if keep {
+        if known.len() >= MAX_KEPT && !known.contains_key(&key) {
+            // Servers come and go (ephemeral CI servers): forget them all rather than grow.
+            known.clear();
+        }
         known.insert(key, Known { generation, seqs });
     }
     Ok(found)
