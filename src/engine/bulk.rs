@@ -158,7 +158,7 @@ fn run_one(
     server: &ServerModel,
     base: &str,
     op: &Op,
-    data: Option<Value>,
+    mut data: Option<Value>,
     ids: &HashMap<String, String>,
 ) -> ScimResult<(u16, Option<String>, Option<String>)> {
     let mut path = Value::String(op.path.clone());
@@ -185,7 +185,6 @@ fn run_one(
         rt,
         base,
     };
-    let mut data = data;
     if let Some(d) = data.as_mut() {
         substitute(d, ids);
     }

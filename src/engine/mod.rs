@@ -548,7 +548,8 @@ pub fn search_request(body: &Value) -> ScimResult<(ListQuery, Projection)> {
 
 /// A search over one resource type: filter, sort, page, project.
 pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<ListPage> {
-    search(ctx, q, proj, Searching::Any)?.ok_or_else(|| ScimError::internal("a search ran no page"))
+    let planned = plan(ctx, q)?;
+    run_search(ctx, q, proj, &planned)
 }
 
 /// The usual IdP lookup (`userName eq "…"`, `id eq "…"`): a search by index whose filter
@@ -556,21 +557,29 @@ pub fn list(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<ListP
 /// reader; `None` when the request is not one (run it with [`list`], where scans wait for
 /// a search slot).
 pub fn lookup(ctx: &Ctx<'_>, q: &ListQuery, proj: &Projection) -> ScimResult<Option<ListPage>> {
-    search(ctx, q, proj, Searching::LookupOnly)
+    let planned = plan(ctx, q)?;
+    if !planned.is_lookup() {
+        return Ok(None);
+    }
+    run_search(ctx, q, proj, &planned).map(Some)
 }
 
-#[derive(PartialEq)]
-enum Searching {
-    Any,
-    LookupOnly,
+/// A list request checked against its resource type, ready to run.
+struct Planned<'a, 'q> {
+    by_cursor: Option<&'q str>,
+    search: store::Search<'a>,
+    count: usize,
 }
 
-fn search(
-    ctx: &Ctx<'_>,
-    q: &ListQuery,
-    proj: &Projection,
-    searching: Searching,
-) -> ScimResult<Option<ListPage>> {
+impl Planned<'_, '_> {
+    /// Paged by index, with a filter that finds at most one resource by a unique index.
+    fn is_lookup(&self) -> bool {
+        self.by_cursor.is_none()
+            && (self.search.query.as_ref()).is_some_and(query::Query::at_most_one)
+    }
+}
+
+fn plan<'a, 'q>(ctx: &Ctx<'a>, q: &'q ListQuery) -> ScimResult<Planned<'a, 'q>> {
     let by_cursor = paging_method(ctx, q)?;
     let requested = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         Some(f) => {
@@ -599,35 +608,45 @@ fn search(
         Some(s) => Some(query::sort(ctx.rt, s, descending)?),
         None => None,
     };
-    let search = store::Search { query, sort };
     // RFC 7644 §3.4.2.4 (and RFC 9865 §2.4): a negative count is 0; count is capped.
     let pagination = &ctx.server.pagination;
     let count = (q.count.map(|c| c.max(0) as usize))
         .unwrap_or(pagination.default_page_size)
         .min(pagination.max_page_size);
-    let lookup =
-        by_cursor.is_none() && search.query.as_ref().is_some_and(query::Query::at_most_one);
-    if searching == Searching::LookupOnly && !lookup {
-        return Ok(None);
+    Ok(Planned {
+        by_cursor,
+        search: store::Search { query, sort },
+        count,
+    })
+}
+
+fn run_search(
+    ctx: &Ctx<'_>,
+    q: &ListQuery,
+    proj: &Projection,
+    planned: &Planned<'_, '_>,
+) -> ScimResult<ListPage> {
+    let Planned {
+        by_cursor,
+        search,
+        count,
+    } = planned;
+    if let Some(cursor) = by_cursor {
+        return page_by_cursor(ctx, q, proj, search, cursor, *count);
     }
-    match by_cursor {
-        Some(cursor) => page_by_cursor(ctx, q, proj, &search, cursor, count).map(Some),
-        None => {
-            // RFC 7644 §3.4.2.4: startIndex < 1 is 1.
-            let start = q.start_index.unwrap_or(1).max(1) as usize;
-            let page = |c: &dyn store::Conn| {
-                let (total, rows) = c
-                    .list(&ctx.server.id, &ctx.rt.name, &search, start - 1, count)
-                    .map_err(store_err(ctx))?;
-                let resources = render_page(ctx, c, &rows, proj)?;
-                Ok(Some(ListPage::by_index(total, start, resources)))
-            };
-            if lookup {
-                ctx.store.read_point(page)
-            } else {
-                ctx.store.read(page)
-            }
-        }
+    // RFC 7644 §3.4.2.4: startIndex < 1 is 1.
+    let start = q.start_index.unwrap_or(1).max(1) as usize;
+    let page = |c: &dyn store::Conn| {
+        let (total, rows) = c
+            .list(&ctx.server.id, &ctx.rt.name, search, start - 1, *count)
+            .map_err(store_err(ctx))?;
+        let resources = render_page(ctx, c, &rows, proj)?;
+        Ok(ListPage::by_index(total, start, resources))
+    };
+    if planned.is_lookup() {
+        ctx.store.read_point(page)
+    } else {
+        ctx.store.read(page)
     }
 }
 

@@ -55,26 +55,30 @@ pub(super) fn start_of(
         resource_type.to_string(),
     );
     let want = offset / STRIDE;
-    // What is known, if it is of this generation: the nearest start and the last one.
+    // What is known, if it is of this generation; the walk starts again from its last start
+    // (taken off, to be found again as the walk's first entry).
     let (mut seqs, from) = {
         let known = crate::sync::lock(&KNOWN);
         match known.get(&key).filter(|k| k.generation == generation) {
             Some(k) if want < k.seqs.len() => return Ok(Some((k.seqs[want], offset % STRIDE))),
-            Some(k) => (k.seqs.clone(), k.seqs.last().copied()),
+            Some(k) => {
+                let mut seqs = k.seqs.clone();
+                let last = seqs.pop();
+                (seqs, last)
+            }
             None => (Vec::new(), None),
         }
     };
-    // Walk the index (entries only, no rows) from the last known start to the wanted one.
+    // Walk the index (entries only, no rows): entry i is at position seqs.len() * STRIDE + i.
     let sql = format!(
         "SELECT r.seq FROM resources r WHERE {scope} AND r.seq >= ?1 ORDER BY r.seq LIMIT ?2"
     );
-    let steps = (want + 1 - seqs.len().max(1)) * STRIDE + 1;
+    let steps = (want - seqs.len()) * STRIDE + 1;
     let mut st = c.prepare_cached(&sql)?;
     let mut rows = st.query(params![from.unwrap_or(i64::MIN), steps as i64])?;
     let mut i = 0;
-    let skip_first = from.is_some();
     while let Some(r) = rows.next()? {
-        if i % STRIDE == 0 && !(skip_first && i == 0) {
+        if i % STRIDE == 0 {
             seqs.push(r.get(0)?);
         }
         i += 1;

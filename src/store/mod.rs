@@ -1208,30 +1208,20 @@ impl Conn for Connection {
                 return Ok((total as usize, Vec::new()));
             }
             // In insertion order a deep page starts from a remembered position near it.
-            let start = match order_by {
+            let (from, skip) = match order_by {
                 None if offset >= anchors::STRIDE => {
                     anchors::start_of(c, &scope, server_id, resource_type, generation, offset)?
                 }
                 _ => None,
-            };
-            let rows = match start {
-                Some((seq, skip)) => {
-                    let page_sql = format!(
-                        "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} AND r.seq >= ?3 ORDER BY r.seq LIMIT ?1 OFFSET ?2"
-                    );
-                    c.prepare_cached(&page_sql)?
-                        .query_map(params![limit as i64, skip as i64, seq], row)?
-                        .collect::<Result<_, _>>()?
-                }
-                None => {
-                    let page_sql = format!(
-                        "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?1 OFFSET ?2"
-                    );
-                    c.prepare_cached(&page_sql)?
-                        .query_map(rusqlite::params_from_iter(&bound[n..]), row)?
-                        .collect::<Result<_, _>>()?
-                }
-            };
+            }
+            .unwrap_or((i64::MIN, offset));
+            let page_sql = format!(
+                "SELECT {ROW_COLUMNS} FROM resources r WHERE {scope} AND r.seq >= ?3 ORDER BY {order} LIMIT ?1 OFFSET ?2"
+            );
+            let rows = c
+                .prepare_cached(&page_sql)?
+                .query_map(params![limit as i64, skip as i64, from], row)?
+                .collect::<Result<_, _>>()?;
             return Ok((total as usize, rows));
         };
         if offset == 0 && search.sort.is_none() && limit > 0 {

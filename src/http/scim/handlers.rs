@@ -250,12 +250,7 @@ async fn listed(
     query: ListQuery,
     proj: Projection,
 ) -> ScimResult<ListPage> {
-    let ctx = Ctx {
-        store: &app.store,
-        server: &scope.server,
-        rt: &scope.server.resource_types[rt],
-        base: &scope.base,
-    };
+    let ctx = inline_ctx(app, scope, rt);
     if let Some(page) = engine::lookup(&ctx, &query, &proj)? {
         return Ok(page);
     }
@@ -346,12 +341,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> ScimResult<Response> {
     let id = p.get("id").map(String::as_str).unwrap_or("");
-    let ctx = Ctx {
-        store: &app.store,
-        server: &scope.server,
-        rt: &scope.server.resource_types[rt],
-        base: &scope.base,
-    };
+    let ctx = inline_ctx(&app, &scope, rt);
     let out = engine::get(&ctx, id, &params.projection()?)?;
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
@@ -506,6 +496,17 @@ async fn run<T: Send + 'static>(
     f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
     blocking(app, scope, with_ctx(rt, f)).await
+}
+
+/// The context for resource type `rt`, for engine calls that run on the request's task
+/// (reads by key).
+fn inline_ctx<'a>(app: &'a AppState, scope: &'a Scope, rt: usize) -> Ctx<'a> {
+    Ctx {
+        store: &app.store,
+        server: &scope.server,
+        rt: &scope.server.resource_types[rt],
+        base: &scope.base,
+    }
 }
 
 /// An engine call as store work: the context for resource type `rt` of the server.
