@@ -156,7 +156,7 @@ enum Backend {
 /// The embedded SQLite backend.
 struct Sqlite {
     path: PathBuf,
-    writer: writer::Writer,
+    writer: Arc<writer::Writer>,
     /// Readers for searches and other reads that may scan.
     readers: Vec<Mutex<Connection>>,
     /// Readers kept for point reads (GET by id, counts): a scan never holds one, so a point
@@ -175,18 +175,38 @@ impl Drop for Sqlite {
 }
 
 /// Moves WAL content into the database file every 100 ms (PASSIVE: never blocks readers or
-/// the writer), so the WAL stays small without a commit paying for it.
-fn checkpointer(path: &Path, stop: Arc<AtomicBool>) -> Result<(), StoreError> {
+/// the writer), off the writer's thread. When the WAL has grown long, it also makes the
+/// writer start it over (see `writer`), checking again sooner until it has.
+fn checkpointer(
+    path: &Path,
+    writer: std::sync::Weak<writer::Writer>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), StoreError> {
     let c = Connection::open(path)?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
     std::thread::Builder::new()
         .name("scimlab-checkpoint".into())
         .spawn(move || {
+            let mut pause = std::time::Duration::from_millis(100);
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                std::thread::sleep(pause);
+                let Some(writer) = writer.upgrade() else {
+                    break;
+                };
+                let r = c
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .map_err(StoreError::from)
+                    .and_then(|()| match writer.wal_is_long() {
+                        true => writer.catch_up_checkpoint(),
+                        false => Ok(()),
+                    });
+                if let Err(e) = r {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
+                pause = std::time::Duration::from_millis(match writer.wal_is_long() {
+                    true => 5,
+                    false => 100,
+                });
             }
         })
         .map_err(|e| StoreError::Migration(format!("starting the checkpoint thread: {e}")))?;
@@ -350,6 +370,9 @@ impl Sqlite {
         // Checkpoints run on a background connection (see `checkpointer`), not inside the
         // commits that happen to cross the WAL threshold.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL that grew while a long read held back checkpoints shrinks back to this when
+        // it next starts over (see `writer`).
+        writer.pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)?;
         // Each write runs in a savepoint of a shared transaction (group commit, Bulk); the
         // pages a savepoint may roll back go to a sub-journal, in memory rather than a temp
         // file (measured: a quarter of an insert's CPU was those writes).
@@ -394,12 +417,13 @@ impl Sqlite {
             readers.push(Mutex::new(c));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        checkpointer(path, stop.clone())?;
+        let writer = Arc::new(writer::Writer::new(writer)?);
+        checkpointer(path, Arc::downgrade(&writer), stop.clone())?;
         let point_readers = readers.split_off(READERS);
         Ok(Sqlite {
             cursor_key,
             path: path.to_path_buf(),
-            writer: writer::Writer::new(writer),
+            writer,
             readers,
             point_readers,
             next_reader: AtomicUsize::new(0),
