@@ -660,3 +660,70 @@ async fn blank_required_strings_are_refused_where_strict() {
         .await;
     assert_eq!(s, 201, "{b}");
 }
+
+/// A log reader that stops reading (a full pipe to a stuck log shipper) must not stop the
+/// server: `serve` logs a line per request, and a write to a full pipe blocks. The lines are
+/// written by a thread of their own, so requests go on (lines beyond its queue are dropped).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stderr_nobody_reads_does_not_stall_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
+    std::fs::write(dir.path().join("servers.d/full.yaml"), FULL).unwrap();
+    let port = common::free_port();
+    // stderr is a pipe this test holds and never reads (64 KB of buffer on Linux).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args([
+            "serve",
+            "--no-watch",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--db")
+        .arg(dir.path().join("s.db"))
+        .arg("--servers")
+        .arg(dir.path().join("servers.d"))
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = common::http().build().unwrap();
+    let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
+    let mut up = false;
+    for _ in 0..1200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "server did not start");
+    // About 200 bytes of log per request: 3,000 requests are ten pipes' worth.
+    let started = Instant::now();
+    let all = async {
+        for i in 0..3000 {
+            let r = client
+                .get(format!(
+                    "{base}/Users?filter=userName%20eq%20%22nobody{i}%22"
+                ))
+                .bearer_auth("tok-full")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let done = tokio::time::timeout(Duration::from_secs(30), all).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        done.is_ok(),
+        "requests stalled after {:?} with stderr full",
+        started.elapsed()
+    );
+}
