@@ -169,11 +169,25 @@ async fn routes_answer_every_path_with_a_scim_answer() {
         assert_error(s, &b, 404, None);
         assert!(b["detail"].as_str().unwrap().contains("/Users"), "{b}");
     }
-    // Below a resource there is nothing.
-    let (s, b, _) = app
-        .send(Method::GET, "full", "/Users/abc/extra", None)
-        .await;
-    assert_error(s, &b, 404, None);
+    // Below a resource there is nothing, and a trailing slash names no resource: a 404 of
+    // this server that says which path it did not find.
+    for path in [
+        "/Users/abc/extra",
+        "/Users/abc/extra/more",
+        "/Users/",
+        "/Users/abc/",
+        "/Schemas/",
+        "/ResourceTypes/User/",
+        "/SecurityEvents/jwks/x",
+    ] {
+        let (s, b, _) = app.send(Method::GET, "full", path, None).await;
+        assert_error(s, &b, 404, None);
+        let detail = b["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("no such path {path} ")),
+            "{path}: {b}"
+        );
+    }
     // An unknown server is a 404 naming the loaded ones.
     let r = app
         .client
@@ -185,7 +199,13 @@ async fn routes_answer_every_path_with_a_scim_answer() {
     assert_error(s, &b, 404, None);
     assert!(b["detail"].as_str().unwrap().contains("full"), "{b}");
     // Without a token every route of a known server is a 401, before routing.
-    for path in ["/Users", "/Nothing/here", "/Schemas"] {
+    for path in [
+        "/Users",
+        "/Nothing/here",
+        "/Schemas",
+        "/Users/",
+        "/Users/a/b/c",
+    ] {
         let r = app
             .client
             .get(app.url(&format!("/scim-identifier/full/scim/v2{path}")))

@@ -163,8 +163,7 @@ pub async fn gate(
         }
         .into_response();
     }
-    // The path below the base URL (the nested router sees it without the prefix).
-    let path = req.uri().path();
+    let path = super::below_base(req.uri().path());
     let decided = (app.harness.faults).decide(&server.id, &server.faults, m.as_str(), path, rt);
     let Some(injection) = decided else {
         return next.run(req).await;

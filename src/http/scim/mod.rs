@@ -22,9 +22,12 @@ pub const BASE: &str = "/scim-identifier/{server_id}/scim/v2";
 /// The SCIM routes of every virtual server.
 pub fn routes(app: &AppState) -> Router<AppState> {
     let discovery = "GET (discovery documents are read-only)";
-    let server = Router::new()
+    // Full paths rather than a router nested at BASE: one route lookup per request, and no
+    // prefix stripping or nested service cloned per request.
+    let at = |path: &str| format!("{BASE}{path}");
+    Router::new()
         .route(
-            "/ServiceProviderConfig",
+            &at("/ServiceProviderConfig"),
             only(
                 get(h::service_provider_config),
                 "/ServiceProviderConfig",
@@ -33,7 +36,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
-            "/ResourceTypes",
+            &at("/ResourceTypes"),
             only(
                 get(h::resource_types),
                 "/ResourceTypes",
@@ -42,7 +45,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
-            "/ResourceTypes/{name}",
+            &at("/ResourceTypes/{name}"),
             only(
                 get(h::resource_type),
                 "/ResourceTypes/{name}",
@@ -51,21 +54,21 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
-            "/Schemas",
+            &at("/Schemas"),
             only(get(h::schemas), "/Schemas", discovery, "GET, HEAD"),
         )
         .route(
-            "/Schemas/{id}",
+            &at("/Schemas/{id}"),
             only(get(h::schema), "/Schemas/{id}", discovery, "GET, HEAD"),
         )
-        .route("/Bulk", only(post(h::bulk), "/Bulk", "POST", "POST"))
+        .route(&at("/Bulk"), only(post(h::bulk), "/Bulk", "POST", "POST"))
         .route(
-            "/.search",
+            &at("/.search"),
             only(post(h::search_all), "/.search", "POST", "POST"),
         )
-        .route("/Me", any(h::me))
+        .route(&at("/Me"), any(h::me))
         .route(
-            "/SecurityEvents",
+            &at("/SecurityEvents"),
             only(
                 post(h::security_events),
                 "/SecurityEvents",
@@ -74,7 +77,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
-            "/SecurityEvents/{txn}",
+            &at("/SecurityEvents/{txn}"),
             only(
                 get(asynchronous::completion),
                 "/SecurityEvents/{txn}",
@@ -83,7 +86,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
-            "/SecurityEvents/jwks",
+            &at("/SecurityEvents/jwks"),
             only(
                 get(h::security_events_jwks),
                 "/SecurityEvents/jwks",
@@ -92,7 +95,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
-            "/{endpoint}",
+            &at("/{endpoint}"),
             on_endpoint(
                 get(h::list).post(h::create),
                 "{endpoint}",
@@ -101,11 +104,11 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             ),
         )
         .route(
-            "/{endpoint}/.search",
+            &at("/{endpoint}/.search"),
             on_endpoint(post(h::search), "{endpoint}/.search", "POST", "POST"),
         )
         .route(
-            "/{endpoint}/{id}",
+            &at("/{endpoint}/{id}"),
             on_endpoint(
                 get(h::get)
                     .put(h::replace)
@@ -116,16 +119,18 @@ pub fn routes(app: &AppState) -> Router<AppState> {
                 "GET, HEAD, PUT, PATCH, DELETE",
             ),
         )
-        .route("/", any(h::base))
-        .fallback(no_such_path)
+        // `…/v2` and `…/v2/` are the same base URL.
+        .route(BASE, any(h::base))
+        .route(&at("/"), any(h::base))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             exchange::gate,
-        ));
-    Router::new()
-        .nest(BASE, server)
-        // The nested router answers `…/v2`; `…/v2/` is the same base URL.
-        .route(&format!("{BASE}/"), any(h::base))
+        ))
+        // Added after the gate: a path no route serves is not rate limited or faulted. With
+        // the routes above they cover every path below BASE (one segment is an endpoint).
+        .route(&at("/{endpoint}/"), any(no_such_path))
+        .route(&at("/{endpoint}/{id}/"), any(no_such_path))
+        .route(&at("/{endpoint}/{id}/{*rest}"), any(no_such_path))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             exchange::exchange,
@@ -166,6 +171,16 @@ fn on_endpoint(
 async fn no_such_path(uri: axum::http::Uri) -> ScimError {
     ScimError::not_found(format!(
         "no such path {} on this server; see /ResourceTypes for its endpoints",
-        uri.path()
+        below_base(uri.path())
     ))
+}
+
+/// The part of a request path below its server's base URL (`/Users/1` of
+/// `/scim-identifier/s1/scim/v2/Users/1`), `/` for the base URL itself.
+pub(crate) fn below_base(path: &str) -> &str {
+    // The fifth `/` ends `/scim-identifier/{server_id}/scim/v2`.
+    match path.match_indices('/').nth(4) {
+        Some((i, _)) => &path[i..],
+        None => "/",
+    }
 }
