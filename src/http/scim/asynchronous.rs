@@ -154,7 +154,7 @@ fn completions(
 ) -> Vec<(String, String, Value)> {
     let relative = |location: &str| {
         location
-            .strip_prefix(&scope.base)
+            .strip_prefix(&*scope.base)
             .unwrap_or(location)
             .to_string()
     };

@@ -80,7 +80,7 @@ pub async fn exchange(
             match admitted {
                 Ok(server) => {
                     parts.extensions.insert(Scope {
-                        base: base_url(&parts, &server_id),
+                        base: base_url(&parts, &server_id).into(),
                         server,
                     });
                     next.run(Request::from_parts(parts, Body::from(bytes.clone())))

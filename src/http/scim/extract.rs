@@ -6,7 +6,7 @@ use crate::engine::{ListQuery, Projection};
 use crate::error::{ScimError, ScimResult};
 use crate::model::ServerModel;
 use axum::body::to_bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::{header, request::Parts};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Scope {
     pub server: Arc<ServerModel>,
-    pub base: String,
+    pub base: Arc<str>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Scope {
@@ -56,10 +56,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Endpoint {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ScimResult<Endpoint> {
         let scope = Scope::from_request_parts(parts, state).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ScimError::invalid_syntax(format!("malformed path: {e}")))?;
-        let endpoint = params.get("endpoint").map(String::as_str).unwrap_or("");
+        let endpoint = path_param(parts, state, "endpoint").await?;
+        let endpoint = endpoint.as_str();
         scope
             .server
             .resource_types
@@ -79,6 +77,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Endpoint {
                 ))
             })
     }
+}
+
+/// The `{id}` segment of a resource's path, percent-decoded.
+pub struct ResourceId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ScimResult<ResourceId> {
+        path_param(parts, state, "id").await.map(ResourceId)
+    }
+}
+
+/// Path parameter `name`, percent-decoded (empty when the route has none); read without
+/// building a map of every parameter.
+async fn path_param<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> ScimResult<String> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ScimError::invalid_syntax(format!("malformed path: {e}")))?;
+    Ok((params.iter())
+        .find_map(|(k, v)| (k == name).then(|| v.to_string()))
+        .unwrap_or_default())
 }
 
 /// Query parameters, names lower-cased (SCIM matches them case-insensitively).

@@ -3,7 +3,7 @@
 //! answers.
 
 use super::asynchronous::{self, Done, Request};
-use super::extract::{BulkJson, Endpoint, Params, ScimJson, Scope};
+use super::extract::{BulkJson, Endpoint, Params, ResourceId, ScimJson, Scope};
 use crate::definition::MissingEndpoint;
 use crate::engine::{self, Ctx, ListPage, ListQuery, Output, Projection};
 use crate::error::{ScimError, ScimResult};
@@ -336,13 +336,12 @@ pub async fn get(
     State(app): State<AppState>,
     scope: Scope,
     Endpoint(rt): Endpoint,
-    Path(p): Path<HashMap<String, String>>,
+    ResourceId(id): ResourceId,
     params: Params,
     headers: HeaderMap,
 ) -> ScimResult<Response> {
-    let id = p.get("id").map(String::as_str).unwrap_or("");
     let ctx = inline_ctx(&app, &scope, rt);
-    let out = engine::get(&ctx, id, &params.projection()?)?;
+    let out = engine::get(&ctx, &id, &params.projection()?)?;
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
@@ -360,12 +359,12 @@ pub async fn replace(
     State(app): State<AppState>,
     scope: Scope,
     Endpoint(rt): Endpoint,
-    Path(p): Path<HashMap<String, String>>,
+    ResourceId(id): ResourceId,
     params: Params,
     headers: HeaderMap,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
-    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection()?);
+    let (if_match, proj) = (if_match(&headers), params.projection()?);
     let target = format!("{}/{id}", scope.server.resource_types[rt].endpoint);
     let work = move |ctx: &Ctx<'_>| engine::replace(ctx, &id, &input, if_match.as_deref(), &proj);
     written(
@@ -384,12 +383,12 @@ pub async fn patch(
     State(app): State<AppState>,
     scope: Scope,
     Endpoint(rt): Endpoint,
-    Path(p): Path<HashMap<String, String>>,
+    ResourceId(id): ResourceId,
     params: Params,
     headers: HeaderMap,
     ScimJson(input): ScimJson,
 ) -> ScimResult<Response> {
-    let (id, if_match, proj) = (id_of(p), if_match(&headers), params.projection()?);
+    let (if_match, proj) = (if_match(&headers), params.projection()?);
     let target = format!("{}/{id}", scope.server.resource_types[rt].endpoint);
     let work = move |ctx: &Ctx<'_>| engine::patch(ctx, &id, &input, if_match.as_deref(), &proj);
     written(
@@ -408,10 +407,10 @@ pub async fn delete(
     State(app): State<AppState>,
     scope: Scope,
     Endpoint(rt): Endpoint,
-    Path(p): Path<HashMap<String, String>>,
+    ResourceId(id): ResourceId,
     headers: HeaderMap,
 ) -> ScimResult<Response> {
-    let (id, if_match) = (id_of(p), if_match(&headers));
+    let if_match = if_match(&headers);
     let target = format!("{}/{id}", scope.server.resource_types[rt].endpoint);
     let work = move |ctx: &Ctx<'_>| engine::delete(ctx, &id, if_match.as_deref());
     if let Some(wait) = asynchronous::preferred(&scope, &headers) {
@@ -425,10 +424,6 @@ pub async fn delete(
     }
     run(&app, &scope, rt, work).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn id_of(mut p: HashMap<String, String>) -> String {
-    p.remove("id").unwrap_or_default()
 }
 
 fn if_match(headers: &HeaderMap) -> Option<String> {
