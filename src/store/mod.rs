@@ -174,9 +174,9 @@ impl Drop for Sqlite {
     }
 }
 
-/// Moves WAL content into the database file every 100 ms (PASSIVE: never blocks readers or
-/// the writer), off the writer's thread. When the WAL has grown long, it also makes the
-/// writer start it over (see `writer`), checking again sooner until it has.
+/// Moves WAL content into the database file every 100 ms, or at once when a commit leaves
+/// the WAL long (PASSIVE: never blocks readers or the writer), off the writer's thread. When
+/// the WAL is long it then makes the writer start it over (see `writer`).
 fn checkpointer(
     path: &Path,
     writer: std::sync::Weak<writer::Writer>,
@@ -184,12 +184,12 @@ fn checkpointer(
 ) -> Result<(), StoreError> {
     let c = Connection::open(path)?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
+    let wal_long = writer.upgrade().map(|w| w.wal_signal()).unwrap_or_default();
     std::thread::Builder::new()
         .name("scimlab-checkpoint".into())
         .spawn(move || {
-            let mut pause = std::time::Duration::from_millis(100);
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(pause);
+                wal_long.wait_while_short(std::time::Duration::from_millis(100));
                 let Some(writer) = writer.upgrade() else {
                     break;
                 };
@@ -203,10 +203,10 @@ fn checkpointer(
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
-                pause = std::time::Duration::from_millis(match writer.wal_is_long() {
-                    true => 5,
-                    false => 100,
-                });
+                if writer.wal_is_long() {
+                    // Held back by a long reader: every commit signals, so pause between tries.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
             }
         })
         .map_err(|e| StoreError::Migration(format!("starting the checkpoint thread: {e}")))?;

@@ -41,6 +41,31 @@ pub struct Writer {
     commits: Condvar,
     /// Frames in the WAL after the last COMMIT (SQLite's WAL hook).
     wal_frames: Arc<AtomicI32>,
+    /// Set (and signalled) by a COMMIT that leaves the WAL long: wakes the checkpointer.
+    wal_long: WalSignal,
+}
+
+/// What a COMMIT that leaves the WAL long signals: the checkpointer waits on it.
+#[derive(Clone, Default)]
+pub struct WalSignal(Arc<(Mutex<bool>, Condvar)>);
+
+impl WalSignal {
+    fn raise(&self) {
+        *crate::sync::lock(&self.0.0) = true;
+        self.0.1.notify_one();
+    }
+
+    /// Waits up to `timeout`, or until a COMMIT leaves the WAL long (at full write speed the
+    /// WAL grows by megabytes in the checkpointer's usual 100 ms pause).
+    pub fn wait_while_short(&self, timeout: std::time::Duration) {
+        let (flag, woken) = &*self.0;
+        let mut long = crate::sync::lock(flag);
+        if !*long {
+            long =
+                (woken.wait_timeout(long, timeout)).map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+        *long = false;
+    }
 }
 
 struct State {
@@ -73,11 +98,15 @@ pub fn holding_open() -> bool {
 impl Writer {
     pub fn new(mut conn: Connection) -> Result<Writer, StoreError> {
         let wal_frames = Arc::new(AtomicI32::new(0));
-        let frames = wal_frames.clone();
+        let wal_long = WalSignal::default();
+        let (frames, long) = (wal_frames.clone(), wal_long.clone());
         // Replaces SQLite's own autocheckpoint hook, which would checkpoint inside COMMIT,
         // before the batch's writers are told their work is durable.
         conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
             frames.store(pages, Ordering::Relaxed);
+            if pages >= RESTART_AFTER_FRAMES {
+                long.raise();
+            }
             Ok(())
         }))?;
         Ok(Writer {
@@ -90,6 +119,7 @@ impl Writer {
             committed: Mutex::new(Committed::default()),
             commits: Condvar::new(),
             wal_frames,
+            wal_long,
         })
     }
 
@@ -178,9 +208,10 @@ impl Writer {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut st = crate::sync::lock(&self.state);
-        if st.open.is_some() {
-            self.commit(st)?;
-            st = crate::sync::lock(&self.state);
+        // Committed without letting go of the connection: a writer let in between would
+        // begin another transaction, and `f` (a checkpoint) would run inside it.
+        if let Some((txn, r)) = end_open(&mut st) {
+            self.announce(txn, r)?;
         }
         f(&st.conn)
     }
@@ -188,6 +219,11 @@ impl Writer {
     /// Whether the WAL has grown past [`RESTART_AFTER_FRAMES`] since it last started over.
     pub fn wal_is_long(&self) -> bool {
         self.wal_frames.load(Ordering::Relaxed) >= RESTART_AFTER_FRAMES
+    }
+
+    /// What wakes the checkpointer when the WAL has grown long.
+    pub fn wal_signal(&self) -> WalSignal {
+        self.wal_long.clone()
     }
 
     /// Between two transactions, copies into the database the frames the last checkpoint left
@@ -205,18 +241,15 @@ impl Writer {
 
     /// Commits the open transaction and tells its waiters.
     fn commit(&self, mut st: MutexGuard<'_, State>) -> Result<(), StoreError> {
-        let Some((txn, _)) = st.open.take() else {
+        let Some((txn, r)) = end_open(&mut st) else {
             return Ok(());
         };
-        let r = st
-            .conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut s| s.execute([]))
-            .map(|_| ());
-        if r.is_err() && !st.conn.is_autocommit() {
-            let _ = st.conn.execute_batch("ROLLBACK");
-        }
         drop(st);
+        self.announce(txn, r)
+    }
+
+    /// Records how transaction `txn` ended and wakes the writers waiting for it.
+    fn announce(&self, txn: u64, r: rusqlite::Result<()>) -> Result<(), StoreError> {
         let mut c = crate::sync::lock(&self.committed);
         c.upto = c.upto.max(txn);
         if r.is_err() {
@@ -241,6 +274,19 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Commits the open shared transaction (rolling it back if COMMIT fails): its number and the
+/// outcome, or `None` when none is open.
+fn end_open(st: &mut State) -> Option<(u64, rusqlite::Result<()>)> {
+    let (txn, _) = st.open.take()?;
+    let r = (st.conn.prepare_cached("COMMIT"))
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ());
+    if r.is_err() && !st.conn.is_autocommit() {
+        let _ = st.conn.execute_batch("ROLLBACK");
+    }
+    Some((txn, r))
 }
 
 enum Outcome<T, E> {
@@ -369,5 +415,40 @@ mod tests {
         assert!(!holding_open());
         assert_eq!(refused, 1);
         assert_eq!(count(&outside), 99);
+    }
+
+    /// `exclusive` runs outside any transaction even while other threads write without pause
+    /// (a checkpoint inside one fails with SQLITE_LOCKED, and the WAL would not start over).
+    #[test]
+    fn exclusive_runs_between_transactions_under_concurrent_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v INTEGER)")
+            .unwrap();
+        let w = Arc::new(Writer::new(c).unwrap());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (w, stop) = (w.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let r: Result<usize, StoreError> =
+                            w.write(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?));
+                        r.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut inside = 0;
+        for _ in 0..300 {
+            inside += !w.exclusive(|c| Ok(c.is_autocommit())).unwrap() as usize;
+            w.catch_up_checkpoint().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in writers {
+            t.join().unwrap();
+        }
+        assert_eq!(inside, 0, "exclusive ran inside a shared transaction");
     }
 }
