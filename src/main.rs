@@ -393,9 +393,8 @@ fn main() -> ExitCode {
 ///
 /// A thread of their own writes them: a request logged on an async worker never waits for
 /// stderr (a pipe whose reader is slow or gone would stall every request on that worker), and
-/// lines are written in batches rather than one write per request (measured: `serve` read
-/// 3–13% fewer filters per second with a line per request written in place). Should a reader
-/// fall 128,000 lines behind, lines are dropped rather than requests held up.
+/// lines are written in batches rather than one write per request. Should a reader fall
+/// 128,000 lines behind, lines are dropped rather than requests held up.
 fn init_logging(command: &Command) -> tracing_appender::non_blocking::WorkerGuard {
     let bench = matches!(
         command,

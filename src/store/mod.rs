@@ -179,12 +179,13 @@ impl Drop for Sqlite {
 /// the WAL is long it then makes the writer start it over (see `writer`).
 fn checkpointer(
     path: &Path,
-    writer: std::sync::Weak<writer::Writer>,
+    writer: &Arc<writer::Writer>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), StoreError> {
     let c = Connection::open(path)?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
-    let wal_long = writer.upgrade().map(|w| w.wal_signal()).unwrap_or_default();
+    // Weak: the thread must not keep the writer's connection open after the store is gone.
+    let (wal_long, writer) = (writer.wal_signal(), Arc::downgrade(writer));
     std::thread::Builder::new()
         .name("scimlab-checkpoint".into())
         .spawn(move || {
@@ -418,7 +419,7 @@ impl Sqlite {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let writer = Arc::new(writer::Writer::new(writer)?);
-        checkpointer(path, Arc::downgrade(&writer), stop.clone())?;
+        checkpointer(path, &writer, stop.clone())?;
         let point_readers = readers.split_off(READERS);
         Ok(Sqlite {
             cursor_key,

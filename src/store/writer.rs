@@ -328,18 +328,23 @@ fn savepoint<T, E: From<StoreError>>(
 mod tests {
     use super::*;
 
+    /// A writer on a new WAL database holding `table` (its CREATE TABLE), and the file's path
+    /// for other connections.
+    fn writer_on(table: &str) -> (tempfile::TempDir, std::path::PathBuf, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(&format!("PRAGMA journal_mode=WAL; {table}"))
+            .unwrap();
+        (dir, path, Writer::new(c).unwrap())
+    }
+
     /// Many threads writing at once: every write returns, every acknowledged write is there,
     /// and a failing write leaves nothing behind while its neighbours in the batch commit.
     #[test]
     fn concurrent_writes_all_commit_and_failures_stay_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(
-            "PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT UNIQUE)",
-        )
-        .unwrap();
-        let w = Arc::new(Writer::new(c).unwrap());
+        let (_dir, path, w) = writer_on("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT UNIQUE)");
+        let w = Arc::new(w);
         let threads: Vec<_> = (0..16)
             .map(|t| {
                 let w = w.clone();
@@ -381,12 +386,7 @@ mod tests {
     /// and are all durable once `batched` returns; a failing one is rolled back alone.
     #[test]
     fn batched_writes_commit_at_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.db");
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v TEXT UNIQUE)")
-            .unwrap();
-        let w = Writer::new(c).unwrap();
+        let (_dir, path, w) = writer_on("CREATE TABLE t (v TEXT UNIQUE)");
         let count = |c: &Connection| -> i64 {
             c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
                 .unwrap()
@@ -421,12 +421,8 @@ mod tests {
     /// (a checkpoint inside one fails with SQLITE_LOCKED, and the WAL would not start over).
     #[test]
     fn exclusive_runs_between_transactions_under_concurrent_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.db");
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v INTEGER)")
-            .unwrap();
-        let w = Arc::new(Writer::new(c).unwrap());
+        let (_dir, _path, w) = writer_on("CREATE TABLE t (v INTEGER)");
+        let w = Arc::new(w);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writers: Vec<_> = (0..4)
             .map(|_| {

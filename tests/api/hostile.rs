@@ -689,19 +689,7 @@ async fn a_stderr_nobody_reads_does_not_stall_requests() {
         .unwrap();
     let client = common::http().build().unwrap();
     let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
-    let mut up = false;
-    for _ in 0..1200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let up = common::answers_soon(&format!("http://127.0.0.1:{port}/healthz")).await;
     assert!(up, "server did not start");
     // About 200 bytes of log per request: 3,000 requests are ten pipes' worth.
     let started = Instant::now();

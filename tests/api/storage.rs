@@ -80,16 +80,30 @@ async fn wait_ready(client: &reqwest::Client, port: u16) {
     panic!("server did not start");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn acknowledged_writes_survive_kill_9_and_restart() {
+/// A directory holding `servers.d/full.yaml` (and, once started, the database).
+fn full_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("servers.d")).unwrap();
     std::fs::write(dir.path().join("servers.d/full.yaml"), common::FULL).unwrap();
-    let client = common::http().build().unwrap();
+    dir
+}
+
+/// `scimlab serve` on `dir` (see [`start`]), ready: the process and the `full` server's base URL.
+async fn serve_ready(client: &reqwest::Client, dir: &std::path::Path) -> (Child, String) {
     let port = common::free_port();
-    let mut child = start(dir.path(), port);
-    wait_ready(&client, port).await;
-    let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
+    let child = start(dir, port);
+    wait_ready(client, port).await;
+    (
+        child,
+        format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_kill_9_and_restart() {
+    let dir = full_dir();
+    let client = common::http().build().unwrap();
+    let (mut child, base) = serve_ready(&client, dir.path()).await;
     let mut ids = Vec::new();
     for i in 0..40 {
         let r = create_user(&client, &base, "tok-full", &format!("durable{i}")).await;
@@ -103,10 +117,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     }
     child.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
     child.wait().unwrap();
-    let port = common::free_port();
-    let mut child = start(dir.path(), port);
-    wait_ready(&client, port).await;
-    let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
+    let (mut child, base) = serve_ready(&client, dir.path()).await;
     for id in &ids {
         let r = client
             .get(format!("{base}/Users/{id}"))
@@ -125,14 +136,9 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
 /// left a 200 MB WAL beside a 6 MB database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sustained_writes_keep_the_wal_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
-    std::fs::write(dir.path().join("servers.d/full.yaml"), common::FULL).unwrap();
+    let dir = full_dir();
     let client = common::http().build().unwrap();
-    let port = common::free_port();
-    let mut child = start(dir.path(), port);
-    wait_ready(&client, port).await;
-    let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
+    let (mut child, base) = serve_ready(&client, dir.path()).await;
     let wal = dir.path().join("kill.db-wal");
     let wal_size = move || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     let (clients, each) = (16, 300);

@@ -2,7 +2,7 @@
 //! naming the server, one model snapshot, authentication, the outcome logged and recorded in
 //! the request inspector. [`gate`] runs after routing: rate limits, then fault injection.
 
-use super::extract::{Scope, base_url, body_error};
+use super::extract::{Scope, base_url, body_error, param};
 use crate::error::ScimError;
 use crate::harness::inspector::{Exchange, Headers};
 use crate::http::{AppState, auth};
@@ -13,11 +13,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 use tracing::Instrument;
-
-/// A path parameter, percent-decoded (read without building a map per request).
-fn param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str> {
-    params.iter().find_map(|(k, v)| (k == name).then_some(v))
-}
 
 /// Marks a response whose request got an injected fault (read by the recorder).
 #[derive(Clone)]

@@ -90,8 +90,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
     }
 }
 
-/// Path parameter `name`, percent-decoded (empty when the route has none); read without
-/// building a map of every parameter.
+/// A path parameter, percent-decoded (read without building a map per request).
+pub(super) fn param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str> {
+    params.iter().find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// Path parameter `name` of the request (empty when the route has none).
 async fn path_param<S: Send + Sync>(
     parts: &mut Parts,
     state: &S,
@@ -100,9 +104,7 @@ async fn path_param<S: Send + Sync>(
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|e| ScimError::invalid_syntax(format!("malformed path: {e}")))?;
-    Ok((params.iter())
-        .find_map(|(k, v)| (k == name).then(|| v.to_string()))
-        .unwrap_or_default())
+    Ok(param(&params, name).unwrap_or_default().to_string())
 }
 
 /// Query parameters, names lower-cased (SCIM matches them case-insensitively).
