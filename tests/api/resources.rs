@@ -70,6 +70,17 @@ async fn create_returns_201_with_location_meta_and_etag() {
     assert_eq!(s, 200);
     assert_eq!(got, b);
     assert_eq!(h["etag"], "W/\"1\"");
+
+    // Ids are time-ordered UUIDs (RFC 9562 version 7): a later create's id sorts after an
+    // earlier one's, so new ids append to the by-id index.
+    let uuid = uuid::Uuid::parse_str(id).expect("the id is a UUID");
+    assert_eq!(uuid.get_version_num(), 7, "{id}");
+    let mut next = bjensen();
+    next["userName"] = json!("bjensen2");
+    next["externalId"] = json!("EXT-2");
+    let (s, b2, _) = app.send(Method::POST, "full", "/Users", Some(next)).await;
+    assert_eq!(s, 201, "{b2}");
+    assert!(b2["id"].as_str().unwrap() > id, "{} after {id}", b2["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
