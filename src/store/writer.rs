@@ -446,6 +446,15 @@ mod tests {
         assert_eq!(count(&outside), 99);
     }
 
+    /// A write of two rows whose second the unique index refuses: the first must go too.
+    fn insert_twice(w: &Writer, v: &str) -> Result<(), StoreError> {
+        w.write(|c| {
+            c.execute("INSERT INTO t VALUES (?1)", [v])?;
+            c.execute("INSERT INTO t VALUES (?1)", [v])?;
+            Ok(())
+        })
+    }
+
     /// A write that opens its transaction runs without a savepoint: when it fails or panics,
     /// the whole transaction is rolled back, nothing of it stays, and the writes after it
     /// (also inside `batched`, which then must not wait for the rolled-back transaction)
@@ -462,15 +471,7 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap()
         };
-        // Two rows, the second refused by the unique index: the first must go too.
-        let twice = |v: &str| -> Result<(), StoreError> {
-            w.write(|c| {
-                c.execute("INSERT INTO t VALUES (?1)", [v])?;
-                c.execute("INSERT INTO t VALUES (?1)", [v])?;
-                Ok(())
-            })
-        };
-        assert!(twice("a").is_err());
+        assert!(insert_twice(&w, "a").is_err());
         let panicked = catch_unwind(AssertUnwindSafe(|| {
             let _: Result<(), StoreError> = w.write(|c| {
                 c.execute("INSERT INTO t VALUES ('p')", [])?;
@@ -488,24 +489,17 @@ mod tests {
         let bw = w.clone();
         std::thread::spawn(move || {
             let w = bw;
-            let twice = |v: &str| -> Result<(), StoreError> {
-                w.write(|c| {
-                    c.execute("INSERT INTO t VALUES (?1)", [v])?;
-                    c.execute("INSERT INTO t VALUES (?1)", [v])?;
-                    Ok(())
-                })
-            };
             let first = w.batched(|| {
-                let mut ok = vec![twice("c").is_ok()];
+                let mut ok = vec![insert_twice(&w, "c").is_ok()];
                 for v in ["d", "e"] {
                     let r: Result<usize, StoreError> =
                         w.write(|c| Ok(c.execute("INSERT INTO t VALUES (?1)", [v])?));
                     ok.push(r.is_ok());
                 }
-                ok.push(twice("f").is_ok());
+                ok.push(insert_twice(&w, "f").is_ok());
                 ok
             });
-            let alone = w.batched(|| twice("g").is_ok());
+            let alone = w.batched(|| insert_twice(&w, "g").is_ok());
             done.send((first.unwrap(), alone.unwrap())).unwrap();
         });
         let (first, alone) = finished
