@@ -666,22 +666,12 @@ async fn blank_required_strings_are_refused_where_strict() {
 /// written by a thread of their own, so requests go on (lines beyond its queue are dropped).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stderr_nobody_reads_does_not_stall_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
-    std::fs::write(dir.path().join("servers.d/full.yaml"), FULL).unwrap();
+    let dir = common::full_dir();
     let port = common::free_port();
     // stderr is a pipe this test holds and never reads (64 KB of buffer on Linux).
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args([
-            "serve",
-            "--no-watch",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--db")
-        .arg(dir.path().join("s.db"))
-        .arg("--servers")
-        .arg(dir.path().join("servers.d"))
+    let (db, servers) = (dir.path().join("s.db"), dir.path().join("servers.d"));
+    let mut child = common::serve_command(port, db, servers)
+        .arg("--no-watch")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

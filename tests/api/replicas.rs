@@ -3,7 +3,7 @@
 //! loses no acknowledged write. These run in the suite's PostgreSQL pass (`SCIMLAB_TEST_DB`);
 //! `.ci/run` sets `SCIMLAB_REQUIRE_POSTGRES` so that there they cannot be skipped.
 
-use crate::common::{FULL, Options, TestApp, on_postgres};
+use crate::common::{self, FULL, Options, TestApp, on_postgres};
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -203,21 +203,9 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
     let Some((a, _b)) = pair().await else { return };
     let db = a.store_location().to_url();
     // The victim: a real `scimlab serve` process on the same database.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args([
-            "serve",
-            "--no-watch",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--db")
-        .arg(&db)
-        .arg("--servers")
-        .arg(a.servers_dir())
+    let port = common::free_port();
+    let mut child = common::serve_command(port, &db, a.servers_dir())
+        .arg("--no-watch")
         .arg("--profiles")
         .arg(a.profiles_dir())
         .stdout(std::process::Stdio::null())

@@ -52,11 +52,7 @@ async fn create_user(
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
-        .arg(dir.join("kill.db"))
-        .arg("--servers")
-        .arg(dir.join("servers.d"))
+    common::serve_command(port, dir.join("kill.db"), dir.join("servers.d"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -78,14 +74,6 @@ async fn wait_ready(client: &reqwest::Client, port: u16) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("server did not start");
-}
-
-/// A directory holding `servers.d/full.yaml` (and, once started, the database).
-fn full_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
-    std::fs::write(dir.path().join("servers.d/full.yaml"), common::FULL).unwrap();
-    dir
 }
 
 /// `scimlab serve` on `dir` (see [`start`]), ready: the process and the `full` server's base URL.
@@ -186,17 +174,9 @@ async fn no_watch_ignores_edits_until_sighup() {
     let def = "id: hup\ntokens: [tok-hup]\nresource_types:\n  User: {}\n";
     std::fs::write(dir.path().join("servers.d/hup.yaml"), def).unwrap();
     let port = common::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args([
-            "serve",
-            "--no-watch",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--db",
-        ])
-        .arg(dir.path().join("hup.db"))
-        .arg("--servers")
-        .arg(dir.path().join("servers.d"))
+    let path = dir.path();
+    let mut child = common::serve_command(port, path.join("hup.db"), path.join("servers.d"))
+        .arg("--no-watch")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -14,13 +14,7 @@ fn start(tls_args: &[String]) -> (std::process::Child, u16, tempfile::TempDir) {
     std::fs::create_dir(&servers).unwrap();
     std::fs::write(servers.join("secure.yaml"), SERVER).unwrap();
     let port = common::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--db")
-        .arg(dir.path().join("db.sqlite"))
-        .arg("--servers")
-        .arg(&servers)
+    let child = common::serve_command(port, dir.path().join("db.sqlite"), &servers)
         .arg("--profiles")
         .arg(dir.path().join("profiles"))
         .arg("--no-watch")

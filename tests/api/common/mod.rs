@@ -381,6 +381,32 @@ pub async fn answers_soon(url: &str) -> bool {
     true
 }
 
+/// `scimlab serve` listening on 127.0.0.1:`port`, with database `db` and the definitions in
+/// `servers`; callers add their flags and where its output goes.
+pub fn serve_command(
+    port: u16,
+    db: impl AsRef<std::ffi::OsStr>,
+    servers: impl AsRef<std::ffi::OsStr>,
+) -> std::process::Command {
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"));
+    serve
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--db")
+        .arg(db)
+        .arg("--servers")
+        .arg(servers);
+    serve
+}
+
+/// A temporary directory holding `servers.d/full.yaml` (and, once a server runs there, its
+/// database).
+pub fn full_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
+    std::fs::write(dir.path().join("servers.d/full.yaml"), FULL).unwrap();
+    dir
+}
+
 /// A port nothing listens on right now (for processes the tests start).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
