@@ -109,9 +109,14 @@ pub struct ServerModel {
 impl ServerModel {
     /// Resource type by endpoint path segment (`Users`), case-insensitively.
     pub fn by_endpoint(&self, segment: &str) -> Option<&ResourceType> {
+        (self.endpoint_index(segment)).map(|i| &self.resource_types[i])
+    }
+
+    /// The index of the resource type served at `/{segment}` (case-insensitive).
+    pub fn endpoint_index(&self, segment: &str) -> Option<usize> {
         self.resource_types
             .iter()
-            .find(|rt| rt.endpoint[1..].eq_ignore_ascii_case(segment))
+            .position(|rt| rt.endpoint[1..].eq_ignore_ascii_case(segment))
     }
 
     pub fn by_name(&self, name: &str) -> Option<&ResourceType> {

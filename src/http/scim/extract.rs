@@ -56,13 +56,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Endpoint {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ScimResult<Endpoint> {
         let scope = Scope::from_request_parts(parts, state).await?;
-        let endpoint = path_param(parts, state, "endpoint").await?;
-        let endpoint = endpoint.as_str();
-        scope
-            .server
-            .resource_types
-            .iter()
-            .position(|rt| rt.endpoint[1..].eq_ignore_ascii_case(endpoint))
+        let params = path_params(parts, state).await?;
+        let endpoint = param(&params, "endpoint").unwrap_or_default();
+        (scope.server.endpoint_index(endpoint))
             .map(Endpoint)
             .ok_or_else(|| {
                 ScimError::not_found(format!(
@@ -86,7 +82,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ScimResult<ResourceId> {
-        path_param(parts, state, "id").await.map(ResourceId)
+        let params = path_params(parts, state).await?;
+        Ok(ResourceId(
+            param(&params, "id").unwrap_or_default().to_string(),
+        ))
     }
 }
 
@@ -95,16 +94,11 @@ pub(super) fn param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str
     params.iter().find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// Path parameter `name` of the request (empty when the route has none).
-async fn path_param<S: Send + Sync>(
-    parts: &mut Parts,
-    state: &S,
-    name: &str,
-) -> ScimResult<String> {
-    let params = RawPathParams::from_request_parts(parts, state)
+/// The request's path parameters, as routed (a route without one has none).
+async fn path_params<S: Send + Sync>(parts: &mut Parts, state: &S) -> ScimResult<RawPathParams> {
+    RawPathParams::from_request_parts(parts, state)
         .await
-        .map_err(|e| ScimError::invalid_syntax(format!("malformed path: {e}")))?;
-    Ok(param(&params, name).unwrap_or_default().to_string())
+        .map_err(|e| ScimError::invalid_syntax(format!("malformed path: {e}")))
 }
 
 /// Query parameters, names lower-cased (SCIM matches them case-insensitively).
