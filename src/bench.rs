@@ -66,6 +66,9 @@ struct Stats {
     non_2xx: usize,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// CPU time of the whole process (server, load driver, background threads) while the
+    /// workload ran: unlike the rate, barely moved by other work on a shared machine.
+    cpu: Duration,
 }
 
 impl Stats {
@@ -77,6 +80,7 @@ impl Stats {
             non_2xx: 0,
             elapsed: Duration::ZERO,
             latencies_us: Vec::new(),
+            cpu: Duration::ZERO,
         }
     }
     /// Slices of one workload as one.
@@ -86,6 +90,7 @@ impl Stats {
             all.requests += s.requests;
             all.non_2xx += s.non_2xx;
             all.elapsed += s.elapsed;
+            all.cpu += s.cpu;
             all.latencies_us.extend(s.latencies_us);
         }
         all.latencies_us.sort_unstable();
@@ -93,6 +98,10 @@ impl Stats {
     }
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    /// Process CPU per request, in microseconds.
+    fn cpu_per_request_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
     fn percentile(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
@@ -139,7 +148,7 @@ async fn load(
     make: MakeRequest,
 ) -> anyhow::Result<Stats> {
     let counter = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), process_cpu());
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let (counter, make) = (counter.clone(), make.clone());
@@ -172,7 +181,7 @@ async fn load(
         latencies_us.extend(lat);
         non_2xx += bad;
     }
-    let elapsed = started.elapsed();
+    let (elapsed, cpu) = (started.elapsed(), process_cpu().saturating_sub(cpu_before));
     latencies_us.sort_unstable();
     Ok(Stats {
         name,
@@ -180,7 +189,22 @@ async fn load(
         non_2xx,
         elapsed,
         latencies_us,
+        cpu,
     })
+}
+
+/// User and system CPU time of this process so far, all threads (`/proc/self/stat`, in the
+/// kernel's fixed 100 Hz user ticks); zero where there is no procfs.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = (rest.split_whitespace())
+        .skip(11) // state … cmajflt; then utime, stime (fields 14 and 15)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn peak_rss_mb() -> f64 {
@@ -704,26 +728,33 @@ async fn bulk_workload(rig: &Rig) -> anyhow::Result<Stats> {
 
 /// The table: each workload's rate as a share of the bare handler's (the first result).
 fn report(creates: &[Stats], results: &[Stats], body_size: usize, users: usize, core_rss: f64) {
-    let bare_rate = results[0].rate();
+    let (bare_rate, bare_cpu) = (results[0].rate(), results[0].cpu_per_request_us());
     println!(
-        "\n{:<32} {:>10} {:>9} {:>9} {:>8} {:>9}",
-        "workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs bare"
+        "\n{:<32} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+        "workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "vs bare", "CPU µs", "CPU bare"
     );
     for s in creates.iter().chain(results.iter()) {
         if s.elapsed.is_zero() {
             continue;
         }
         println!(
-            "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>8.1}%",
+            "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>8.1}% {:>9.1} {:>8.1}%",
             s.name,
             s.rate(),
             s.percentile(0.5),
             s.percentile(0.99),
             s.non_2xx,
-            100.0 * s.rate() / bare_rate
+            100.0 * s.rate() / bare_rate,
+            s.cpu_per_request_us(),
+            100.0 * bare_cpu / s.cpu_per_request_us()
         );
     }
     println!("(the group has {users} members; its PATCH workload runs on one connection)");
+    println!(
+        "(CPU µs: the process's CPU time per request, server, load driver and background threads \
+         together; CPU bare: the bare handler's CPU per request as a share of it, which other \
+         work on a shared machine moves far less than the rates)"
+    );
     println!(
         "\npeak RSS {core_rss:.1} MB after the user workloads (server and load driver in one process)"
     );
