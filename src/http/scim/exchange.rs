@@ -1,6 +1,8 @@
-//! Middleware of the SCIM routes. [`exchange`] wraps every request to a virtual server: a span
-//! naming the server, one model snapshot, authentication, the outcome logged and recorded in
-//! the request inspector. [`gate`] runs after routing: rate limits, then fault injection.
+//! The middleware of the SCIM routes: every request to a virtual server gets a span naming
+//! the server, one model snapshot, authentication, then (on a route that serves something)
+//! rate limits and fault injection, and its outcome logged and recorded in the request
+//! inspector. One layer does it all: each layer of axum middleware clones the inner service
+//! and boxes a future per request.
 
 use super::extract::{Scope, base_url, body_error, param};
 use crate::error::ScimError;
@@ -14,16 +16,34 @@ use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 use tracing::Instrument;
 
-/// Marks a response whose request got an injected fault (read by the recorder).
-#[derive(Clone)]
-struct FaultNote(String);
-
-/// One request to a virtual server, from the first byte of its body to the recorded exchange.
-pub async fn exchange(
+/// A request to a route that serves something: rate limited and faulted.
+pub async fn served(
     State(app): State<AppState>,
     params: RawPathParams,
     req: Request,
     next: Next,
+) -> Response {
+    exchange(app, params, req, next, true).await
+}
+
+/// A request for a path below a server's base URL that no route serves (a 404): admitted and
+/// recorded like any other, but not rate limited or faulted.
+pub async fn unserved(
+    State(app): State<AppState>,
+    params: RawPathParams,
+    req: Request,
+    next: Next,
+) -> Response {
+    exchange(app, params, req, next, false).await
+}
+
+/// One request to a virtual server, from the first byte of its body to the recorded exchange.
+async fn exchange(
+    app: AppState,
+    params: RawPathParams,
+    req: Request,
+    next: Next,
+    gated: bool,
 ) -> Response {
     let server_id = param(&params, "server_id").unwrap_or_default().to_string();
     let span = tracing::info_span!("scim", server = %server_id);
@@ -74,17 +94,23 @@ pub async fn exchange(
         let run = async {
             match admitted {
                 Ok(server) => {
+                    let endpoint = gated.then(|| param(&params, "endpoint")).flatten();
+                    let rt = endpoint.and_then(|e| server.endpoint_index(e));
                     parts.extensions.insert(Scope {
                         base: base_url(&parts, &server_id).into(),
                         server,
+                        rt,
                     });
-                    next.run(Request::from_parts(parts, Body::from(bytes.clone())))
-                        .await
+                    let req = Request::from_parts(parts, Body::from(bytes.clone()));
+                    match gated {
+                        true => gate(&app, req, next).await,
+                        false => (next.run(req).await, None),
+                    }
                 }
-                Err(e) => e.into_response(),
+                Err(e) => (e.into_response(), None),
             }
         };
-        let (resp, notes) = crate::vocab::notes::with_notes(run).await;
+        let ((resp, fault), notes) = crate::vocab::notes::with_notes(run).await;
         let status = resp.status().as_u16();
         let micros = started.elapsed().as_micros() as u64;
         if status >= 500 {
@@ -111,7 +137,7 @@ pub async fn exchange(
             response_headers: Headers::copy(&parts.headers),
             response_body: Exchange::body(&response_body, limit, true),
             notes,
-            fault: parts.extensions.get::<FaultNote>().map(|f| f.0.clone()),
+            fault,
             secret_headers,
             body_limit: limit,
             server: server_id,
@@ -123,51 +149,51 @@ pub async fn exchange(
     .await
 }
 
-/// Rate limits, then fault injection, for a routed request.
-pub async fn gate(
-    State(app): State<AppState>,
-    scope: Scope,
-    matched: Option<MatchedPath>,
-    params: RawPathParams,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Rate limits, then fault injection, for a routed request: the response, and the fault
+/// injected (for the recorder).
+async fn gate(app: &AppState, req: Request, next: Next) -> (Response, Option<String>) {
+    let Some(scope) = req.extensions().get::<Scope>().cloned() else {
+        return (next.run(req).await, None);
+    };
     let server = &scope.server;
     let m = req.method().clone();
-    let search = matched.is_some_and(|p| p.as_str().ends_with("/.search"));
+    let search =
+        (req.extensions().get::<MatchedPath>()).is_some_and(|p| p.as_str().ends_with("/.search"));
     let write = !(m == Method::GET || m == Method::HEAD || (m == Method::POST && search));
-    let rt = param(&params, "endpoint")
-        .and_then(|e| server.by_endpoint(e))
-        .map(|rt| rt.name.as_str());
+    let rt = scope.rt.map(|i| server.resource_types[i].name.as_str());
     let limits = app.harness.limits_for(server);
     if let Err(limited) = app.harness.buckets.take(&server.id, &limits, write, rt) {
         let secs = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         let persona = (server.persona.as_ref())
             .map(|p| format!(" (persona {})", p.name))
             .unwrap_or_default();
-        return ScimError::RateLimited {
+        let limited = ScimError::RateLimited {
             detail: format!(
                 "rate limit of {} {}/{}s for {} requests exceeded on server {}{persona}; retry after {secs} s",
                 limited.rate.count,
-                if limited.rate.count == 1 { "request" } else { "requests" },
+                if limited.rate.count == 1 {
+                    "request"
+                } else {
+                    "requests"
+                },
                 limited.rate.period_secs,
                 limited.class,
                 server.id
             ),
             retry_after_secs: secs,
-        }
-        .into_response();
+        };
+        return (limited.into_response(), None);
     }
     let path = super::below_base(req.uri().path());
     let decided = (app.harness.faults).decide(&server.id, &server.faults, m.as_str(), path, rt);
     let Some(injection) = decided else {
-        return next.run(req).await;
+        return (next.run(req).await, None);
     };
     if injection.latency_ms > 0 {
         tokio::time::sleep(injection.delay()).await;
     }
     let note = injection.describe();
-    let mut resp = match injection.status {
+    let resp = match injection.status {
         Some(status) => ScimError::Injected {
             status,
             detail: format!("injected fault ({note}); the request was not processed"),
@@ -175,6 +201,5 @@ pub async fn gate(
         .into_response(),
         None => next.run(req).await,
     };
-    resp.extensions_mut().insert(FaultNote(note));
-    resp
+    (resp, Some(note))
 }

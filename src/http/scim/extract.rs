@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct Scope {
     pub server: Arc<ServerModel>,
     pub base: Arc<str>,
+    /// The resource type the route's `{endpoint}` segment names, if any (looked up once).
+    pub rt: Option<usize>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Scope {
@@ -56,22 +58,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Endpoint {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ScimResult<Endpoint> {
         let scope = Scope::from_request_parts(parts, state).await?;
+        if let Some(rt) = scope.rt {
+            return Ok(Endpoint(rt));
+        }
         let params = path_params(parts, state).await?;
         let endpoint = param(&params, "endpoint").unwrap_or_default();
-        (scope.server.endpoint_index(endpoint))
-            .map(Endpoint)
-            .ok_or_else(|| {
-                ScimError::not_found(format!(
-                    "this server has no endpoint /{endpoint}; it serves {}",
-                    scope
-                        .server
-                        .resource_types
-                        .iter()
-                        .map(|r| r.endpoint.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
+        Err(ScimError::not_found(format!(
+            "this server has no endpoint /{endpoint}; it serves {}",
+            scope
+                .server
+                .resource_types
+                .iter()
+                .map(|r| r.endpoint.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
     }
 }
 

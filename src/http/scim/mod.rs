@@ -1,7 +1,7 @@
 //! SCIM routes under `/scim-identifier/{server_id}/scim/v2/`: discovery documents, the
 //! resource endpoints of every resource type (`/{endpoint}`), `/.search` and `/Bulk`.
-//! `exchange` admits a request (server, snapshot, auth, recording), `gate` applies rate limits
-//! and faults to routed requests, extractors give handlers what they need, and a method a
+//! `exchange` admits a request (server, snapshot, auth, recording) and applies rate limits and
+//! faults to requests a route serves, extractors give handlers what they need, and a method a
 //! route does not serve is a 405 naming the ones it does (with `Allow`).
 
 mod asynchronous;
@@ -25,7 +25,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
     // Full paths rather than a router nested at BASE: one route lookup per request, and no
     // prefix stripping or nested service cloned per request.
     let at = |path: &str| format!("{BASE}{path}");
-    Router::new()
+    let served = Router::new()
         .route(
             &at("/ServiceProviderConfig"),
             only(
@@ -124,17 +124,19 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route(&at("/"), any(h::base))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            exchange::gate,
-        ))
-        // Added after the gate: a path no route serves is not rate limited or faulted. With
-        // the routes above they cover every path below BASE (one segment is an endpoint).
+            exchange::served,
+        ));
+    // Paths no route serves: answered 404 (not rate limited or faulted). With the routes
+    // above they cover every path below BASE (one segment is an endpoint).
+    let unserved = Router::new()
         .route(&at("/{endpoint}/"), any(no_such_path))
         .route(&at("/{endpoint}/{id}/"), any(no_such_path))
         .route(&at("/{endpoint}/{id}/{*rest}"), any(no_such_path))
-        .layer(axum::middleware::from_fn_with_state(
+        .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            exchange::exchange,
-        ))
+            exchange::unserved,
+        ));
+    served.merge(unserved)
 }
 
 /// `router` for the methods it serves; any other method is a 405 that names `what` and the
