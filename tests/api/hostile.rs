@@ -243,20 +243,26 @@ async fn patch_is_atomic_and_sees_concurrent_changes() {
     let app = TestApp::default().await;
     let id = app.user("full", "racer").await;
     let path = format!("/Users/{id}");
-    // Many concurrent PATCHes, each adding one value: none is lost (the work done outside the
-    // write transaction is redone when another write got there first).
+    // Many concurrent PATCHes, each adding one value: none is lost. Short ones are applied
+    // inside the write; long ones (here five operations) outside it, and that work is redone
+    // when another write got there first: both kinds run at once.
     let mut tasks = Vec::new();
-    for i in 0..24 {
+    for i in 0..48 {
         let (client, url) = (app.client.clone(), format!("{}{path}", app.base("full")));
+        let mut ops = vec![
+            json!({"op": "add", "path": "emails", "value": [{"value": format!("t{i}@example.com")}]}),
+        ];
+        if i % 2 == 1 {
+            ops.extend((0..4).map(
+                |k| json!({"op": "replace", "path": "nickName", "value": format!("n{i}-{k}")}),
+            ));
+        }
         tasks.push(tokio::spawn(async move {
             client
                 .patch(url)
                 .bearer_auth("tok-full")
                 .header("content-type", "application/scim+json")
-                .body(
-                    patch_body(vec![json!({"op": "add", "path": "emails", "value": [{"value": format!("t{i}@example.com")}]})])
-                        .to_string(),
-                )
+                .body(patch_body(ops).to_string())
                 .send()
                 .await
                 .unwrap()
@@ -268,8 +274,8 @@ async fn patch_is_atomic_and_sees_concurrent_changes() {
         assert_eq!(t.await.unwrap(), 200);
     }
     let (_, user) = app.get("full", &path).await;
-    assert_eq!(user["emails"].as_array().unwrap().len(), 24, "{user}");
-    assert_eq!(user["meta"]["version"], "W/\"25\"");
+    assert_eq!(user["emails"].as_array().unwrap().len(), 48, "{user}");
+    assert_eq!(user["meta"]["version"], "W/\"49\"");
     // A PatchOp whose last operation fails changes nothing.
     let (s, b) = app
         .patch(
