@@ -143,6 +143,23 @@ fn written(
     })
 }
 
+/// As [`written`], for a resource this write inserted with a new id: no group can have it as
+/// a member yet, so its `groups` are not looked up.
+fn written_new(
+    ctx: &Ctx<'_>,
+    conn: &dyn store::Conn,
+    row: Row,
+    proj: &Projection,
+) -> ScimResult<Written> {
+    let no_groups = render::GroupsByMember::new();
+    let derived = render::Derived::read(ctx, conn, &row.id, proj, Some(&no_groups))?;
+    Ok(Written {
+        row,
+        derived,
+        existing: false,
+    })
+}
+
 impl Written {
     fn output(self, ctx: &Ctx<'_>, proj: &Projection) -> ScimResult<Output> {
         let row = &self.row;
@@ -222,7 +239,9 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         references::skip_unknown_members(ctx, tx, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
         rules::check_assignments(ctx, tx, &n.doc)?;
-        if let Some(revived) = lifecycle::revive(ctx, tx, &n.doc)? {
+        let revived = lifecycle::revive(ctx, tx, &n.doc)?;
+        let inserted = revived.is_none();
+        if let Some(revived) = revived {
             row = revived;
         } else {
             row.doc = to_doc_string(&n.doc);
@@ -241,7 +260,10 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         }
         let full = || full_document(ctx, tx, &row);
         events::record(ctx, tx, &row.id, events::Change::Create(&n.doc), full)?;
-        written(ctx, tx, row, proj)
+        match inserted {
+            true => written_new(ctx, tx, row, proj),
+            false => written(ctx, tx, row, proj),
+        }
     })?;
     done.output(ctx, proj)
 }
