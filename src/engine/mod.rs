@@ -135,24 +135,18 @@ fn written(
     row: Row,
     proj: &Projection,
 ) -> ScimResult<Written> {
-    let derived = render::Derived::read(ctx, conn, &row.id, proj, None)?;
-    Ok(Written {
-        row,
-        derived,
-        existing: false,
-    })
+    written_with(ctx, conn, row, proj, None)
 }
 
-/// As [`written`], for a resource this write inserted with a new id: no group can have it as
-/// a member yet, so its `groups` are not looked up.
-fn written_new(
+/// As [`written`], with the `groups` of the page (or of the new resource) already known.
+fn written_with(
     ctx: &Ctx<'_>,
     conn: &dyn store::Conn,
     row: Row,
     proj: &Projection,
+    groups: Option<&render::GroupsByMember>,
 ) -> ScimResult<Written> {
-    let no_groups = render::GroupsByMember::new();
-    let derived = render::Derived::read(ctx, conn, &row.id, proj, Some(&no_groups))?;
+    let derived = render::Derived::read(ctx, conn, &row.id, proj, groups)?;
     Ok(Written {
         row,
         derived,
@@ -260,10 +254,10 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         }
         let full = || full_document(ctx, tx, &row);
         events::record(ctx, tx, &row.id, events::Change::Create(&n.doc), full)?;
-        match inserted {
-            true => written_new(ctx, tx, row, proj),
-            false => written(ctx, tx, row, proj),
-        }
+        // A resource inserted with a new id is in no group yet: its groups are not looked up
+        // (a revived one's are).
+        let no_groups = inserted.then(render::GroupsByMember::new);
+        written_with(ctx, tx, row, proj, no_groups.as_ref())
     })?;
     done.output(ctx, proj)
 }
@@ -359,9 +353,10 @@ pub fn patch(
     // writer (other virtual servers' writes wait on it) for longer than a PUT.
     const IN_WRITE_OPS: usize = 4;
     const OPTIMISTIC_TRIES: usize = 3;
-    let tries = match ctx.rt.has_members || ops.len() > IN_WRITE_OPS {
-        true => OPTIMISTIC_TRIES,
-        false => 0,
+    let tries = if ctx.rt.has_members || ops.len() > IN_WRITE_OPS {
+        OPTIMISTIC_TRIES
+    } else {
+        0
     };
     for _ in 0..tries {
         let prepared = ctx.store.read(|c| {
