@@ -96,14 +96,15 @@ async fn exchange(
                 Ok(server) => {
                     let endpoint = gated.then(|| param(&params, "endpoint")).flatten();
                     let rt = endpoint.and_then(|e| server.endpoint_index(e));
-                    parts.extensions.insert(Scope {
+                    let scope = Scope {
                         base: base_url(&parts, &server_id).into(),
                         server,
                         rt,
-                    });
+                    };
+                    parts.extensions.insert(scope.clone());
                     let req = Request::from_parts(parts, Body::from(bytes.clone()));
                     match gated {
-                        true => gate(&app, req, next).await,
+                        true => gate(&app, &scope, req, next).await,
                         false => (next.run(req).await, None),
                     }
                 }
@@ -151,10 +152,12 @@ async fn exchange(
 
 /// Rate limits, then fault injection, for a routed request: the response, and the fault
 /// injected (for the recorder).
-async fn gate(app: &AppState, req: Request, next: Next) -> (Response, Option<String>) {
-    let Some(scope) = req.extensions().get::<Scope>().cloned() else {
-        return (next.run(req).await, None);
-    };
+async fn gate(
+    app: &AppState,
+    scope: &Scope,
+    req: Request,
+    next: Next,
+) -> (Response, Option<String>) {
     let server = &scope.server;
     let m = req.method().clone();
     let search =
