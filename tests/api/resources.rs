@@ -485,6 +485,51 @@ async fn list_pages_with_start_index_and_count() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn query_parameter_names_match_in_any_case_and_the_last_value_counts() {
+    let app = TestApp::default().await;
+    for i in 0..5 {
+        app.user("full", &format!("u{i}")).await;
+    }
+    // RFC 7644 §3.4.2: parameter names are case-insensitive; a repeated one means its last
+    // value; `+` is a space (application/x-www-form-urlencoded).
+    let (s, b) = app
+        .get(
+            "full",
+            "/Users?STARTINDEX=2&Count=4&count=1&FILTER=userName+sw+%22u%22&SortBy=userName&sortorder=descending",
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (
+            b["totalResults"].as_u64(),
+            b["itemsPerPage"].as_u64(),
+            b["startIndex"].as_u64(),
+            b["Resources"][0]["userName"].as_str()
+        ),
+        (Some(5), Some(1), Some(2), Some("u3")),
+        "{b}"
+    );
+    let (_, all) = app.get("full", "/Users?count=1").await;
+    let (s, b) = app.get("full", "/Users?ATTRIBUTES=userName&count=1").await;
+    assert_eq!(s, 200, "{b}");
+    let keys = |b: &Value| {
+        let mut k: Vec<String> = b["Resources"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    assert!(keys(&all).len() > keys(&b).len(), "{all} {b}");
+    assert!(keys(&b).contains(&"userName".to_string()), "{b}");
+    let (s, b) = app.get("full", "/Users?COUNT=x").await;
+    assert_error(s, &b, 400, Some("invalidValue"));
+    assert!(b["detail"].as_str().unwrap().contains("count"), "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn filters_cover_every_operator_with_typed_and_case_rules() {
     let app = TestApp::default().await;
     let mk = |name: &str, ext: &str, level: i64, active: bool, email: &str, hired: &str| {

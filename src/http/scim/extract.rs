@@ -9,7 +9,6 @@ use axum::body::to_bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::{header, request::Parts};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The virtual server a request addresses, from one model snapshot, and its base URL as this
@@ -102,53 +101,56 @@ async fn path_params<S: Send + Sync>(parts: &mut Parts, state: &S) -> ScimResult
         .map_err(|e| ScimError::invalid_syntax(format!("malformed path: {e}")))
 }
 
-/// Query parameters, names lower-cased (SCIM matches them case-insensitively).
-pub struct Params(pub HashMap<String, String>);
+/// Query parameters as sent, in order. SCIM matches their names case-insensitively; a name
+/// given twice means its last value. A request carries a handful, so a list beats a map.
+pub struct Params(Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> ScimResult<Params> {
-        let axum::extract::Query(pairs) =
-            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-                .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
+        // Percent-decoding is lossy (invalid UTF-8 becomes U+FFFD), so it cannot fail.
+        let query = parts.uri.query().unwrap_or_default();
         Ok(Params(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
                 .collect(),
         ))
     }
 }
 
 impl Params {
+    /// The value of parameter `name` (any case).
+    fn get(&self, name: &str) -> Option<&str> {
+        (self.0.iter().rev())
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
+        self.get(name).is_some()
     }
 
     /// `attributes` / `excludedAttributes` (RFC 7644 §3.9).
     pub fn projection(&self) -> ScimResult<Projection> {
-        Projection::new(
-            self.0.get("attributes").map(String::as_str),
-            self.0.get("excludedattributes").map(String::as_str),
-        )
+        Projection::new(self.get("attributes"), self.get("excludedAttributes"))
     }
 
     /// The list parameters of RFC 7644 §3.4.2.
     pub fn list_query(&self) -> ScimResult<ListQuery> {
+        let text = |name| self.get(name).map(str::to_string);
         Ok(ListQuery {
-            filter: self.0.get("filter").cloned(),
-            sort_by: self.0.get("sortby").cloned(),
-            sort_order: self.0.get("sortorder").cloned(),
+            filter: text("filter"),
+            sort_by: text("sortBy"),
+            sort_order: text("sortOrder"),
             start_index: self.int("startIndex")?,
             count: self.int("count")?,
-            cursor: self.0.get("cursor").cloned(),
+            cursor: text("cursor"),
         })
     }
 
     fn int(&self, name: &str) -> ScimResult<Option<i64>> {
-        self.0
-            .get(&name.to_ascii_lowercase())
+        self.get(name)
             .map(|v| {
                 v.trim().parse::<i64>().map_err(|_| {
                     ScimError::invalid_value(format!("{name} must be an integer, not {v:?}"))
