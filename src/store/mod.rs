@@ -10,6 +10,7 @@ mod plan;
 pub mod request_log;
 mod sort;
 mod sql;
+mod wal_appends;
 mod writer;
 
 use crate::model::ServerModel;
@@ -363,7 +364,7 @@ impl Store {
 
 impl Sqlite {
     fn open(path: &Path) -> Result<Sqlite, StoreError> {
-        let mut writer = Connection::open(path)?;
+        let mut writer = open_writing(path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL in WAL mode: a committed write survives a killed process (it is in the WAL
         // before COMMIT returns); only an OS crash may lose the last transactions.
@@ -540,6 +541,13 @@ fn prepare<'c>(
     server_id: &str,
 ) -> rusqlite::Result<CachedStatement<'c>> {
     c.prepare_cached(&sql.replace("$SERVER", &sql::literal(server_id)))
+}
+
+/// A connection that writes: its commits reach the WAL in one system call each (see
+/// [`wal_appends`]).
+fn open_writing(path: &Path) -> rusqlite::Result<Connection> {
+    let vfs = wal_appends::register()?;
+    Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)
 }
 
 /// Runs `f`'s statements in one read transaction: they see one snapshot (a resource and its

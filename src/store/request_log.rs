@@ -45,7 +45,7 @@ pub enum LogWriter {
 impl LogWriter {
     /// Opens a connection to `db`; returns it with the highest sequence number written.
     pub fn open(db: &Path) -> Result<(LogWriter, i64), StoreError> {
-        let conn = Connection::open(db)?;
+        let conn = super::open_writing(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let last: i64 =
