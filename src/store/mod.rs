@@ -373,8 +373,8 @@ impl Sqlite {
         // commits that happen to cross the WAL threshold.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         // A WAL that grew while a long read held back checkpoints shrinks back to this when
-        // it next starts over (see `writer`).
-        writer.pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)?;
+        // it next starts over (see `writer`); above the usual peak, which is never cut.
+        writer.pragma_update(None, "journal_size_limit", 48 * 1024 * 1024)?;
         // Each write runs in a savepoint of a shared transaction (group commit, Bulk); the
         // pages a savepoint may roll back go to a sub-journal, in memory rather than a temp
         // file (measured: a quarter of an insert's CPU was those writes).

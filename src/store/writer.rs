@@ -30,8 +30,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 /// Writes per shared transaction at most: bounds how long the first of them waits.
 const MAX_BATCH: usize = 256;
 
-/// WAL frames (pages) after which the WAL is made to start over: about 8 MB with 4 KB pages.
-const RESTART_AFTER_FRAMES: i32 = 2048;
+/// WAL frames (pages) after which the WAL is made to start over: about 32 MB with 4 KB pages.
+/// Each start-over ends with a checkpoint that writes every page changed since the last one;
+/// a longer WAL lets a page changed many times be written once (measured at 8 MB against
+/// 32 MB: PATCH 13.6k against 16.4k per second, creates unchanged).
+const RESTART_AFTER_FRAMES: i32 = 8192;
 
 pub struct Writer {
     state: Mutex<State>,
