@@ -210,15 +210,17 @@ unsafe extern "C" fn open(
             (*file).pMethods = std::ptr::null();
             return rc;
         }
+        let wal = flags & ffi::SQLITE_OPEN_WAL != 0;
         std::ptr::write(
             file.cast::<File>(),
             File {
                 base: ffi::sqlite3_file { pMethods: &METHODS },
                 real,
-                wal: flags & ffi::SQLITE_OPEN_WAL != 0,
-                held: match flags & ffi::SQLITE_OPEN_WAL {
-                    0 => Vec::new(),
-                    _ => Vec::with_capacity(HOLD_MAX),
+                wal,
+                held: if wal {
+                    Vec::with_capacity(HOLD_MAX)
+                } else {
+                    Vec::new()
                 },
                 held_at: 0,
                 end: i64::MIN,
