@@ -412,3 +412,33 @@ async fn deep_pages_by_start_index_stay_exact_across_deletes_and_creates() {
     assert_eq!(s, 200, "{b}");
     check(ids.clone(), vec![1, 257, 400, 513, 700, 705]).await;
 }
+
+/// A PostgreSQL URL that cannot be reached (nothing listens on the port) ends `serve` with
+/// the connection error, not a panic (the failed open used to drop its runtime inside the
+/// async one).
+#[test]
+fn serve_on_an_unreachable_database_says_why_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("servers.d")).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args([
+            "serve",
+            "--no-watch",
+            "--listen",
+            "127.0.0.1:0",
+            "--servers",
+        ])
+        .arg(dir.path().join("servers.d"))
+        .arg("--db")
+        .arg(format!("postgres://scimlab@127.0.0.1:{port}/scimlab"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("opening database postgres://"), "{stderr}");
+}

@@ -97,7 +97,7 @@ impl PgStore {
         let handle = rt.handle().clone();
         let cfg = config.clone();
         // On a thread of its own: `block_on` of a runtime refuses to run inside another one.
-        let (conns, cursor_key, replica) = std::thread::scope(|s| {
+        let opened = std::thread::scope(|s| {
             s.spawn(|| {
                 handle.block_on(async {
                     let mut first = connect(&cfg).await?;
@@ -116,7 +116,15 @@ impl PgStore {
             })
             .join()
             .unwrap_or_else(|p| resume_unwind(p))
-        })?;
+        });
+        let (conns, cursor_key, replica) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                // Dropping a runtime blocks, which panics when `open` runs on an async worker.
+                rt.shutdown_background();
+                return Err(e);
+            }
+        };
         Ok(PgStore {
             rt: Some(rt),
             config,
