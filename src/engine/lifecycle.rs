@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 const TOMBSTONE: &str = "#deleted";
 
 /// Soft-deleted resources are kept under this resource type, beside the live ones: every
-/// query of the live type passes them by, and none of its unique indexes covers them.
+/// query of the live type passes them by, and none of its unique attributes is checked
+/// against them.
 pub fn tombstone_type(resource_type: &str) -> String {
     format!("{resource_type}{TOMBSTONE}")
 }

@@ -99,7 +99,7 @@ pub enum Test {
 }
 
 impl Query<'_> {
-    /// Whether at most one resource can match, found through a unique index: an `eq` on `id`
+    /// Whether at most one resource can match, found through an index: an `eq` on `id`
     /// or on a unique attribute, alone or ANDed with anything else.
     pub fn at_most_one(&self) -> bool {
         match self {

@@ -187,7 +187,8 @@ pub struct ProfileRule {
 
 impl AttributeDef {
     /// A single-valued simple attribute whose values are unique (RFC 7643 §2.4): the store
-    /// keeps a unique index on it, so an `eq` on it finds at most one resource.
+    /// indexes it and refuses a second resource with its value, so an `eq` on it finds at most
+    /// one resource.
     pub fn unique_key(&self) -> bool {
         self.ty != AttrType::Complex && !self.multi_valued && self.uniqueness != Uniqueness::None
     }

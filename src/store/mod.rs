@@ -33,14 +33,14 @@ pub enum StoreError {
     Postgres(String),
     #[error("migrating the database: {0}")]
     Migration(String),
-    /// A unique index refused a write; `attribute` is the one whose value another resource
-    /// holds (as a client names it), when it could be told.
+    /// Another resource holds a unique value of the write; `attribute` is the one (as a client
+    /// names it), when it could be told.
     #[error("another resource holds this {}", attribute.as_deref().unwrap_or("unique value"))]
     Unique { attribute: Option<String> },
     /// The COMMIT of a shared transaction failed: the writes it held are lost.
     #[error("the database could not commit the write (disk full or an I/O error)")]
     Commit,
-    /// A unique index cannot be built because stored resources already share a value.
+    /// An attribute cannot become unique because stored resources already share a value.
     #[error(
         "attribute {attribute} of {resource_type} is now unique, but resources {ids:?} share a value"
     )]
@@ -49,6 +49,18 @@ pub enum StoreError {
         attribute: String,
         ids: Vec<String>,
     },
+}
+
+impl StoreError {
+    /// `spec`'s attribute cannot become unique: the resources `ids` (comma-separated) share
+    /// a value.
+    fn index_conflict(spec: &IndexSpec, ids: &str) -> StoreError {
+        StoreError::IndexConflict {
+            resource_type: spec.resource_type.clone(),
+            attribute: spec.attribute.clone(),
+            ids: ids.split(',').map(str::to_string).collect(),
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -352,8 +364,8 @@ impl Store {
         }
     }
 
-    /// Creates the server's indexes that do not exist yet. A unique index that existing data
-    /// violates is reported with the conflicting resources.
+    /// Creates the server's indexes that do not exist yet. A unique attribute whose stored
+    /// values are not unique is reported with the conflicting resources.
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.writer.exclusive(|c| Sqlite::create_indexes(c, server)),
@@ -390,6 +402,7 @@ impl Sqlite {
         embedded::migrations::runner()
             .run(&mut writer)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Sqlite::drop_legacy_indexes(&writer)?;
         writer.execute(
             "INSERT OR IGNORE INTO secrets (name, value) VALUES ('cursor', randomblob(32))",
             [],
@@ -453,40 +466,44 @@ impl Sqlite {
         in_snapshot(&c, f)
     }
 
+    /// Creates the server's indexes that do not exist yet, and refuses a unique attribute
+    /// whose stored values are not unique.
     fn create_indexes(c: &Connection, server: &ServerModel) -> Result<(), StoreError> {
-        for spec in &plan::indexes_for(server, plan::Dialect::Sqlite) {
-            let create = plan::create_sql(
+        let specs = plan::indexes_for(server, plan::Dialect::Sqlite);
+        for spec in &specs {
+            c.execute_batch(&plan::create_sql(
                 plan::Dialect::Sqlite,
                 &spec.name,
-                server,
-                &spec.resource_type,
-                spec.unique,
                 &spec.expression,
-            );
-            if let Err(e) = c.execute_batch(&create) {
-                if spec.unique && is_unique_violation(&e) {
-                    return Err(conflict(c, server, spec));
-                }
-                return Err(e.into());
+            ))?;
+        }
+        for spec in specs.iter().filter(|s| s.unique) {
+            let q = plan::duplicates_sql(spec, &server.id, "group_concat(id)");
+            let ids: Option<String> = c.query_row(&q, [], |r| r.get(0)).optional()?;
+            if let Some(ids) = ids {
+                return Err(StoreError::index_conflict(spec, &ids));
             }
         }
         Ok(())
     }
-}
 
-fn conflict(c: &Connection, server: &ServerModel, spec: &IndexSpec) -> StoreError {
-    let q = format!(
-        "SELECT group_concat(id) FROM resources WHERE {} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
-        sql::scope("", &server.id, &spec.resource_type),
-        spec.expression
-    );
-    let ids: Option<String> = c.query_row(&q, [], |r| r.get(0)).optional().ok().flatten();
-    StoreError::IndexConflict {
-        resource_type: spec.resource_type.clone(),
-        attribute: spec.attribute.clone(),
-        ids: ids
-            .map(|s| s.split(',').map(str::to_string).collect())
-            .unwrap_or_default(),
+    /// Drops the per-server partial indexes of earlier versions (see `plan`): each of them
+    /// slowed every write, whichever server it was for.
+    fn drop_legacy_indexes(c: &Connection) -> Result<(), StoreError> {
+        let legacy: Vec<String> = c
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='resources' AND sql IS NOT NULL")?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .filter_map(Result::ok)
+            .filter(|(name, sql)| plan::is_legacy_index(name, sql))
+            .map(|(name, _)| name)
+            .collect();
+        for name in legacy {
+            c.execute_batch(&format!(
+                "DROP INDEX IF EXISTS \"{}\"",
+                name.replace('"', "")
+            ))?;
+        }
+        Ok(())
     }
 }
 
@@ -495,28 +512,35 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
-/// Maps a refused write to [`StoreError::Unique`] when a unique index refused it (SQLite's
-/// extended result code says so), naming the attribute whose value another resource holds:
-/// each of the resource type's unique indexes is asked whether it holds the row's value.
-fn on_unique(c: &Connection, server: &ServerModel, r: &Row, e: rusqlite::Error) -> StoreError {
-    if !is_unique_violation(&e) {
-        return e.into();
+/// Refuses `r` when another resource of its server and type holds the value of one of its
+/// type's unique attributes (see `plan` for why the store, not an index, checks this). Exact:
+/// it runs in the write's transaction, and a database has one writer.
+fn check_unique(c: &Connection, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+    let Some(rt) = server.by_name(&r.resource_type) else {
+        return Ok(());
+    };
+    for (attribute, expression) in plan::unique_keys(rt, plan::Dialect::Sqlite) {
+        let q = format!(
+            "SELECT EXISTS(SELECT 1 FROM resources WHERE server_id=$SERVER AND resource_type=?1 \
+             AND {expression} = (SELECT {expression} FROM (SELECT ?2 AS doc)) AND id <> ?3)"
+        );
+        let taken: bool = prepare(c, &q, &server.id)?
+            .query_row(params![r.resource_type, r.doc, r.id], |x| x.get(0))?;
+        if taken {
+            return Err(StoreError::Unique {
+                attribute: Some(attribute),
+            });
+        }
     }
-    let attribute = plan::indexes_for(server, plan::Dialect::Sqlite)
-        .into_iter()
-        .filter(|i| i.unique && i.resource_type == r.resource_type)
-        .find(|i| {
-            let q = format!(
-                "SELECT EXISTS(SELECT 1 FROM resources WHERE {} AND id <> ?1 AND {} = (SELECT {} FROM (SELECT ?2 AS doc)))",
-                sql::scope("", &server.id, &i.resource_type),
-                i.expression,
-                i.expression
-            );
-            c.query_row(&q, params![r.id, r.doc], |row| row.get::<_, bool>(0))
-                .unwrap_or(false)
-        })
-        .map(|i| i.attribute);
-    StoreError::Unique { attribute }
+    Ok(())
+}
+
+/// A write refused by a unique index (only `resources_by_id`: two resources with one id).
+fn on_unique(e: rusqlite::Error) -> StoreError {
+    match is_unique_violation(&e) {
+        true => StoreError::Unique { attribute: None },
+        false => e.into(),
+    }
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -530,11 +554,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     })
 }
 
-/// Prepares `sql` (cached) with `$SERVER` replaced by the server id as an SQL literal.
-///
-/// Binding the server id instead makes SQLite re-prepare the statement on every execution:
-/// the parameter is compared with the partial indexes' `server_id='…'` terms, which marks it
-/// as plan-relevant, and re-binding such a parameter expires the statement.
+/// Prepares `sql` (cached) with `$SERVER` replaced by the server id as an SQL literal, as the
+/// filter compiler writes its scope ([`sql::scope`]): the statements of a server are cached
+/// as that server's.
 fn prepare<'c>(
     c: &'c Connection,
     sql: &str,
@@ -991,6 +1013,7 @@ impl Conn for Connection {
         let mut st = tx.prepare_cached(
             "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?;
+        check_unique(tx, server, r)?;
         st.execute(params![
             server_id,
             r.resource_type,
@@ -1000,7 +1023,7 @@ impl Conn for Connection {
             r.last_modified,
             r.doc
         ])
-        .map_err(|e| on_unique(tx, server, r, e))?;
+        .map_err(on_unique)?;
         Ok(())
     }
 
@@ -1011,8 +1034,8 @@ impl Conn for Connection {
             "UPDATE resources SET version=?2, last_modified=?3, doc=?4 WHERE server_id=$SERVER AND id=?1",
             server_id,
         )?;
-        st.execute(params![r.id, r.version, r.last_modified, r.doc])
-            .map_err(|e| on_unique(tx, server, r, e))?;
+        check_unique(tx, server, r)?;
+        st.execute(params![r.id, r.version, r.last_modified, r.doc])?;
         Ok(())
     }
 
@@ -1839,6 +1862,102 @@ mod tests {
             .unwrap();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups["u7"][0].display.as_deref(), Some("everyone"));
+    }
+
+    /// The store, not an index, refuses a taken unique value: on update as on insert, never
+    /// against the resource itself, and resources without the attribute share nothing.
+    #[test]
+    fn unique_values_are_checked_on_update_and_absent_values_share_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let yaml = "id: t\ntokens: [t]\nresource_types:\n  User:\n    attributes:\n      code: { type: string, uniqueness: server }\n";
+        let s = server(yaml);
+        store.apply_indexes(&s).unwrap();
+        let ext = "urn:scimlab:schemas:extension:t:2.0:User";
+        for (id, doc) in [
+            (
+                "1",
+                format!(r#"{{"userName":"ann","{ext}":{{"code":"A"}}}}"#),
+            ),
+            ("2", r#"{"userName":"bob"}"#.to_string()),
+            ("3", r#"{"userName":"cy"}"#.to_string()),
+        ] {
+            store.write(|tx| tx.insert(&s, &row(id, &doc))).unwrap();
+        }
+        // Rewriting a resource with its own values is no conflict.
+        let same = row(
+            "1",
+            &format!(r#"{{"userName":"ANN","{ext}":{{"code":"A"}}}}"#),
+        );
+        store.write(|tx| tx.update(&s, &same)).unwrap();
+        let taken = store.write(|tx| tx.update(&s, &row("2", r#"{"userName":"Ann"}"#)));
+        assert!(
+            matches!(&taken, Err(StoreError::Unique { attribute: Some(a) }) if a == "userName"),
+            "{taken:?}"
+        );
+        let code = row(
+            "3",
+            &format!(r#"{{"userName":"cy","{ext}":{{"code":"A"}}}}"#),
+        );
+        let taken = store.write(|tx| tx.update(&s, &code));
+        assert!(
+            matches!(&taken, Err(StoreError::Unique { attribute: Some(a) }) if a.ends_with(":code")),
+            "{taken:?}"
+        );
+        // Nothing of the refused writes was kept.
+        let kept = store.read_point(|c| c.get("t", "2")).unwrap().unwrap();
+        assert_eq!(kept.doc, r#"{"userName":"bob"}"#);
+        // Two resources without `code` do not stop it from being (re)applied as unique.
+        store.apply_indexes(&server(yaml)).unwrap();
+    }
+
+    /// Every server shares the same few indexes on `resources` (each index slows every write,
+    /// whichever server it is for), and the per-server partial indexes of earlier versions are
+    /// dropped when a database is opened.
+    #[test]
+    fn indexes_do_not_grow_with_servers_and_legacy_ones_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let indexes = || -> Vec<String> {
+            let c = Connection::open(&path).unwrap();
+            let mut st = c
+                .prepare("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='resources' ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let store = Store::open(&path).unwrap();
+        let define = |id: &str| {
+            server(&format!(
+                "id: {id}\ntokens: [{id}]\nresource_types:\n  User: {{}}\n  Group: {{}}\n"
+            ))
+        };
+        store.apply_indexes(&define("s0")).unwrap();
+        let one = indexes();
+        for i in 1..20 {
+            store.apply_indexes(&define(&format!("s{i}"))).unwrap();
+        }
+        assert_eq!(indexes(), one);
+        let legacy = "scim_s0_User_title_0badc0de";
+        drop(store);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE INDEX \"{legacy}\" ON resources(json_extract(doc,'$.title')) WHERE server_id='s0' AND resource_type='User'"
+            ))
+            .unwrap();
+        assert!(indexes().iter().any(|n| n == legacy));
+        let store = Store::open(&path).unwrap();
+        assert_eq!(indexes(), one);
+        // Uniqueness holds without any unique index.
+        let s = define("s0");
+        store
+            .write(|tx| tx.insert(&s, &row("1", r#"{"userName":"x"}"#)))
+            .unwrap();
+        let dup = store.write(|tx| tx.insert(&s, &row("2", r#"{"userName":"X"}"#)));
+        assert!(matches!(dup, Err(StoreError::Unique { .. })), "{dup:?}");
     }
 
     #[test]

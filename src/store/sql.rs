@@ -24,8 +24,8 @@ pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The WHERE terms that scope a query to one server and resource type. Written as literals so
-/// SQLite can match the partial indexes of `plan.rs`.
+/// The WHERE terms that scope a query to one server and resource type, as literals: equality
+/// on the first two columns of every index of `plan.rs`.
 pub fn scope(alias: &str, server_id: &str, resource_type: &str) -> String {
     let a = if alias.is_empty() {
         String::new()

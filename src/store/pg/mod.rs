@@ -6,8 +6,8 @@
 //! runtime. Writes run in a transaction each (READ COMMITTED) that first takes a
 //! transaction-scoped advisory lock per virtual server it touches: writes to one server are
 //! serialised across every replica, as the SQLite writer serialises them in one process, so
-//! read-modify-write (PATCH, membership changes) stays atomic and the unique indexes decide
-//! races. Reads take no lock.
+//! read-modify-write (PATCH, membership changes) stays atomic and a unique value checked in
+//! a write stays free until it commits. Reads take no lock.
 
 pub mod import;
 pub mod query;
@@ -326,39 +326,19 @@ impl PgStore {
     pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
         self.transaction(Pool::Main, |conn| {
             conn.query(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"), &[])?;
-            for spec in &plan::indexes_for(server, Dialect::Postgres) {
-                let create = plan::create_sql(
-                    Dialect::Postgres,
-                    &spec.name,
-                    server,
-                    &spec.resource_type,
-                    spec.unique,
-                    &spec.expression,
-                );
-                conn.execute("SAVEPOINT ix", &[])?;
-                if let Err(e) = conn.execute(&create, &[]) {
-                    conn.execute("ROLLBACK TO ix", &[])?;
-                    if spec.unique && is_unique_violation(&e) {
-                        let q = format!(
-                            "SELECT string_agg(id, ',') FROM resources WHERE {} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
-                            sql::scope("", &server.id, &spec.resource_type),
-                            spec.expression
-                        );
-                        let ids: Option<String> = conn
-                            .query(&q, &[])
-                            .ok()
-                            .and_then(|rows| rows.first().and_then(|r| r.get(0)));
-                        return Err(StoreError::IndexConflict {
-                            resource_type: spec.resource_type.clone(),
-                            attribute: spec.attribute.clone(),
-                            ids: ids
-                                .map(|s| s.split(',').map(str::to_string).collect())
-                                .unwrap_or_default(),
-                        });
-                    }
-                    return Err(e.into());
+            let specs = plan::indexes_for(server, Dialect::Postgres);
+            for spec in &specs {
+                conn.execute(
+                    &plan::create_sql(Dialect::Postgres, &spec.name, &spec.expression),
+                    &[],
+                )?;
+            }
+            for spec in specs.iter().filter(|s| s.unique) {
+                let q = plan::duplicates_sql(spec, &server.id, "string_agg(id, ',')");
+                let ids: Option<String> = conn.query(&q, &[])?.first().map(|r| r.get(0));
+                if let Some(ids) = ids {
+                    return Err(StoreError::index_conflict(spec, &ids));
                 }
-                conn.execute("RELEASE ix", &[])?;
             }
             Ok(())
         })
@@ -418,13 +398,39 @@ async fn connect(cfg: &tokio_postgres::Config) -> Result<tokio_postgres::Client,
 async fn migrate(c: &mut tokio_postgres::Client) -> Result<(), StoreError> {
     c.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
         .await?;
-    let out = embedded::migrations::runner()
+    let mut out = embedded::migrations::runner()
         .run_async(c)
         .await
+        .map(|_| ())
         .map_err(|e| StoreError::Migration(e.to_string()));
+    if out.is_ok() {
+        out = drop_legacy_indexes(c).await;
+    }
     c.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
         .await?;
-    out.map(|_| ())
+    out
+}
+
+/// Drops the per-server partial indexes of earlier versions (see `plan`): each of them
+/// slowed every write, whichever server it was for. Under the schema lock.
+async fn drop_legacy_indexes(c: &tokio_postgres::Client) -> Result<(), StoreError> {
+    let rows = c
+        .query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'resources'",
+            &[],
+        )
+        .await?;
+    for r in rows {
+        let (name, definition): (String, String) = (r.get(0), r.get(1));
+        if plan::is_legacy_index(&name, &definition) {
+            c.batch_execute(&format!(
+                "DROP INDEX IF EXISTS \"{}\"",
+                name.replace('"', "")
+            ))
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The cursor-signing key every replica shares (made by the first).
@@ -444,10 +450,6 @@ async fn cursor_key(c: &tokio_postgres::Client) -> Result<Vec<u8>, StoreError> {
         .query_one("SELECT value FROM secrets WHERE name='cursor'", &[])
         .await?;
     Ok(row.get(0))
-}
-
-fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
 
 /// A connection in a read or in a write transaction.
@@ -555,24 +557,29 @@ impl<'a> PgConn<'a> {
         Ok(())
     }
 
-    /// The attribute a unique index of `server` holds `r`'s value for (the write is refused).
-    fn unique_attribute(&self, server: &ServerModel, r: &Row) -> Option<String> {
-        plan::indexes_for(server, Dialect::Postgres)
-            .into_iter()
-            .filter(|i| i.unique && i.resource_type == r.resource_type)
-            .find(|i| {
-                let q = format!(
-                    "SELECT EXISTS(SELECT 1 FROM resources WHERE {} AND id <> $1 AND {} = (SELECT {} FROM (SELECT $2::text::jsonb AS doc) d))",
-                    sql::scope("", &server.id, &i.resource_type),
-                    i.expression,
-                    i.expression
-                );
-                self.query(&q, &[&r.id, &r.doc])
-                    .ok()
-                    .and_then(|rows| rows.first().map(|row| row.get::<_, bool>(0)))
-                    .unwrap_or(false)
-            })
-            .map(|i| i.attribute)
+    /// Refuses `r` when another resource of its server and type holds the value of one of
+    /// its type's unique attributes (see `plan`). Exact: the server's writes are serialised
+    /// (`lock`), so a value no other resource holds now stays free until this transaction ends.
+    fn check_unique(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+        let Some(rt) = server.by_name(&r.resource_type) else {
+            return Ok(());
+        };
+        for (attribute, expression) in plan::unique_keys(rt, Dialect::Postgres) {
+            let q = format!(
+                "SELECT EXISTS(SELECT 1 FROM resources WHERE server_id=$1 AND resource_type=$2 AND id <> $3 \
+                 AND {expression} = (SELECT {expression} FROM (SELECT $4::text::jsonb AS doc) d))"
+            );
+            let taken: bool = self
+                .query(&q, &[&server.id, &r.resource_type, &r.id, &r.doc])?
+                .first()
+                .is_some_and(|row| row.get(0));
+            if taken {
+                return Err(StoreError::Unique {
+                    attribute: Some(attribute),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -692,31 +699,23 @@ impl Conn for PgConn<'_> {
 
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
         self.lock(&server.id)?;
-        // ON CONFLICT DO NOTHING: a refused insert leaves the transaction usable (the engine
-        // goes on to look for the resource that holds the value).
+        self.check_unique(server, r)?;
+        // ON CONFLICT DO NOTHING: a refused insert (an id already used) leaves the
+        // transaction usable.
         let n = self.execute(
             "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) \
              VALUES ($1,$2,$3,$4,$5,$6,$7::text::jsonb) ON CONFLICT DO NOTHING",
             &[&server.id, &r.resource_type, &r.id, &r.version, &r.created, &r.last_modified, &r.doc],
         )?;
         if n == 0 {
-            return Err(StoreError::Unique {
-                attribute: self.unique_attribute(server, r),
-            });
+            return Err(StoreError::Unique { attribute: None });
         }
         Ok(())
     }
 
     fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
         self.lock(&server.id)?;
-        // Writes to the server are serialised (`lock`): a value no other resource holds now
-        // stays free until this transaction ends, so checking first is exact and keeps the
-        // transaction usable when the value is taken.
-        if let Some(attribute) = self.unique_attribute(server, r) {
-            return Err(StoreError::Unique {
-                attribute: Some(attribute),
-            });
-        }
+        self.check_unique(server, r)?;
         self.execute(
             "UPDATE resources SET version=$3, last_modified=$4, doc=$5::text::jsonb WHERE server_id=$1 AND id=$2",
             &[&server.id, &r.id, &r.version, &r.last_modified, &r.doc],

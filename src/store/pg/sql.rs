@@ -39,8 +39,7 @@ pub fn elements(json: &str) -> String {
     format!("jsonb_array_elements(CASE jsonb_typeof({json}) WHEN 'array' THEN {json} END)")
 }
 
-/// The WHERE terms that scope a query to one server and resource type, as literals so that
-/// the planner can match the plan's partial indexes.
+/// The WHERE terms that scope a query to one server and resource type (see the SQLite one).
 pub fn scope(alias: &str, server_id: &str, resource_type: &str) -> String {
     super::super::sql::scope(alias, server_id, resource_type)
 }
