@@ -782,15 +782,66 @@ fn reload_definition(i: usize, attr: &str) -> String {
     )
 }
 
+/// Writes per size in `bench-reload`.
+const WRITES: usize = 200;
+
+/// Median milliseconds of a create and of a PATCH of `userName` on server `s0`, one request
+/// at a time.
+async fn writes_one_at_a_time(conn: &mut Conn) -> anyhow::Result<(f64, f64)> {
+    let (users, token) = ("/scim-identifier/s0/scim/v2/Users", "token-0");
+    let median = |mut t: Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let (mut creates, mut patches, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..WRITES {
+        let req = crate::harness::client::request("POST", users, token, &user(i));
+        let started = Instant::now();
+        let (status, body) = conn.send(req).await?;
+        creates.push(started.elapsed().as_secs_f64() * 1000.0);
+        if status != 201 {
+            bail!(
+                "create answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&body)?;
+        ids.push(
+            doc["id"]
+                .as_str()
+                .context("a created user has no id")?
+                .to_string(),
+        );
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let body = format!(
+            r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"userName","value":"renamed{i}@example.com"}}]}}"#
+        );
+        let req = crate::harness::client::request("PATCH", &format!("{users}/{id}"), token, &body);
+        let started = Instant::now();
+        let (status, body) = conn.send(req).await?;
+        patches.push(started.elapsed().as_secs_f64() * 1000.0);
+        if status != 200 {
+            bail!(
+                "PATCH answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    Ok((median(creates), median(patches)))
+}
+
 /// Time from a definition file's write to the change being served, with the watcher on.
 pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
     println!(
-        "scimlab bench-reload: {} edits per size; time from rename() of the file to the change being served\n",
+        "scimlab bench-reload: {} edits per size; time from rename() of the file to the change being served;\n\
+         then {WRITES} creates and {WRITES} PATCHes on one server, one at a time (each write opens every index of the\n\
+         table, whichever server it is for: they must not slow down as servers are added)\n",
         opts.edits
     );
     println!(
-        "{:>8} {:>10} {:>10} {:>10}",
-        "servers", "p50 ms", "p99 ms", "max ms"
+        "{:>8} {:>10} {:>10} {:>10} {:>15} {:>14}",
+        "servers", "p50 ms", "p99 ms", "max ms", "create p50 ms", "PATCH p50 ms"
     );
     for &n in &opts.servers {
         let dir = tempfile::tempdir()?;
@@ -844,10 +895,11 @@ pub async fn run_reload(opts: ReloadOptions) -> anyhow::Result<()> {
             }
             times.push(started.elapsed().as_secs_f64() * 1000.0);
         }
+        let (create, patch) = writes_one_at_a_time(&mut conn).await?;
         times.sort_by(|a, b| a.total_cmp(b));
         let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
         println!(
-            "{n:>8} {:>10.1} {:>10.1} {:>10.1}",
+            "{n:>8} {:>10.1} {:>10.1} {:>10.1} {create:>15.3} {patch:>14.3}",
             pct(0.5),
             pct(0.99),
             times[times.len() - 1]
