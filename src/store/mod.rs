@@ -512,20 +512,31 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
-/// Refuses `r` when another resource of its server and type holds the value of one of its
-/// type's unique attributes (see `plan` for why the store, not an index, checks this). Exact:
-/// it runs in the write's transaction, and a database has one writer.
+/// The unique checks of `r`'s type for its write statement ([`plan::unique_guard`]): the check
+/// runs in the write's transaction, and a database has one writer, so it is exact.
+fn unique_guard(server: &ServerModel, r: &Row, params: [&str; 4]) -> String {
+    server
+        .by_name(&r.resource_type)
+        .map(|rt| plan::unique_guard(rt, plan::Dialect::Sqlite, params))
+        .unwrap_or_default()
+}
+
+/// After a guarded write changed nothing: the unique attribute whose value another resource
+/// of the server and type holds, as the error.
 fn check_unique(c: &Connection, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
     let Some(rt) = server.by_name(&r.resource_type) else {
         return Ok(());
     };
     for (attribute, expression) in plan::unique_keys(rt, plan::Dialect::Sqlite) {
         let q = format!(
-            "SELECT EXISTS(SELECT 1 FROM resources WHERE server_id=$SERVER AND resource_type=?1 \
-             AND {expression} = (SELECT {expression} FROM (SELECT ?2 AS doc)) AND id <> ?3)"
+            "SELECT EXISTS(SELECT 1 FROM resources WHERE server_id=?1 AND resource_type=?2 \
+             AND {expression} = (SELECT {expression} FROM (SELECT ?3 AS doc)) AND id <> ?4)"
         );
-        let taken: bool = prepare(c, &q, &server.id)?
-            .query_row(params![r.resource_type, r.doc, r.id], |x| x.get(0))?;
+        let taken: bool = c
+            .prepare_cached(&q)?
+            .query_row(params![server.id, r.resource_type, r.doc, r.id], |x| {
+                x.get(0)
+            })?;
         if taken {
             return Err(StoreError::Unique {
                 attribute: Some(attribute),
@@ -1009,33 +1020,47 @@ impl Conn for Connection {
     }
 
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
-        let (tx, server_id) = (self, server.id.as_str());
-        let mut st = tx.prepare_cached(
-            "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-        )?;
-        check_unique(tx, server, r)?;
-        st.execute(params![
-            server_id,
-            r.resource_type,
-            r.id,
-            r.version,
-            r.created,
-            r.last_modified,
-            r.doc
-        ])
-        .map_err(on_unique)?;
+        let guard = unique_guard(server, r, ["?1", "?2", "?3", "?7"]);
+        let n = self
+            .prepare_cached(&format!(
+                "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) \
+                 SELECT ?1,?2,?3,?4,?5,?6,?7 WHERE 1{guard}"
+            ))?
+            .execute(params![
+                server.id,
+                r.resource_type,
+                r.id,
+                r.version,
+                r.created,
+                r.last_modified,
+                r.doc
+            ])
+            .map_err(on_unique)?;
+        if n == 0 {
+            check_unique(self, server, r)?;
+            return Err(StoreError::Unique { attribute: None });
+        }
         Ok(())
     }
 
     fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
-        let (tx, server_id) = (self, server.id.as_str());
-        let mut st = prepare(
-            tx,
-            "UPDATE resources SET version=?2, last_modified=?3, doc=?4 WHERE server_id=$SERVER AND id=?1",
-            server_id,
-        )?;
-        check_unique(tx, server, r)?;
-        st.execute(params![r.id, r.version, r.last_modified, r.doc])?;
+        let guard = unique_guard(server, r, ["?5", "?6", "?1", "?4"]);
+        let n = self
+            .prepare_cached(&format!(
+                "UPDATE resources SET version=?2, last_modified=?3, doc=?4 \
+                 WHERE server_id=?5 AND id=?1 AND resource_type=?6{guard}"
+            ))?
+            .execute(params![
+                r.id,
+                r.version,
+                r.last_modified,
+                r.doc,
+                server.id,
+                r.resource_type
+            ])?;
+        if n == 0 {
+            check_unique(self, server, r)?;
+        }
         Ok(())
     }
 

@@ -83,6 +83,31 @@ pub fn unique_keys(rt: &ResourceType, dialect: Dialect) -> Vec<(String, String)>
     out
 }
 
+/// ` AND NOT EXISTS (…)` for each unique attribute of `rt`: no other resource of the server
+/// and type holds the value the new document gives it. `server`, `resource_type`, `id` and
+/// `doc` are the SQL parameters that hold them. Empty when `rt` has no unique attribute.
+///
+/// Part of the write's own statement: one statement, and on SQLite one parse of the document
+/// (the JSON functions of a statement share their parses).
+pub fn unique_guard(
+    rt: &ResourceType,
+    dialect: Dialect,
+    [server, resource_type, id, doc]: [&str; 4],
+) -> String {
+    let new_doc = match dialect {
+        Dialect::Sqlite => format!("(SELECT {doc} AS doc)"),
+        Dialect::Postgres => format!("(SELECT {doc}::text::jsonb AS doc) d"),
+    };
+    let mut out = String::new();
+    for (_, e) in unique_keys(rt, dialect) {
+        out.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM resources u WHERE u.server_id={server} AND u.resource_type={resource_type} \
+             AND u.id <> {id} AND {e} = (SELECT {e} FROM {new_doc}))"
+        ));
+    }
+    out
+}
+
 /// Calls `f(name, attribute, unique, expression)` for each indexed attribute of `rt`.
 fn for_each_key(
     rt: &ResourceType,
