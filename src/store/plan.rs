@@ -73,7 +73,7 @@ pub fn indexes_for(server: &ServerModel, dialect: Dialect) -> Vec<IndexSpec> {
 
 /// The unique attributes of one resource type as (attribute as clients name it, expression):
 /// what a write must check.
-pub fn unique_keys(rt: &ResourceType, dialect: Dialect) -> Vec<(String, String)> {
+fn unique_keys(rt: &ResourceType, dialect: Dialect) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for_each_key(rt, dialect, |_, attribute, unique, expression| {
         if unique {
@@ -83,29 +83,86 @@ pub fn unique_keys(rt: &ResourceType, dialect: Dialect) -> Vec<(String, String)>
     out
 }
 
-/// ` AND NOT EXISTS (…)` for each unique attribute of `rt`: no other resource of the server
-/// and type holds the value the new document gives it. `server`, `resource_type`, `id` and
-/// `doc` are the SQL parameters that hold them. Empty when `rt` has no unique attribute.
-///
-/// Part of the write's own statement: one statement, and on SQLite one parse of the document
-/// (the JSON functions of a statement share their parses).
-pub fn unique_guard(
+/// The unique attributes of a resource type as (schema, whether it is the core schema, name,
+/// case-exact): what its unique checks are written from.
+type UniqueSignature = Vec<(String, bool, String, bool)>;
+
+/// Unique checks, (attribute, query), per thread.
+type UniqueChecks = std::rc::Rc<Vec<(String, String)>>;
+
+/// What a cached set of checks was written from: dialect, parameters, signature.
+type CachedChecks = (Dialect, [String; 4], UniqueSignature, UniqueChecks);
+
+thread_local! {
+    /// Checks already written, by what they were written from: every write checks, and
+    /// writing the SQL again cost a create more than running it.
+    static CHECKS: std::cell::RefCell<Vec<CachedChecks>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`unique_checks`], kept per thread for each resource-type shape (most servers' `User` share
+/// one). A reload that changes the unique attributes changes the shape.
+pub fn cached_unique_checks(
+    rt: &ResourceType,
+    dialect: Dialect,
+    params: [&str; 4],
+) -> UniqueChecks {
+    let unique = || {
+        rt.schemas().flat_map(|s| {
+            let core = s.id == rt.schema.id;
+            (s.attributes.iter())
+                .filter(|a| a.unique_key())
+                .map(move |a| (s.id.as_str(), core, a.name.as_str(), a.case_exact))
+        })
+    };
+    let matches = |sig: &UniqueSignature| {
+        sig.len() == unique().count()
+            && sig
+                .iter()
+                .zip(unique())
+                .all(|((s, core, n, c), theirs)| (s.as_str(), *core, n.as_str(), *c) == theirs)
+    };
+    CHECKS.with_borrow_mut(|cache| {
+        if let Some((.., checks)) = cache
+            .iter()
+            .find(|(d, p, sig, _)| *d == dialect && *p == params && matches(sig))
+        {
+            return checks.clone();
+        }
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        let checks = UniqueChecks::new(unique_checks(rt, dialect, params));
+        let sig = unique()
+            .map(|(s, core, n, c)| (s.to_string(), core, n.to_string(), c))
+            .collect();
+        cache.push((dialect, params.map(str::to_string), sig, checks.clone()));
+        checks
+    })
+}
+
+/// For each unique attribute of `rt`: the attribute as clients name it, and a query that
+/// tells whether another resource of the server and type holds the value the new document
+/// gives it. `server`, `resource_type`, `id` and `doc` are the SQL parameters that hold them.
+fn unique_checks(
     rt: &ResourceType,
     dialect: Dialect,
     [server, resource_type, id, doc]: [&str; 4],
-) -> String {
+) -> Vec<(String, String)> {
     let new_doc = match dialect {
         Dialect::Sqlite => format!("(SELECT {doc} AS doc)"),
         Dialect::Postgres => format!("(SELECT {doc}::text::jsonb AS doc) d"),
     };
-    let mut out = String::new();
-    for (_, e) in unique_keys(rt, dialect) {
-        out.push_str(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM resources u WHERE u.server_id={server} AND u.resource_type={resource_type} \
-             AND u.id <> {id} AND {e} = (SELECT {e} FROM {new_doc}))"
-        ));
-    }
-    out
+    unique_keys(rt, dialect)
+        .into_iter()
+        .map(|(attribute, e)| {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM resources WHERE server_id={server} AND resource_type={resource_type} \
+                 AND id <> {id} AND {e} = (SELECT {e} FROM {new_doc}))"
+            );
+            (attribute, sql)
+        })
+        .collect()
 }
 
 /// Calls `f(name, attribute, unique, expression)` for each indexed attribute of `rt`.

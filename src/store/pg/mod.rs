@@ -557,34 +557,22 @@ impl<'a> PgConn<'a> {
         Ok(())
     }
 
-    /// The unique checks of `r`'s type for its write statement ([`plan::unique_guard`]).
-    /// Exact: the server's writes are serialised (`lock`), so a value no other resource holds
-    /// now stays free until this transaction ends.
-    fn unique_guard(&self, server: &ServerModel, r: &Row, params: [&str; 4]) -> String {
-        server
-            .by_name(&r.resource_type)
-            .map(|rt| plan::unique_guard(rt, Dialect::Postgres, params))
-            .unwrap_or_default()
-    }
-
-    /// After a guarded write changed nothing: the unique attribute whose value another
-    /// resource of the server and type holds, as the error.
+    /// Refuses `r` when another resource of its server and type holds the value of one of
+    /// its type's unique attributes (see `plan`). Exact: the server's writes are serialised
+    /// (`lock`), so a value no other resource holds now stays free until this transaction ends.
     fn check_unique(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
         let Some(rt) = server.by_name(&r.resource_type) else {
             return Ok(());
         };
-        for (attribute, expression) in plan::unique_keys(rt, Dialect::Postgres) {
-            let q = format!(
-                "SELECT EXISTS(SELECT 1 FROM resources WHERE server_id=$1 AND resource_type=$2 AND id <> $3 \
-                 AND {expression} = (SELECT {expression} FROM (SELECT $4::text::jsonb AS doc) d))"
-            );
+        let checks = plan::cached_unique_checks(rt, Dialect::Postgres, ["$1", "$2", "$3", "$4"]);
+        for (attribute, sql) in checks.iter() {
             let taken: bool = self
-                .query(&q, &[&server.id, &r.resource_type, &r.id, &r.doc])?
+                .query(sql, &[&server.id, &r.resource_type, &r.id, &r.doc])?
                 .first()
                 .is_some_and(|row| row.get(0));
             if taken {
                 return Err(StoreError::Unique {
-                    attribute: Some(attribute),
+                    attribute: Some(attribute.clone()),
                 });
             }
         }
@@ -708,19 +696,15 @@ impl Conn for PgConn<'_> {
 
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
         self.lock(&server.id)?;
-        let guard = self.unique_guard(server, r, ["$1", "$2", "$3", "$7"]);
+        self.check_unique(server, r)?;
         // ON CONFLICT DO NOTHING: a refused insert (an id already used) leaves the
         // transaction usable.
         let n = self.execute(
-            &format!(
-                "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) \
-                 SELECT $1::text,$2::text,$3::text,$4::bigint,$5::text,$6::text,$7::text::jsonb WHERE true{guard} \
-                 ON CONFLICT DO NOTHING"
-            ),
+            "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7::text::jsonb) ON CONFLICT DO NOTHING",
             &[&server.id, &r.resource_type, &r.id, &r.version, &r.created, &r.last_modified, &r.doc],
         )?;
         if n == 0 {
-            self.check_unique(server, r)?;
             return Err(StoreError::Unique { attribute: None });
         }
         Ok(())
@@ -728,24 +712,11 @@ impl Conn for PgConn<'_> {
 
     fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
         self.lock(&server.id)?;
-        let guard = self.unique_guard(server, r, ["$1", "$6", "$2", "$5"]);
-        let n = self.execute(
-            &format!(
-                "UPDATE resources SET version=$3, last_modified=$4, doc=$5::text::jsonb \
-                 WHERE server_id=$1 AND id=$2 AND resource_type=$6{guard}"
-            ),
-            &[
-                &server.id,
-                &r.id,
-                &r.version,
-                &r.last_modified,
-                &r.doc,
-                &r.resource_type,
-            ],
+        self.check_unique(server, r)?;
+        self.execute(
+            "UPDATE resources SET version=$3, last_modified=$4, doc=$5::text::jsonb WHERE server_id=$1 AND id=$2",
+            &[&server.id, &r.id, &r.version, &r.last_modified, &r.doc],
         )?;
-        if n == 0 {
-            self.check_unique(server, r)?;
-        }
         Ok(())
     }
 
