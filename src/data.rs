@@ -6,7 +6,7 @@ use crate::definition::CategoryKind;
 use crate::engine::{Mode, normalize};
 use crate::model::{Model, ServerModel, Sources};
 use crate::seed::{self, SeedError};
-use crate::store::{Member, Row, Store, StoreError};
+use crate::store::{Member, Row, Store, StoreError, UniqueValues};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -110,7 +110,7 @@ fn sync_catalogue(store: &Store, server: &ServerModel) -> Result<(), DataError> 
                             row.version += 1;
                             row.last_modified = crate::engine::now();
                             row.doc = text;
-                            tx.update(server, &row)?;
+                            tx.update(server, &row, UniqueValues::MayChange)?;
                         }
                     }
                 }

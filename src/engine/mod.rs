@@ -21,7 +21,7 @@ use crate::error::{ScimError, ScimResult};
 use crate::filter;
 use crate::model::{ResourceType, ServerModel, persona, query};
 use crate::schema::urn;
-use crate::store::{self, Member, Row, Store, StoreError};
+use crate::store::{self, Member, Row, Store, StoreError, UniqueValues};
 use serde_json::{Map, Value};
 
 /// What an operation works on: the store, the server's model snapshot, one resource type, and
@@ -81,6 +81,33 @@ impl From<StoreError> for ScimError {
             }
             other => ScimError::internal(other),
         }
+    }
+}
+
+/// Whether `new` gives every unique attribute of `rt` the value `old` gives it: then the
+/// write cannot take a value another resource holds, and the store need not look (a PATCH of
+/// other attributes, the common case, skips a query).
+fn unique_values(
+    rt: &ResourceType,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> UniqueValues {
+    let kept = rt.schemas().all(|s| {
+        let (old, new) = if s.id == rt.schema.id {
+            (Some(old), Some(new))
+        } else {
+            (
+                old.get(&s.id).and_then(Value::as_object),
+                new.get(&s.id).and_then(Value::as_object),
+            )
+        };
+        (s.attributes.iter())
+            .filter(|a| a.unique_key())
+            .all(|a| old.and_then(|d| d.get(&a.name)) == new.and_then(|d| d.get(&a.name)))
+    });
+    match kept {
+        true => UniqueValues::Kept,
+        false => UniqueValues::MayChange,
     }
 }
 
@@ -303,7 +330,9 @@ pub fn replace(
             row.version += 1;
             row.last_modified = now();
             row.doc = to_doc_string(&n.doc);
-            tx.update(ctx.server, &row).map_err(store_err(ctx))?;
+            let unique = unique_values(ctx.rt, &old, &n.doc);
+            tx.update(ctx.server, &row, unique)
+                .map_err(store_err(ctx))?;
             rules::check_in_view(ctx, tx, id)?;
             let full = || full_document(ctx, tx, &row);
             events::record(ctx, tx, id, events::Change::Put(&old, &n.doc), full)?;
@@ -337,7 +366,9 @@ pub fn patch(
             if members::apply(ctx, tx, id, member_ops)? {
                 row.version += 1;
                 row.last_modified = now();
-                tx.update(ctx.server, &row).map_err(store_err(ctx))?;
+                // Only the version and time change.
+                tx.update(ctx.server, &row, UniqueValues::Kept)
+                    .map_err(store_err(ctx))?;
                 let doc: Map<String, Value> =
                     serde_json::from_str(&row.doc).map_err(ScimError::internal)?;
                 let full = || full_document(ctx, tx, &row);
@@ -504,7 +535,8 @@ fn store_patched(
         row.version += 1;
         row.last_modified = now();
         row.doc = to_doc_string(&n.doc);
-        tx.update(ctx.server, &row).map_err(store_err(ctx))?;
+        tx.update(ctx.server, &row, unique_values(ctx.rt, &old, &n.doc))
+            .map_err(store_err(ctx))?;
         rules::check_in_view(ctx, tx, &id)?;
         let change = events::Change::Patch(&old, &n.doc, members_changed);
         let full = || full_document(ctx, tx, &row);
@@ -998,6 +1030,32 @@ mod tests {
     }
 
     const DEF: &str = "id: t\ntokens: [t]\nresource_types:\n  User:\n    attributes:\n      badge: { type: string, mutability: immutable }\n  Group: {}\nvalidation: { strict: true }\n";
+
+    /// A write keeps its unique values (and skips the store's check) only when every unique
+    /// attribute, core or extension, is exactly as stored.
+    #[test]
+    fn unique_values_are_kept_only_when_every_unique_attribute_is_unchanged() {
+        let m = model(&DEF.replace(
+            "badge: { type: string, mutability: immutable }",
+            "badge: { type: string, uniqueness: server }",
+        ));
+        let users = m.server("t").unwrap().by_name("User").unwrap();
+        let ext = "urn:scimlab:schemas:extension:t:2.0:User";
+        let doc = |name: &str, badge: &str, title: &str| {
+            json!({"userName": name, "title": title, ext: {"badge": badge}})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let old = doc("ann", "7", "x");
+        let kept = |new: &Map<String, Value>| unique_values(users, &old, new);
+        assert_eq!(kept(&doc("ann", "7", "y")), UniqueValues::Kept);
+        assert_eq!(kept(&doc("ANN", "7", "x")), UniqueValues::MayChange);
+        assert_eq!(kept(&doc("ann", "8", "x")), UniqueValues::MayChange);
+        let mut no_badge = doc("ann", "7", "x");
+        no_badge.remove(ext);
+        assert_eq!(kept(&no_badge), UniqueValues::MayChange);
+    }
 
     #[test]
     fn create_validation_is_the_servers() {

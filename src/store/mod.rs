@@ -73,6 +73,13 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
+/// Whether a write keeps the unique values already stored, so no other resource can hold them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueValues {
+    Kept,
+    MayChange,
+}
+
 /// One stored resource, as read from the database.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -743,11 +750,14 @@ pub trait Conn {
     /// Reads one resource of a server by id (any resource type).
     fn get(&self, server_id: &str, id: &str) -> Result<Option<Row>, StoreError>;
 
-    /// Stores a new resource (a unique index of the server may refuse it).
+    /// Stores a new resource (refused when another resource holds one of its unique values).
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError>;
 
-    /// Replaces a stored resource's document, version and modification time.
-    fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError>;
+    /// Replaces a stored resource's document, version and modification time (refused when
+    /// another resource holds one of its unique values; not checked when `unique` says the
+    /// values are those already stored).
+    fn update(&self, server: &ServerModel, r: &Row, unique: UniqueValues)
+    -> Result<(), StoreError>;
 
     /// Deletes a resource and every membership it takes part in (as group or as member).
     fn delete(&self, server_id: &str, id: &str) -> Result<bool, StoreError>;
@@ -1029,8 +1039,15 @@ impl Conn for Connection {
         Ok(())
     }
 
-    fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
-        check_unique(self, server, r)?;
+    fn update(
+        &self,
+        server: &ServerModel,
+        r: &Row,
+        unique: UniqueValues,
+    ) -> Result<(), StoreError> {
+        if unique == UniqueValues::MayChange {
+            check_unique(self, server, r)?;
+        }
         self.prepare_cached(
             "UPDATE resources SET version=?2, last_modified=?3, doc=?4 WHERE server_id=?5 AND id=?1",
         )?
@@ -1888,8 +1905,16 @@ mod tests {
             "1",
             &format!(r#"{{"userName":"ANN","{ext}":{{"code":"A"}}}}"#),
         );
-        store.write(|tx| tx.update(&s, &same)).unwrap();
-        let taken = store.write(|tx| tx.update(&s, &row("2", r#"{"userName":"Ann"}"#)));
+        store
+            .write(|tx| tx.update(&s, &same, UniqueValues::MayChange))
+            .unwrap();
+        let taken = store.write(|tx| {
+            tx.update(
+                &s,
+                &row("2", r#"{"userName":"Ann"}"#),
+                UniqueValues::MayChange,
+            )
+        });
         assert!(
             matches!(&taken, Err(StoreError::Unique { attribute: Some(a) }) if a == "userName"),
             "{taken:?}"
@@ -1898,7 +1923,7 @@ mod tests {
             "3",
             &format!(r#"{{"userName":"cy","{ext}":{{"code":"A"}}}}"#),
         );
-        let taken = store.write(|tx| tx.update(&s, &code));
+        let taken = store.write(|tx| tx.update(&s, &code, UniqueValues::MayChange));
         assert!(
             matches!(&taken, Err(StoreError::Unique { attribute: Some(a) }) if a.ends_with(":code")),
             "{taken:?}"

@@ -216,8 +216,25 @@ async fn uniqueness_is_case_insensitive_for_user_name_and_per_server() {
         )
         .await;
     assert_error(s, &b, 409, Some("uniqueness"));
+    let (s, b) = app
+        .put(
+            "full",
+            &format!("/Users/{bob}"),
+            json!({"schemas": [USER], "userName": "Alice"}),
+        )
+        .await;
+    assert_error(s, &b, 409, Some("uniqueness"));
     let (_, b) = app.get("full", &format!("/Users/{bob}")).await;
     assert_eq!(b["userName"], "bob");
+    // A change that keeps the unique values is no conflict.
+    let (s, b) = app
+        .patch(
+            "full",
+            &format!("/Users/{bob}"),
+            json!([{"op": "replace", "path": "displayName", "value": "Bob"}]),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
     // Agent names are unique per server, case-insensitively.
     let agent =
         |n: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Agent"], "name": n});

@@ -16,7 +16,7 @@ pub mod sql;
 use super::plan::{self, Dialect};
 use super::{
     Conn, Delivery, EventRecord, Grant, GroupRef, Keyset, KeysetFrom, Member, PushRecord, Row,
-    Search, Snapshot, StoreError, request_log,
+    Search, Snapshot, StoreError, UniqueValues, request_log,
 };
 use crate::model::ServerModel;
 use query::{Binder, Param};
@@ -710,9 +710,16 @@ impl Conn for PgConn<'_> {
         Ok(())
     }
 
-    fn update(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+    fn update(
+        &self,
+        server: &ServerModel,
+        r: &Row,
+        unique: UniqueValues,
+    ) -> Result<(), StoreError> {
         self.lock(&server.id)?;
-        self.check_unique(server, r)?;
+        if unique == UniqueValues::MayChange {
+            self.check_unique(server, r)?;
+        }
         self.execute(
             "UPDATE resources SET version=$3, last_modified=$4, doc=$5::text::jsonb WHERE server_id=$1 AND id=$2",
             &[&server.id, &r.id, &r.version, &r.last_modified, &r.doc],
