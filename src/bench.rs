@@ -793,40 +793,38 @@ async fn writes_one_at_a_time(conn: &mut Conn) -> anyhow::Result<(f64, f64)> {
         t.sort_by(f64::total_cmp);
         t[t.len() / 2]
     };
-    let (mut creates, mut patches, mut ids) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..WRITES {
-        let req = crate::harness::client::request("POST", users, token, &user(i));
+    // One request, timed in milliseconds; an unexpected status ends the bench.
+    async fn timed(
+        conn: &mut Conn,
+        (method, path, token, body): (&str, &str, &str, &str),
+        expect: u16,
+        times: &mut Vec<f64>,
+    ) -> anyhow::Result<axum::body::Bytes> {
+        let req = crate::harness::client::request(method, path, token, body);
         let started = Instant::now();
         let (status, body) = conn.send(req).await?;
-        creates.push(started.elapsed().as_secs_f64() * 1000.0);
-        if status != 201 {
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        if status != expect {
             bail!(
-                "create answered {status}: {}",
+                "{method} answered {status}: {}",
                 String::from_utf8_lossy(&body)
             );
         }
+        Ok(body)
+    }
+    let (mut creates, mut patches, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..WRITES {
+        let body = timed(conn, ("POST", users, token, &user(i)), 201, &mut creates).await?;
         let doc: serde_json::Value = serde_json::from_slice(&body)?;
-        ids.push(
-            doc["id"]
-                .as_str()
-                .context("a created user has no id")?
-                .to_string(),
-        );
+        let id = doc["id"].as_str().context("a created user has no id")?;
+        ids.push(id.to_string());
     }
     for (i, id) in ids.iter().enumerate() {
         let body = format!(
             r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"userName","value":"renamed{i}@example.com"}}]}}"#
         );
-        let req = crate::harness::client::request("PATCH", &format!("{users}/{id}"), token, &body);
-        let started = Instant::now();
-        let (status, body) = conn.send(req).await?;
-        patches.push(started.elapsed().as_secs_f64() * 1000.0);
-        if status != 200 {
-            bail!(
-                "PATCH answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
+        let path = format!("{users}/{id}");
+        timed(conn, ("PATCH", &path, token, &body), 200, &mut patches).await?;
     }
     Ok((median(creates), median(patches)))
 }

@@ -92,18 +92,15 @@ fn unique_values(
     old: &Map<String, Value>,
     new: &Map<String, Value>,
 ) -> UniqueValues {
-    let kept = rt.schemas().all(|s| {
-        let (old, new) = if s.id == rt.schema.id {
-            (Some(old), Some(new))
-        } else {
-            (
-                old.get(&s.id).and_then(Value::as_object),
-                new.get(&s.id).and_then(Value::as_object),
-            )
-        };
-        (s.attributes.iter())
-            .filter(|a| a.unique_key())
-            .all(|a| old.and_then(|d| d.get(&a.name)) == new.and_then(|d| d.get(&a.name)))
+    fn value<'a>(doc: &'a Map<String, Value>, ext: Option<&str>, name: &str) -> Option<&'a Value> {
+        match ext {
+            None => doc.get(name),
+            Some(urn) => doc.get(urn)?.as_object()?.get(name),
+        }
+    }
+    let kept = rt.unique_attributes().all(|(s, core, a)| {
+        let ext = (!core).then_some(s.id.as_str());
+        value(old, ext, &a.name) == value(new, ext, &a.name)
     });
     match kept {
         true => UniqueValues::Kept,

@@ -234,6 +234,17 @@ impl ResourceType {
         std::iter::once(&*self.schema).chain(self.extensions.iter().map(|e| &*e.schema))
     }
 
+    /// The attributes whose values no two resources of a server may share, each with its
+    /// schema and whether that is the core schema (an extension's sit under its URN).
+    pub fn unique_attributes(&self) -> impl Iterator<Item = (&SchemaDef, bool, &AttributeDef)> {
+        self.schemas().flat_map(move |s| {
+            let core = s.id == self.schema.id;
+            (s.attributes.iter())
+                .filter(|a| a.unique_key())
+                .map(move |a| (s, core, a))
+        })
+    }
+
     pub fn extension(&self, urn: &str) -> Option<&Extension> {
         self.extensions
             .iter()

@@ -484,14 +484,9 @@ impl Sqlite {
                 &spec.expression,
             ))?;
         }
-        for spec in specs.iter().filter(|s| s.unique) {
-            let q = plan::duplicates_sql(spec, &server.id, "group_concat(id)");
-            let ids: Option<String> = c.query_row(&q, [], |r| r.get(0)).optional()?;
-            if let Some(ids) = ids {
-                return Err(StoreError::index_conflict(spec, &ids));
-            }
-        }
-        Ok(())
+        refuse_duplicates(server, &specs, plan::Dialect::Sqlite, |q| {
+            Ok(c.query_row(q, [], |r| r.get(0)).optional()?)
+        })
     }
 
     /// Drops the per-server partial indexes of earlier versions (see `plan`): each of them
@@ -521,25 +516,49 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 /// Refuses `r` when another resource of its server and type holds the value of one of its
 /// type's unique attributes (see `plan` for why the store, not an index, checks this). Exact:
-/// it runs in the write's transaction, and a database has one writer.
-fn check_unique(c: &Connection, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+/// it runs in the write's transaction, and a server's writes are serialised on both backends.
+/// `taken` runs one of [`plan::cached_unique_checks`] with (server id, resource type, id, doc).
+fn check_unique(
+    server: &ServerModel,
+    r: &Row,
+    dialect: plan::Dialect,
+    mut taken: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
     let Some(rt) = server.by_name(&r.resource_type) else {
         return Ok(());
     };
-    let checks = plan::cached_unique_checks(rt, plan::Dialect::Sqlite, ["?1", "?2", "?3", "?4"]);
-    for (attribute, sql) in checks.iter() {
-        let taken: bool = c
-            .prepare_cached(sql)?
-            .query_row(params![server.id, r.resource_type, r.id, r.doc], |x| {
-                x.get(0)
-            })?;
-        if taken {
+    for (attribute, sql) in plan::cached_unique_checks(rt, dialect).iter() {
+        if taken(sql)? {
             return Err(StoreError::Unique {
                 attribute: Some(attribute.clone()),
             });
         }
     }
     Ok(())
+}
+
+/// Refuses a plan whose unique attributes the stored data already violates, naming the
+/// resources that share a value. `first_ids` runs one of [`plan::duplicates_sql`].
+fn refuse_duplicates(
+    server: &ServerModel,
+    specs: &[IndexSpec],
+    dialect: plan::Dialect,
+    mut first_ids: impl FnMut(&str) -> Result<Option<String>, StoreError>,
+) -> Result<(), StoreError> {
+    for spec in specs.iter().filter(|s| s.unique) {
+        if let Some(ids) = first_ids(&plan::duplicates_sql(dialect, spec, &server.id))? {
+            return Err(StoreError::index_conflict(spec, &ids));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_unique`] on a SQLite connection.
+fn check_unique_here(c: &Connection, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
+    check_unique(server, r, plan::Dialect::Sqlite, |sql| {
+        let params = params![server.id, r.resource_type, r.id, r.doc];
+        Ok(c.prepare_cached(sql)?.query_row(params, |x| x.get(0))?)
+    })
 }
 
 /// A write refused by a unique index (only `resources_by_id`: two resources with one id).
@@ -1022,7 +1041,7 @@ impl Conn for Connection {
         // Checked by a statement of its own: `INSERT … SELECT … WHERE NOT EXISTS` may insert
         // several rows as far as SQLite knows, so it keeps a statement journal and a temporary
         // table, which cost a create more than the check (measured: 10 µs against 4).
-        check_unique(self, server, r)?;
+        check_unique_here(self, server, r)?;
         self.prepare_cached(
             "INSERT INTO resources (server_id, resource_type, id, version, created, last_modified, doc) VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?
@@ -1046,7 +1065,7 @@ impl Conn for Connection {
         unique: UniqueValues,
     ) -> Result<(), StoreError> {
         if unique == UniqueValues::MayChange {
-            check_unique(self, server, r)?;
+            check_unique_here(self, server, r)?;
         }
         self.prepare_cached(
             "UPDATE resources SET version=?2, last_modified=?3, doc=?4 WHERE server_id=?5 AND id=?1",

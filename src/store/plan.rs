@@ -90,68 +90,53 @@ type UniqueSignature = Vec<(String, bool, String, bool)>;
 /// Unique checks, (attribute, query), per thread.
 type UniqueChecks = std::rc::Rc<Vec<(String, String)>>;
 
-/// What a cached set of checks was written from: dialect, parameters, signature.
-type CachedChecks = (Dialect, [String; 4], UniqueSignature, UniqueChecks);
-
 thread_local! {
-    /// Checks already written, by what they were written from: every write checks, and
-    /// writing the SQL again cost a create more than running it.
-    static CHECKS: std::cell::RefCell<Vec<CachedChecks>> =
+    /// Checks already written, by dialect and what they were written from: every write
+    /// checks, and writing the SQL again cost a create more than running it.
+    static CHECKS: std::cell::RefCell<Vec<(Dialect, UniqueSignature, UniqueChecks)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// [`unique_checks`], kept per thread for each resource-type shape (most servers' `User` share
 /// one). A reload that changes the unique attributes changes the shape.
-pub fn cached_unique_checks(
-    rt: &ResourceType,
-    dialect: Dialect,
-    params: [&str; 4],
-) -> UniqueChecks {
-    let unique = || {
-        rt.schemas().flat_map(|s| {
-            let core = s.id == rt.schema.id;
-            (s.attributes.iter())
-                .filter(|a| a.unique_key())
-                .map(move |a| (s.id.as_str(), core, a.name.as_str(), a.case_exact))
-        })
+pub fn cached_unique_checks(rt: &ResourceType, dialect: Dialect) -> UniqueChecks {
+    let signature = || {
+        (rt.unique_attributes())
+            .map(|(s, core, a)| (s.id.as_str(), core, a.name.as_str(), a.case_exact))
     };
     let matches = |sig: &UniqueSignature| {
-        sig.len() == unique().count()
+        sig.len() == signature().count()
             && sig
                 .iter()
-                .zip(unique())
+                .zip(signature())
                 .all(|((s, core, n, c), theirs)| (s.as_str(), *core, n.as_str(), *c) == theirs)
     };
     CHECKS.with_borrow_mut(|cache| {
         if let Some((.., checks)) = cache
             .iter()
-            .find(|(d, p, sig, _)| *d == dialect && *p == params && matches(sig))
+            .find(|(d, sig, _)| *d == dialect && matches(sig))
         {
             return checks.clone();
         }
         if cache.len() >= 64 {
             cache.clear();
         }
-        let checks = UniqueChecks::new(unique_checks(rt, dialect, params));
-        let sig = unique()
+        let checks = UniqueChecks::new(unique_checks(rt, dialect));
+        let sig = signature()
             .map(|(s, core, n, c)| (s.to_string(), core, n.to_string(), c))
             .collect();
-        cache.push((dialect, params.map(str::to_string), sig, checks.clone()));
+        cache.push((dialect, sig, checks.clone()));
         checks
     })
 }
 
 /// For each unique attribute of `rt`: the attribute as clients name it, and a query that
 /// tells whether another resource of the server and type holds the value the new document
-/// gives it. `server`, `resource_type`, `id` and `doc` are the SQL parameters that hold them.
-fn unique_checks(
-    rt: &ResourceType,
-    dialect: Dialect,
-    [server, resource_type, id, doc]: [&str; 4],
-) -> Vec<(String, String)> {
-    let new_doc = match dialect {
-        Dialect::Sqlite => format!("(SELECT {doc} AS doc)"),
-        Dialect::Postgres => format!("(SELECT {doc}::text::jsonb AS doc) d"),
+/// gives it. Its parameters, in order: server id, resource type, id, document.
+fn unique_checks(rt: &ResourceType, dialect: Dialect) -> Vec<(String, String)> {
+    let ([server, resource_type, id], new_doc) = match dialect {
+        Dialect::Sqlite => (["?1", "?2", "?3"], "(SELECT ?4 AS doc)"),
+        Dialect::Postgres => (["$1", "$2", "$3"], "(SELECT $4::text::jsonb AS doc) d"),
     };
     unique_keys(rt, dialect)
         .into_iter()
@@ -226,9 +211,13 @@ pub fn create_sql(dialect: Dialect, name: &str, expression: &str) -> String {
 }
 
 /// The first group of resources of `spec`'s server and type that share a value of its
-/// attribute, as `aggregate` (the dialect's comma-joined `id`s); none when the values are
-/// unique. Resources without the attribute share nothing.
-pub fn duplicates_sql(spec: &IndexSpec, server_id: &str, aggregate: &str) -> String {
+/// attribute, as their comma-joined `id`s; none when the values are unique. Resources without
+/// the attribute share nothing.
+pub fn duplicates_sql(dialect: Dialect, spec: &IndexSpec, server_id: &str) -> String {
+    let aggregate = match dialect {
+        Dialect::Sqlite => "group_concat(id)",
+        Dialect::Postgres => "string_agg(id, ',')",
+    };
     format!(
         "SELECT {aggregate} FROM resources WHERE {} AND {e} IS NOT NULL GROUP BY {e} HAVING count(*) > 1 LIMIT 1",
         sql::scope("", server_id, &spec.resource_type),

@@ -333,14 +333,9 @@ impl PgStore {
                     &[],
                 )?;
             }
-            for spec in specs.iter().filter(|s| s.unique) {
-                let q = plan::duplicates_sql(spec, &server.id, "string_agg(id, ',')");
-                let ids: Option<String> = conn.query(&q, &[])?.first().map(|r| r.get(0));
-                if let Some(ids) = ids {
-                    return Err(StoreError::index_conflict(spec, &ids));
-                }
-            }
-            Ok(())
+            super::refuse_duplicates(server, &specs, Dialect::Postgres, |q| {
+                Ok(conn.query(q, &[])?.first().map(|r| r.get(0)))
+            })
         })
     }
 }
@@ -557,26 +552,16 @@ impl<'a> PgConn<'a> {
         Ok(())
     }
 
-    /// Refuses `r` when another resource of its server and type holds the value of one of
-    /// its type's unique attributes (see `plan`). Exact: the server's writes are serialised
-    /// (`lock`), so a value no other resource holds now stays free until this transaction ends.
+    /// [`super::check_unique`] on this connection.
     fn check_unique(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
-        let Some(rt) = server.by_name(&r.resource_type) else {
-            return Ok(());
-        };
-        let checks = plan::cached_unique_checks(rt, Dialect::Postgres, ["$1", "$2", "$3", "$4"]);
-        for (attribute, sql) in checks.iter() {
-            let taken: bool = self
-                .query(sql, &[&server.id, &r.resource_type, &r.id, &r.doc])?
+        super::check_unique(server, r, Dialect::Postgres, |sql| {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&server.id, &r.resource_type, &r.id, &r.doc];
+            Ok(self
+                .query(sql, &params)?
                 .first()
-                .is_some_and(|row| row.get(0));
-            if taken {
-                return Err(StoreError::Unique {
-                    attribute: Some(attribute.clone()),
-                });
-            }
-        }
-        Ok(())
+                .is_some_and(|row| row.get(0)))
+        })
     }
 }
 
