@@ -4,6 +4,7 @@
 //! blocking pool.
 
 mod anchors;
+mod checkpointer;
 mod filter;
 pub mod pg;
 mod plan;
@@ -192,46 +193,6 @@ impl Drop for Sqlite {
     fn drop(&mut self) {
         self.stop_checkpointer.store(true, Ordering::Relaxed);
     }
-}
-
-/// Moves WAL content into the database file every 100 ms, or at once when a commit leaves
-/// the WAL long (PASSIVE: never blocks readers or the writer), off the writer's thread. When
-/// the WAL is long it then makes the writer start it over (see `writer`).
-fn checkpointer(
-    path: &Path,
-    writer: &Arc<writer::Writer>,
-    stop: Arc<AtomicBool>,
-) -> Result<(), StoreError> {
-    let c = Connection::open(path)?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    // Weak: the thread must not keep the writer's connection open after the store is gone.
-    let (wal_long, writer) = (writer.wal_signal(), Arc::downgrade(writer));
-    std::thread::Builder::new()
-        .name("scimlab-checkpoint".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                wal_long.wait_while_short(std::time::Duration::from_millis(100));
-                let Some(writer) = writer.upgrade() else {
-                    break;
-                };
-                let r = c
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    .map_err(StoreError::from)
-                    .and_then(|()| match writer.wal_is_long() {
-                        true => writer.catch_up_checkpoint(),
-                        false => Ok(()),
-                    });
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-                if writer.wal_is_long() {
-                    // Held back by a long reader: every commit signals, so pause between tries.
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-            }
-        })
-        .map_err(|e| StoreError::Migration(format!("starting the checkpoint thread: {e}")))?;
-    Ok(())
 }
 
 /// Readers for the blocking pool's searches, and for the async workers' inline point reads.
@@ -440,7 +401,7 @@ impl Sqlite {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let writer = Arc::new(writer::Writer::new(writer)?);
-        checkpointer(path, &writer, stop.clone())?;
+        checkpointer::start(path, &writer, stop.clone())?;
         let point_readers = readers.split_off(READERS);
         Ok(Sqlite {
             cursor_key,
@@ -1854,6 +1815,43 @@ mod tests {
             last_modified: "2024-01-01T00:00:00.000Z".into(),
             doc: doc.into(),
         }
+    }
+
+    /// The snapshot the checkpoint thread holds between passes hides no commit from a read,
+    /// and the next pass still moves every frame into the database file (shown to fail when
+    /// the pass does not let go of the snapshot first).
+    #[test]
+    fn a_held_snapshot_hides_no_commit_and_holds_back_no_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        let Backend::Sqlite(sqlite) = &store.backend else {
+            unreachable!()
+        };
+        // This test runs the passes; the store's own thread (and its snapshot) must be gone.
+        sqlite.stop_checkpointer.store(true, Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let s = server("id: t\ntokens: [t]\nresource_types:\n  User: {}\n");
+        let c = Connection::open(&path).unwrap();
+        let keeper = checkpointer::SnapshotKeeper::open(&path).unwrap();
+        let (frames, moved) = checkpointer::pass(&c, &keeper, &sqlite.writer, true).unwrap();
+        assert_eq!(frames, moved);
+        assert!(keeper.holding());
+        for i in 0..50 {
+            let doc = format!(r#"{{"userName":"u{i}"}}"#);
+            store
+                .write(|tx| tx.insert(&s, &row(&format!("{i}"), &doc)))
+                .unwrap();
+        }
+        let read = store.read_point(|c| c.get("t", "49")).unwrap();
+        assert!(read.is_some(), "a read after a commit sees it");
+        let (frames, moved) = checkpointer::pass(&c, &keeper, &sqlite.writer, true).unwrap();
+        assert!(frames > 0);
+        assert_eq!(frames, moved, "every frame is in the database file");
+        assert!(keeper.holding());
+        // While writes come, no snapshot is held: it could keep the WAL from starting over.
+        checkpointer::pass(&c, &keeper, &sqlite.writer, false).unwrap();
+        assert!(!keeper.holding());
     }
 
     /// A page's groups come from each member's index entries, not from a walk over every

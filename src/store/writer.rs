@@ -235,6 +235,11 @@ impl Writer {
         self.wal_frames.load(Ordering::Relaxed) >= RESTART_AFTER_FRAMES
     }
 
+    /// How many shared transactions have ended: unchanged between two looks, no write came.
+    pub fn transactions_ended(&self) -> u64 {
+        crate::sync::lock(&self.committed).upto
+    }
+
     /// What wakes the checkpointer when the WAL has grown long.
     pub fn wal_signal(&self) -> WalSignal {
         self.wal_long.clone()
