@@ -207,6 +207,11 @@ const GROUPS_OF_MANY: &str = "SELECT m.member_id, g.id, g.resource_type, json_ex
      FROM memberships m INDEXED BY memberships_by_member \
      JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
      WHERE m.server_id=$SERVER AND m.member_id IN (SELECT value FROM json_each(?1)) ORDER BY m.seq";
+/// A member's groups, in the order it joined them: the index on (server, member, seq, group)
+/// yields them in that order and covers the lookup (no temporary B-tree on a user's read).
+const GROUPS_OF: &str = "SELECT g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') \
+     FROM memberships m JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
+     WHERE m.server_id=$SERVER AND m.member_id=?1 ORDER BY m.seq";
 const ROW_COLUMNS: &str = "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc";
 
 impl Store {
@@ -1148,13 +1153,7 @@ impl Conn for Connection {
 
     fn groups_of(&self, server_id: &str, member_id: &str) -> Result<Vec<GroupRef>, StoreError> {
         let c = self;
-        let mut st = prepare(
-            c,
-            "SELECT g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') FROM memberships m \
-             JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
-             WHERE m.server_id=$SERVER AND m.member_id=?1 ORDER BY m.seq",
-            server_id,
-        )?;
+        let mut st = prepare(c, GROUPS_OF, server_id)?;
         let rows = st.query_map(params![member_id], |r| {
             Ok(GroupRef {
                 id: r.get(0)?,
@@ -1895,6 +1894,50 @@ mod tests {
             .unwrap();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups["u7"][0].display.as_deref(), Some("everyone"));
+    }
+
+    /// A user's groups come in the order it joined them, read from the covering index in
+    /// that order: no temporary B-tree sorts them on each read of a user.
+    #[test]
+    fn a_members_groups_come_in_join_order_without_a_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let s = server("id: t\ntokens: [t]\nresource_types:\n  User: {}\n  Group: {}\n");
+        let member = |v: &str| Member {
+            value: v.into(),
+            display: None,
+            member_type: None,
+        };
+        store
+            .write(|tx| {
+                tx.insert(&s, &row("u", r#"{"userName":"u"}"#))?;
+                // Joined "b" first, then "a": the order is not the ids'.
+                for id in ["b", "a"] {
+                    let mut g = row(id, &format!(r#"{{"displayName":"{id}"}}"#));
+                    g.resource_type = "Group".into();
+                    tx.insert(&s, &g)?;
+                    tx.change_members("t", id, &[member("u")], &[])?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let groups = store.read_point(|c| c.groups_of("t", "u")).unwrap();
+        let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        let c = Connection::open(dir.path().join("t.db")).unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {GROUPS_OF}").replace("$SERVER", &sql::literal("t"));
+        let mut st = c.prepare(&sql).unwrap();
+        let plan: Vec<String> = st
+            .query_map(params!["u"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("COVERING INDEX memberships_by_member")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
     }
 
     /// The store, not an index, refuses a taken unique value: on update as on insert, never
