@@ -949,7 +949,7 @@ pub fn run_seed(opts: SeedOptions) -> anyhow::Result<()> {
             .server("seeded")
             .context("the bench server did not compile")?;
         let store = Store::open(&dir.path().join("seed.db"))?;
-        store.apply_indexes(server)?;
+        store.apply_indexes(server, None)?;
         let started = Instant::now();
         let report = crate::data::Workspace::seed_store(
             &store,

@@ -34,11 +34,16 @@ pub enum DataError {
 }
 
 /// Makes a server ready to serve: its indexes, its profiles' catalogue items (created or
-/// updated to match the profile), and its seed data if it is empty.
-pub fn prepare(store: &Store, server: &ServerModel) -> Result<(), DataError> {
+/// updated to match the profile), and its seed data if it is empty. `before` is the server as
+/// this process served it until now, if it did (see [`Store::apply_indexes`]).
+pub fn prepare(
+    store: &Store,
+    server: &ServerModel,
+    before: Option<&ServerModel>,
+) -> Result<(), DataError> {
     // Replicas starting together prepare each server once: the second finds it done.
     store.exclusive(&format!("prepare {}", server.id), || {
-        prepare_without_seed(store, server)?;
+        prepare_without_seed(store, server, before)?;
         seed::seed_if_empty(store, server)?;
         Ok(())
     })?
@@ -396,13 +401,17 @@ impl Workspace {
         server: &ServerModel,
         req: &seed::Request,
     ) -> Result<seed::Report, DataError> {
-        prepare_without_seed(store, server)?;
+        prepare_without_seed(store, server, None)?;
         Ok(seed::seed(store, server, req)?)
     }
 }
 
 /// Indexes and catalogue, so explicit seeding can assign catalogue items.
-fn prepare_without_seed(store: &Store, server: &ServerModel) -> Result<(), DataError> {
-    store.apply_indexes(server)?;
+fn prepare_without_seed(
+    store: &Store,
+    server: &ServerModel,
+    before: Option<&ServerModel>,
+) -> Result<(), DataError> {
+    store.apply_indexes(server, before)?;
     sync_catalogue(store, server)
 }

@@ -71,7 +71,7 @@ impl Pipeline {
             users: Vec::new(),
             group: String::new(),
         };
-        crate::data::prepare(&p.store, p.server()).expect("the server is prepared");
+        crate::data::prepare(&p.store, p.server(), None).expect("the server is prepared");
         for (i, name) in ["bjensen", "Jane.Doe", "élodie", "o'malley"]
             .iter()
             .enumerate()

@@ -582,7 +582,7 @@ mod tests {
         let file = crate::definition::load_str(std::path::Path::new("t.yaml"), DEF).unwrap();
         let model = crate::model::compile(&[file], &[]).unwrap();
         let server = model.server("t").unwrap();
-        store.apply_indexes(server).unwrap();
+        store.apply_indexes(server, None).unwrap();
         let ctx = Ctx {
             store: &store,
             server,

@@ -233,9 +233,9 @@ async fn create_server(
                         Ok(())
                     }
                 },
-                |model| match model.server(&id) {
+                |model, _| match model.server(&id) {
                     Some(new) => {
-                        data::prepare(&app.store, new).map_err(data_err)?;
+                        data::prepare(&app.store, new, None).map_err(data_err)?;
                         // Replicas sharing the database serve it too (`reload::shared`).
                         if app.store.is_shared() && !app.store.write(|c| {
                             c.put_ephemeral(&id, &file_text, &crate::engine::now())
@@ -294,7 +294,7 @@ async fn delete_server(
                     ephemeral.retain(|f| f.def.id != id);
                     Ok(())
                 },
-                |_| Ok::<(), ScimError>(()),
+                |_, _| Ok::<(), ScimError>(()),
             )
             .map_err(|e| match e {
                 RebuildError::Compile(p) => ScimError::internal(

@@ -109,7 +109,7 @@ impl AppState {
     /// request recorder.
     pub fn new(store: Arc<Store>, model: Model) -> Result<AppState, crate::data::DataError> {
         for server in model.servers.values() {
-            crate::data::prepare(&store, server)?;
+            crate::data::prepare(&store, server, None)?;
         }
         let recorder = match crate::harness::inspector::Recorder::start(&store) {
             Ok(r) => Some(r),

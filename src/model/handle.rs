@@ -64,12 +64,12 @@ impl ModelHandle {
 
     /// Recompiles the model from the definition files and the ephemeral definitions, as
     /// `edit` changes the latter, and swaps it in if `prepare` accepts the servers that are new
-    /// or changed (the others are reused as they were); all under the writer lock. Returns the
-    /// previous and the new model.
+    /// or changed (the others are reused as they were), given with the model serving until
+    /// now; all under the writer lock. Returns the previous and the new model.
     pub fn rebuild<E>(
         &self,
         edit: impl FnOnce(&mut Vec<LoadedFile>, &Model) -> Result<(), E>,
-        prepare: impl FnOnce(&Model) -> Result<(), E>,
+        prepare: impl FnOnce(&Model, &Model) -> Result<(), E>,
     ) -> Result<(Arc<Model>, Arc<Model>), RebuildError<E>> {
         let mut w = self.writer();
         let old = self.current.load_full();
@@ -90,7 +90,7 @@ impl ModelHandle {
                 .map(|(id, s)| (id.clone(), s.clone()))
                 .collect(),
         };
-        prepare(&changed).map_err(RebuildError::Refused)?;
+        prepare(&changed, &old).map_err(RebuildError::Refused)?;
         let new = Arc::new(new);
         w.ephemeral = ephemeral;
         self.current.store(new.clone());
@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn a_refused_or_broken_rebuild_changes_nothing() {
         let h = ModelHandle::new(Model::default());
-        h.rebuild(add(file("a")), |_| Ok(())).unwrap();
+        h.rebuild(add(file("a")), |_, _| Ok(())).unwrap();
         let before = h.load_full();
         // Refused by the edit, by the preparation, or not compiling: the model and the
         // ephemeral definitions stay as they were.
@@ -138,11 +138,11 @@ mod tests {
             Err("no")
         };
         assert!(matches!(
-            h.rebuild(refuse, |_| Ok(())),
+            h.rebuild(refuse, |_, _| Ok(())),
             Err(RebuildError::Refused("no"))
         ));
         assert!(matches!(
-            h.rebuild(add(file("b")), |_| Err("no")),
+            h.rebuild(add(file("b")), |_, _| Err("no")),
             Err(RebuildError::Refused("no"))
         ));
         let broken = crate::definition::load_str(
@@ -151,11 +151,11 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            h.rebuild(add(broken), |_| Ok(())),
+            h.rebuild(add(broken), |_, _| Ok(())),
             Err(RebuildError::Compile(_))
         ));
         assert!(Arc::ptr_eq(&before, &h.load_full()));
-        let (_, after) = h.rebuild(|_, _| Ok::<_, ()>(()), |_| Ok(())).unwrap();
+        let (_, after) = h.rebuild(|_, _| Ok::<_, ()>(()), |_, _| Ok(())).unwrap();
         assert_eq!(after.servers.keys().collect::<Vec<_>>(), ["a"]);
     }
 
@@ -166,7 +166,8 @@ mod tests {
             .map(|i| {
                 let h = h.clone();
                 std::thread::spawn(move || {
-                    h.rebuild(add(file(&format!("s{i}"))), |_| Ok(())).unwrap();
+                    h.rebuild(add(file(&format!("s{i}"))), |_, _| Ok(()))
+                        .unwrap();
                 })
             })
             .collect();

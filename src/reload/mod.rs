@@ -83,9 +83,9 @@ pub fn reload(state: &Reloader, sources: &Sources) -> Result<Vec<String>, Vec<St
     let started = Instant::now();
     // Indexes first: a uniqueness the existing data violates refuses the whole reload. Then
     // catalogue items and seed data of servers that are new or still empty.
-    let prepare = |new: &crate::model::Model| -> Result<(), Vec<String>> {
-        for server in new.servers.values() {
-            crate::data::prepare(&state.store, server)
+    let prepare = |changed: &crate::model::Model, old: &crate::model::Model| {
+        for server in changed.servers.values() {
+            crate::data::prepare(&state.store, server, old.server(&server.id).map(|s| &**s))
                 .map_err(|e| vec![format!("{}: {e}", server.source.display())])?;
         }
         Ok(())

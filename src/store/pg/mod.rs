@@ -322,8 +322,13 @@ impl PgStore {
         Ok(out)
     }
 
-    /// Creates the server's indexes that do not exist yet (one replica at a time).
-    pub fn apply_indexes(&self, server: &ServerModel) -> Result<(), StoreError> {
+    /// Creates the server's indexes that do not exist yet (one replica at a time), and refuses
+    /// a newly unique attribute whose stored values are not unique.
+    pub fn apply_indexes(
+        &self,
+        server: &ServerModel,
+        before: Option<&ServerModel>,
+    ) -> Result<(), StoreError> {
         self.transaction(Pool::Main, |conn| {
             conn.query(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"), &[])?;
             let specs = plan::indexes_for(server, Dialect::Postgres);
@@ -333,7 +338,7 @@ impl PgStore {
                     &[],
                 )?;
             }
-            super::refuse_duplicates(server, &specs, Dialect::Postgres, |q| {
+            super::refuse_duplicates(server, before, &specs, Dialect::Postgres, |q| {
                 Ok(conn.query(q, &[])?.first().map(|r| r.get(0)))
             })
         })
