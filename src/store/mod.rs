@@ -1881,6 +1881,18 @@ mod tests {
         assert!(!keeper.holding());
     }
 
+    /// The steps of SQLite's plan for `sql` (a store statement of server "t", bound to `param`)
+    /// on the database at `path`.
+    fn query_plan(path: &Path, sql: &str, param: &str) -> Vec<String> {
+        let c = Connection::open(path).unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {sql}").replace("$SERVER", &sql::literal("t"));
+        let mut st = c.prepare(&sql).unwrap();
+        st.query_map(params![param], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     /// A page's groups come from each member's index entries, not from a walk over every
     /// membership of the server (the planner preferred that walk once a large group existed).
     #[test]
@@ -1904,15 +1916,7 @@ mod tests {
                 tx.change_members("t", "g", &members, &[])
             })
             .unwrap();
-        let c = Connection::open(dir.path().join("t.db")).unwrap();
-        let sql =
-            format!("EXPLAIN QUERY PLAN {GROUPS_OF_MANY}").replace("$SERVER", &sql::literal("t"));
-        let mut st = c.prepare(&sql).unwrap();
-        let plan: Vec<String> = st
-            .query_map(params!["[\"u7\"]"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = query_plan(&dir.path().join("t.db"), GROUPS_OF_MANY, "[\"u7\"]");
         assert!(
             plan.iter().any(|p| p.contains("memberships_by_member")),
             "{plan:?}"
@@ -1952,14 +1956,7 @@ mod tests {
         let groups = store.read_point(|c| c.groups_of("t", "u")).unwrap();
         let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
         assert_eq!(ids, ["b", "a"]);
-        let c = Connection::open(dir.path().join("t.db")).unwrap();
-        let sql = format!("EXPLAIN QUERY PLAN {GROUPS_OF}").replace("$SERVER", &sql::literal("t"));
-        let mut st = c.prepare(&sql).unwrap();
-        let plan: Vec<String> = st
-            .query_map(params!["u"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = query_plan(&dir.path().join("t.db"), GROUPS_OF, "u");
         assert!(
             plan.iter()
                 .any(|p| p.contains("COVERING INDEX memberships_by_member")),
