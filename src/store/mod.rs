@@ -582,7 +582,7 @@ fn prepare<'c>(
     sql: &str,
     server_id: &str,
 ) -> rusqlite::Result<CachedStatement<'c>> {
-    c.prepare_cached(&sql.replace("$SERVER", &sql::literal(server_id)))
+    c.prepare_cached(&sql::with_server(sql, server_id))
 }
 
 /// A connection that writes: its commits reach the WAL in one system call each (see
@@ -1885,7 +1885,7 @@ mod tests {
     /// on the database at `path`.
     fn query_plan(path: &Path, sql: &str, param: &str) -> Vec<String> {
         let c = Connection::open(path).unwrap();
-        let sql = format!("EXPLAIN QUERY PLAN {sql}").replace("$SERVER", &sql::literal("t"));
+        let sql = sql::with_server(&format!("EXPLAIN QUERY PLAN {sql}"), "t");
         let mut st = c.prepare(&sql).unwrap();
         st.query_map(params![param], |r| r.get::<_, String>(3))
             .unwrap()
