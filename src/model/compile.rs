@@ -1,6 +1,6 @@
 //! Definitions → [`Model`]. Gathers every problem (with file:line:column) before failing.
 
-use super::{Extension, Model, ResourceType, ServerModel, discovery};
+use super::{Extension, FaultRule, Model, ResourceType, ServerModel, discovery};
 use crate::definition::{self, AttributeSpec, Diagnostic, LoadedFile, LoadedProfile};
 use crate::schema::{
     self, AttrType, AttributeDef, Mutability, Returned, SchemaDef, Uniqueness, urn,
@@ -249,7 +249,10 @@ fn compile_server(
         seed_shape: applied.seed_shape,
         inspector: def.inspector.clone(),
         limits,
-        faults: def.faults.clone(),
+        // Checked above (`check_faults`): a rule that does not check made a problem already.
+        faults: (def.faults.iter().cloned())
+            .filter_map(|f| FaultRule::compile(f).ok())
+            .collect(),
         events: compile_events(file, problems),
         event_key: compile_event_key(file, problems),
         ephemeral: false,

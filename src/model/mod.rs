@@ -5,6 +5,7 @@
 pub use crate::vocab::compat;
 mod compile;
 mod discovery;
+mod faults;
 mod handle;
 pub mod limits;
 pub mod path;
@@ -13,6 +14,7 @@ mod profiles;
 pub mod query;
 
 pub use compile::{Sources, compile, compile_file, compile_reusing};
+pub use faults::FaultRule;
 pub use handle::{ModelHandle, RebuildError};
 pub use path::{AttrPath, Resolved, Target};
 
@@ -94,7 +96,7 @@ pub struct ServerModel {
     /// Token-bucket rate limits.
     pub limits: limits::Limits,
     /// Fault rules from the definition.
-    pub faults: Vec<crate::definition::FaultDef>,
+    pub faults: Vec<FaultRule>,
     /// SCIM events (RFC 9967), when the definition asks for them.
     pub events: Option<crate::definition::EventsDef>,
     /// The RS256 key that signs them, when `events.signing.alg` is RS256.

@@ -200,6 +200,7 @@ async fn server_page(
     let faults: Vec<String> = s
         .faults
         .iter()
+        .map(|f| &f.def)
         .chain(app.harness.faults.admin_rules(&s.id).iter())
         .map(|f| serde_json::to_string(f).unwrap_or_default())
         .collect();
