@@ -412,6 +412,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// Half a second of request lines at 30,000 requests/s. The queue's slots are allocated and
+/// written at start: tracing-appender's default of 128,000 lines kept 4 MB resident.
+const LOG_LINES_BUFFERED: usize = 16_384;
+
 /// Logs go to stderr, coloured only on a terminal (a log file gets no escape codes); the
 /// benchmarks log warnings only, so their tables stay readable.
 ///
@@ -419,10 +423,6 @@ fn main() -> ExitCode {
 /// stderr (a pipe whose reader is slow or gone would stall every request on that worker), and
 /// lines are written in batches rather than one write per request. Should a reader fall
 /// `LOG_LINES_BUFFERED` lines behind, lines are dropped rather than requests held up.
-/// Half a second of request lines at 30,000 requests/s. The queue's slots are allocated and
-/// written at start: tracing-appender's default of 128,000 lines kept 4 MB resident.
-const LOG_LINES_BUFFERED: usize = 16_384;
-
 fn init_logging(command: &Command) -> tracing_appender::non_blocking::WorkerGuard {
     let bench = matches!(
         command,

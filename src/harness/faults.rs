@@ -153,7 +153,7 @@ mod tests {
     use super::*;
 
     fn rule(yaml: &str) -> FaultRule {
-        FaultRule::compile(serde_saphyr::from_str(yaml).unwrap()).unwrap()
+        FaultRule::from_yaml(yaml).unwrap()
     }
 
     #[test]

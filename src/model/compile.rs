@@ -204,7 +204,7 @@ fn compile_server(
     check_settings(file, problems);
     let quirks = compile_compat(file, problems);
     let limits = compile_rate_limits(file, problems);
-    check_faults(file, problems);
+    let faults = compile_faults(file, problems);
     let mut resource_types = compile_resource_types(file, problems);
     if problems.len() > before {
         return None;
@@ -249,10 +249,7 @@ fn compile_server(
         seed_shape: applied.seed_shape,
         inspector: def.inspector.clone(),
         limits,
-        // Checked above (`check_faults`): a rule that does not check made a problem already.
-        faults: (def.faults.iter().cloned())
-            .filter_map(|f| FaultRule::compile(f).ok())
-            .collect(),
+        faults,
         events: compile_events(file, problems),
         event_key: compile_event_key(file, problems),
         ephemeral: false,
@@ -648,10 +645,14 @@ fn compile_rate_limits(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> sup
 }
 
 /// `faults`: each rule well-formed and naming resource types the server has.
-fn check_faults(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
+fn compile_faults(file: &LoadedFile, problems: &mut Vec<Diagnostic>) -> Vec<FaultRule> {
+    let mut rules = Vec::new();
     for (i, f) in file.def.faults.iter().enumerate() {
-        if let Err(message) = f.check() {
-            problems.push(file.diagnostic(&["faults"], format!("faults[{i}]: {message}")));
+        match FaultRule::compile(f.clone()) {
+            Ok(rule) => rules.push(rule),
+            Err(message) => {
+                problems.push(file.diagnostic(&["faults"], format!("faults[{i}]: {message}")))
+            }
         }
         if let Some(rt) = &f.resource_type
             && !has_resource_type(file, rt)
@@ -662,6 +663,7 @@ fn check_faults(file: &LoadedFile, problems: &mut Vec<Diagnostic>) {
             ));
         }
     }
+    rules
 }
 
 /// Schemas shared by resource types (one `Arc` per URN within a server).

@@ -33,6 +33,14 @@ impl FaultRule {
     }
 }
 
+#[cfg(test)]
+impl FaultRule {
+    /// A rule written in YAML, compiled (tests).
+    pub fn from_yaml(yaml: &str) -> Result<FaultRule, String> {
+        FaultRule::compile(serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?)
+    }
+}
+
 /// Serialised as written (the admin API and the UI show rules in their YAML shape).
 impl serde::Serialize for FaultRule {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -44,14 +52,12 @@ impl serde::Serialize for FaultRule {
 mod tests {
     use super::*;
 
-    fn rule(yaml: &str) -> FaultRule {
-        FaultRule::compile(serde_saphyr::from_str(yaml).unwrap()).unwrap()
-    }
-
     #[test]
     fn paths_match_case_insensitively_with_stars_across_slashes() {
         let matches = |pattern: &str, path: &str| {
-            rule(&format!("{{path: '{pattern}', error_rate: 1.0}}")).matches("GET", path, None)
+            FaultRule::from_yaml(&format!("{{path: '{pattern}', error_rate: 1.0}}"))
+                .unwrap()
+                .matches("GET", path, None)
         };
         assert!(matches("/Users*", "/Users/abc"));
         assert!(matches("/users", "/Users"));
@@ -62,9 +68,8 @@ mod tests {
 
     #[test]
     fn a_rule_that_does_not_check_is_not_compiled() {
-        let def = |yaml: &str| serde_saphyr::from_str::<FaultDef>(yaml).unwrap();
-        assert!(FaultRule::compile(def("{status: 404}")).is_err());
-        assert!(FaultRule::compile(def("{error_rate: 2.0}")).is_err());
-        assert!(FaultRule::compile(def("{path: Users}")).is_err());
+        assert!(FaultRule::from_yaml("{status: 404}").is_err());
+        assert!(FaultRule::from_yaml("{error_rate: 2.0}").is_err());
+        assert!(FaultRule::from_yaml("{path: Users}").is_err());
     }
 }
