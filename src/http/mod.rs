@@ -193,7 +193,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .merge(scim::routes(app))
         .merge(admin::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(response::scim_error_bodies))
+        .layer(axum::middleware::map_response(response::scim_error_bodies))
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

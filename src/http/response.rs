@@ -52,14 +52,11 @@ impl IntoResponse for ScimError {
     }
 }
 
-/// Middleware: an error answer that is not a SCIM error body (axum's plain-text rejections of
-/// a malformed path, query or body, an oversized body) becomes one, keeping its status and
-/// saying what was wrong. Every answer on the SCIM and admin paths is then a SCIM error.
-pub async fn scim_error_bodies(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let resp = next.run(req).await;
+/// Middleware (`map_response`: unlike `from_fn`, it boxes no inner service per request): an
+/// error answer that is not a SCIM error body (axum's plain-text rejections of a malformed
+/// path, query or body, an oversized body) becomes one, keeping its status and saying what was
+/// wrong. Every answer on the SCIM and admin paths is then a SCIM error.
+pub async fn scim_error_bodies(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()

@@ -212,7 +212,19 @@ const GROUPS_OF_MANY: &str = "SELECT m.member_id, g.id, g.resource_type, json_ex
 const GROUPS_OF: &str = "SELECT g.id, g.resource_type, json_extract(g.doc,'$.\"displayName\"') \
      FROM memberships m JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
      WHERE m.server_id=$SERVER AND m.member_id=?1 ORDER BY m.seq";
-const ROW_COLUMNS: &str = "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc";
+/// The columns [`row`] reads, as a macro so that constant queries can `concat!` them.
+macro_rules! row_columns {
+    () => {
+        "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc"
+    };
+}
+const ROW_COLUMNS: &str = row_columns!();
+/// GET by id runs it on every read: written out once, not formatted per call.
+const ROW_BY_ID: &str = concat!(
+    "SELECT ",
+    row_columns!(),
+    " FROM resources r WHERE r.server_id=$SERVER AND r.id=?1"
+);
 
 impl Store {
     /// Opens (creating if needed) a SQLite database and runs scimlab's migrations.
@@ -1023,11 +1035,7 @@ impl Conn for Connection {
 
     fn get(&self, server_id: &str, id: &str) -> Result<Option<Row>, StoreError> {
         let c = self;
-        let mut st = prepare(
-            c,
-            &format!("SELECT {ROW_COLUMNS} FROM resources r WHERE r.server_id=$SERVER AND r.id=?1"),
-            server_id,
-        )?;
+        let mut st = prepare(c, ROW_BY_ID, server_id)?;
         Ok(st.query_row(params![id], row).optional()?)
     }
 
