@@ -2,49 +2,117 @@
 //! the server, one model snapshot, authentication, then (on a route that serves something)
 //! rate limits and fault injection, and its outcome logged and recorded in the request
 //! inspector. One layer does it all: each layer of axum middleware clones the inner service
-//! and boxes a future per request.
+//! and boxes a future per request. It is a tower layer of its own rather than `from_fn`, which
+//! also boxes the inner service into a `Next` for every request.
 
 use super::extract::{Scope, base_url, body_error, param};
 use crate::error::ScimError;
 use crate::harness::inspector::{Exchange, Headers};
 use crate::http::{AppState, auth};
 use axum::body::Body;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
+use tower::ServiceExt;
 use tracing::Instrument;
 
-/// A request to a route that serves something: rate limited and faulted.
-pub async fn served(
-    State(app): State<AppState>,
-    params: RawPathParams,
-    req: Request,
-    next: Next,
-) -> Response {
-    exchange(app, params, req, next, true).await
+/// The layer for routes that serve something: rate limited and faulted.
+pub fn served(app: &AppState) -> Exchanges {
+    Exchanges {
+        app: app.clone(),
+        gated: true,
+    }
 }
 
-/// A request for a path below a server's base URL that no route serves (a 404): admitted and
+/// The layer for paths below a server's base URL that no route serves (a 404): admitted and
 /// recorded like any other, but not rate limited or faulted.
-pub async fn unserved(
-    State(app): State<AppState>,
-    params: RawPathParams,
-    req: Request,
-    next: Next,
-) -> Response {
-    exchange(app, params, req, next, false).await
+pub fn unserved(app: &AppState) -> Exchanges {
+    Exchanges {
+        app: app.clone(),
+        gated: false,
+    }
+}
+
+/// Runs [`exchange`] around each request to the routes it wraps.
+#[derive(Clone)]
+pub struct Exchanges {
+    app: AppState,
+    gated: bool,
+}
+
+impl<S> tower::Layer<S> for Exchanges {
+    type Service = Exchanged<S>;
+    fn layer(&self, route: S) -> Exchanged<S> {
+        Exchanged {
+            app: self.app.clone(),
+            gated: self.gated,
+            route,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Exchanged<S> {
+    app: AppState,
+    gated: bool,
+    route: S,
+}
+
+/// What a route answers with (axum's routes never fail).
+pub trait Route:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Route for S where
+    S: tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+impl<S: Route> tower::Service<Request> for Exchanged<S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.route.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The route was made ready: take it and leave a clone (tower's usual way).
+        let fresh = self.route.clone();
+        let route = std::mem::replace(&mut self.route, fresh);
+        let (app, gated) = (self.app.clone(), self.gated);
+        Box::pin(async move { Ok(exchange(app, req, route, gated).await) })
+    }
+}
+
+/// The route's answer to `req`.
+async fn answer(route: impl Route, req: Request) -> Response {
+    match route.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
 }
 
 /// One request to a virtual server, from the first byte of its body to the recorded exchange.
-async fn exchange(
-    app: AppState,
-    params: RawPathParams,
-    req: Request,
-    next: Next,
-    gated: bool,
-) -> Response {
+async fn exchange(app: AppState, req: Request, route: impl Route, gated: bool) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(params) => params,
+        Err(rejection) => return rejection.into_response(),
+    };
     let server_id = param(&params, "server_id").unwrap_or_default().to_string();
     let span = tracing::info_span!("scim", server = %server_id);
     async move {
@@ -60,7 +128,6 @@ async fn exchange(
             model = app.model.load_full();
         }
         let server = model.server(&server_id).cloned();
-        let (mut parts, body) = req.into_parts();
         // What the recorder needs is kept only when it records this server's requests.
         let recording = (app.harness.recorder.as_ref())
             .zip(server.as_ref().filter(|s| s.inspector.enabled))
@@ -104,8 +171,8 @@ async fn exchange(
                     parts.extensions.insert(scope.clone());
                     let req = Request::from_parts(parts, Body::from(bytes.clone()));
                     match gated {
-                        true => gate(&app, &scope, req, next).await,
-                        false => (next.run(req).await, None),
+                        true => gate(&app, &scope, req, route).await,
+                        false => (answer(route, req).await, None),
                     }
                 }
                 Err(e) => (e.into_response(), None),
@@ -156,7 +223,7 @@ async fn gate(
     app: &AppState,
     scope: &Scope,
     req: Request,
-    next: Next,
+    route: impl Route,
 ) -> (Response, Option<String>) {
     let server = &scope.server;
     let m = req.method().clone();
@@ -190,7 +257,7 @@ async fn gate(
     let path = super::below_base(req.uri().path());
     let decided = (app.harness.faults).decide(&server.id, &server.faults, m.as_str(), path, rt);
     let Some(injection) = decided else {
-        return (next.run(req).await, None);
+        return (answer(route, req).await, None);
     };
     if injection.latency_ms > 0 {
         tokio::time::sleep(injection.delay()).await;
@@ -202,7 +269,7 @@ async fn gate(
             detail: format!("injected fault ({note}); the request was not processed"),
         }
         .into_response(),
-        None => next.run(req).await,
+        None => answer(route, req).await,
     };
     (resp, Some(note))
 }

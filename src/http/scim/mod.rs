@@ -122,20 +122,14 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         // `…/v2` and `…/v2/` are the same base URL.
         .route(BASE, any(h::base))
         .route(&at("/"), any(h::base))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            exchange::served,
-        ));
+        .route_layer(exchange::served(app));
     // Paths no route serves: answered 404 (not rate limited or faulted). With the routes
     // above they cover every path below BASE (one segment is an endpoint).
     let unserved = Router::new()
         .route(&at("/{endpoint}/"), any(no_such_path))
         .route(&at("/{endpoint}/{id}/"), any(no_such_path))
         .route(&at("/{endpoint}/{id}/{*rest}"), any(no_such_path))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            exchange::unserved,
-        ));
+        .route_layer(exchange::unserved(app));
     served.merge(unserved)
 }
 
