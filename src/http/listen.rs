@@ -562,23 +562,30 @@ mod tests {
         }
     }
 
+    /// A connection to `addr` that has sent `head`.
+    async fn sent(addr: std::net::SocketAddr, head: &[u8]) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(head).await.unwrap();
+        s
+    }
+
     /// Reads until the server closes the connection (or 10 s pass): the bytes and the time.
-    async fn read_until_closed(s: &mut TcpStream) -> (usize, Duration) {
+    async fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
         let started = Instant::now();
         let mut buf = vec![0u8; 1 << 16];
-        let mut total = 0;
+        let mut got = Vec::new();
         let reading = async {
             while let Ok(n) = s.read(&mut buf).await {
                 if n == 0 {
                     break;
                 }
-                total += n;
+                got.extend_from_slice(&buf[..n]);
             }
         };
         tokio::time::timeout(Duration::from_secs(10), reading)
             .await
             .expect("the server kept the connection open");
-        (total, started.elapsed())
+        (got, started.elapsed())
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -594,7 +601,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(2000)).await;
         let (got, _) = read_until_closed(&mut s).await;
         assert!(
-            got < BIG,
+            got.len() < BIG,
             "the whole response went out to a client that stopped reading"
         );
     }
@@ -602,21 +609,17 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
         let addr = start(limits(400, 60_000)).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut s = sent(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let (got, took) = read_until_closed(&mut s).await;
-        assert!(got > 0, "no answer");
+        assert!(!got.is_empty(), "no answer");
         assert!(took >= Duration::from_millis(300), "closed after {took:?}");
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn trickled_header_bytes_do_not_hold_a_connection() {
         let addr = start(limits(400, 60_000)).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
         let started = Instant::now();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut s = sent(addr, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
         // A byte every 100 ms, for longer than the timeout and far beyond it.
         let mut closed = false;
         for _ in 0..40 {
@@ -641,15 +644,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_request_that_takes_longer_than_the_header_timeout_is_answered() {
         let addr = start(limits(300, 300)).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
-            .await
-            .unwrap()
-            .unwrap();
+        let head = b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let (answer, _) = read_until_closed(&mut sent(addr, head).await).await;
         let text = String::from_utf8_lossy(&answer);
         assert!(
             text.starts_with("HTTP/1.1 200") && text.ends_with("late"),

@@ -18,7 +18,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tower::ServiceExt;
 use tracing::Instrument;
 
 /// The layer for routes that serve something: rate limited and faulted.
@@ -98,9 +97,9 @@ impl<S: Route> tower::Service<Request> for Exchanged<S> {
     }
 }
 
-/// The route's answer to `req`.
-async fn answer(route: impl Route, req: Request) -> Response {
-    match route.oneshot(req).await {
+/// The route's answer to `req` (the route was made ready in `poll_ready` and taken in `call`).
+async fn answer(mut route: impl Route, req: Request) -> Response {
+    match route.call(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     }
