@@ -6,9 +6,13 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// How long the thread sleeps when no commit has left the WAL long.
-const PASS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const PASS_EVERY: Duration = Duration::from_millis(100);
+
+/// How long passes may keep finding the database busy before that is worth a warning.
+const BUSY_WARN_AFTER: Duration = Duration::from_secs(5);
 
 /// Starts the thread: a checkpoint every 100 ms, or at once when a commit leaves the WAL long
 /// (PASSIVE: never blocks readers or the writer). When the WAL is long it then makes the writer
@@ -27,6 +31,7 @@ pub(super) fn start(
         .name("scimlab-checkpoint".into())
         .spawn(move || {
             let mut last_ended = u64::MAX;
+            let mut failures = Failures::default();
             while !stop.load(Ordering::Relaxed) {
                 wal_long.wait_while_short(PASS_EVERY);
                 let Some(writer) = writer.upgrade().filter(|_| !stop.load(Ordering::Relaxed))
@@ -37,8 +42,21 @@ pub(super) fn start(
                 // starting the WAL over (a read after a write cannot share it anyway).
                 let ended = writer.transactions_ended();
                 let quiet = std::mem::replace(&mut last_ended, ended) == ended;
-                if let Err(e) = pass(&c, &keeper, &writer, quiet) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                match pass(&c, &keeper, &writer, quiet) {
+                    Ok(_) => failures.passed(),
+                    Err(e) => match failures.failed(&e, Instant::now()) {
+                        Some(busy_for) if busy_for.is_zero() => {
+                            tracing::warn!(error = %e, "WAL checkpoint failed")
+                        }
+                        Some(busy_for) => tracing::warn!(
+                            error = %e,
+                            "WAL checkpoints have found the database busy for {busy_for:?}: \
+                             another connection holds it, and the WAL grows until one passes"
+                        ),
+                        None => {
+                            tracing::debug!(error = %e, "WAL checkpoint found the database busy")
+                        }
+                    },
                 }
                 if writer.wal_is_long() {
                     // Held back by a long reader: every commit signals, so pause between tries.
@@ -48,6 +66,39 @@ pub(super) fn start(
         })
         .map_err(|e| StoreError::Migration(format!("starting the checkpoint thread: {e}")))?;
     Ok(())
+}
+
+/// The passes that failed since the last one that did not.
+///
+/// A PASSIVE checkpoint finds the database busy when it reads the WAL index while a commit is
+/// changing it, or while another connection checkpoints: under heavy writes that happens now
+/// and then, and the next pass a moment later succeeds. Only a streak of such failures long
+/// enough to let the WAL grow is worth a warning; any other failure always is.
+#[derive(Default)]
+struct Failures {
+    busy_since: Option<Instant>,
+    warned: bool,
+}
+
+impl Failures {
+    /// Notes a failed pass at `now`. Returns what to warn of: `Some(ZERO)` for a failure that
+    /// is not the database being busy, `Some(how long)` once a busy streak has lasted
+    /// [`BUSY_WARN_AFTER`] (once per streak), `None` for a busy pass not worth a warning.
+    fn failed(&mut self, e: &StoreError, now: Instant) -> Option<Duration> {
+        if !e.is_busy() {
+            return Some(Duration::ZERO);
+        }
+        let busy_for = now.duration_since(*self.busy_since.get_or_insert(now));
+        if self.warned || busy_for < BUSY_WARN_AFTER {
+            return None;
+        }
+        self.warned = true;
+        Some(busy_for)
+    }
+
+    fn passed(&mut self) {
+        *self = Failures::default();
+    }
 }
 
 /// One pass: the keeper lets go (a held snapshot would stop the checkpoint at the frames it
@@ -129,5 +180,65 @@ impl SnapshotKeeper {
     #[cfg(test)]
     pub(super) fn holding(&self) -> bool {
         !self.0.is_autocommit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy() -> StoreError {
+        let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, None))
+    }
+
+    /// A database busy now and then is noted quietly; a busy streak warns once it has lasted
+    /// long enough, once; any other failure warns at once; a pass that succeeds ends a streak.
+    #[test]
+    fn only_a_long_busy_streak_or_another_failure_warns() {
+        let t0 = Instant::now();
+        let mut f = Failures::default();
+        assert_eq!(f.failed(&busy(), t0), None);
+        assert_eq!(f.failed(&busy(), t0 + Duration::from_secs(1)), None);
+        let at = t0 + BUSY_WARN_AFTER;
+        assert_eq!(f.failed(&busy(), at), Some(BUSY_WARN_AFTER));
+        assert_eq!(
+            f.failed(&busy(), at + Duration::from_secs(1)),
+            None,
+            "once per streak"
+        );
+        let io = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            None,
+        ));
+        assert_eq!(f.failed(&io, at), Some(Duration::ZERO));
+        f.passed();
+        let later = at + Duration::from_secs(60);
+        assert_eq!(f.failed(&busy(), later), None, "a new streak starts over");
+    }
+
+    /// What a pass returns while another connection holds the database exclusively is the
+    /// busy failure the streak counts.
+    #[test]
+    fn a_checkpoint_while_another_connection_holds_the_database_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x)")
+            .unwrap();
+        // In WAL mode only a connection in exclusive locking mode keeps others out entirely
+        // (an `sqlite3` shell could do this to a running server's file).
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("PRAGMA locking_mode=EXCLUSIVE; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.busy_timeout(Duration::from_millis(50)).unwrap();
+        let e = c
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
+            .map_err(StoreError::from)
+            .unwrap_err();
+        assert!(e.is_busy(), "{e}");
     }
 }

@@ -53,6 +53,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether SQLite found the database locked by another connection (a retry may pass).
+    pub fn is_busy(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, DatabaseBusy | DatabaseLocked))
+    }
+
     /// `spec`'s attribute cannot become unique: the resources `ids` (comma-separated) share
     /// a value.
     fn index_conflict(spec: &IndexSpec, ids: &str) -> StoreError {

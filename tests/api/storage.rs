@@ -60,9 +60,11 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .unwrap()
 }
 
-async fn wait_ready(client: &reqwest::Client, port: u16) {
-    // Up to 30 s: a debug build seeds thousands of users before it listens.
-    for _ in 0..1200 {
+async fn wait_ready(client: &reqwest::Client, port: u16, child: &mut Child) {
+    // A debug build seeds thousands of users before it listens: on a loaded 2-core CI host
+    // that took over 30 s once, so wait up to 3 minutes, but stop as soon as the process dies.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while std::time::Instant::now() < deadline {
         if client
             .get(format!("http://127.0.0.1:{port}/healthz"))
             .send()
@@ -71,16 +73,19 @@ async fn wait_ready(client: &reqwest::Client, port: u16) {
         {
             return;
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("scimlab serve exited before it listened: {status}");
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("server did not start");
+    panic!("server did not start within 180 s");
 }
 
 /// `scimlab serve` on `dir` (see [`start`]), ready: the process and the `full` server's base URL.
 async fn serve_ready(client: &reqwest::Client, dir: &std::path::Path) -> (Child, String) {
     let port = common::free_port();
-    let child = start(dir, port);
-    wait_ready(client, port).await;
+    let mut child = start(dir, port);
+    wait_ready(client, port, &mut child).await;
     (
         child,
         format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2"),
@@ -182,7 +187,7 @@ async fn no_watch_ignores_edits_until_sighup() {
         .spawn()
         .unwrap();
     let client = common::http().build().unwrap();
-    wait_ready(&client, port).await;
+    wait_ready(&client, port, &mut child).await;
     let groups = || {
         client
             .get(format!(
@@ -230,7 +235,7 @@ async fn point_reads_and_writes_stay_fast_while_slow_scans_run() {
     let client = common::http().build().unwrap();
     let port = common::free_port();
     let mut child = start(dir.path(), port);
-    wait_ready(&client, port).await;
+    wait_ready(&client, port, &mut child).await;
     let base = format!("http://127.0.0.1:{port}/scim-identifier/big/scim/v2");
     let get = |path: String| {
         let r = client.get(format!("{base}{path}")).bearer_auth("tok-big");
