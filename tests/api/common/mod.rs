@@ -370,15 +370,19 @@ where
     panic!("timed out waiting for: {what}");
 }
 
-/// Waits until `url` answers (any status): a process the test started is up.
+/// Waits until `url` answers (any status): a process the test started is up. Up to 60 s, not
+/// [`eventually`]'s 5: a debug build preparing the shipped servers on a loaded 2-core CI host
+/// can take longer than that, and a server that answers ends the wait at once.
 pub async fn answers_soon(url: &str) -> bool {
     let client = http().build().unwrap();
-    eventually(&format!("{url} to answer"), || {
-        let (client, url) = (client.clone(), url.to_string());
-        async move { client.get(url).send().await.is_ok() }
-    })
-    .await;
-    true
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if client.get(url).send().await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// `scimlab serve` listening on 127.0.0.1:`port`, with database `db` and the definitions in
