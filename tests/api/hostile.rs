@@ -389,7 +389,10 @@ fn healthz_answers_under_a_slowloris_at_a_low_descriptor_limit() {
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let client = common::http().build().unwrap();
         let url = format!("http://{addr}/healthz");
-        assert!(common::answers_soon(&url).await, "the server did not start");
+        assert!(
+            common::answers_soon(&url, None).await,
+            "the server did not start"
+        );
         let _flood = idle_connections(addr, 400, false).await;
         let started = Instant::now();
         let r = tokio::time::timeout(Duration::from_secs(10), client.get(&url).send()).await;
@@ -428,9 +431,10 @@ fn serve_thp_enabled(env: &[(&str, &str)]) -> String {
         .spawn()
         .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let up = rt.block_on(common::answers_soon(&format!(
-        "http://127.0.0.1:{port}/healthz"
-    )));
+    let up = rt.block_on(common::answers_soon(
+        &format!("http://127.0.0.1:{port}/healthz"),
+        Some(&mut child),
+    ));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
     let _ = child.kill();
     let _ = child.wait();
@@ -735,7 +739,8 @@ async fn a_stderr_nobody_reads_does_not_stall_requests() {
         .unwrap();
     let client = common::http().build().unwrap();
     let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
-    let up = common::answers_soon(&format!("http://127.0.0.1:{port}/healthz")).await;
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let up = common::answers_soon(&healthz, Some(&mut child)).await;
     assert!(up, "server did not start");
     // About 200 bytes of log per request: 3,000 requests are ten pipes' worth.
     let started = Instant::now();

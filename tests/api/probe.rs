@@ -1128,7 +1128,7 @@ async fn a_third_party_server_shows_only_true_deviations() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let up = common::answers_soon(&format!("{base}/ServiceProviderConfig")).await;
+    let up = common::answers_soon(&format!("{base}/ServiceProviderConfig"), Some(&mut child)).await;
     let mut o = Options::new(&base);
     o.auth.bearer = Some("peer-token".into());
     let report = if up {

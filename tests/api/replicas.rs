@@ -214,19 +214,9 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2");
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the replica did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let up = common::answers_soon(&healthz, Some(&mut child)).await;
+    assert!(up, "the replica did not start");
     // Eight writers create users until the connection breaks under them.
     let writers: Vec<_> = (0..8)
         .map(|w| {

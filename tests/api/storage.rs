@@ -60,32 +60,19 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .unwrap()
 }
 
-async fn wait_ready(client: &reqwest::Client, port: u16, child: &mut Child) {
+async fn wait_ready(port: u16, child: &mut Child) {
     // A debug build seeds thousands of users before it listens: on a loaded 2-core CI host
-    // that took over 30 s once, so wait up to 3 minutes, but stop as soon as the process dies.
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while std::time::Instant::now() < deadline {
-        if client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("scimlab serve exited before it listened: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("server did not start within 180 s");
+    // that took over 30 s once.
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let up = common::answers_within(&url, Duration::from_secs(180), Some(child)).await;
+    assert!(up, "scimlab serve did not listen within 180 s, or exited");
 }
 
 /// `scimlab serve` on `dir` (see [`start`]), ready: the process and the `full` server's base URL.
-async fn serve_ready(client: &reqwest::Client, dir: &std::path::Path) -> (Child, String) {
+async fn serve_ready(dir: &std::path::Path) -> (Child, String) {
     let port = common::free_port();
     let mut child = start(dir, port);
-    wait_ready(client, port, &mut child).await;
+    wait_ready(port, &mut child).await;
     (
         child,
         format!("http://127.0.0.1:{port}/scim-identifier/full/scim/v2"),
@@ -96,7 +83,7 @@ async fn serve_ready(client: &reqwest::Client, dir: &std::path::Path) -> (Child,
 async fn acknowledged_writes_survive_kill_9_and_restart() {
     let dir = full_dir();
     let client = common::http().build().unwrap();
-    let (mut child, base) = serve_ready(&client, dir.path()).await;
+    let (mut child, base) = serve_ready(dir.path()).await;
     let mut ids = Vec::new();
     for i in 0..40 {
         let r = create_user(&client, &base, "tok-full", &format!("durable{i}")).await;
@@ -110,7 +97,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
     }
     child.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
     child.wait().unwrap();
-    let (mut child, base) = serve_ready(&client, dir.path()).await;
+    let (mut child, base) = serve_ready(dir.path()).await;
     for id in &ids {
         let r = client
             .get(format!("{base}/Users/{id}"))
@@ -131,7 +118,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
 async fn sustained_writes_keep_the_wal_bounded() {
     let dir = full_dir();
     let client = common::http().build().unwrap();
-    let (mut child, base) = serve_ready(&client, dir.path()).await;
+    let (mut child, base) = serve_ready(dir.path()).await;
     let wal = dir.path().join("kill.db-wal");
     let wal_size = move || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     let (clients, each) = (16, 300);
@@ -187,7 +174,7 @@ async fn no_watch_ignores_edits_until_sighup() {
         .spawn()
         .unwrap();
     let client = common::http().build().unwrap();
-    wait_ready(&client, port, &mut child).await;
+    wait_ready(port, &mut child).await;
     let groups = || {
         client
             .get(format!(
@@ -235,7 +222,7 @@ async fn point_reads_and_writes_stay_fast_while_slow_scans_run() {
     let client = common::http().build().unwrap();
     let port = common::free_port();
     let mut child = start(dir.path(), port);
-    wait_ready(&client, port, &mut child).await;
+    wait_ready(port, &mut child).await;
     let base = format!("http://127.0.0.1:{port}/scim-identifier/big/scim/v2");
     let get = |path: String| {
         let r = client.get(format!("{base}{path}")).bearer_auth("tok-big");

@@ -370,15 +370,28 @@ where
     panic!("timed out waiting for: {what}");
 }
 
-/// Waits until `url` answers (any status): a process the test started is up. Up to 60 s, not
-/// [`eventually`]'s 5: a debug build preparing the shipped servers on a loaded 2-core CI host
-/// can take longer than that, and a server that answers ends the wait at once.
-pub async fn answers_soon(url: &str) -> bool {
+/// Whether `url` answers (any status) within 60 s: a process the test started is up. Not
+/// [`eventually`]'s 5 s: a debug build preparing the shipped servers on a loaded 2-core CI host
+/// can take longer than that, and a server that answers ends the wait at once. False at once
+/// if `process` (the one that should answer) exits first; callers stop it, then assert.
+pub async fn answers_soon(url: &str, process: Option<&mut std::process::Child>) -> bool {
+    answers_within(url, std::time::Duration::from_secs(60), process).await
+}
+
+/// [`answers_soon`] with a deadline of the caller's.
+pub async fn answers_within(
+    url: &str,
+    within: std::time::Duration,
+    mut process: Option<&mut std::process::Child>,
+) -> bool {
     let client = http().build().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline {
         if client.get(url).send().await.is_ok() {
             return true;
+        }
+        if let Some(Ok(Some(_exited))) = process.as_mut().map(|p| p.try_wait()) {
+            return false;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
