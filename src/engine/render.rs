@@ -183,11 +183,22 @@ fn select(value: Value, attr: &AttributeDef, want: &Want) -> Option<Value> {
 
 /// Location of a resource: `{base}{endpoint}/{id}`.
 pub fn location(ctx: &Ctx<'_>, endpoint: &str, id: &str) -> String {
-    format!("{}{}/{}", ctx.base, endpoint, id)
+    location_parts(ctx, endpoint, id).concat()
 }
 
+/// [`location`] in pieces, for writing it without building it first.
+fn location_parts<'a>(ctx: &Ctx<'a>, endpoint: &'a str, id: &'a str) -> [&'a str; 4] {
+    [ctx.base, endpoint, "/", id]
+}
+
+/// The weak ETag of a version: `W/"{version}"`.
 pub fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
+    etag_parts(&mut itoa::Buffer::new(), version).concat()
+}
+
+/// [`etag`] in pieces; `digits` holds the number.
+fn etag_parts(digits: &mut itoa::Buffer, version: i64) -> [&str; 3] {
+    ["W/\"", digits.format(version), "\""]
 }
 
 /// Derived values fetched for a whole page at once.
@@ -308,10 +319,14 @@ fn raw_object<'a>(id: &str, text: &'a str) -> ScimResult<RawObject<'a>> {
     })
 }
 
-/// JSON object text written member by member, straight into one buffer.
+/// JSON object text written member by member, straight into one buffer; nested objects are
+/// written in place ([`ObjectText::open`]), not built apart and copied in.
 struct ObjectText {
     text: Vec<u8>,
 }
+
+/// Where a nested object opened by [`ObjectText::open`] starts.
+struct Opened(usize);
 
 impl ObjectText {
     fn with_capacity(n: usize) -> ObjectText {
@@ -321,7 +336,8 @@ impl ObjectText {
     }
 
     fn key(&mut self, name: &str) {
-        if self.text.len() > 1 {
+        // A member follows another unless it is the first of its object.
+        if self.text.last() != Some(&b'{') {
             self.text.push(b',');
         }
         // Names come from schemas; escaping keeps any name valid JSON.
@@ -329,9 +345,29 @@ impl ObjectText {
         self.text.push(b':');
     }
 
-    /// `s` as a JSON string (writing into a Vec cannot fail).
+    /// `s` as a JSON string.
     fn json_str(&mut self, s: &str) {
-        let _ = serde_json::to_writer(&mut self.text, s);
+        self.json_str_of(&[s]);
+    }
+
+    /// The concatenation of `parts` as one JSON string. Most values (ids, timestamps, URLs)
+    /// need no escaping and are copied as they are; the rest go through serde_json (writing
+    /// into a Vec cannot fail).
+    fn json_str_of(&mut self, parts: &[&str]) {
+        self.text.push(b'"');
+        for part in parts {
+            if part.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+                self.text.extend_from_slice(part.as_bytes());
+            } else {
+                // serde_json writes the part with its own quotes: keep what is between them.
+                let at = self.text.len();
+                let _ = serde_json::to_writer(&mut self.text, part);
+                let end = self.text.len() - 1;
+                self.text.copy_within(at + 1..end, at);
+                self.text.truncate(end - 1);
+            }
+        }
+        self.text.push(b'"');
     }
 
     fn raw(&mut self, name: &str, json: &str) {
@@ -361,8 +397,21 @@ impl ObjectText {
         self.text.push(b']');
     }
 
-    fn is_empty(&self) -> bool {
-        self.text.len() == 1
+    /// Starts member `name` as an object written in place; [`ObjectText::close`] ends it.
+    fn open(&mut self, name: &str) -> Opened {
+        let at = self.text.len();
+        self.key(name);
+        self.text.push(b'{');
+        Opened(at)
+    }
+
+    /// Ends an object begun by [`ObjectText::open`]; an object left empty is taken out again.
+    fn close(&mut self, opened: Opened) {
+        if self.text.last() == Some(&b'{') {
+            self.text.truncate(opened.0);
+        } else {
+            self.text.push(b'}');
+        }
     }
 
     fn finish(mut self) -> String {
@@ -404,7 +453,9 @@ pub fn render(
     }
     let rt = ctx.rt;
     let mut doc = raw_object(&row.id, &row.doc)?;
-    let mut out = ObjectText::with_capacity(row.doc.len() + 256);
+    // The stored text, plus what rendering adds (`schemas`, `id`, `meta` with its location):
+    // enough that the buffer is not grown as it is written.
+    let mut out = ObjectText::with_capacity(row.doc.len() + 2 * ctx.base.len() + 512);
     // Extensions appear in `schemas` when the resource has them, projected away or not.
     let mut schemas = vec![rt.schema.id.as_str()];
     let extensions: Vec<_> = (rt.extensions.iter())
@@ -446,42 +497,50 @@ pub fn render(
     }
     for (ext, raw) in extensions {
         let mut fields = raw_object(&row.id, raw.get())?;
-        let mut ext_out = ObjectText::with_capacity(raw.get().len() + 2);
+        // Left out when the projection keeps none of its attributes.
+        let opened = out.open(&ext.schema.id);
         for attr in &ext.schema.attributes {
             let want = proj.want(&ext.schema.id, attr);
             if want == Want::No {
                 continue;
             }
             if let Some(raw) = fields.take(attr.name.as_str()) {
-                put_attribute(ctx, &mut ext_out, attr, &want, raw)?;
+                put_attribute(ctx, &mut out, attr, &want, raw)?;
             }
         }
-        if !ext_out.is_empty() {
-            out.raw(&ext.schema.id, &ext_out.finish());
-        }
+        out.close(opened);
     }
     if let Some(meta_def) = common.attr("meta") {
         let want = proj.want(&rt.schema.id, meta_def);
-        if want != Want::No {
+        if want == Want::All {
+            let opened = out.open("meta");
+            put_meta(ctx, &mut out, row);
+            out.close(opened);
+        } else if want != Want::No {
+            // Some sub-attributes asked for or excluded (rare): projected as a value.
             let mut meta = ObjectText::with_capacity(256);
-            meta.string("resourceType", &rt.name);
-            meta.string("created", &row.created);
-            meta.string("lastModified", &row.last_modified);
-            meta.string("location", &location(ctx, &rt.endpoint, &row.id));
-            meta.string("version", &etag(row.version));
-            let meta = meta.finish();
-            if want == Want::All {
-                out.raw("meta", &meta);
-            } else {
-                // Some sub-attributes asked for or excluded (rare): projected as a value.
-                let v = serde_json::from_str(&meta).map_err(crate::error::ScimError::internal)?;
-                if let Some(m) = select(v, meta_def, &want) {
-                    out.value("meta", &m);
-                }
+            put_meta(ctx, &mut meta, row);
+            let v =
+                serde_json::from_str(&meta.finish()).map_err(crate::error::ScimError::internal)?;
+            if let Some(m) = select(v, meta_def, &want) {
+                out.value("meta", &m);
             }
         }
     }
     Ok(Rendered(out.finish()))
+}
+
+/// `meta`'s members (RFC 7643 §3.1), written in place: `location` and `version` are not
+/// built as strings first.
+fn put_meta(ctx: &Ctx<'_>, out: &mut ObjectText, row: &Row) {
+    let rt = ctx.rt;
+    out.string("resourceType", &rt.name);
+    out.string("created", &row.created);
+    out.string("lastModified", &row.last_modified);
+    out.key("location");
+    out.json_str_of(&location_parts(ctx, &rt.endpoint, &row.id));
+    out.key("version");
+    out.json_str_of(&etag_parts(&mut itoa::Buffer::new(), row.version));
 }
 
 /// `$ref` of a complex attribute whose `value` names a resource of this server (the
@@ -656,5 +715,39 @@ mod tests {
             only[ENTERPRISE],
             json!({"manager": full[ENTERPRISE]["manager"]})
         );
+    }
+
+    /// Text written in pieces, escaped or not, and objects opened in place must be the JSON
+    /// serde_json would write for the same value; an object left empty leaves no trace.
+    #[test]
+    fn object_text_writes_what_serde_json_would() {
+        let awkward = "say \"hi\"\\ \u{1}\ttab é 🙂";
+        let mut out = ObjectText::with_capacity(8);
+        let empty = out.open("first-and-empty");
+        out.close(empty);
+        out.string("plain", "2024-01-01T00:00:00Z");
+        out.string("awkward", awkward);
+        out.key("joined");
+        out.json_str_of(&["a\"", "plain", awkward, ""]);
+        let nested = out.open("nested");
+        out.strings("list", &["x", awkward]);
+        let inner = out.open("inner-empty");
+        out.close(inner);
+        out.raw("n", "1");
+        out.close(nested);
+        let empty = out.open("last-and-empty");
+        out.close(empty);
+        let text = out.finish();
+        let parsed: Value = serde_json::from_str(&text).expect(&text);
+        assert_eq!(
+            parsed,
+            json!({
+                "plain": "2024-01-01T00:00:00Z",
+                "awkward": awkward,
+                "joined": format!("a\"plain{awkward}"),
+                "nested": {"list": ["x", awkward], "n": 1}
+            })
+        );
+        assert_eq!(etag(12), "W/\"12\"");
     }
 }
