@@ -45,15 +45,13 @@ pub(super) fn start(
                 match pass(&c, &keeper, &writer, quiet) {
                     Ok(_) => failures.passed(),
                     Err(e) => match failures.failed(&e, Instant::now()) {
-                        Some(busy_for) if busy_for.is_zero() => {
-                            tracing::warn!(error = %e, "WAL checkpoint failed")
-                        }
-                        Some(busy_for) => tracing::warn!(
+                        Failure::Other => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                        Failure::BusyStreak(busy_for) => tracing::warn!(
                             error = %e,
                             "WAL checkpoints have found the database busy for {busy_for:?}: \
                              another connection holds it, and the WAL grows until one passes"
                         ),
-                        None => {
+                        Failure::Busy => {
                             tracing::debug!(error = %e, "WAL checkpoint found the database busy")
                         }
                     },
@@ -80,20 +78,29 @@ struct Failures {
     warned: bool,
 }
 
+/// What a failed pass is worth saying.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// Not the database being busy: always a warning.
+    Other,
+    /// Busy, in a streak not yet long enough (or already warned of): a debug line.
+    Busy,
+    /// Busy for this long, reaching [`BUSY_WARN_AFTER`]: a warning, once per streak.
+    BusyStreak(Duration),
+}
+
 impl Failures {
-    /// Notes a failed pass at `now`. Returns what to warn of: `Some(ZERO)` for a failure that
-    /// is not the database being busy, `Some(how long)` once a busy streak has lasted
-    /// [`BUSY_WARN_AFTER`] (once per streak), `None` for a busy pass not worth a warning.
-    fn failed(&mut self, e: &StoreError, now: Instant) -> Option<Duration> {
+    /// Notes a failed pass at `now`.
+    fn failed(&mut self, e: &StoreError, now: Instant) -> Failure {
         if !e.is_busy() {
-            return Some(Duration::ZERO);
+            return Failure::Other;
         }
         let busy_for = now.duration_since(*self.busy_since.get_or_insert(now));
         if self.warned || busy_for < BUSY_WARN_AFTER {
-            return None;
+            return Failure::Busy;
         }
         self.warned = true;
-        Some(busy_for)
+        Failure::BusyStreak(busy_for)
     }
 
     fn passed(&mut self) {
@@ -198,23 +205,30 @@ mod tests {
     fn only_a_long_busy_streak_or_another_failure_warns() {
         let t0 = Instant::now();
         let mut f = Failures::default();
-        assert_eq!(f.failed(&busy(), t0), None);
-        assert_eq!(f.failed(&busy(), t0 + Duration::from_secs(1)), None);
+        assert_eq!(f.failed(&busy(), t0), Failure::Busy);
+        assert_eq!(
+            f.failed(&busy(), t0 + Duration::from_secs(1)),
+            Failure::Busy
+        );
         let at = t0 + BUSY_WARN_AFTER;
-        assert_eq!(f.failed(&busy(), at), Some(BUSY_WARN_AFTER));
+        assert_eq!(f.failed(&busy(), at), Failure::BusyStreak(BUSY_WARN_AFTER));
         assert_eq!(
             f.failed(&busy(), at + Duration::from_secs(1)),
-            None,
+            Failure::Busy,
             "once per streak"
         );
         let io = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
             None,
         ));
-        assert_eq!(f.failed(&io, at), Some(Duration::ZERO));
+        assert_eq!(f.failed(&io, at), Failure::Other);
         f.passed();
         let later = at + Duration::from_secs(60);
-        assert_eq!(f.failed(&busy(), later), None, "a new streak starts over");
+        assert_eq!(
+            f.failed(&busy(), later),
+            Failure::Busy,
+            "a new streak starts over"
+        );
     }
 
     /// What a pass returns while another connection holds the database exclusively is the
