@@ -7,7 +7,7 @@ use crate::definition::SeedShape;
 use crate::definition::patterns::{PATTERNS, registry};
 use crate::model::ResourceType;
 use crate::schema::{self, AttrType, AttributeDef, Mutability, urn};
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -82,11 +82,16 @@ impl Patterns {
         })
     }
 
-    fn render(&self, name: &str, vars: &Value) -> Result<String, SeedError> {
-        self.hb.render(name, vars).map_err(|e| SeedError::Pattern {
-            name: name.to_string(),
-            message: e.to_string(),
-        })
+    /// Renders pattern `name` with `vars`, made a template context by the caller: handlebars
+    /// would otherwise copy every variable into a new context for each pattern, and a user
+    /// renders nine.
+    fn render(&self, name: &str, vars: &Context) -> Result<String, SeedError> {
+        self.hb
+            .render_with_context(name, vars)
+            .map_err(|e| SeedError::Pattern {
+                name: name.to_string(),
+                message: e.to_string(),
+            })
     }
 
     pub fn teams(&self) -> Vec<String> {
@@ -98,7 +103,8 @@ impl Patterns {
     }
 
     pub fn group_name(&self, department: &str) -> Result<String, SeedError> {
-        self.render("group_name", &json!({ "department": department }))
+        let vars = Context::from(json!({ "department": department }));
+        self.render("group_name", &vars)
     }
 
     /// Draws one user's values. Departments, titles, cost centres and cities come from the
@@ -185,12 +191,13 @@ impl Patterns {
     /// A full User document from drawn values (fitted to the schema later).
     pub fn user_doc(&self, rng: &mut Rng, v: &Value) -> Result<Value, SeedError> {
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-        let user_name = self.render("user_name", v)?;
-        let display = self.render("display_name", v)?;
+        let vars = &Context::from(v.clone());
+        let user_name = self.render("user_name", vars)?;
+        let display = self.render("display_name", vars)?;
         let mut address = json!({
             "type": "work",
             "primary": true,
-            "streetAddress": self.render("street_address", v)?,
+            "streetAddress": self.render("street_address", vars)?,
             "locality": s("city"),
         });
         for (key, var) in [
@@ -204,7 +211,7 @@ impl Patterns {
         }
         let mut doc = json!({
             "userName": user_name,
-            "externalId": self.render("external_id", v)?,
+            "externalId": self.render("external_id", vars)?,
             "name": {
                 "givenName": s("given"),
                 "middleName": s("middle"),
@@ -218,17 +225,17 @@ impl Patterns {
             "locale": "en-US",
             "active": rng.chance(self.active_rate),
             "emails": [
-                {"value": self.render("email_work", v)?, "type": "work", "primary": true},
-                {"value": self.render("email_home", v)?, "type": "home"},
+                {"value": self.render("email_work", vars)?, "type": "work", "primary": true},
+                {"value": self.render("email_home", vars)?, "type": "home"},
             ],
             "phoneNumbers": [
-                {"value": self.render("phone_work", v)?, "type": "work"},
-                {"value": self.render("phone_mobile", v)?, "type": "mobile"},
+                {"value": self.render("phone_work", vars)?, "type": "work"},
+                {"value": self.render("phone_mobile", vars)?, "type": "mobile"},
             ],
             "addresses": [address],
         });
         doc[urn::ENTERPRISE_USER] = json!({
-            "employeeNumber": self.render("employee_number", v)?,
+            "employeeNumber": self.render("employee_number", vars)?,
             "costCenter": s("cost_center"),
             "organization": s("organization"),
             "division": s("department"),
