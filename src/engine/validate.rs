@@ -24,6 +24,37 @@ pub struct Normalized {
     pub members: Option<Vec<Member>>,
 }
 
+/// Where a value sits in a document (`emails.value`, `urn:…:User:manager`), for error
+/// messages: written out only when an error names it, as normalizing visits every value.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    parent: Option<(&'a At<'a>, char)>,
+    name: &'a str,
+}
+
+impl<'a> At<'a> {
+    fn root(name: &'a str) -> At<'a> {
+        At { parent: None, name }
+    }
+
+    /// `name` under this path, after `sep` (`.` for a sub-attribute, `:` after a schema URN).
+    fn child(&'a self, sep: char, name: &'a str) -> At<'a> {
+        At {
+            parent: Some((self, sep)),
+            name,
+        }
+    }
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((parent, sep)) = self.parent {
+            write!(f, "{parent}{sep}")?;
+        }
+        f.write_str(self.name)
+    }
+}
+
 struct Rules<'a> {
     strict: bool,
     compat: &'a Compat,
@@ -85,12 +116,10 @@ pub fn normalize(
             for (k, v) in fields {
                 match ext.schema.attr(k) {
                     Some(attr) => {
-                        if let Some(v) = normalize_attr(
-                            attr,
-                            v,
-                            &format!("{}:{}", ext.schema.id, attr.name),
-                            &rules,
-                        )? {
+                        let urn = At::root(&ext.schema.id);
+                        if let Some(v) =
+                            normalize_attr(attr, v, urn.child(':', &attr.name), &rules)?
+                        {
                             out.insert(attr.name.clone(), v);
                         }
                     }
@@ -123,7 +152,7 @@ pub fn normalize(
                 _ => return Err(ScimError::invalid_value("externalId must be a string")),
             }
         } else if let Some(attr) = rt.schema.attr(key) {
-            if let Some(v) = normalize_attr(attr, value, &attr.name, &rules)? {
+            if let Some(v) = normalize_attr(attr, value, At::root(&attr.name), &rules)? {
                 doc.insert(attr.name.clone(), v);
             }
         } else if mode != Mode::Patch {
@@ -269,7 +298,7 @@ fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>, rules: &Rules) -> 
 fn normalize_attr(
     attr: &AttributeDef,
     value: &Value,
-    path: &str,
+    path: At<'_>,
     rules: &Rules,
 ) -> ScimResult<Option<Value>> {
     // readOnly values sent by clients are ignored (RFC 7644 §3.3, §3.5.1), except where a
@@ -294,13 +323,22 @@ fn normalize_attr(
             )));
         }
     };
-    // Equal values are kept once; hashing their text keeps large lists linear.
+    // Equal values are kept once. A short list is compared value by value; a long one by
+    // hashing each value's text, which keeps it linear.
+    const COMPARED: usize = 16;
     let mut out: Vec<Value> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let long = items.len() > COMPARED;
     for item in items {
-        if let Some(v) = normalize_single(attr, item, path, rules)?
-            && seen.insert(v.to_string())
-        {
+        let Some(v) = normalize_single(attr, item, path, rules)? else {
+            continue;
+        };
+        let new = if long {
+            seen.insert(v.to_string())
+        } else {
+            !out.contains(&v)
+        };
+        if new {
             out.push(v);
         }
     }
@@ -323,7 +361,7 @@ fn normalize_attr(
 fn normalize_single(
     attr: &AttributeDef,
     value: &Value,
-    path: &str,
+    path: At<'_>,
     rules: &Rules,
 ) -> ScimResult<Option<Value>> {
     if value.is_null() {
@@ -370,7 +408,7 @@ fn normalize_single(
         }
         out.insert(
             sub.name.clone(),
-            normalize_simple(sub, v, &format!("{path}.{}", sub.name), rules)?,
+            normalize_simple(sub, v, path.child('.', &sub.name), rules)?,
         );
     }
     for sub in attr
@@ -395,7 +433,7 @@ fn normalize_single(
 fn normalize_simple(
     attr: &AttributeDef,
     value: &Value,
-    path: &str,
+    path: At<'_>,
     rules: &Rules,
 ) -> ScimResult<Value> {
     let wrong =
@@ -721,5 +759,68 @@ fn keep_unserved(rt: &ResourceType, new: &mut Map<String, Value>, old: &Map<Stri
                 new.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn server() -> crate::model::Model {
+        let def = "id: t\ntokens: [t]\nresource_types:\n  User:\n    extensions: [urn:ietf:params:scim:schemas:extension:enterprise:2.0:User]\n";
+        let file = crate::definition::load_str(std::path::Path::new("t.yaml"), def).unwrap();
+        crate::model::compile(&[file], &[]).unwrap()
+    }
+
+    /// Equal values of a multi-valued attribute are kept once, in a short list (compared
+    /// value by value) as in a long one (compared by text), whatever the order of their
+    /// sub-attributes; values that differ are all kept.
+    #[test]
+    fn equal_values_are_kept_once() {
+        let model = server();
+        let server = model.server("t").unwrap();
+        let rt = server.by_name("User").unwrap();
+        for n in [3, 40] {
+            let mut emails: Vec<Value> = (0..n)
+                .map(|i| json!({"value": format!("u{i}@x.org"), "type": "work"}))
+                .collect();
+            emails.push(json!({"type": "work", "value": "u1@x.org"}));
+            emails.push(json!({"value": "u2@x.org", "type": "work"}));
+            let doc = json!({"schemas": [urn::USER], "userName": "u", "emails": emails});
+            let n_doc = normalize(server, rt, &doc, Mode::Create).unwrap().doc;
+            let kept = n_doc["emails"].as_array().unwrap();
+            assert_eq!(
+                kept.len(),
+                n,
+                "{n} distinct values sent, twice for two of them"
+            );
+            assert_eq!(kept[1], json!({"value": "u1@x.org", "type": "work"}));
+        }
+    }
+
+    /// An error names the value's full path: schema URN, attribute and sub-attribute.
+    #[test]
+    fn errors_name_the_path_of_the_value() {
+        let model = server();
+        let server = model.server("t").unwrap();
+        let rt = server.by_name("User").unwrap();
+        let urn = urn::ENTERPRISE_USER;
+        let doc =
+            json!({"schemas": [urn::USER, urn], "userName": "u", urn: {"manager": {"value": 5}}});
+        let e = normalize(server, rt, &doc, Mode::Create).unwrap_err();
+        assert!(
+            e.detail()
+                .starts_with(&format!("{urn}:manager.value must be a string")),
+            "{}",
+            e.detail()
+        );
+        let doc = json!({"schemas": [urn::USER], "userName": "u", "name": {"givenName": true}});
+        let e = normalize(server, rt, &doc, Mode::Create).unwrap_err();
+        assert!(
+            e.detail().starts_with("name.givenName must be a string"),
+            "{}",
+            e.detail()
+        );
     }
 }
