@@ -381,6 +381,7 @@ fn healthz_answers_under_a_slowloris_at_a_low_descriptor_limit() {
     );
     let mut child = std::process::Command::new("bash")
         .args(["-c", &cmd])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -427,6 +428,7 @@ fn serve_thp_enabled(env: &[(&str, &str)]) -> String {
         .arg("--profiles")
         .arg(dir.path().join("profiles"))
         .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

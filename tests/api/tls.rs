@@ -33,32 +33,58 @@ fn trusting(pem: &[u8]) -> reqwest::Client {
         .unwrap()
 }
 
-/// Waits until the server answers over TLS with `client`; the user list then.
-async fn users(client: &reqwest::Client, port: u16) -> Value {
-    let url = format!("https://localhost:{port}/scim-identifier/secure/scim/v2/Users");
-    for _ in 0..250 {
-        if let Ok(r) = client.get(&url).bearer_auth("tok-secure").send().await {
-            assert_eq!(r.status(), 200);
-            return r.json().await.unwrap();
+/// How long a started server may take to answer: a debug build making its certificate on a
+/// loaded 2-core CI host can take several seconds.
+const START: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until `ready` holds, for up to [`START`] and no longer than `child` runs; if it never
+/// does, stops `child` and panics with `what`.
+async fn wait_for(
+    child: &mut std::process::Child,
+    what: &str,
+    mut ready: impl AsyncFnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + START;
+    while std::time::Instant::now() < deadline {
+        if ready().await {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what}: the server exited ({status})");
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("no TLS answer on port {port}");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} within {START:?}");
+}
+
+/// Waits until the server answers over TLS with `client`; the user list then.
+async fn users(client: &reqwest::Client, port: u16, child: &mut std::process::Child) -> Value {
+    let url = format!("https://localhost:{port}/scim-identifier/secure/scim/v2/Users");
+    let mut answer = None;
+    let what = format!("no TLS answer on port {port}");
+    wait_for(child, &what, async || {
+        answer = client.get(&url).bearer_auth("tok-secure").send().await.ok();
+        answer.is_some()
+    })
+    .await;
+    let r = answer.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_self_signed_certificate_is_generated_announced_and_verifiable() {
     let (mut child, port, dir) = start(&["--tls".into(), "self-signed".into()]);
     let pem_path = dir.path().join("db.sqlite.tls-cert.pem");
-    for _ in 0..250 {
-        if pem_path.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Read once it is whole: a certificate that parses.
+    let whole =
+        || std::fs::read(&pem_path).is_ok_and(|p| reqwest::Certificate::from_pem(&p).is_ok());
+    wait_for(&mut child, "no certificate written", async || whole()).await;
     let pem = std::fs::read(&pem_path).unwrap();
     let client = trusting(&pem);
-    let list = users(&client, port).await;
+    let list = users(&client, port, &mut child).await;
     assert_eq!(list["totalResults"], 0);
     // A created resource's location is an https URL.
     let r = client
@@ -120,7 +146,7 @@ async fn a_certificate_and_key_from_files_are_served() {
     ];
     let (mut child, port, _dir) = start(&args);
     let client = trusting(generated.cert.pem().as_bytes());
-    assert_eq!(users(&client, port).await["totalResults"], 0);
+    assert_eq!(users(&client, port, &mut child).await["totalResults"], 0);
     let _ = child.kill();
     let _ = child.wait();
     // A key that is not a key is a clear start-up error.

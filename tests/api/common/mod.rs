@@ -399,7 +399,9 @@ pub async fn answers_within(
 }
 
 /// `scimlab serve` listening on 127.0.0.1:`port`, with database `db` and the definitions in
-/// `servers`; callers add their flags and where its output goes.
+/// `servers`; callers add their flags and where its output goes. Its stdout is not the test
+/// runner's: a server that a failed test leaves running would otherwise hold the runner's
+/// output open, and CI (which pipes `cargo test` into `tee`) would wait for it.
 pub fn serve_command(
     port: u16,
     db: impl AsRef<std::ffi::OsStr>,
@@ -411,7 +413,8 @@ pub fn serve_command(
         .arg("--db")
         .arg(db)
         .arg("--servers")
-        .arg(servers);
+        .arg(servers)
+        .stdout(std::process::Stdio::null());
     serve
 }
 
