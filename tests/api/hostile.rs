@@ -735,7 +735,6 @@ async fn a_stderr_nobody_reads_does_not_stall_requests() {
     let mut child = common::serve_command(port, db, servers)
         .arg("--no-watch")
         .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

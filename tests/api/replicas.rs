@@ -208,7 +208,6 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
         .arg("--no-watch")
         .arg("--profiles")
         .arg(a.profiles_dir())
-        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -54,7 +54,6 @@ async fn create_user(
 fn start(dir: &std::path::Path, port: u16) -> Child {
     common::serve_command(port, dir.join("kill.db"), dir.join("servers.d"))
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
@@ -169,7 +168,6 @@ async fn no_watch_ignores_edits_until_sighup() {
     let path = dir.path();
     let mut child = common::serve_command(port, path.join("hup.db"), path.join("servers.d"))
         .arg("--no-watch")
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

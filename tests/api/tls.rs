@@ -39,24 +39,17 @@ const START: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Waits until `ready` holds, for up to [`START`] and no longer than `child` runs; if it never
 /// does, stops `child` and panics with `what`.
-async fn wait_for(
-    child: &mut std::process::Child,
-    what: &str,
-    mut ready: impl AsyncFnMut() -> bool,
-) {
-    let deadline = std::time::Instant::now() + START;
-    while std::time::Instant::now() < deadline {
-        if ready().await {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what}: the server exited ({status})");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+async fn wait_for(child: &mut std::process::Child, what: &str, ready: impl AsyncFnMut() -> bool) {
+    if common::ready_within(START, Some(&mut *child), ready).await {
+        return;
     }
+    let exited = child.try_wait().ok().flatten();
     let _ = child.kill();
     let _ = child.wait();
-    panic!("{what} within {START:?}");
+    match exited {
+        Some(status) => panic!("{what}: the server exited ({status})"),
+        None => panic!("{what} within {START:?}"),
+    }
 }
 
 /// Waits until the server answers over TLS with `client`; the user list then.

@@ -382,12 +382,25 @@ pub async fn answers_soon(url: &str, process: Option<&mut std::process::Child>) 
 pub async fn answers_within(
     url: &str,
     within: std::time::Duration,
-    mut process: Option<&mut std::process::Child>,
+    process: Option<&mut std::process::Child>,
 ) -> bool {
     let client = http().build().unwrap();
+    ready_within(within, process, async || {
+        client.get(url).send().await.is_ok()
+    })
+    .await
+}
+
+/// Polls `ready` every 20 ms until it holds (true), `within` has passed or `process` (the one
+/// that should make it hold) has exited (false).
+pub async fn ready_within(
+    within: std::time::Duration,
+    mut process: Option<&mut std::process::Child>,
+    mut ready: impl AsyncFnMut() -> bool,
+) -> bool {
     let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline {
-        if client.get(url).send().await.is_ok() {
+        if ready().await {
             return true;
         }
         if let Some(Ok(Some(_exited))) = process.as_mut().map(|p| p.try_wait()) {
