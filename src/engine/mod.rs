@@ -288,12 +288,31 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
 
 /// GET by id.
 pub fn get(ctx: &Ctx<'_>, id: &str, proj: &Projection) -> ScimResult<Output> {
-    ctx.store
-        .read_point(|c| {
-            let row = load(ctx, c, id)?;
-            written(ctx, c, row, proj)
-        })?
-        .output(ctx, proj)
+    if ctx.rt.view.is_some() || render::Derived::wants_members(ctx, proj) {
+        // The view's filter and the members are read by statements of their own.
+        return ctx
+            .store
+            .read_point(|c| {
+                let row = load(ctx, c, id)?;
+                written(ctx, c, row, proj)
+            })?
+            .output(ctx, proj);
+    }
+    // One statement reads the row and, when wanted, its groups.
+    let (server, with_groups) = (ctx.server.id.as_str(), render::wants_groups(ctx.rt, proj));
+    let found = match with_groups {
+        true => ctx.store.read_single(|c| c.get_with_groups(server, id)),
+        false => (ctx.store.read_single(|c| c.get(server, id))).map(|r| r.map(|row| (row, vec![]))),
+    };
+    match found.map_err(store_err(ctx))? {
+        Some((row, groups)) if row.resource_type == ctx.rt.name => Written {
+            row,
+            derived: render::Derived::of_groups(with_groups.then_some(groups)),
+            existing: false,
+        }
+        .output(ctx, proj),
+        _ => Err(not_found(ctx.rt, id)),
+    }
 }
 
 /// PUT: replaces the resource, keeping what clients cannot send (readOnly, writeOnly) and

@@ -233,10 +233,7 @@ impl Derived {
         page: Option<&GroupsByMember>,
     ) -> ScimResult<Derived> {
         let (rt, server) = (ctx.rt, ctx.server.id.as_str());
-        let members = if rt.has_members
-            && wants(rt, proj, "members")
-            && !crate::model::persona::omits_members(ctx.server)
-        {
+        let members = if Self::wants_members(ctx, proj) {
             Some(conn.members_of(server, id).map_err(super::store_err(ctx))?)
         } else {
             None
@@ -249,6 +246,22 @@ impl Derived {
             Some(conn.groups_of(server, id).map_err(super::store_err(ctx))?)
         };
         Ok(Derived { members, groups })
+    }
+
+    /// Whether rendering with `proj` needs a group's `members`.
+    pub fn wants_members(ctx: &Ctx<'_>, proj: &Projection) -> bool {
+        ctx.rt.has_members
+            && wants(ctx.rt, proj, "members")
+            && !crate::model::persona::omits_members(ctx.server)
+    }
+
+    /// What [`Derived::read`] would read, for a resource that needs no `members` and whose
+    /// `groups` (if `proj` wants them) were read with its row.
+    pub fn of_groups(groups: Option<Vec<store::GroupRef>>) -> Derived {
+        Derived {
+            members: None,
+            groups,
+        }
     }
 }
 

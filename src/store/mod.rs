@@ -232,6 +232,16 @@ const ROW_BY_ID: &str = concat!(
     row_columns!(),
     " FROM resources r WHERE r.server_id=$SERVER AND r.id=?1"
 );
+/// A resource and its groups in one statement (GET of a user): the resource is the row whose
+/// first column is NULL, then each group with its membership's place.
+const ROW_AND_GROUPS_BY_ID: &str = concat!(
+    "SELECT NULL, ",
+    row_columns!(),
+    " FROM resources r WHERE r.server_id=$SERVER AND r.id=?1 \
+     UNION ALL SELECT m.seq, g.id, g.resource_type, NULL, NULL, NULL, json_extract(g.doc,'$.\"displayName\"') \
+     FROM memberships m JOIN resources g ON g.server_id=$SERVER AND g.id=m.group_id \
+     WHERE m.server_id=$SERVER AND m.member_id=?1"
+);
 
 impl Store {
     /// Opens (creating if needed) a SQLite database and runs scimlab's migrations.
@@ -314,7 +324,7 @@ impl Store {
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         match &self.backend {
-            Backend::Sqlite(s) => s.read_from(&s.readers, f),
+            Backend::Sqlite(s) => s.read_from(&s.readers, ReadScope::Transaction, f),
             Backend::Postgres(p) => p.read(f),
         }
     }
@@ -326,8 +336,21 @@ impl Store {
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         match &self.backend {
-            Backend::Sqlite(s) => s.read_from(&s.point_readers, f),
+            Backend::Sqlite(s) => s.read_from(&s.point_readers, ReadScope::Transaction, f),
             // A network round trip: hand the worker's other tasks on while it waits.
+            Backend::Postgres(p) => without_stalling_workers(|| p.read_point(f)),
+        }
+    }
+
+    /// As [`Store::read_point`], for `f` that runs one statement: SQLite opens no transaction
+    /// around it, as a statement sees one snapshot on its own (BEGIN and COMMIT were a sixth
+    /// of a GET's store work).
+    pub fn read_single<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read_from(&s.point_readers, ReadScope::Statement, f),
             Backend::Postgres(p) => without_stalling_workers(|| p.read_point(f)),
         }
     }
@@ -451,6 +474,7 @@ impl Sqlite {
     fn read_from<T, E: From<StoreError>>(
         &self,
         pool: &[Mutex<Connection>],
+        scope: ReadScope,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         if writer::holding_open() {
@@ -459,13 +483,17 @@ impl Sqlite {
         }
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         // Take the first free reader, else wait on the one this call was assigned.
-        for i in 0..pool.len() {
-            if let Ok(c) = pool[(start + i) % pool.len()].try_lock() {
-                return in_snapshot(&c, f);
+        let c = match (0..pool.len()).find_map(|i| pool[(start + i) % pool.len()].try_lock().ok()) {
+            Some(c) => c,
+            None => without_stalling_workers(|| crate::sync::lock(&pool[start % pool.len()])),
+        };
+        match scope {
+            ReadScope::Transaction => in_snapshot(&c, f),
+            ReadScope::Statement => {
+                end_abandoned_read(&c)?;
+                f(&*c)
             }
         }
-        let c = without_stalling_workers(|| crate::sync::lock(&pool[start % pool.len()]));
-        in_snapshot(&c, f)
     }
 
     /// Creates the server's indexes that do not exist yet, and refuses a newly unique attribute
@@ -583,13 +611,18 @@ fn on_unique(e: rusqlite::Error) -> StoreError {
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    row_at(r, 0)
+}
+
+/// A [`Row`] from the columns of [`ROW_COLUMNS`], the first at column `at`.
+fn row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
     Ok(Row {
-        id: r.get(0)?,
-        resource_type: r.get(1)?,
-        version: r.get(2)?,
-        created: r.get(3)?,
-        last_modified: r.get(4)?,
-        doc: r.get(5)?,
+        id: r.get(at)?,
+        resource_type: r.get(at + 1)?,
+        version: r.get(at + 2)?,
+        created: r.get(at + 3)?,
+        last_modified: r.get(at + 4)?,
+        doc: r.get(at + 5)?,
     })
 }
 
@@ -611,17 +644,22 @@ fn open_writing(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)
 }
 
-/// Runs `f`'s statements in one read transaction: they see one snapshot (a resource and its
-/// groups agree), and the WAL read lock is taken once, not once per statement.
+/// How a reader's statements see the database.
+enum ReadScope {
+    /// In one read transaction: they see one snapshot (a resource and its groups agree), and
+    /// the WAL read lock is taken once, not once per statement.
+    Transaction,
+    /// The one statement's own.
+    Statement,
+}
+
+/// Runs `f`'s statements in one read transaction ([`ReadScope::Transaction`]).
 fn in_snapshot<T, E: From<StoreError>>(
     c: &Connection,
     f: impl FnOnce(&dyn Conn) -> Result<T, E>,
 ) -> Result<T, E> {
     let run = |sql: &str| c.prepare_cached(sql).and_then(|mut st| st.execute([]));
-    if !c.is_autocommit() {
-        // A read that panicked left its transaction open; its snapshot must not be reused.
-        run("ROLLBACK").map_err(StoreError::from)?;
-    }
+    end_abandoned_read(c)?;
     run("BEGIN").map_err(StoreError::from)?;
     let out = f(c);
     // A read transaction has nothing to keep: ending it cannot lose work.
@@ -630,6 +668,14 @@ fn in_snapshot<T, E: From<StoreError>>(
         let _ = run("ROLLBACK");
     }
     out
+}
+
+/// Rolls back the transaction a read that panicked left open: its snapshot must not be reused.
+fn end_abandoned_read(c: &Connection) -> Result<(), StoreError> {
+    if !c.is_autocommit() {
+        c.prepare_cached("ROLLBACK")?.execute([])?;
+    }
+    Ok(())
 }
 
 /// Runs `wait` (a wait for a busy reader) so that an async worker thread calling it does not
@@ -781,6 +827,19 @@ pub trait Conn {
 
     /// Reads one resource of a server by id (any resource type).
     fn get(&self, server_id: &str, id: &str) -> Result<Option<Row>, StoreError>;
+
+    /// [`Conn::get`] and the resource's [`Conn::groups_of`] together. SQLite reads both in one
+    /// statement, which sees one snapshot on its own (see [`Store::read_single`]).
+    fn get_with_groups(
+        &self,
+        server_id: &str,
+        id: &str,
+    ) -> Result<Option<(Row, Vec<GroupRef>)>, StoreError> {
+        let Some(row) = self.get(server_id, id)? else {
+            return Ok(None);
+        };
+        Ok(Some((row, self.groups_of(server_id, id)?)))
+    }
 
     /// Stores a new resource (refused when another resource holds one of its unique values).
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError>;
@@ -1044,6 +1103,32 @@ impl Conn for Connection {
         let c = self;
         let mut st = prepare(c, ROW_BY_ID, server_id)?;
         Ok(st.query_row(params![id], row).optional()?)
+    }
+
+    fn get_with_groups(
+        &self,
+        server_id: &str,
+        id: &str,
+    ) -> Result<Option<(Row, Vec<GroupRef>)>, StoreError> {
+        let mut st = prepare(self, ROW_AND_GROUPS_BY_ID, server_id)?;
+        let mut rows = st.query(params![id])?;
+        let (mut found, mut groups) = (None, Vec::new());
+        while let Some(r) = rows.next()? {
+            match r.get::<_, Option<i64>>(0)? {
+                None => found = Some(row_at(r, 1)?),
+                Some(seq) => groups.push((
+                    seq,
+                    GroupRef {
+                        id: r.get(1)?,
+                        resource_type: r.get(2)?,
+                        display: r.get(6)?,
+                    },
+                )),
+            }
+        }
+        // In the order the member joined them, as `groups_of` gives them.
+        groups.sort_by_key(|(seq, _)| *seq);
+        Ok(found.map(|row| (row, groups.into_iter().map(|(_, g)| g).collect())))
     }
 
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
@@ -1978,6 +2063,60 @@ mod tests {
             "{plan:?}"
         );
         assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+    }
+
+    /// One statement reads a resource and its groups (a user's GET): the same row and the same
+    /// groups, in join order, as the two reads apart; none for a resource in no group, nothing
+    /// for an id that does not exist; and no sort in a temporary B-tree.
+    #[test]
+    fn a_resource_and_its_groups_read_in_one_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let s = server("id: t\ntokens: [t]\nresource_types:\n  User: {}\n  Group: {}\n");
+        let member = |v: &str| Member {
+            value: v.into(),
+            display: None,
+            member_type: None,
+        };
+        store
+            .write(|tx| {
+                tx.insert(&s, &row("u", r#"{"userName":"u"}"#))?;
+                tx.insert(&s, &row("loner", r#"{"userName":"loner"}"#))?;
+                for id in ["c", "a", "b"] {
+                    let mut g = row(id, &format!(r#"{{"displayName":"group {id}"}}"#));
+                    g.resource_type = "Group".into();
+                    tx.insert(&s, &g)?;
+                    tx.change_members("t", id, &[member("u")], &[])?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let together = |id: &str| store.read_single(|c| c.get_with_groups("t", id)).unwrap();
+        let (r, groups) = together("u").expect("the user exists");
+        let apart = store.read_point(|c| c.get("t", "u")).unwrap().unwrap();
+        assert_eq!(
+            (&r.id, &r.resource_type, r.version, &r.doc),
+            (&apart.id, &apart.resource_type, apart.version, &apart.doc)
+        );
+        let apart = store.read_point(|c| c.groups_of("t", "u")).unwrap();
+        let seen = |g: &[GroupRef]| -> Vec<(String, String, Option<String>)> {
+            (g.iter())
+                .map(|g| (g.id.clone(), g.resource_type.clone(), g.display.clone()))
+                .collect()
+        };
+        assert_eq!(seen(&groups), seen(&apart));
+        assert_eq!(seen(&groups)[0].0, "c", "in the order it joined them");
+        assert_eq!(seen(&groups)[0].2.as_deref(), Some("group c"));
+        let (r, groups) = together("loner").expect("the user exists");
+        assert_eq!((r.id.as_str(), groups.len()), ("loner", 0));
+        assert!(together("nobody").is_none());
+        let plan = query_plan(&dir.path().join("t.db"), ROW_AND_GROUPS_BY_ID, "u");
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("COVERING INDEX memberships_by_member")),
+            "{plan:?}"
+        );
     }
 
     /// The store, not an index, refuses a taken unique value: on update as on insert, never
