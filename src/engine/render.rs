@@ -369,7 +369,7 @@ impl ObjectText {
     fn json_str_of(&mut self, parts: &[&str]) {
         self.text.push(b'"');
         for part in parts {
-            if part.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            if !needs_escape(part) {
                 self.text.extend_from_slice(part.as_bytes());
             } else {
                 // serde_json writes the part with its own quotes: keep what is between them.
@@ -432,6 +432,14 @@ impl ObjectText {
         // Only `str`s and serde_json output went in: always UTF-8.
         String::from_utf8(self.text).unwrap_or_default()
     }
+}
+
+/// Whether `s` has a character a JSON string escapes. Every byte is looked at, without
+/// stopping at the first: that loop is vectorised, and nearly every string here is clean.
+fn needs_escape(s: &str) -> bool {
+    (s.bytes()).fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// Writes one stored attribute value as `want` asks: copied as stored when it is wanted whole

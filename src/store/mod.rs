@@ -626,6 +626,16 @@ fn row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
     })
 }
 
+/// A resource read with its groups ([`Conn::get_with_groups`]), each group with its
+/// membership's place: the groups in the order the member joined them, as `groups_of` gives.
+fn with_groups_in_join_order(
+    found: Option<Row>,
+    mut groups: Vec<(i64, GroupRef)>,
+) -> Option<(Row, Vec<GroupRef>)> {
+    groups.sort_by_key(|(seq, _)| *seq);
+    found.map(|row| (row, groups.into_iter().map(|(_, g)| g).collect()))
+}
+
 /// Prepares `sql` (cached) with `$SERVER` replaced by the server id as an SQL literal, as the
 /// filter compiler writes its scope ([`sql::scope`]): the statements of a server are cached
 /// as that server's.
@@ -1126,9 +1136,7 @@ impl Conn for Connection {
                 )),
             }
         }
-        // In the order the member joined them, as `groups_of` gives them.
-        groups.sort_by_key(|(seq, _)| *seq);
-        Ok(found.map(|row| (row, groups.into_iter().map(|(_, g)| g).collect())))
+        Ok(with_groups_in_join_order(found, groups))
     }
 
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {

@@ -574,13 +574,18 @@ const ROW_COLUMNS: &str =
     "r.id, r.resource_type, r.version, r.created, r.last_modified, r.doc::text";
 
 fn row(r: &tokio_postgres::Row) -> Row {
+    row_at(r, 0)
+}
+
+/// A [`Row`] from the columns of [`ROW_COLUMNS`], the first at column `at`.
+fn row_at(r: &tokio_postgres::Row, at: usize) -> Row {
     Row {
-        id: r.get(0),
-        resource_type: r.get(1),
-        version: r.get(2),
-        created: r.get(3),
-        last_modified: r.get(4),
-        doc: r.get(5),
+        id: r.get(at),
+        resource_type: r.get(at + 1),
+        version: r.get(at + 2),
+        created: r.get(at + 3),
+        last_modified: r.get(at + 4),
+        doc: r.get(at + 5),
     }
 }
 
@@ -682,6 +687,40 @@ impl Conn for PgConn<'_> {
             )?
             .first()
             .map(row))
+    }
+
+    /// One statement, so one round trip (a user's GET): the resource is the row whose first
+    /// column is NULL, then each group with its membership's place.
+    fn get_with_groups(
+        &self,
+        server_id: &str,
+        id: &str,
+    ) -> Result<Option<(Row, Vec<GroupRef>)>, StoreError> {
+        self.lock(server_id)?;
+        let rows = self.query(
+            &format!(
+                "SELECT NULL::bigint, {ROW_COLUMNS} FROM resources r WHERE r.server_id=$1 AND r.id=$2 \
+                 UNION ALL SELECT m.seq, g.id, g.resource_type, NULL, NULL, NULL, g.doc->>'displayName' \
+                 FROM memberships m JOIN resources g ON g.server_id=m.server_id AND g.id=m.group_id \
+                 WHERE m.server_id=$1 AND m.member_id=$2"
+            ),
+            &[&server_id, &id],
+        )?;
+        let (mut found, mut groups) = (None, Vec::new());
+        for r in &rows {
+            match r.get::<_, Option<i64>>(0) {
+                None => found = Some(row_at(r, 1)),
+                Some(seq) => groups.push((
+                    seq,
+                    GroupRef {
+                        id: r.get(1),
+                        resource_type: r.get(2),
+                        display: r.get(6),
+                    },
+                )),
+            }
+        }
+        Ok(super::with_groups_in_join_order(found, groups))
     }
 
     fn insert(&self, server: &ServerModel, r: &Row) -> Result<(), StoreError> {
