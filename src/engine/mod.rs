@@ -300,10 +300,13 @@ pub fn get(ctx: &Ctx<'_>, id: &str, proj: &Projection) -> ScimResult<Output> {
     }
     // One statement reads the row and, when wanted, its groups.
     let (server, with_groups) = (ctx.server.id.as_str(), render::wants_groups(ctx.rt, proj));
-    let found = match with_groups {
-        true => ctx.store.read_single(|c| c.get_with_groups(server, id)),
-        false => (ctx.store.read_single(|c| c.get(server, id))).map(|r| r.map(|row| (row, vec![]))),
-    };
+    let found = ctx.store.read_single(|c| {
+        if with_groups {
+            c.get_with_groups(server, id)
+        } else {
+            Ok(c.get(server, id)?.map(|row| (row, Vec::new())))
+        }
+    });
     match found.map_err(store_err(ctx))? {
         Some((row, groups)) if row.resource_type == ctx.rt.name => Written {
             row,

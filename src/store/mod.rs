@@ -2036,31 +2036,39 @@ mod tests {
         assert_eq!(groups["u7"][0].display.as_deref(), Some("everyone"));
     }
 
-    /// A user's groups come in the order it joined them, read from the covering index in
-    /// that order: no temporary B-tree sorts them on each read of a user.
-    #[test]
-    fn a_members_groups_come_in_join_order_without_a_sort() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).unwrap();
+    /// A store in `dir` with users "u" and "loner", and groups "group {id}" that "u" joined in
+    /// the order of `joined`.
+    fn user_in_groups(dir: &Path, joined: &[&str]) -> Store {
+        let store = Store::open(&dir.join("t.db")).unwrap();
         let s = server("id: t\ntokens: [t]\nresource_types:\n  User: {}\n  Group: {}\n");
-        let member = |v: &str| Member {
-            value: v.into(),
+        let member = Member {
+            value: "u".into(),
             display: None,
             member_type: None,
         };
         store
             .write(|tx| {
                 tx.insert(&s, &row("u", r#"{"userName":"u"}"#))?;
-                // Joined "b" first, then "a": the order is not the ids'.
-                for id in ["b", "a"] {
-                    let mut g = row(id, &format!(r#"{{"displayName":"{id}"}}"#));
+                tx.insert(&s, &row("loner", r#"{"userName":"loner"}"#))?;
+                for id in joined {
+                    let mut g = row(id, &format!(r#"{{"displayName":"group {id}"}}"#));
                     g.resource_type = "Group".into();
                     tx.insert(&s, &g)?;
-                    tx.change_members("t", id, &[member("u")], &[])?;
+                    tx.change_members("t", id, std::slice::from_ref(&member), &[])?;
                 }
                 Ok::<_, StoreError>(())
             })
             .unwrap();
+        store
+    }
+
+    /// A user's groups come in the order it joined them, read from the covering index in
+    /// that order: no temporary B-tree sorts them on each read of a user.
+    #[test]
+    fn a_members_groups_come_in_join_order_without_a_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        // Joined "b" first, then "a": the order is not the ids'.
+        let store = user_in_groups(dir.path(), &["b", "a"]);
         let groups = store.read_point(|c| c.groups_of("t", "u")).unwrap();
         let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
         assert_eq!(ids, ["b", "a"]);
@@ -2079,26 +2087,7 @@ mod tests {
     #[test]
     fn a_resource_and_its_groups_read_in_one_statement() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).unwrap();
-        let s = server("id: t\ntokens: [t]\nresource_types:\n  User: {}\n  Group: {}\n");
-        let member = |v: &str| Member {
-            value: v.into(),
-            display: None,
-            member_type: None,
-        };
-        store
-            .write(|tx| {
-                tx.insert(&s, &row("u", r#"{"userName":"u"}"#))?;
-                tx.insert(&s, &row("loner", r#"{"userName":"loner"}"#))?;
-                for id in ["c", "a", "b"] {
-                    let mut g = row(id, &format!(r#"{{"displayName":"group {id}"}}"#));
-                    g.resource_type = "Group".into();
-                    tx.insert(&s, &g)?;
-                    tx.change_members("t", id, &[member("u")], &[])?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+        let store = user_in_groups(dir.path(), &["c", "a", "b"]);
         let together = |id: &str| store.read_single(|c| c.get_with_groups("t", id)).unwrap();
         let (r, groups) = together("u").expect("the user exists");
         let apart = store.read_point(|c| c.get("t", "u")).unwrap().unwrap();
