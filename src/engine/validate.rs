@@ -656,6 +656,17 @@ pub fn carry_over(
 ) -> ScimResult<()> {
     keep_unserved(rt, new, old);
     for (ext, attr) in attributes(rt) {
+        // Most attributes are readWrite with no profile rule: nothing below applies to them,
+        // so they are not looked up (two map lookups per attribute were 7% of a PATCH).
+        let ruled = attr.rule.as_ref().is_some_and(|r| r.mutability.is_some());
+        let kept = match attr.mutability {
+            Mutability::Immutable => true,
+            Mutability::ReadOnly | Mutability::WriteOnly => mode == Mode::Replace,
+            Mutability::ReadWrite => false,
+        };
+        if !ruled && !kept {
+            continue;
+        }
         let old_v = value_of(old, ext, attr);
         let new_v = value_of(new, ext, attr);
         let refuse = |why: String| Err(ScimError::mutability(format!("{} {why}", attr.name)));

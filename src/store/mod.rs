@@ -602,6 +602,44 @@ fn check_unique_here(c: &Connection, server: &ServerModel, r: &Row) -> Result<()
     })
 }
 
+/// Counts a resource added to its server and type (`resource_counts`, in the write's
+/// transaction). A new count row starts its generation at random, so that a row made again (a
+/// new database at the same path) never looks like an old one to list paging's anchors.
+fn count_added(c: &Connection, server_id: &str, resource_type: &str) -> Result<(), StoreError> {
+    // An UPDATE of one row, then an INSERT the first time: an upsert would make SQLite keep a
+    // statement journal (see migration V12).
+    let bumped = c
+        .prepare_cached(
+            "UPDATE resource_counts SET n = n + 1 WHERE server_id=?1 AND resource_type=?2",
+        )?
+        .execute(params![server_id, resource_type])?;
+    if bumped == 0 {
+        c.prepare_cached(
+            "INSERT INTO resource_counts (server_id, resource_type, n, generation) VALUES (?1, ?2, 1, random())",
+        )?
+        .execute(params![server_id, resource_type])?;
+    }
+    Ok(())
+}
+
+/// Counts one resource of a server and type removed, or (with `None`) every resource of the
+/// server, and moves the generations on: positions in insertion order may have changed.
+fn count_removed(
+    c: &Connection,
+    server_id: &str,
+    resource_type: Option<&str>,
+) -> Result<(), StoreError> {
+    match resource_type {
+        Some(t) => c
+            .prepare_cached("UPDATE resource_counts SET n = n - 1, generation = generation + 1 WHERE server_id=?1 AND resource_type=?2")?
+            .execute(params![server_id, t])?,
+        None => c
+            .prepare_cached("UPDATE resource_counts SET n = 0, generation = generation + 1 WHERE server_id=?1")?
+            .execute(params![server_id])?,
+    };
+    Ok(())
+}
+
 /// A write refused by a unique index (only `resources_by_id`: two resources with one id).
 fn on_unique(e: rusqlite::Error) -> StoreError {
     match is_unique_violation(&e) {
@@ -1157,7 +1195,7 @@ impl Conn for Connection {
             r.doc
         ])
         .map_err(on_unique)?;
-        Ok(())
+        count_added(self, &server.id, &r.resource_type)
     }
 
     fn update(
@@ -1178,19 +1216,23 @@ impl Conn for Connection {
 
     fn delete(&self, server_id: &str, id: &str) -> Result<bool, StoreError> {
         let tx = self;
-        let n = prepare(
+        let deleted: Option<String> = prepare(
             tx,
-            "DELETE FROM resources WHERE server_id=$SERVER AND id=?1",
+            "DELETE FROM resources WHERE server_id=$SERVER AND id=?1 RETURNING resource_type",
             server_id,
         )?
-        .execute(params![id])?;
+        .query_row(params![id], |r| r.get(0))
+        .optional()?;
+        if let Some(resource_type) = &deleted {
+            count_removed(tx, server_id, Some(resource_type))?;
+        }
         prepare(
             tx,
             "DELETE FROM memberships WHERE server_id=$SERVER AND (group_id=?1 OR member_id=?1)",
             server_id,
         )?
         .execute(params![id])?;
-        Ok(n > 0)
+        Ok(deleted.is_some())
     }
 
     fn exists(
@@ -1383,7 +1425,7 @@ impl Conn for Connection {
         bound.push((limit as i64).into());
         bound.push((offset as i64).into());
         let Some(w) = where_sql else {
-            // Unfiltered: the count is kept by triggers (migrations V2, V10), the page walks an
+            // Unfiltered: the count is kept with each write (`count_added`), the page walks an
             // index.
             let count_sql = format!("SELECT n, generation FROM resource_counts r WHERE {scope}");
             let (total, generation): (i64, i64) = c
@@ -1582,6 +1624,7 @@ impl Conn for Connection {
             server_id,
         )?
         .execute([])?;
+        count_removed(tx, server_id, None)?;
         tx.execute(
             "DELETE FROM event_deliveries WHERE event_seq IN (SELECT seq FROM events WHERE server_id=?1)",
             params![server_id],
@@ -2060,6 +2103,67 @@ mod tests {
             })
             .unwrap();
         store
+    }
+
+    /// The counts that answer an unfiltered list's totalResults follow every insert and delete
+    /// (kept by the store's statements since migration V12 dropped the triggers): a refused
+    /// insert counts nothing, a delete moves the generation on, a server's delete empties it.
+    #[test]
+    fn resource_counts_follow_inserts_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        let s = server("id: t\ntokens: [t]\nresource_types:\n  User: {}\n  Group: {}\n");
+        let file = Connection::open(&path).unwrap();
+        let generation = |t: &str| -> i64 {
+            file.query_row(
+                "SELECT generation FROM resource_counts WHERE server_id='t' AND resource_type=?1",
+                [t],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let counts = || store.read_point(|c| c.counts("t")).unwrap();
+        let insert = |id: &str, t: &str| {
+            let mut r = row(id, &format!(r#"{{"userName":"{id}"}}"#));
+            r.resource_type = t.into();
+            store.write(|tx| tx.insert(&s, &r))
+        };
+        for id in ["a", "b", "c"] {
+            insert(id, "User").unwrap();
+        }
+        insert("g", "Group").unwrap();
+        assert_eq!(counts(), [("Group".into(), 1), ("User".into(), 3)]);
+        // The same id again is refused, and counted nowhere.
+        assert!(insert("a", "User").is_err());
+        assert_eq!(counts(), [("Group".into(), 1), ("User".into(), 3)]);
+        let before = generation("User");
+        assert!(store.write(|tx| tx.delete("t", "b")).unwrap());
+        assert_eq!(counts(), [("Group".into(), 1), ("User".into(), 2)]);
+        assert_ne!(
+            generation("User"),
+            before,
+            "a delete moves the generation on"
+        );
+        let before = (generation("User"), counts());
+        assert!(!store.write(|tx| tx.delete("t", "nobody")).unwrap());
+        assert_eq!(
+            (generation("User"), counts()),
+            before,
+            "nothing deleted, nothing moved"
+        );
+        assert_eq!(store.write(|tx| tx.delete_server("t")).unwrap(), 3);
+        assert_eq!(counts(), [("Group".into(), 0), ("User".into(), 0)]);
+        insert("d", "User").unwrap();
+        assert_eq!(counts(), [("Group".into(), 0), ("User".into(), 1)]);
+        let triggers: i64 = file
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND tbl_name='resources'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 0, "no trigger writes in a create's INSERT");
     }
 
     /// A user's groups come in the order it joined them, read from the covering index in
