@@ -1079,7 +1079,7 @@ pub trait Conn {
     fn all_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
 
     /// Number of resources per resource type of a server (for `/healthz`), from the
-    /// trigger-maintained counts: a lookup, not a scan.
+    /// counts kept with every write: a lookup, not a scan.
     fn counts(&self, server_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// Lower-cased `userName`s of a server's resources of `resource_type` (seeding avoids them).
