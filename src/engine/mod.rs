@@ -909,14 +909,17 @@ impl ListPage {
     pub fn to_json(&self) -> String {
         let len: usize = self.resources.iter().map(|r| r.as_str().len() + 1).sum();
         let mut out = String::with_capacity(len + 256);
-        out.push_str(&format!(
-            "{{\"schemas\":[\"{}\"],\"totalResults\":{},\"itemsPerPage\":{}",
-            urn::LIST_RESPONSE,
-            self.total,
-            self.resources.len()
-        ));
+        // Pushed, not formatted: every list response starts here.
+        let mut number = itoa::Buffer::new();
+        out.push_str("{\"schemas\":[\"");
+        out.push_str(urn::LIST_RESPONSE);
+        out.push_str("\"],\"totalResults\":");
+        out.push_str(number.format(self.total));
+        out.push_str(",\"itemsPerPage\":");
+        out.push_str(number.format(self.resources.len()));
         if let Some(start) = self.start_index {
-            out.push_str(&format!(",\"startIndex\":{start}"));
+            out.push_str(",\"startIndex\":");
+            out.push_str(number.format(start));
         }
         for (name, cursor) in [
             ("nextCursor", &self.next_cursor),

@@ -32,7 +32,7 @@ struct Emitter {
 impl Emitter {
     fn bind(&mut self, v: SqlValue) -> String {
         self.params.push(v);
-        format!("?{}", self.params.len())
+        ["?", itoa::Buffer::new().format(self.params.len())].concat()
     }
 
     fn node(&mut self, q: &Query<'_>) -> String {
@@ -139,7 +139,7 @@ impl Emitter {
                 let lhs = if *case_exact {
                     expr.to_string()
                 } else {
-                    format!("lower({expr})")
+                    ["lower(", expr, ")"].concat()
                 };
                 let len = value.chars().count() as i64;
                 let text = SqlValue::Text(value.clone());
@@ -153,7 +153,8 @@ impl Emitter {
                         let l = self.bind(SqlValue::Integer(-len));
                         format!("substr({lhs}, {l}) = {}", self.bind(text))
                     }
-                    _ => format!("{lhs} {} {}", ordering(*op), self.bind(text)),
+                    // `concat`, not `format!`: the IdP's `eq` lookup builds this on every call.
+                    _ => [&lhs, " ", ordering(*op), " ", &self.bind(text)].concat(),
                 }
             }
         }
@@ -187,7 +188,7 @@ fn operand_sql(o: &Operand<'_>) -> String {
         Operand::LastModified => "r.last_modified".into(),
         Operand::ResourceType => "r.resource_type".into(),
         Operand::Version => "('W/\"' || r.version || '\"')".into(),
-        Operand::Doc(res) => format!("json_extract(r.doc,{})", doc_path(res)),
+        Operand::Doc(res) => ["json_extract(r.doc,", &doc_path(res), ")"].concat(),
         Operand::Element(Elements::Doc(_), None) => "e.value".into(),
         Operand::Element(Elements::Doc(_), Some(def)) => {
             format!("json_extract(e.value, {})", literal(&format!("$.\"{}\"", def.name)))

@@ -65,16 +65,24 @@ pub fn with_server(template: &str, server_id: &str) -> String {
 /// The WHERE terms that scope a query to one server and resource type, as literals: equality
 /// on the first two columns of every index of `plan.rs`.
 pub fn scope(alias: &str, server_id: &str, resource_type: &str) -> String {
-    let a = if alias.is_empty() {
-        String::new()
-    } else {
-        format!("{alias}.")
-    };
-    format!(
-        "{a}server_id={} AND {a}resource_type={}",
-        literal(server_id),
-        literal(resource_type)
-    )
+    // Pushed piece by piece, not formatted: every list request builds it.
+    let mut out =
+        String::with_capacity(2 * alias.len() + server_id.len() + resource_type.len() + 40);
+    for (i, (column, value)) in [("server_id=", server_id), ("resource_type=", resource_type)]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push_str(" AND ");
+        }
+        if !alias.is_empty() {
+            out.push_str(alias);
+            out.push('.');
+        }
+        out.push_str(column);
+        push_literal(&mut out, value);
+    }
+    out
 }
 
 #[cfg(test)]
