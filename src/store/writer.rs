@@ -16,7 +16,8 @@
 //! of the file. Once the WAL passes [`RESTART_AFTER_FRAMES`], the background checkpointer,
 //! right after a checkpoint of its own, holds the next transaction back while it copies the
 //! few frames committed meanwhile ([`Writer::catch_up_checkpoint`]); that transaction then
-//! starts the WAL over. The checkpoint's fsyncs stay off the writer's thread.
+//! starts the WAL over. The checkpoint's fsyncs stay off the writer's thread, unless that
+//! checkpoint falls so far behind that the WAL passes [`COPY_BEFORE_WRITING_PAST`].
 
 use super::StoreError;
 use rusqlite::Connection;
@@ -36,6 +37,16 @@ const MAX_BATCH: usize = 256;
 /// 32 MB: PATCH 13.6k against 16.4k per second, creates unchanged).
 const RESTART_AFTER_FRAMES: i32 = 8192;
 
+/// WAL frames past which the writer copies the WAL into the database itself before it begins
+/// the next transaction: about 42 MB. The checkpointer starts the WAL over well before this
+/// unless its checkpoint is slow (a loaded disk's fsync); writes then wait for the copy
+/// instead of growing the WAL by whatever arrives meanwhile (a CI host reached 50 MB).
+const COPY_BEFORE_WRITING_PAST: i32 = RESTART_AFTER_FRAMES + RESTART_AFTER_FRAMES / 4;
+
+/// How long the writer waits for the checkpointer's own checkpoint to end (only one may run)
+/// before it begins its transaction anyway.
+const COPY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Writer {
     state: Mutex<State>,
     /// Threads between "I will write" and holding `state`: the ones a finished write may
@@ -47,6 +58,9 @@ pub struct Writer {
     wal_frames: Arc<AtomicI32>,
     /// Set (and signalled) by a COMMIT that leaves the WAL long: wakes the checkpointer.
     wal_long: WalSignal,
+    /// [`RESTART_AFTER_FRAMES`] and [`COPY_BEFORE_WRITING_PAST`] (smaller in tests).
+    restart_after: i32,
+    copy_past: i32,
 }
 
 /// What a COMMIT that leaves the WAL long signals: the checkpointer waits on it.
@@ -100,7 +114,15 @@ pub fn holding_open() -> bool {
 }
 
 impl Writer {
-    pub fn new(mut conn: Connection) -> Result<Writer, StoreError> {
+    pub fn new(conn: Connection) -> Result<Writer, StoreError> {
+        Writer::with_wal_limits(conn, RESTART_AFTER_FRAMES, COPY_BEFORE_WRITING_PAST)
+    }
+
+    fn with_wal_limits(
+        mut conn: Connection,
+        restart_after: i32,
+        copy_past: i32,
+    ) -> Result<Writer, StoreError> {
         let wal_frames = Arc::new(AtomicI32::new(0));
         let wal_long = WalSignal::default();
         let (frames, long) = (wal_frames.clone(), wal_long.clone());
@@ -108,7 +130,7 @@ impl Writer {
         // before the batch's writers are told their work is durable.
         conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
             frames.store(pages, Ordering::Relaxed);
-            if pages >= RESTART_AFTER_FRAMES {
+            if pages >= restart_after {
                 long.raise();
             }
             Ok(())
@@ -124,6 +146,8 @@ impl Writer {
             commits: Condvar::new(),
             wal_frames,
             wal_long,
+            restart_after,
+            copy_past,
         })
     }
 
@@ -138,6 +162,9 @@ impl Writer {
         let (txn, first) = match st.open {
             Some((n, _)) => (n, false),
             None => {
+                if self.wal_frames.load(Ordering::Relaxed) >= self.copy_past {
+                    self.copy_wal_waiting(&st.conn);
+                }
                 st.conn
                     .prepare_cached("BEGIN IMMEDIATE")
                     .and_then(|mut s| s.execute([]))
@@ -232,7 +259,7 @@ impl Writer {
 
     /// Whether the WAL has grown past [`RESTART_AFTER_FRAMES`] since it last started over.
     pub fn wal_is_long(&self) -> bool {
-        self.wal_frames.load(Ordering::Relaxed) >= RESTART_AFTER_FRAMES
+        self.wal_frames.load(Ordering::Relaxed) >= self.restart_after
     }
 
     /// How many shared transactions have ended: unchanged between two looks, no write came.
@@ -249,13 +276,37 @@ impl Writer {
     /// (PASSIVE: a long reader may hold some back), so that the next transaction starts the
     /// WAL over. Cheap right after a checkpoint: only the frames committed since then.
     pub fn catch_up_checkpoint(&self) -> Result<(), StoreError> {
-        self.exclusive(|c| {
-            let (log, copied) = c.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
-            if log == copied {
-                self.wal_frames.store(0, Ordering::Relaxed);
+        self.exclusive(|c| self.copy_wal(c))
+    }
+
+    /// Copies the WAL into the database (PASSIVE: frames a reader still needs stay); when all
+    /// of it is copied, the next transaction starts it over.
+    fn copy_wal(&self, c: &Connection) -> Result<(), StoreError> {
+        let (log, copied) = c.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
+        if log == copied {
+            self.wal_frames.store(0, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// [`Writer::copy_wal`] on the writer's thread, between two transactions, when the
+    /// checkpointer has fallen behind: writes wait meanwhile. Only one checkpoint runs at a
+    /// time, so while the checkpointer's is running this one waits for it to end (up to
+    /// [`COPY_WAIT`]; it then has little left to copy).
+    fn copy_wal_waiting(&self, c: &Connection) {
+        let started = std::time::Instant::now();
+        loop {
+            match self.copy_wal(c) {
+                Err(e) if e.is_busy() && started.elapsed() < COPY_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "copying a long WAL into the database failed");
+                    return;
+                }
+                Ok(()) => return,
             }
-            Ok(())
-        })
+        }
     }
 
     /// Commits the open transaction and tells its waiters.
@@ -516,6 +567,34 @@ mod tests {
         assert_eq!(first, [false, true, true, false]);
         assert!(!alone);
         assert_eq!(values(&outside), ["b", "d", "e"]);
+    }
+
+    /// With no checkpointer running, the writer copies the WAL itself once it is past its
+    /// limit, so the WAL starts over instead of growing with every write.
+    #[test]
+    fn the_writer_bounds_the_wal_when_no_checkpoint_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v BLOB)")
+            .unwrap();
+        let w = Writer::with_wal_limits(c, 32, 64).unwrap();
+        let wal = path.with_extension("db-wal");
+        let mut largest = 0;
+        // About 2,000 pages of new rows: each write adds at least one.
+        for _ in 0..2000 {
+            let r: Result<usize, StoreError> =
+                w.write(|c| Ok(c.execute("INSERT INTO t VALUES (randomblob(3000))", [])?));
+            r.unwrap();
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        let frame = 4096 + 24;
+        // The limit, plus the one transaction that crossed it (a few pages).
+        assert!(
+            largest <= 32 + 72 * frame,
+            "the WAL reached {} frames",
+            largest / frame
+        );
     }
 
     /// `exclusive` runs outside any transaction even while other threads write without pause

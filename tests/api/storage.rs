@@ -139,7 +139,8 @@ async fn sustained_writes_keep_the_wal_bounded() {
         largest = largest.max(t.await.unwrap());
     }
     // About 20 KB of WAL per create while it never started over: 96 MB for these 4,800.
-    // Bounded: 32 MB before it is made to start over, plus what arrives meanwhile.
+    // Bounded: past 32 MB the checkpointer makes it start over; past 42 MB (a slow checkpoint)
+    // the writer copies it itself before its next transaction, which adds a few pages.
     let mb = largest as f64 / 1e6;
     assert!(
         mb < 48.0,
