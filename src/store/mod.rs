@@ -860,15 +860,16 @@ pub struct Search<'a> {
 /// query the engine, data commands and harness need. A storage backend implements it; the
 /// SQLite implementation follows.
 pub trait Conn {
-    /// A server's recorded requests, newest first: (sequence number, entry JSON).
+    /// A server's recorded requests, newest first.
     fn log_entries(
         &self,
         server: &str,
         filter: &request_log::LogFilter<'_>,
-    ) -> Result<Vec<(i64, String)>, StoreError>;
+    ) -> Result<Vec<request_log::LogText>, StoreError>;
 
-    /// One recorded request's JSON by sequence number.
-    fn log_entry(&self, server: &str, seq: i64) -> Result<Option<String>, StoreError>;
+    /// One recorded request by sequence number.
+    fn log_entry(&self, server: &str, seq: i64)
+    -> Result<Option<request_log::LogText>, StoreError>;
 
     /// Deletes a server's recorded requests; returns how many there were.
     fn clear_log(&self, server: &str) -> Result<usize, StoreError>;
@@ -1135,11 +1136,15 @@ impl Conn for Connection {
         &self,
         server: &str,
         filter: &request_log::LogFilter<'_>,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
+    ) -> Result<Vec<request_log::LogText>, StoreError> {
         request_log::read(self, server, filter)
     }
 
-    fn log_entry(&self, server: &str, seq: i64) -> Result<Option<String>, StoreError> {
+    fn log_entry(
+        &self,
+        server: &str,
+        seq: i64,
+    ) -> Result<Option<request_log::LogText>, StoreError> {
         request_log::read_one(self, server, seq)
     }
 

@@ -15,11 +15,27 @@ pub struct LogRow<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
-    /// The whole entry as JSON.
+    /// The entry as JSON, without its bodies.
     pub entry: String,
+    /// The bodies as recorded (capped), kept apart from `entry` so that they are not escaped.
+    pub request_body: Option<&'a str>,
+    pub response_body: Option<&'a str>,
     /// How many entries the server keeps.
     pub capacity: usize,
 }
+
+/// One entry as stored: its JSON, and its bodies when they were kept apart from it (rows
+/// written before that hold them in `entry`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogText {
+    pub seq: i64,
+    pub entry: String,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+}
+
+/// The columns [`LogText`] is read from, in its order.
+pub const LOG_TEXT_COLUMNS: &str = "seq, entry, request_body, response_body";
 
 /// Which entries to read (all conditions together).
 #[derive(Debug, Default, Clone)]
@@ -79,11 +95,19 @@ impl LogWriter {
         let tx = conn.unchecked_transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO request_log (seq, server_id, at, method, path, status, entry) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                "INSERT OR REPLACE INTO request_log (seq, server_id, at, method, path, status, entry, request_body, response_body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
             )?;
             for r in rows {
                 insert.execute(params![
-                    r.seq, r.server, r.at, r.method, r.path, r.status, r.entry
+                    r.seq,
+                    r.server,
+                    r.at,
+                    r.method,
+                    r.path,
+                    r.status,
+                    r.entry,
+                    r.request_body,
+                    r.response_body
                 ])?;
             }
             let caps = capacities(rows);
@@ -110,13 +134,9 @@ pub fn capacities<'a>(rows: &[LogRow<'a>]) -> Vec<(&'a str, usize)> {
     caps
 }
 
-/// A server's entries, newest first: (sequence number, entry JSON).
-pub fn read(
-    c: &Connection,
-    server: &str,
-    f: &LogFilter<'_>,
-) -> Result<Vec<(i64, String)>, StoreError> {
-    let mut sql = String::from("SELECT seq, entry FROM request_log WHERE server_id=?1");
+/// A server's entries, newest first.
+pub fn read(c: &Connection, server: &str, f: &LogFilter<'_>) -> Result<Vec<LogText>, StoreError> {
+    let mut sql = format!("SELECT {LOG_TEXT_COLUMNS} FROM request_log WHERE server_id=?1");
     let mut args: Vec<rusqlite::types::Value> = vec![server.to_string().into()];
     if let Some(class) = f.status_class {
         args.push((i64::from(class) * 100).into());
@@ -147,20 +167,27 @@ pub fn read(
     args.push((f.limit as i64).into());
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
     let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(&args), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })?;
+    let rows = st.query_map(rusqlite::params_from_iter(&args), log_text)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// One entry's JSON by sequence number.
-pub fn read_one(c: &Connection, server: &str, seq: i64) -> Result<Option<String>, StoreError> {
+/// One entry by sequence number.
+pub fn read_one(c: &Connection, server: &str, seq: i64) -> Result<Option<LogText>, StoreError> {
     Ok(c.query_row(
-        "SELECT entry FROM request_log WHERE server_id=?1 AND seq=?2",
+        &format!("SELECT {LOG_TEXT_COLUMNS} FROM request_log WHERE server_id=?1 AND seq=?2"),
         params![server, seq],
-        |r| r.get(0),
+        log_text,
     )
     .optional()?)
+}
+
+fn log_text(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogText> {
+    Ok(LogText {
+        seq: r.get(0)?,
+        entry: r.get(1)?,
+        request_body: r.get(2)?,
+        response_body: r.get(3)?,
+    })
 }
 
 /// Deletes a server's entries; returns how many there were.

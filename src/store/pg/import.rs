@@ -65,9 +65,9 @@ const TABLES: [(&str, &str, &str, &[Col]); 8] = [
     ),
     (
         "request_log",
-        "SELECT seq, server_id, at, method, path, status, entry FROM request_log ORDER BY seq",
-        "INSERT INTO request_log (seq, server_id, at, method, path, status, entry) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-        &[I, T, T, T, T, I, T],
+        "SELECT seq, server_id, at, method, path, status, entry, request_body, response_body FROM request_log ORDER BY seq",
+        "INSERT INTO request_log (seq, server_id, at, method, path, status, entry, request_body, response_body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        &[I, T, T, T, T, I, T, T, T],
     ),
     (
         "snapshots",

@@ -617,15 +617,26 @@ fn push_record(r: &tokio_postgres::Row) -> PushRecord {
     }
 }
 
+/// A [`request_log::LogText`] from the columns of [`request_log::LOG_TEXT_COLUMNS`].
+fn log_text(r: &tokio_postgres::Row) -> request_log::LogText {
+    request_log::LogText {
+        seq: r.get(0),
+        entry: r.get(1),
+        request_body: r.get(2),
+        response_body: r.get(3),
+    }
+}
+
 impl Conn for PgConn<'_> {
     fn log_entries(
         &self,
         server: &str,
         f: &request_log::LogFilter<'_>,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
+    ) -> Result<Vec<request_log::LogText>, StoreError> {
         let mut b = Binder::default();
         let mut sql = format!(
-            "SELECT seq, entry FROM request_log WHERE server_id={}",
+            "SELECT {} FROM request_log WHERE server_id={}",
+            request_log::LOG_TEXT_COLUMNS,
             b.bind(Param::Text(server.into()))
         );
         if let Some(class) = f.status_class {
@@ -660,18 +671,20 @@ impl Conn for PgConn<'_> {
         Ok(self
             .query_params(&sql, &b.params)?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(log_text)
             .collect())
     }
 
-    fn log_entry(&self, server: &str, seq: i64) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .query(
-                "SELECT entry FROM request_log WHERE server_id=$1 AND seq=$2",
-                &[&server, &seq],
-            )?
-            .first()
-            .map(|r| r.get(0)))
+    fn log_entry(
+        &self,
+        server: &str,
+        seq: i64,
+    ) -> Result<Option<request_log::LogText>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM request_log WHERE server_id=$1 AND seq=$2",
+            request_log::LOG_TEXT_COLUMNS
+        );
+        Ok(self.query(&sql, &[&server, &seq])?.first().map(log_text))
     }
 
     fn clear_log(&self, server: &str) -> Result<usize, StoreError> {
@@ -1478,9 +1491,20 @@ impl PgLog {
         self.store.transaction(Pool::Log, |c| {
             for r in rows {
                 c.execute(
-                    "INSERT INTO request_log (seq, server_id, at, method, path, status, entry) VALUES ($1,$2,$3,$4,$5,$6,$7) \
-                     ON CONFLICT (seq) DO UPDATE SET entry=excluded.entry, status=excluded.status",
-                    &[&r.seq, &r.server, &r.at, &r.method, &r.path, &i64::from(r.status), &r.entry],
+                    "INSERT INTO request_log (seq, server_id, at, method, path, status, entry, request_body, response_body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
+                     ON CONFLICT (seq) DO UPDATE SET entry=excluded.entry, status=excluded.status, \
+                     request_body=excluded.request_body, response_body=excluded.response_body",
+                    &[
+                        &r.seq,
+                        &r.server,
+                        &r.at,
+                        &r.method,
+                        &r.path,
+                        &i64::from(r.status),
+                        &r.entry,
+                        &r.request_body,
+                        &r.response_body,
+                    ],
                 )?;
             }
             let caps = request_log::capacities(rows);
