@@ -128,6 +128,10 @@ impl Projection {
         if attr.returned == Returned::Request {
             return Want::No;
         }
+        if self.excluded.is_empty() {
+            // The usual request: asked for every attribute of every resource rendered.
+            return Want::All;
+        }
         match Self::named(&self.excluded, urn, &attr.name) {
             Some(None) => Want::No,
             Some(Some(subs)) => Want::Except(subs),
@@ -193,12 +197,7 @@ fn location_parts<'a>(ctx: &Ctx<'a>, endpoint: &'a str, id: &'a str) -> [&'a str
 
 /// The weak ETag of a version: `W/"{version}"`.
 pub fn etag(version: i64) -> String {
-    etag_parts(&mut itoa::Buffer::new(), version).concat()
-}
-
-/// [`etag`] in pieces; `digits` holds the number.
-fn etag_parts(digits: &mut itoa::Buffer, version: i64) -> [&str; 3] {
-    ["W/\"", digits.format(version), "\""]
+    ["W/\"", itoa::Buffer::new().format(version), "\""].concat()
 }
 
 /// Derived values fetched for a whole page at once.
@@ -360,7 +359,13 @@ impl ObjectText {
 
     /// `s` as a JSON string.
     fn json_str(&mut self, s: &str) {
-        self.json_str_of(&[s]);
+        if needs_escape(s) {
+            return self.json_str_of(&[s]);
+        }
+        self.text.reserve(s.len() + 2);
+        self.text.push(b'"');
+        self.text.extend_from_slice(s.as_bytes());
+        self.text.push(b'"');
     }
 
     /// The concatenation of `parts` as one JSON string. Most values (ids, timestamps, URLs)
@@ -561,7 +566,10 @@ fn put_meta(ctx: &Ctx<'_>, out: &mut ObjectText, row: &Row) {
     out.key("location");
     out.json_str_of(&location_parts(ctx, &rt.endpoint, &row.id));
     out.key("version");
-    out.json_str_of(&etag_parts(&mut itoa::Buffer::new(), row.version));
+    // [`etag`] as a JSON string, its quotes escaped as they are written.
+    out.text.extend_from_slice(b"\"W/\\\"");
+    (out.text).extend_from_slice(itoa::Buffer::new().format(row.version).as_bytes());
+    out.text.extend_from_slice(b"\\\"\"");
 }
 
 /// `$ref` of a complex attribute whose `value` names a resource of this server (the
