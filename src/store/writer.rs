@@ -45,7 +45,7 @@ const COPY_BEFORE_WRITING_PAST: i32 = RESTART_AFTER_FRAMES + RESTART_AFTER_FRAME
 
 /// How long the writer waits for the checkpointer's own checkpoint to end (only one may run)
 /// before it begins its transaction anyway.
-const COPY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const COPY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Writer {
     state: Mutex<State>,
@@ -61,6 +61,10 @@ pub struct Writer {
     /// [`RESTART_AFTER_FRAMES`] and [`COPY_BEFORE_WRITING_PAST`] (smaller in tests).
     restart_after: i32,
     copy_past: i32,
+    /// WAL frames at which the writer next copies the WAL itself: `copy_past`, or further on
+    /// after a copy that could not start the WAL over (a reader holding frames back, another
+    /// process holding the database), so that writes do not wait for one at every transaction.
+    copy_next: AtomicI32,
 }
 
 /// What a COMMIT that leaves the WAL long signals: the checkpointer waits on it.
@@ -148,6 +152,7 @@ impl Writer {
             wal_long,
             restart_after,
             copy_past,
+            copy_next: AtomicI32::new(copy_past),
         })
     }
 
@@ -162,7 +167,8 @@ impl Writer {
         let (txn, first) = match st.open {
             Some((n, _)) => (n, false),
             None => {
-                if self.wal_frames.load(Ordering::Relaxed) >= self.copy_past {
+                let next = self.copy_next.load(Ordering::Relaxed);
+                if self.wal_frames.load(Ordering::Relaxed) >= next {
                     self.copy_wal_waiting(&st.conn);
                 }
                 st.conn
@@ -292,20 +298,28 @@ impl Writer {
     /// [`Writer::copy_wal`] on the writer's thread, between two transactions, when the
     /// checkpointer has fallen behind: writes wait meanwhile. Only one checkpoint runs at a
     /// time, so while the checkpointer's is running this one waits for it to end (up to
-    /// [`COPY_WAIT`]; it then has little left to copy).
+    /// [`COPY_WAIT`]; it then has little left to copy). When the WAL still cannot start over,
+    /// the next try waits for another quarter of [`RESTART_AFTER_FRAMES`] of growth.
     fn copy_wal_waiting(&self, c: &Connection) {
         let started = std::time::Instant::now();
-        loop {
+        let failed = loop {
             match self.copy_wal(c) {
                 Err(e) if e.is_busy() && started.elapsed() < COPY_WAIT => {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "copying a long WAL into the database failed");
-                    return;
-                }
-                Ok(()) => return,
+                Err(e) => break Some(e),
+                Ok(()) => break None,
             }
+        };
+        let frames = self.wal_frames.load(Ordering::Relaxed);
+        if frames == 0 {
+            self.copy_next.store(self.copy_past, Ordering::Relaxed);
+            return;
+        }
+        let next = frames.saturating_add(self.restart_after / 4);
+        let first_miss = self.copy_next.swap(next, Ordering::Relaxed) == self.copy_past;
+        if let Some(e) = failed.filter(|_| first_miss) {
+            tracing::warn!(error = %e, "the WAL is long and could not be copied into the database");
         }
     }
 
@@ -594,6 +608,56 @@ mod tests {
             largest <= 32 + 72 * frame,
             "the WAL reached {} frames",
             largest / frame
+        );
+    }
+
+    /// While a reader holds frames back (or another process the database), the writer does not
+    /// try to copy the WAL at every transaction: after a try that could not start it over, it
+    /// tries again once the WAL has grown by another quarter of its limit, and starts it over
+    /// once the reader is gone.
+    #[test]
+    fn a_wal_that_cannot_be_copied_is_tried_again_only_after_it_grew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v BLOB)")
+            .unwrap();
+        let w = Writer::with_wal_limits(c, 32, 64).unwrap();
+        let insert = |w: &Writer| {
+            let r: Result<usize, StoreError> =
+                w.write(|c| Ok(c.execute("INSERT INTO t VALUES (randomblob(3000))", [])?));
+            r.unwrap();
+        };
+        for _ in 0..70 {
+            insert(&w);
+        }
+        // A reader's snapshot keeps every frame from here on from being copied.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let mut tries = Vec::new();
+        for _ in 0..40 {
+            insert(&w);
+            tries.push(w.copy_next.load(Ordering::Relaxed));
+        }
+        tries.dedup();
+        // Each try that could not start the WAL over puts the next one at least 8 frames (a
+        // quarter of 32) further on; without that, every write would try (and it stay at 64).
+        assert!(tries.len() >= 3, "tried at {tries:?}");
+        assert!(
+            tries.windows(2).all(|p| p[1] >= p[0] + 8),
+            "tried at {tries:?}"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        for _ in 0..20 {
+            insert(&w);
+        }
+        assert_eq!(
+            w.copy_next.load(Ordering::Relaxed),
+            64,
+            "the WAL started over"
         );
     }
 
