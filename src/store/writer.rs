@@ -291,6 +291,7 @@ impl Writer {
         let (log, copied) = c.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
         if log == copied {
             self.wal_frames.store(0, Ordering::Relaxed);
+            self.copy_next.store(self.copy_past, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -313,7 +314,6 @@ impl Writer {
         };
         let frames = self.wal_frames.load(Ordering::Relaxed);
         if frames == 0 {
-            self.copy_next.store(self.copy_past, Ordering::Relaxed);
             return;
         }
         let next = frames.saturating_add(self.restart_after / 4);
@@ -651,7 +651,10 @@ mod tests {
             "tried at {tries:?}"
         );
         reader.execute_batch("COMMIT").unwrap();
-        for _ in 0..20 {
+        // The checkpointer starting it over puts the writer's limit back too.
+        w.catch_up_checkpoint().unwrap();
+        assert_eq!(w.copy_next.load(Ordering::Relaxed), 64);
+        for _ in 0..70 {
             insert(&w);
         }
         assert_eq!(
