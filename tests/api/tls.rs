@@ -40,15 +40,24 @@ const START: std::time::Duration = std::time::Duration::from_secs(60);
 /// Waits until `ready` holds, for up to [`START`] and no longer than `child` runs; if it never
 /// does, stops `child` and panics with `what`.
 async fn wait_for(child: &mut std::process::Child, what: &str, ready: impl AsyncFnMut() -> bool) {
-    if common::ready_within(START, Some(&mut *child), ready).await {
-        return;
+    if !common::ready_within(START, Some(&mut *child), ready).await {
+        stop_and_fail(child, what);
     }
+}
+
+/// Stops `child` and panics with `what` and what the server wrote to its stderr.
+fn stop_and_fail(child: &mut std::process::Child, what: &str) -> ! {
     let exited = child.try_wait().ok().flatten();
     let _ = child.kill();
     let _ = child.wait();
+    // What the server said, to tell a slow start from a stuck one.
+    let mut said = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut said);
+    }
     match exited {
-        Some(status) => panic!("{what}: the server exited ({status})"),
-        None => panic!("{what} within {START:?}"),
+        Some(status) => panic!("{what}: the server exited ({status}); its stderr:\n{said}"),
+        None => panic!("{what} within {START:?}; the server's stderr:\n{said}"),
     }
 }
 
@@ -56,12 +65,26 @@ async fn wait_for(child: &mut std::process::Child, what: &str, ready: impl Async
 async fn users(client: &reqwest::Client, port: u16, child: &mut std::process::Child) -> Value {
     let url = format!("https://localhost:{port}/scim-identifier/secure/scim/v2/Users");
     let mut answer = None;
-    let what = format!("no TLS answer on port {port}");
-    wait_for(child, &what, async || {
-        answer = client.get(&url).bearer_auth("tok-secure").send().await.ok();
+    let mut last_error = String::new();
+    let waited = common::ready_within(START, Some(&mut *child), async || {
+        // Bounded, so that one connection left hanging does not use up the wait.
+        let sent = (client.get(&url).bearer_auth("tok-secure"))
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await;
+        match sent {
+            Ok(r) => answer = Some(r),
+            Err(e) => last_error = format!("{e:?}"),
+        }
         answer.is_some()
     })
     .await;
+    if !waited {
+        stop_and_fail(
+            child,
+            &format!("no TLS answer on port {port} (last error: {last_error})"),
+        );
+    }
     let r = answer.unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
