@@ -433,12 +433,32 @@ mod tests {
     /// A writer on a new WAL database holding `table` (its CREATE TABLE), and the file's path
     /// for other connections.
     fn writer_on(table: &str) -> (tempfile::TempDir, std::path::PathBuf, Writer) {
+        let (dir, path, c) = database_with(table);
+        (dir, path, Writer::new(c).unwrap())
+    }
+
+    /// A new WAL database holding `table`, its path, and a connection to it.
+    fn database_with(table: &str) -> (tempfile::TempDir, std::path::PathBuf, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let c = Connection::open(&path).unwrap();
         c.execute_batch(&format!("PRAGMA journal_mode=WAL; {table}"))
             .unwrap();
-        (dir, path, Writer::new(c).unwrap())
+        (dir, path, c)
+    }
+
+    /// A writer whose WAL starts over past 32 frames and that copies it itself past 64, on a
+    /// table of blobs ([`insert_page`]), with no checkpointer.
+    fn small_wal_writer() -> (tempfile::TempDir, std::path::PathBuf, Writer) {
+        let (dir, path, c) = database_with("CREATE TABLE t (v BLOB)");
+        (dir, path, Writer::with_wal_limits(c, 32, 64).unwrap())
+    }
+
+    /// A row of 3,000 random bytes: at least one new WAL frame.
+    fn insert_page(w: &Writer) {
+        let r: Result<usize, StoreError> =
+            w.write(|c| Ok(c.execute("INSERT INTO t VALUES (randomblob(3000))", [])?));
+        r.unwrap();
     }
 
     /// Many threads writing at once: every write returns, every acknowledged write is there,
@@ -587,19 +607,12 @@ mod tests {
     /// limit, so the WAL starts over instead of growing with every write.
     #[test]
     fn the_writer_bounds_the_wal_when_no_checkpoint_comes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v BLOB)")
-            .unwrap();
-        let w = Writer::with_wal_limits(c, 32, 64).unwrap();
+        let (_dir, path, w) = small_wal_writer();
         let wal = path.with_extension("db-wal");
         let mut largest = 0;
         // About 2,000 pages of new rows: each write adds at least one.
         for _ in 0..2000 {
-            let r: Result<usize, StoreError> =
-                w.write(|c| Ok(c.execute("INSERT INTO t VALUES (randomblob(3000))", [])?));
-            r.unwrap();
+            insert_page(&w);
             largest = largest.max(std::fs::metadata(&wal).unwrap().len());
         }
         let frame = 4096 + 24;
@@ -617,19 +630,9 @@ mod tests {
     /// once the reader is gone.
     #[test]
     fn a_wal_that_cannot_be_copied_is_tried_again_only_after_it_grew() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v BLOB)")
-            .unwrap();
-        let w = Writer::with_wal_limits(c, 32, 64).unwrap();
-        let insert = |w: &Writer| {
-            let r: Result<usize, StoreError> =
-                w.write(|c| Ok(c.execute("INSERT INTO t VALUES (randomblob(3000))", [])?));
-            r.unwrap();
-        };
+        let (_dir, path, w) = small_wal_writer();
         for _ in 0..70 {
-            insert(&w);
+            insert_page(&w);
         }
         // A reader's snapshot keeps every frame from here on from being copied.
         let reader = Connection::open(&path).unwrap();
@@ -639,7 +642,7 @@ mod tests {
             .unwrap();
         let mut tries = Vec::new();
         for _ in 0..40 {
-            insert(&w);
+            insert_page(&w);
             tries.push(w.copy_next.load(Ordering::Relaxed));
         }
         tries.dedup();
@@ -655,7 +658,7 @@ mod tests {
         w.catch_up_checkpoint().unwrap();
         assert_eq!(w.copy_next.load(Ordering::Relaxed), 64);
         for _ in 0..70 {
-            insert(&w);
+            insert_page(&w);
         }
         assert_eq!(
             w.copy_next.load(Ordering::Relaxed),
