@@ -137,7 +137,29 @@ struct Contender {
     model: Option<Arc<Model>>,
 }
 
+impl Contender {
+    /// A workload on the server as defined (no other model swapped in for it).
+    fn new(name: &'static str, addr: SocketAddr, make: MakeRequest) -> Contender {
+        Contender {
+            name,
+            addr,
+            make,
+            model: None,
+        }
+    }
+}
+
 type MakeRequest = Arc<dyn Fn(usize) -> Request + Send + Sync>;
+
+/// The yardstick's workload, and the reads that are compared with it again at a larger store.
+const BARE: &str = "bare axum handler";
+const GET_BY_ID: &str = "GET /Users/{id}";
+const BY_USER_NAME: &str = "GET /Users?filter=userName eq";
+
+/// A request to the bare handler (see [`start_bare`]).
+fn bare_request() -> MakeRequest {
+    Arc::new(|_| request("GET", "/bare", ""))
+}
 
 /// Drives `connections` connections until `limit` requests were sent or `duration` passed.
 async fn load(
@@ -429,7 +451,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     results.push(group_workload(&rig, &ids).await?);
     results.push(bulk_workload(&rig).await?);
     let grown = if opts.grow_to > ids.len() {
-        Some(grow(&rig, opts.users, opts.grow_to).await?)
+        Some(grow(&rig, opts.users, opts.grow_to, bare_addr).await?)
     } else {
         None
     };
@@ -441,18 +463,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         core_rss,
     );
     if let Some(grown) = grown {
-        println!("\nat {} users:", opts.grow_to);
-        for g in grown.iter().filter(|g| !g.elapsed.is_zero()) {
-            let first = results.iter().find(|r| r.name == g.name && r.requests > 0);
-            println!(
-                "{:<32} {:>10.0} {:>8.1}% of the {}-user rate, {:>5.1}% of bare",
-                g.name,
-                g.rate(),
-                first.map_or(0.0, |f| 100.0 * g.rate() / f.rate()),
-                ids.len(),
-                100.0 * g.rate() / results[0].rate()
-            );
-        }
+        print_grown(&grown, &results, ids.len(), opts.grow_to);
     }
     if opts.server_rss {
         server_rss(&opts).await?;
@@ -460,8 +471,48 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates users up to `total`, then reruns the GET by id and `userName eq` workloads over all.
-async fn grow(rig: &Rig, first: usize, total: usize) -> anyhow::Result<Vec<Stats>> {
+/// The reads at the larger user count against the same reads at the first one. The bare
+/// handler ran beside both (interleaved), so the second figure, each read's share of bare now
+/// against its share then, leaves out how the shared machine's speed moved in between (the
+/// plain ratio of rates moved from 72% to 90% between two runs of one build).
+fn print_grown(grown: &[Stats], first: &[Stats], users: usize, grown_to: usize) {
+    let share = |stats: &[Stats], name: &str| {
+        let rate = |n: &str| {
+            (stats.iter())
+                .find(|r| r.name == n && r.requests > 0)
+                .map(Stats::rate)
+        };
+        Some((rate(name)?, rate(name)? / rate(BARE)?))
+    };
+    println!("\nat {grown_to} users (beside the bare handler again):");
+    for g in grown
+        .iter()
+        .filter(|g| g.name != BARE && !g.elapsed.is_zero())
+    {
+        let (Some((now, now_share)), Some((then, then_share))) =
+            (share(grown, g.name), share(first, g.name))
+        else {
+            continue;
+        };
+        println!(
+            "{:<32} {:>10.0} {:>6.1}% of the {users}-user rate, {:>6.1}% of its share of bare then ({:.1}% of bare now)",
+            g.name,
+            now,
+            100.0 * now / then,
+            100.0 * now_share / then_share,
+            100.0 * now_share,
+        );
+    }
+}
+
+/// Creates users up to `total`, then reruns the GET by id and `userName eq` workloads over all,
+/// interleaved with the bare handler at `bare` as in the first rounds.
+async fn grow(
+    rig: &Rig,
+    first: usize,
+    total: usize,
+    bare: SocketAddr,
+) -> anyhow::Result<Vec<Stats>> {
     // A connection of its own: one idle through the workloads is closed by the server.
     let conn = &mut Conn::open(rig.addr).await?;
     let have = rig.user_ids(conn, total).await?.len();
@@ -495,10 +546,12 @@ async fn grow(rig: &Rig, first: usize, total: usize) -> anyhow::Result<Vec<Stats
         let filter = crate::http::urlencode(&format!("userName eq \"user{name}@example.com\""));
         request("GET", &format!("{USERS}?filter={filter}"), "")
     });
-    Ok(vec![
-        rig.timed("GET /Users/{id}", by_id).await?,
-        rig.timed("GET /Users?filter=userName eq", by_name).await?,
+    rig.interleaved(vec![
+        Contender::new(BARE, bare, bare_request()),
+        Contender::new(GET_BY_ID, rig.addr, by_id),
+        Contender::new(BY_USER_NAME, rig.addr, by_name),
     ])
+    .await
 }
 
 /// `scimlab serve` in a process of its own with the bench definition: users created, then
@@ -592,29 +645,15 @@ async fn read_workloads(
         let filter = crate::http::urlencode(&filter);
         request("GET", &format!("{USERS}?filter={filter}"), "")
     });
-    let contender = |name, addr, make: &MakeRequest, model: Option<&Arc<Model>>| Contender {
-        name,
-        addr,
-        make: make.clone(),
-        model: model.cloned(),
-    };
-    let bare_request: MakeRequest = Arc::new(|_| request("GET", "/bare", ""));
     let mut out = rig
         .interleaved(vec![
-            contender("bare axum handler", bare, &bare_request, None),
-            contender("GET /Users/{id}", rig.addr, &get_by_id, None),
-            contender(
-                "GET /Users/{id}, recorder off",
-                rig.addr,
-                &get_by_id,
-                Some(&quiet_model),
-            ),
-            contender(
-                "GET /Users?filter=userName eq",
-                rig.addr,
-                &by_user_name,
-                None,
-            ),
+            Contender::new(BARE, bare, bare_request()),
+            Contender::new(GET_BY_ID, rig.addr, get_by_id.clone()),
+            Contender {
+                model: Some(quiet_model),
+                ..Contender::new("GET /Users/{id}, recorder off", rig.addr, get_by_id)
+            },
+            Contender::new(BY_USER_NAME, rig.addr, by_user_name.clone()),
         ])
         .await?;
     out.push(
