@@ -413,9 +413,11 @@ impl Sqlite {
         // it next starts over (see `writer`); above the usual peak, which is never cut.
         writer.pragma_update(None, "journal_size_limit", 48 * 1024 * 1024)?;
         // Each write runs in a savepoint of a shared transaction (group commit, Bulk); the
-        // pages a savepoint may roll back go to a sub-journal, in memory rather than a temp
-        // file (measured: a quarter of an insert's CPU was those writes).
-        writer.pragma_update(None, "temp_store", "MEMORY")?;
+        // pages a savepoint may roll back go to a sub-journal. Left at its default, SQLite
+        // keeps it in memory in one buffer up to 64 KB and spills a larger one to a temp
+        // file. Not `temp_store=MEMORY`: that keeps every sub-journal in memory but in 1 KB
+        // pieces, five allocations per page (measured on Bulk of 1,000 creates: 51–53 ms of
+        // CPU with it against 46–47 ms without).
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         // Query-planner stability: plans never depend on bound values, so re-binding a
         // cached statement never forces SQLite to re-prepare it (measured: ~25% of CPU).
