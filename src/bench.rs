@@ -962,7 +962,7 @@ pub struct SeedOptions {
     #[arg(long, value_delimiter = ',', default_value = "it,security")]
     pub profile: Vec<String>,
     /// Directory of profile packs.
-    #[arg(long, default_value = "profiles")]
+    #[arg(long, default_value = "profiles", env = "SCIMLAB_PROFILES")]
     pub profiles: std::path::PathBuf,
     /// Runs (each on a fresh database); the median is reported.
     #[arg(long, default_value_t = 3)]

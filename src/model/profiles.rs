@@ -172,19 +172,28 @@ fn choose<'a>(
             Some(p) if chosen.iter().any(|c| std::ptr::eq(*c, p)) => problems
                 .push(file.diagnostic(&["profiles"], format!("profile {name:?} is listed twice"))),
             Some(p) => chosen.push(p),
-            None => problems.push(file.diagnostic(
-                &["profiles"],
-                format!(
-                    "unknown profile {name:?}; profiles/ has: {}",
-                    all.iter()
-                        .map(|p| p.def.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )),
+            None => problems.push(file.diagnostic(&["profiles"], unknown(name, all))),
         }
     }
     chosen
+}
+
+/// What to say about a profile name no loaded pack has. With no pack loaded at all, the
+/// directory is the likelier mistake (a command run outside the checkout), so it says where
+/// packs come from.
+fn unknown(name: &str, all: &[LoadedProfile]) -> String {
+    if all.is_empty() {
+        return format!(
+            "unknown profile {name:?}: no profile pack is loaded; point --profiles (or \
+             SCIMLAB_PROFILES) at a directory of profile packs, such as the profiles/ \
+             directory scimlab ships"
+        );
+    }
+    let ids: Vec<&str> = all.iter().map(|p| p.def.id.as_str()).collect();
+    format!(
+        "unknown profile {name:?}; the loaded profile packs are: {}",
+        ids.join(", ")
+    )
 }
 
 /// The catalogue categories of the chosen profiles, merged by name (case-insensitive), with

@@ -198,8 +198,27 @@ fn new_with_profiles_writes_a_starter_that_applies_them() {
     // An unknown profile is refused before anything is written.
     let out = run(&["new", "bad", "--profile", "nope"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile"));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("unknown profile \"nope\"; the loaded profile packs are: "),
+        "{err}"
+    );
     assert!(!dir.path().join("bad.yaml").exists());
+    // Run where no profile pack is found (outside the checkout), it says where packs come from.
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
+        .args(["new", "hris2", "--profile", "hr", "--servers"])
+        .arg(dir.path())
+        .args(["--profiles"])
+        .arg(dir.path().join("no-such-dir"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no profile pack is loaded; point --profiles"),
+        "{err}"
+    );
+    assert!(!dir.path().join("hris2.yaml").exists());
 }
 
 #[test]
