@@ -173,16 +173,18 @@ fn committed_json_schema_matches_the_definition_types() {
 #[test]
 fn new_with_profiles_writes_a_starter_that_applies_them() {
     let dir = tempfile::tempdir().unwrap();
-    let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles");
-    let run = |args: &[&str]| {
+    let profiles = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles"));
+    let run_with = |profiles: &std::path::Path, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_scimlab"))
             .args(args)
             .arg("--servers")
             .arg(dir.path())
-            .args(["--profiles", profiles])
+            .arg("--profiles")
+            .arg(profiles)
             .output()
             .unwrap()
     };
+    let run = |args: &[&str]| run_with(profiles, args);
     let out = run(&["new", "hris", "--profile", "hr,finance"]);
     assert!(
         out.status.success(),
@@ -205,13 +207,10 @@ fn new_with_profiles_writes_a_starter_that_applies_them() {
     );
     assert!(!dir.path().join("bad.yaml").exists());
     // Run where no profile pack is found (outside the checkout), it says where packs come from.
-    let out = Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args(["new", "hris2", "--profile", "hr", "--servers"])
-        .arg(dir.path())
-        .args(["--profiles"])
-        .arg(dir.path().join("no-such-dir"))
-        .output()
-        .unwrap();
+    let out = run_with(
+        &dir.path().join("no-such-dir"),
+        &["new", "hris2", "--profile", "hr"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
