@@ -252,7 +252,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         last_modified: ts,
         doc: String::new(),
     };
-    let done = ctx.store.write(|tx| {
+    let done = write(ctx, |tx| {
         references::resolve_by_value(ctx, tx, &mut n.doc, n.members.as_mut())?;
         references::skip_unknown_members(ctx, tx, n.members.as_mut())?;
         references::check(ctx, tx, &n.doc, n.members.as_deref())?;
@@ -284,6 +284,20 @@ pub fn create(ctx: &Ctx<'_>, input: &Value, proj: &Projection) -> ScimResult<Out
         written_with(ctx, tx, row, proj, no_groups.as_ref())
     })?;
     done.output(ctx, proj)
+}
+
+/// Runs a create, PUT, PATCH or DELETE of `ctx`'s resource type in the store's write. Where
+/// every check that may refuse it comes before its first change, the write shares its
+/// transaction without a savepoint of its own ([`store::Store::write_checked_first`]). Not
+/// so for a type with a view (a written resource is checked against it), with members (they
+/// are stored before the document, which may then be refused) or with soft deletes (a revive
+/// deletes before it inserts).
+fn write<T>(ctx: &Ctx<'_>, f: impl FnOnce(&dyn store::Conn) -> ScimResult<T>) -> ScimResult<T> {
+    if ctx.rt.view.is_none() && !ctx.rt.has_members && !lifecycle::soft_delete(ctx) {
+        ctx.store.write_checked_first(f)
+    } else {
+        ctx.store.write(f)
+    }
 }
 
 /// GET by id.
@@ -328,7 +342,7 @@ pub fn replace(
     proj: &Projection,
 ) -> ScimResult<Output> {
     let mut n = normalize(ctx.server, ctx.rt, input, Mode::Replace)?;
-    let done = ctx.store.write(|tx| {
+    let done = write(ctx, |tx| {
         let mut row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
         let old: Map<String, Value> =
@@ -414,7 +428,7 @@ pub fn patch(
             check_if_match(if_match, row.version)?;
             patched(ctx, c, row, &ops)
         })?;
-        let done = ctx.store.write(|tx| {
+        let done = write(ctx, |tx| {
             let row = load(ctx, tx, id)?;
             let members_now = match &prepared.old_members {
                 Some(_) => Some(
@@ -432,7 +446,7 @@ pub fn patch(
             return done.output(ctx, proj);
         }
     }
-    let done = ctx.store.write(|tx| {
+    let done = write(ctx, |tx| {
         let row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
         let prepared = patched(ctx, tx, row, &ops)?;
@@ -566,7 +580,7 @@ fn store_patched(
 
 /// DELETE: removes the resource and its memberships.
 pub fn delete(ctx: &Ctx<'_>, id: &str, if_match: Option<&str>) -> ScimResult<()> {
-    ctx.store.write(|tx| {
+    write(ctx, |tx| {
         let row = load(ctx, tx, id)?;
         check_if_match(if_match, row.version)?;
         if lifecycle::soft_delete(ctx) {

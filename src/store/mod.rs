@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use writer::Undo;
 
 mod embedded {
     refinery::embed_migrations!("src/store/migrations");
@@ -361,8 +362,27 @@ impl Store {
         &self,
         f: impl FnOnce(&dyn Conn) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.write_undone_by(Undo::Savepoint, f)
+    }
+
+    /// As [`Store::write`], for `f` that makes every check that may refuse it before its first
+    /// change: on SQLite it shares its transaction without a savepoint of its own (see
+    /// [`Undo::Transaction`]).
+    pub fn write_checked_first<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write_undone_by(Undo::Transaction, f)
+    }
+
+    fn write_undone_by<T, E: From<StoreError>>(
+        &self,
+        undo: Undo,
+        f: impl FnOnce(&dyn Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
         match &self.backend {
-            Backend::Sqlite(s) => s.writer.write(|c| f(c)),
+            Backend::Sqlite(s) => s.writer.write(undo, |c| f(c)),
+            // One transaction per write: nothing shared to undo.
             Backend::Postgres(p) => p.write(f),
         }
     }

@@ -101,6 +101,73 @@ async fn unresolvable_and_circular_references_and_fail_on_errors() {
     assert_eq!(app.names("full", "userName eq \"after\"").await.len(), 0);
 }
 
+/// A long Bulk, whose operations share transactions without savepoints of their own where
+/// they refuse before writing: operations refused in the middle leave their neighbours
+/// written and nothing of their own, references resolve, and failOnErrors stops the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_bulk_keeps_order_references_and_failures() {
+    let app = TestApp::default().await;
+    let user = |n: &str| json!({"method": "POST", "path": "/Users", "bulkId": n, "data": {"schemas": [USER], "userName": n}});
+    let mut ops: Vec<Value> = (0..60).map(|i| user(&format!("u{i}"))).collect();
+    // Refused before anything is written: an invalid body and a taken userName.
+    ops[10] = json!({"method": "POST", "path": "/Users", "bulkId": "bad", "data": {"schemas": [USER], "userName": 7}});
+    ops[20] = json!({"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"schemas": [USER], "userName": "U5"}});
+    // A group naming a user created further on, and a PATCH of one created before it.
+    ops[30] = json!({"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": [GROUP], "displayName": "g", "members": [{"value": "bulkId:u50"}]}});
+    ops[40] = json!({"method": "PATCH", "path": "/Users/bulkId:u3", "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "Three"}]}});
+    let (s, b) = app
+        .post("full", "/Bulk", bulk(Value::Array(ops.clone())))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let results = b["Operations"].as_array().unwrap();
+    assert_eq!(results.len(), 60, "{b}");
+    for (i, r) in results.iter().enumerate() {
+        let want = match i {
+            10 => "400",
+            20 => "409",
+            40 => "200",
+            _ => "201",
+        };
+        assert_eq!(r["status"], want, "operation {i}: {r}");
+    }
+    assert_eq!(results[30]["bulkId"], "g");
+    let (_, users) = app.get("full", "/Users?count=0").await;
+    assert_eq!(
+        users["totalResults"], 56,
+        "60 operations: 2 refused, a group, a PATCH"
+    );
+    assert_eq!(app.names("full", "displayName eq \"Three\"").await, ["u3"]);
+    let gid = results[30]["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let (_, group) = app.get("full", &format!("/Groups/{gid}")).await;
+    let u50 = results[50]["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert_eq!(group["members"][0]["value"], u50, "{group}");
+
+    // failOnErrors stops the operations after the first error; those before it stay.
+    let mut again: Vec<Value> = (0..60).map(|i| user(&format!("v{i}"))).collect();
+    again[5] =
+        json!({"method": "POST", "path": "/Users", "bulkId": "bad", "data": {"schemas": [USER]}});
+    let mut req = bulk(Value::Array(again));
+    req["failOnErrors"] = json!(1);
+    let (s, b) = app.post("full", "/Bulk", req).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["Operations"].as_array().unwrap().len(), 6, "{b}");
+    let (_, users) = app.get("full", "/Users?count=0").await;
+    assert_eq!(
+        users["totalResults"], 61,
+        "the five creates before the error stay"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bulk_limits_and_malformed_requests() {
     let small = "id: small\ntokens: [tok-small]\nresource_types: { User: {} }\nlimits: { bulk_max_operations: 2, bulk_max_payload_bytes: 400 }\n";

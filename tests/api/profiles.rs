@@ -285,6 +285,33 @@ async fn catalogue_categories_follow_oktas_rules() {
     assert_eq!(s, 400);
 }
 
+/// A create the view refuses is refused after its row is written, so inside a Bulk (whose
+/// operations share transactions) it must undo only its own work: the creates around it stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_create_outside_the_view_fails_alone() {
+    let app = app().await;
+    let op = |name: &str, kind: &str| {
+        let mut u = user(name);
+        u["userType"] = json!(kind);
+        json!({"method": "POST", "path": "/Users", "bulkId": name, "data": u})
+    };
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [op("before", "Employee"), op("robot", "Robot"), op("after", "Employee")]
+    });
+    let (s, b) = app.post("shaped", "/Bulk", body).await;
+    assert_eq!(s, 200, "{b}");
+    let status: Vec<&str> = (b["Operations"].as_array().unwrap().iter())
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["201", "400", "201"], "{b}");
+    let mut names = app.names("shaped", "userName pr").await;
+    names.sort();
+    assert_eq!(names, ["after", "before"]);
+    let (_, counts) = app.get("shaped", "/Users?count=0").await;
+    assert_eq!(counts["totalResults"], 2, "{counts}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn data_filter_hides_resources_from_lists_filters_and_reads() {
     // The view hides robots.
