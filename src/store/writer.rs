@@ -541,6 +541,12 @@ mod tests {
     /// and a failing write leaves nothing behind while its neighbours in the batch commit.
     #[test]
     fn concurrent_writes_all_commit_and_failures_stay_alone() {
+        concurrent_writes_with(Undo::Savepoint);
+        // Every refusal here comes before the write's first change.
+        concurrent_writes_with(Undo::Transaction);
+    }
+
+    fn concurrent_writes_with(undo: Undo) {
         let (_dir, path, w) = writer_on("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT UNIQUE)");
         let w = Arc::new(w);
         let threads: Vec<_> = (0..16)
@@ -555,7 +561,7 @@ mod tests {
                         } else {
                             format!("{t}-{i}")
                         };
-                        let r: Result<(), StoreError> = w.write(Undo::Savepoint, |c| {
+                        let r: Result<(), StoreError> = w.write(undo, |c| {
                             c.execute("INSERT INTO t (v) VALUES (?1)", [&v])?;
                             c.execute("INSERT INTO t (v) VALUES (?1)", [format!("{v}-second")])?;
                             Ok(())
