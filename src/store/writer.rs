@@ -22,7 +22,7 @@
 use super::StoreError;
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -56,9 +56,9 @@ pub enum Undo {
     /// change: a failure that changed nothing (no row inserted, updated or deleted, as SQLite
     /// counts them) needs no undo, and one after a change (only the store's own errors, such
     /// as a full disk) rolls back the whole shared transaction, whose writes fail as after a
-    /// failed COMMIT. A savepoint copies every page the write changes
-    /// that an earlier write of the transaction changed too: each create of a Bulk copied
-    /// about 5 pages into the sub-journal, a fifth of its CPU.
+    /// failed COMMIT. A savepoint copies every page the write changes that an earlier write
+    /// of the transaction changed too: each create of a Bulk copied about 5 pages into the
+    /// sub-journal, a fifth of its CPU.
     Transaction,
 }
 
@@ -125,9 +125,6 @@ thread_local! {
     static HOLD_OPEN: Cell<bool> = const { Cell::new(false) };
     /// The transaction this thread's last write joined.
     static JOINED: Cell<u64> = const { Cell::new(0) };
-    /// Inside [`Writer::batched`]: every transaction this thread's writes joined, each of
-    /// which must commit for the batch to have succeeded.
-    static BATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether this thread is inside [`Writer::batched`].
@@ -205,13 +202,6 @@ impl Writer {
             }
         };
         JOINED.set(txn);
-        if HOLD_OPEN.get() {
-            BATCH.with_borrow_mut(|b| {
-                if b.last() != Some(&txn) {
-                    b.push(txn);
-                }
-            });
-        }
         let changes_before = st.conn.total_changes();
         let out = match (first, undo) {
             // Alone in its transaction, the write needs no savepoint: if it fails, the whole
@@ -221,28 +211,21 @@ impl Writer {
             (true, _) | (false, Undo::Transaction) => caught(|| f(&st.conn)),
             (false, Undo::Savepoint) => savepoint(&st.conn, f),
         };
-        if first && !out.is_ok() {
-            let _ = st.conn.execute_batch("ROLLBACK");
-            st.open = None;
-            drop(st);
-            // Nothing was committed and nobody else joined; `batched` may wait for it.
-            let _ = self.announce(txn, Ok(()));
-            return out.into_result();
-        }
+        // A failed write ends the whole transaction when it opened it (nobody else joined),
+        // when it is an `Undo::Transaction` write that changed something, or when SQLite
+        // ended the transaction itself (as it does on some I/O errors); in the last two
+        // cases every write the transaction held fails, as after a failed COMMIT.
         let changed = || st.conn.total_changes() != changes_before;
-        if !first
-            && !out.is_ok()
-            && ((undo == Undo::Transaction && changed()) || st.conn.is_autocommit())
+        if !out.is_ok()
+            && (first || (undo == Undo::Transaction && changed()) || st.conn.is_autocommit())
         {
-            // An `Undo::Transaction` write failed after changing something, or SQLite ended
-            // the transaction itself (as it does on some I/O errors): the whole transaction
-            // goes, and every write it held fails as after a failed COMMIT.
             if !st.conn.is_autocommit() {
                 let _ = st.conn.execute_batch("ROLLBACK");
             }
             st.open = None;
             drop(st);
-            self.fail(txn);
+            // Opened by this write, it held nothing else: kept, so `batched` may wait for it.
+            self.ended(txn, first);
             return out.into_result();
         }
         if let Some((_, n)) = st.open.as_mut() {
@@ -274,7 +257,6 @@ impl Writer {
     pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
         let before = HOLD_OPEN.replace(true);
         JOINED.set(0);
-        BATCH.with_borrow_mut(Vec::clear);
         let out = catch_unwind(AssertUnwindSafe(f));
         HOLD_OPEN.set(before);
         let joined = JOINED.get();
@@ -287,14 +269,6 @@ impl Writer {
                 self.wait_for(joined)?;
             }
         }
-        // An earlier transaction of the batch may have failed (its COMMIT, or a rollback of
-        // the whole transaction): the writes it held are lost, so the batch failed.
-        let joined_all = BATCH.with_borrow_mut(std::mem::take);
-        let c = crate::sync::lock(&self.committed);
-        if joined_all.iter().any(|t| c.failed.contains(t)) {
-            return Err(StoreError::Commit);
-        }
-        drop(c);
         out.map_err(|p| resume_unwind(p))
     }
 
@@ -391,32 +365,31 @@ impl Writer {
 
     /// Records how transaction `txn` ended and wakes the writers waiting for it.
     fn announce(&self, txn: u64, r: rusqlite::Result<()>) -> Result<(), StoreError> {
+        self.ended(txn, r.is_ok());
+        r.map_err(StoreError::from)
+    }
+
+    /// Records that transaction `txn` has ended, and whether the writes it held are kept, and
+    /// wakes the writers waiting for it.
+    fn ended(&self, txn: u64, kept: bool) {
         let mut c = crate::sync::lock(&self.committed);
         c.upto = c.upto.max(txn);
-        if r.is_err() {
+        if !kept {
             c.failed.insert(txn);
         }
         drop(c);
         self.commits.notify_all();
-        r.map_err(StoreError::from)
     }
 
     /// Inside [`Writer::batched`]: whether the transaction this thread's last write joined
-    /// has ended and failed.
+    /// has ended and failed. Checked before every write of the batch, so a lost transaction
+    /// stays the last one joined (later writes are refused before joining another) and the
+    /// end of the batch, which waits for it, fails too.
     fn batch_lost(&self, st: &State) -> bool {
         let last = JOINED.get();
         last != 0
             && st.open.is_none_or(|(n, _)| n != last)
             && crate::sync::lock(&self.committed).failed.contains(&last)
-    }
-
-    /// Records that transaction `txn` was rolled back with the writes it held.
-    fn fail(&self, txn: u64) {
-        let mut c = crate::sync::lock(&self.committed);
-        c.upto = c.upto.max(txn);
-        c.failed.insert(txn);
-        drop(c);
-        self.commits.notify_all();
     }
 
     /// Blocks until transaction `txn` has ended; an error if its COMMIT failed.
