@@ -36,9 +36,10 @@ pub struct Options {
     /// `userName eq`), reporting the rates against the first ones (0: skip).
     #[arg(long, default_value_t = 0)]
     pub grow_to: usize,
-    /// Also run `scimlab serve` as a process of its own, load it with the same users and reads,
-    /// and report its peak RSS alone (the in-process figure includes the load driver).
-    #[arg(long)]
+    /// Also run `scimlab serve` as a process of its own, load it with the same users, reads and
+    /// PATCHes, and report its CPU per request and peak RSS alone (the in-process figures
+    /// include the load driver).
+    #[arg(long, alias = "server-alone")]
     pub server_rss: bool,
     /// Run only the workloads whose names contain one of these words (e.g. `GET`, `PATCH`,
     /// `Bulk`), for profiling one at a time; the creates always run (they load the users).
@@ -155,6 +156,9 @@ type MakeRequest = Arc<dyn Fn(usize) -> Request + Send + Sync>;
 const BARE: &str = "bare axum handler";
 const GET_BY_ID: &str = "GET /Users/{id}";
 const BY_USER_NAME: &str = "GET /Users?filter=userName eq";
+const CREATE: &str = "create (POST /Users)";
+const PAGE: &str = "GET /Users page of 100";
+const PATCH: &str = "PATCH /Users/{id}";
 
 /// A request to the bare handler (see [`start_bare`]).
 fn bare_request() -> MakeRequest {
@@ -171,7 +175,7 @@ async fn load(
     make: MakeRequest,
 ) -> anyhow::Result<Stats> {
     let counter = Arc::new(AtomicUsize::new(0));
-    let (started, cpu_before) = (Instant::now(), process_cpu());
+    let (started, cpu_before) = (Instant::now(), cpu_time(None));
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let (counter, make) = (counter.clone(), make.clone());
@@ -204,7 +208,7 @@ async fn load(
         latencies_us.extend(lat);
         non_2xx += bad;
     }
-    let (elapsed, cpu) = (started.elapsed(), process_cpu().saturating_sub(cpu_before));
+    let (elapsed, cpu) = (started.elapsed(), cpu_time(None).saturating_sub(cpu_before));
     latencies_us.sort_unstable();
     Ok(Stats {
         name,
@@ -216,10 +220,11 @@ async fn load(
     })
 }
 
-/// User and system CPU time of this process so far, all threads (`/proc/self/stat`, in the
-/// kernel's fixed 100 Hz user ticks); zero where there is no procfs.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User and system CPU time so far, all threads, of this process or of process `pid`
+/// (`/proc/…/stat`, in the kernel's fixed 100 Hz user ticks); zero where there is no procfs.
+fn cpu_time(pid: Option<u32>) -> Duration {
+    let path = pid.map_or_else(|| "/proc/self/stat".into(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let ticks: u64 = (rest.split_whitespace())
@@ -360,28 +365,63 @@ impl Rig {
         }
         load(name, self.addr, 1, None, self.duration, make).await
     }
+}
 
-    /// Every user id in creation order (a page at a time).
-    async fn user_ids(&self, conn: &mut Conn, users: usize) -> anyhow::Result<Vec<String>> {
-        let mut ids = Vec::with_capacity(users);
-        while ids.len() < users {
-            let path = format!(
-                "{USERS}?attributes=id&startIndex={}&count=1000",
-                ids.len() + 1
-            );
-            let (_, body) = conn.send(request("GET", &path, "")).await?;
-            let page: serde_json::Value = serde_json::from_slice(&body)?;
-            let before = ids.len();
-            ids.extend(
-                (page["Resources"].as_array().into_iter().flatten())
-                    .filter_map(|r| r["id"].as_str().map(str::to_string)),
-            );
-            if ids.len() == before {
-                break;
-            }
+/// Every user id in creation order (a page at a time), up to `users`.
+async fn user_ids(conn: &mut Conn, users: usize) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(users);
+    while ids.len() < users {
+        let path = format!(
+            "{USERS}?attributes=id&startIndex={}&count=1000",
+            ids.len() + 1
+        );
+        let (_, body) = conn.send(request("GET", &path, "")).await?;
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        let before = ids.len();
+        ids.extend(
+            (page["Resources"].as_array().into_iter().flatten())
+                .filter_map(|r| r["id"].as_str().map(str::to_string)),
+        );
+        if ids.len() == before {
+            break;
         }
-        Ok(ids)
     }
+    Ok(ids)
+}
+
+/// Reads by id, users spread over all of `ids`.
+fn by_id_requests(ids: &Arc<Vec<String>>) -> MakeRequest {
+    let (ids, n) = (ids.clone(), ids.len().max(1));
+    Arc::new(move |s| request("GET", &format!("{USERS}/{}", ids[mix(s) % n]), ""))
+}
+
+/// `userName eq` of the users numbered 0 to `n - 1`.
+fn by_user_name_requests(n: usize) -> MakeRequest {
+    let n = n.max(1);
+    Arc::new(move |s| {
+        let filter = format!("userName eq \"user{}@example.com\"", mix(s) % n);
+        let filter = crate::http::urlencode(&filter);
+        request("GET", &format!("{USERS}?filter={filter}"), "")
+    })
+}
+
+/// Pages of 100 at a random `startIndex` among `n` users.
+fn page_requests(n: usize) -> MakeRequest {
+    Arc::new(move |s| {
+        let start = 1 + mix(s) % n.saturating_sub(100).max(1);
+        request("GET", &format!("{USERS}?startIndex={start}&count=100"), "")
+    })
+}
+
+/// One attribute replaced per request, users spread over all of `ids`.
+fn patch_requests(ids: &Arc<Vec<String>>) -> MakeRequest {
+    let (ids, n) = (ids.clone(), ids.len().max(1));
+    Arc::new(move |s| {
+        let body = format!(
+            r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"displayName","value":"Patched {s}"}}]}}"#
+        );
+        request("PATCH", &format!("{USERS}/{}", ids[mix(s) % n]), &body)
+    })
 }
 
 /// The yardstick: a bare axum handler returning a body of `size` bytes.
@@ -412,7 +452,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         opts.users, opts.connections, opts.seconds
     );
     let creates = load(
-        "create (POST /Users)",
+        CREATE,
         rig.addr,
         rig.connections,
         Some(opts.users),
@@ -439,7 +479,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .await?
     };
     let mut conn = Conn::open(rig.addr).await?;
-    let ids = Arc::new(rig.user_ids(&mut conn, opts.users).await?);
+    let ids = Arc::new(user_ids(&mut conn, opts.users).await?);
     let first = ids.first().context("no user was created")?;
     let (_, sample) = conn
         .send(request("GET", &format!("{USERS}/{first}"), ""))
@@ -466,7 +506,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         print_grown(&grown, &results, ids.len(), opts.grow_to);
     }
     if opts.server_rss {
-        server_rss(&opts).await?;
+        server_alone(&opts).await?;
     }
     Ok(())
 }
@@ -515,7 +555,7 @@ async fn grow(
 ) -> anyhow::Result<Vec<Stats>> {
     // A connection of its own: one idle through the workloads is closed by the server.
     let conn = &mut Conn::open(rig.addr).await?;
-    let have = rig.user_ids(conn, total).await?.len();
+    let have = user_ids(conn, total).await?.len();
     let target = total.saturating_sub(have);
     let created = load(
         "growing",
@@ -530,15 +570,8 @@ async fn grow(
         bail!("{} creates failed while growing", created.non_2xx);
     }
     // Again a fresh connection: the first one idled through the creates.
-    let ids = Arc::new(
-        rig.user_ids(&mut Conn::open(rig.addr).await?, total)
-            .await?,
-    );
-    let n = ids.len();
-    let by_id: MakeRequest = {
-        let ids = ids.clone();
-        Arc::new(move |s| request("GET", &format!("{USERS}/{}", ids[mix(s) % n]), ""))
-    };
+    let ids = Arc::new(user_ids(&mut Conn::open(rig.addr).await?, total).await?);
+    let by_id = by_id_requests(&ids);
     let by_name: MakeRequest = Arc::new(move |s| {
         // The first users are numbered from 0, those created while growing from 10,000,000.
         let k = mix(s) % (first + target).max(1);
@@ -555,8 +588,10 @@ async fn grow(
 }
 
 /// `scimlab serve` in a process of its own with the bench definition: users created, then
-/// GET by id and `userName eq` for `seconds` each; its peak RSS is read from /proc.
-async fn server_rss(opts: &Options) -> anyhow::Result<()> {
+/// reads by `userName` and by id, pages of 100 and PATCHes, `seconds` each. Reports the
+/// server's CPU per request in each (the load driver's left out: it runs in this process)
+/// and its peak RSS after each, read from /proc.
+async fn server_alone(opts: &Options) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let servers = dir.path().join("servers.d");
     std::fs::create_dir(&servers)?;
@@ -591,34 +626,59 @@ async fn server_rss(opts: &Options) -> anyhow::Result<()> {
     }
     let duration = Duration::from_secs_f64(opts.seconds);
     let users = opts.users.max(opts.grow_to);
-    let made = Arc::new(move |i| request("POST", USERS, &user(i)));
-    load(
-        "create",
-        addr,
-        opts.connections,
-        Some(users),
-        duration,
-        made,
-    )
-    .await?;
-    let n = users.max(1);
-    let reads: MakeRequest = Arc::new(move |s| {
-        let filter =
-            crate::http::urlencode(&format!("userName eq \"user{}@example.com\"", mix(s) % n));
-        request("GET", &format!("{USERS}?filter={filter}"), "")
-    });
-    let read = load("filter", addr, opts.connections, None, duration, reads).await?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| status_mb(&status, name);
+    let status = || std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    // Runs one workload; takes the server's CPU time over it and its peak RSS so far.
+    let measured = |name: &'static str, limit: Option<usize>, make: MakeRequest| async move {
+        let before = cpu_time(Some(pid));
+        let mut stats = load(name, addr, opts.connections, limit, duration, make).await?;
+        stats.cpu = cpu_time(Some(pid)).saturating_sub(before);
+        if stats.non_2xx > 0 {
+            bail!(
+                "{} of {} requests of {name} failed",
+                stats.non_2xx,
+                stats.requests
+            );
+        }
+        anyhow::Ok((stats, status_mb(&status(), "VmHWM:")))
+    };
+    let mut runs = vec![
+        measured(
+            CREATE,
+            Some(users),
+            Arc::new(|i| request("POST", USERS, &user(i))),
+        )
+        .await?,
+    ];
+    let ids = Arc::new(user_ids(&mut Conn::open(addr).await?, users).await?);
+    runs.push(measured(BY_USER_NAME, None, by_user_name_requests(users)).await?);
+    runs.push(measured(GET_BY_ID, None, by_id_requests(&ids)).await?);
+    runs.push(measured(PAGE, None, page_requests(ids.len())).await?);
+    runs.push(measured(PATCH, None, patch_requests(&ids)).await?);
+    let now = status();
+    child.kill().await.ok();
     println!(
-        "\nscimlab serve alone (pid {pid}), {users} users, after creates and {:.0} filter reads/s: peak RSS {:.1} MB, RSS now {:.1} MB (anonymous {:.1} MB, mapped files: binary, libraries, WAL index {:.1} MB)",
-        read.rate(),
-        field("VmHWM:"),
+        "\nscimlab serve alone (pid {pid}), {users} users, the workloads in this order. CPU µs: the server process's CPU per request (the load driver runs in this one); peak RSS: its peak so far"
+    );
+    println!(
+        "{:<32} {:>9} {:>9} {:>13}",
+        "workload", "req/s", "CPU µs", "peak RSS MB"
+    );
+    for (r, peak) in &runs {
+        println!(
+            "{:<32} {:>9.0} {:>9.1} {:>13.1}",
+            r.name,
+            r.rate(),
+            r.cpu_per_request_us(),
+            peak
+        );
+    }
+    let field = |name: &str| status_mb(&now, name);
+    println!(
+        "RSS at the end {:.1} MB: anonymous {:.1} MB, mapped files (binary, libraries, WAL index) {:.1} MB",
         field("VmRSS:"),
         field("RssAnon:"),
         field("RssFile:")
     );
-    child.kill().await.ok();
     Ok(())
 }
 
@@ -630,21 +690,14 @@ async fn read_workloads(
     bare: SocketAddr,
 ) -> anyhow::Result<Vec<Stats>> {
     let n = ids.len().max(1);
-    let get_by_id: MakeRequest = {
-        let ids = ids.clone();
-        Arc::new(move |s| request("GET", &format!("{USERS}/{}", ids[mix(s) % n]), ""))
-    };
+    let get_by_id = by_id_requests(ids);
     // The same reads with the request recorder off: the inspector's cost.
     let quiet = format!("{DEFINITION}inspector: {{ enabled: false }}\n");
     let quiet_file = crate::definition::load_str(std::path::Path::new("bench.yaml"), &quiet)
         .map_err(|d| anyhow::anyhow!("{d}"))?;
     let quiet_model =
         Arc::new(crate::model::compile(&[quiet_file], &[]).map_err(|p| anyhow::anyhow!("{p:?}"))?);
-    let by_user_name: MakeRequest = Arc::new(move |s| {
-        let filter = format!("userName eq \"user{}@example.com\"", mix(s) % n);
-        let filter = crate::http::urlencode(&filter);
-        request("GET", &format!("{USERS}?filter={filter}"), "")
-    });
+    let by_user_name = by_user_name_requests(n);
     let mut out = rig
         .interleaved(vec![
             Contender::new(BARE, bare, bare_request()),
@@ -660,11 +713,7 @@ async fn read_workloads(
         rig.one_conn("GET userName eq (1 conn)", by_user_name)
             .await?,
     );
-    let page: MakeRequest = Arc::new(move |s| {
-        let start = 1 + mix(s) % n.saturating_sub(100).max(1);
-        request("GET", &format!("{USERS}?startIndex={start}&count=100"), "")
-    });
-    out.push(rig.timed("GET /Users page of 100", page).await?);
+    out.push(rig.timed(PAGE, page_requests(n)).await?);
     let scan: MakeRequest = Arc::new(move |s| {
         let filter = format!(
             "emails[type eq \"work\" and value co \"user{}@\"]",
@@ -682,12 +731,7 @@ async fn read_workloads(
 
 /// One attribute replaced per request, users spread over all.
 async fn patch_workload(rig: &Rig, ids: &Arc<Vec<String>>) -> anyhow::Result<Stats> {
-    let (ids, n) = (ids.clone(), ids.len().max(1));
-    rig.timed("PATCH /Users/{id}", Arc::new(move |s| {
-        let body = format!(r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"replace","path":"displayName","value":"Patched {s}"}}]}}"#);
-        request("PATCH", &format!("{USERS}/{}", ids[mix(s) % n]), &body)
-    }))
-    .await
+    rig.timed(PATCH, patch_requests(ids)).await
 }
 
 /// A group holding every user; one member added or removed per request (one connection, so

@@ -8,6 +8,7 @@ mod architecture;
 mod async_requests;
 mod auth;
 mod auth_methods;
+mod bench;
 mod bulk;
 mod compat;
 mod conformance;
