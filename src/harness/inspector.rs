@@ -11,7 +11,7 @@ use crate::store::{Conn, StoreError, request_log};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One recorded exchange.
@@ -75,6 +75,11 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// Bytes of body it holds (what makes a ring large: headers are a few hundred bytes).
+    fn held(&self) -> usize {
+        self.request_body.len() + self.response_body.len()
+    }
+
     /// A body as kept: the first `limit + 1` bytes, copied when `owned` is false.
     pub fn body(bytes: &bytes::Bytes, limit: usize, owned: bool) -> bytes::Bytes {
         let keep = bytes.len().min(limit.saturating_add(1));
@@ -214,6 +219,10 @@ const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(500)
 /// …and when more than `BUSY_ENTRIES` arrived since the last write.
 const PERSIST_BUSY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 const BUSY_ENTRIES: i64 = 500;
+/// Bytes of body the rings may hold before they are written out, busy or not. A busy ring
+/// keeps up to `capacity` exchanges for seconds, and a page of 100 keeps `body_limit` (16 KB)
+/// of its body: 1,000 of them held 25 MB, half of the server's peak RSS under such a load.
+const RING_BYTES: usize = 4 << 20;
 /// How often entries are written where replicas share the log.
 const PERSIST_SHARED: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -225,12 +234,26 @@ struct Ring {
     capacity: usize,
 }
 
+impl Ring {
+    /// Takes the oldest entry out, counting its bytes off `held`.
+    fn pop_oldest(&mut self, held: &AtomicUsize) -> Option<(i64, Exchange)> {
+        let oldest = self.entries.pop_front()?;
+        held.fetch_sub(oldest.1.held(), Ordering::Relaxed);
+        Some(oldest)
+    }
+}
+
 struct Inner {
     rings: Mutex<HashMap<String, Ring>>,
     /// The last sequence number given.
     last_seq: AtomicI64,
     /// Entries recorded so far (how busy the recorder is).
     recorded: AtomicI64,
+    /// Bytes of body in the rings, and how many make the persister write them out at once.
+    held: AtomicUsize,
+    held_limit: usize,
+    /// The persister's thread, woken when the rings hold more than `held_limit`.
+    persister: std::sync::OnceLock<std::thread::Thread>,
     /// Where replicas share the log: this one's number (see `LogWriter::replica_number`).
     replica: Option<i64>,
     /// Held for a whole persist (collect, then write): a reader's flush waits for a write
@@ -251,25 +274,37 @@ pub struct Recorder {
 impl Recorder {
     /// Opens the persister's connection to the store's database and starts its thread.
     pub fn start(store: &crate::store::Store) -> Result<Recorder, StoreError> {
+        Recorder::holding_at_most(store, RING_BYTES)
+    }
+
+    /// As [`Recorder::start`], with the rings written out once they hold `held_limit` bytes
+    /// of body.
+    fn holding_at_most(
+        store: &crate::store::Store,
+        held_limit: usize,
+    ) -> Result<Recorder, StoreError> {
         let (log, last) = store.log_writer()?;
         let replica = log.replica_number();
         let inner = Arc::new(Inner {
             rings: Mutex::new(HashMap::new()),
             last_seq: AtomicI64::new(last),
             recorded: AtomicI64::new(0),
+            held: AtomicUsize::new(0),
+            held_limit,
+            persister: std::sync::OnceLock::new(),
             replica,
             persisting: Mutex::new(()),
             log,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (inner2, stop2) = (inner.clone(), stop.clone());
-        std::thread::Builder::new()
+        let started = std::time::Instant::now();
+        let persister = std::thread::Builder::new()
             .name("scimlab-recorder".into())
             .spawn(move || {
-                let mut last = (
-                    std::time::Instant::now(),
-                    inner2.recorded.load(Ordering::Relaxed),
-                );
+                // From the start, not from when this thread first runs: what was recorded
+                // before then counts towards a busy start.
+                let mut last = (started, 0);
                 // Replicas share the log: another replica's reader cannot flush this one's
                 // ring, so entries reach the database within PERSIST_SHARED, busy or not.
                 let every = if inner2.replica.is_some() {
@@ -278,20 +313,23 @@ impl Recorder {
                     PERSIST_EVERY
                 };
                 while !stop2.load(Ordering::Relaxed) {
-                    std::thread::sleep(every);
+                    // Woken early by `record` when the rings hold too much.
+                    std::thread::park_timeout(every);
+                    let full = inner2.held.load(Ordering::Relaxed) > inner2.held_limit;
                     // Under load most entries leave the ring before anyone reads them: writing
                     // each (and trimming it again) cost more than recording it (a page of 100
                     // has a 16 KB body kept). So a busy recorder persists less often; readers
                     // still see everything, as they flush first.
                     let seq = inner2.recorded.load(Ordering::Relaxed);
                     let busy = inner2.replica.is_none() && seq - last.1 > BUSY_ENTRIES;
-                    if !busy || last.0.elapsed() >= PERSIST_BUSY_EVERY {
+                    if full || !busy || last.0.elapsed() >= PERSIST_BUSY_EVERY {
                         persist(&inner2);
                         last = (std::time::Instant::now(), seq);
                     }
                 }
             })
             .map_err(|e| StoreError::Migration(format!("starting the recorder thread: {e}")))?;
+        let _ = inner.persister.set(persister.thread().clone());
         Ok(Recorder { inner, stop })
     }
 
@@ -310,15 +348,22 @@ impl Recorder {
         }
         let ring = rings.get_mut(&exchange.server).expect("inserted above");
         ring.capacity = capacity;
+        let held = &self.inner.held;
+        let now_held = held.fetch_add(exchange.held(), Ordering::Relaxed) + exchange.held();
         ring.entries.push_back((seq, exchange));
         // The oldest leaves the ring and is dropped after the lock is released (more leave at
         // once only after the capacity was lowered).
-        let oldest = (ring.entries.len() > capacity).then(|| ring.entries.pop_front());
+        let oldest = (ring.entries.len() > capacity).then(|| ring.pop_oldest(held));
         while ring.entries.len() > capacity {
-            ring.entries.pop_front();
+            ring.pop_oldest(held);
         }
         drop(rings);
         drop(oldest);
+        if now_held > self.inner.held_limit
+            && let Some(persister) = self.inner.persister.get()
+        {
+            persister.unpark();
+        }
     }
 
     /// Writes everything recorded so far (readers call this first). Blocking.
@@ -328,7 +373,13 @@ impl Recorder {
 
     /// Drops a server's unwritten entries (its log is being cleared).
     pub fn forget(&self, server: &str) {
-        crate::sync::lock(&self.inner.rings).remove(server);
+        let ring = crate::sync::lock(&self.inner.rings).remove(server);
+        let held: usize = ring
+            .iter()
+            .flat_map(|r| &r.entries)
+            .map(|(_, e)| e.held())
+            .sum();
+        self.inner.held.fetch_sub(held, Ordering::Relaxed);
     }
 }
 
@@ -375,7 +426,9 @@ fn persist(inner: &Inner) {
         // Taken, not copied: once written they are read back from SQLite.
         for ring in rings.values_mut() {
             let capacity = ring.capacity;
-            taken.extend(ring.entries.drain(..).map(|(seq, e)| (seq, e, capacity)));
+            while let Some((seq, e)) = ring.pop_oldest(&inner.held) {
+                taken.push((seq, e, capacity));
+            }
         }
     }
     if taken.is_empty() {
@@ -581,6 +634,58 @@ mod tests {
         assert_eq!(capped(page.as_bytes(), 16), (Some("x".repeat(16)), true));
         // Not UTF-8: replaced, not dropped.
         assert_eq!(capped(b"a\xffb", 8), (Some("a\u{fffd}b".into()), false));
+    }
+
+    /// A busy recorder writes its rings out every few seconds, unless they hold more body
+    /// than their budget: then at once, and the memory they held is counted free again.
+    #[test]
+    fn rings_holding_more_than_their_budget_are_written_at_once() {
+        use crate::store::Store;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db")).unwrap();
+        let recorder = super::Recorder::holding_at_most(&store, 64 << 10).unwrap();
+        let exchange = |i: usize| super::Exchange {
+            server: "s".into(),
+            at: chrono::Utc::now(),
+            method: axum::http::Method::GET,
+            target: format!("/scim-identifier/s/scim/v2/Users?startIndex={i}"),
+            status: 200,
+            latency_ms: 1.0,
+            request_headers: super::Headers::copy(&axum::http::HeaderMap::new()),
+            request_body: bytes::Bytes::new(),
+            response_headers: super::Headers::copy(&axum::http::HeaderMap::new()),
+            response_body: bytes::Bytes::from(vec![b'x'; 4096]),
+            notes: Default::default(),
+            fault: None,
+            secret_headers: std::sync::Arc::from(Vec::<String>::new()),
+            body_limit: 16 << 10,
+        };
+        // More than a busy recorder's count, each with a body: 2.4 MB against 64 KB.
+        for i in 0..600 {
+            recorder.record(exchange(i), 1000);
+        }
+        let written = || {
+            let q = super::Query {
+                limit: Some(1000),
+                ..Default::default()
+            };
+            store.read(|c| super::read(c, "s", &q)).unwrap().len()
+        };
+        let started = std::time::Instant::now();
+        // Well before the busy interval (5 s) ends.
+        while written() < 600 && started.elapsed() < std::time::Duration::from_secs(2) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(written(), 600);
+        assert_eq!(recorder.inner.held.load(Ordering::Relaxed), 0);
+        // Entries that leave a ring by its capacity, or with it, are counted off too (whether
+        // or not the persister wrote some of them meanwhile).
+        for i in 0..10 {
+            recorder.record(exchange(i), 4);
+        }
+        recorder.forget("s");
+        assert_eq!(recorder.inner.held.load(Ordering::Relaxed), 0);
     }
 
     /// Bodies are stored beside the entry's JSON and put back when it is read; a row written
