@@ -1,31 +1,38 @@
-//! `scimlab bench` end to end, on a small store: the figures it prints come from real requests.
+//! `scimlab bench` and `bench-reload` end to end, on small stores: the figures they print come
+//! from real requests.
 
-/// `--server-alone` runs `scimlab serve` as a process of its own and reports that process's
-/// CPU per request and peak RSS for each workload (the load driver's left out).
-#[test]
-fn bench_reports_the_server_process_alone() {
+/// Runs the built binary with `args`, which must succeed; its standard output.
+fn bench(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args([
-            "bench",
-            "--users",
-            "300",
-            "--seconds",
-            "0.3",
-            "--connections",
-            "4",
-            "--only",
-            "PATCH /Users",
-            "--server-alone",
-        ])
+        .args(args)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+/// `--server-alone` runs `scimlab serve` as a process of its own and reports that process's
+/// CPU per request and peak RSS for each workload (the load driver's left out).
+#[test]
+fn bench_reports_the_server_process_alone() {
+    let stdout = bench(&[
+        "bench",
+        "--users",
+        "300",
+        "--seconds",
+        "0.3",
+        "--connections",
+        "4",
+        "--only",
+        "PATCH /Users",
+        "--server-alone",
+    ]);
     let alone = stdout
         .split_once("scimlab serve alone")
         .map(|(_, rest)| rest)
@@ -49,4 +56,27 @@ fn bench_reports_the_server_process_alone() {
         assert!(figures.iter().all(|f| *f > 0.0), "{row}");
     }
     assert!(alone.contains("RSS at the end"), "{alone}");
+}
+
+/// `scimlab bench-reload` runs end to end (edits served, then writes with every server
+/// loaded) and reports a row per number of servers.
+#[test]
+fn bench_reload_reports_reload_and_write_latency_per_number_of_servers() {
+    let stdout = bench(&["bench-reload", "--servers", "1,3", "--edits", "2"]);
+    assert!(stdout.contains("create p50 ms"), "{stdout}");
+    let rows: Vec<Vec<f64>> = stdout
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect::<Vec<f64>>()
+        })
+        .filter(|cols| cols.len() == 6)
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
+        [1.0, 3.0],
+        "{stdout}"
+    );
+    assert!(rows.iter().all(|r| r[4] > 0.0 && r[5] > 0.0), "{stdout}");
 }

@@ -269,36 +269,3 @@ async fn concurrent_admin_changes_and_reloads_lose_nothing() {
         scimlab::reload::reload(&state.reloader(), &sources).unwrap();
     }
 }
-
-/// `scimlab bench-reload` runs end to end (edits served, then writes with every server
-/// loaded) and reports a row per number of servers.
-#[test]
-fn bench_reload_reports_reload_and_write_latency_per_number_of_servers() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimlab"))
-        .args(["bench-reload", "--servers", "1,3", "--edits", "2"])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("create p50 ms"), "{stdout}");
-    let rows: Vec<Vec<f64>> = stdout
-        .lines()
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect::<Vec<f64>>()
-        })
-        .filter(|cols| cols.len() == 6)
-        .collect();
-    assert_eq!(
-        rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
-        [1.0, 3.0],
-        "{stdout}"
-    );
-    assert!(rows.iter().all(|r| r[4] > 0.0 && r[5] > 0.0), "{stdout}");
-}
