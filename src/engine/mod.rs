@@ -14,7 +14,7 @@ mod rules;
 mod validate;
 
 pub use lifecycle::live_type;
-pub use render::{Projection, Rendered, etag};
+pub use render::{Projection, Rendered, RenderedList, etag};
 pub use validate::{Mode, normalize};
 
 use crate::error::{ScimError, ScimResult};
@@ -874,13 +874,14 @@ fn first_page(
     (total, rows, next, None)
 }
 
-/// Renders a page, with one membership query for the whole page instead of one per resource.
+/// Renders a page into one buffer, with one membership query for the whole page instead of
+/// one per resource.
 fn render_page(
     ctx: &Ctx<'_>,
     c: &dyn store::Conn,
     rows: &[Row],
     proj: &Projection,
-) -> ScimResult<Vec<Rendered>> {
+) -> ScimResult<RenderedList> {
     // One query for the page's groups; a single resource (a lookup) reads its own by key.
     let groups = if rows.len() > 1 && render::wants_groups(ctx.rt, proj) {
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
@@ -891,9 +892,13 @@ fn render_page(
     } else {
         None
     };
-    rows.iter()
-        .map(|r| rendered(ctx, c, r, proj, groups.as_ref()))
-        .collect()
+    let room = rows.iter().map(|r| render::room(ctx, r)).sum();
+    let mut page = RenderedList::with_capacity(room, rows.len());
+    for r in rows {
+        let derived = render::Derived::read(ctx, c, &r.id, proj, groups.as_ref())?;
+        page.render(ctx, r, proj, derived)?;
+    }
+    Ok(page)
 }
 
 /// One page of a search: a ListResponse (RFC 7644 §3.4.2), with RFC 9865's cursors when paged
@@ -903,13 +908,13 @@ pub struct ListPage {
     pub total: usize,
     /// Present when paged by index.
     pub start_index: Option<usize>,
-    pub resources: Vec<Rendered>,
+    pub resources: RenderedList,
     pub next_cursor: Option<String>,
     pub previous_cursor: Option<String>,
 }
 
 impl ListPage {
-    pub fn by_index(total: usize, start: usize, resources: Vec<Rendered>) -> ListPage {
+    pub fn by_index(total: usize, start: usize, resources: RenderedList) -> ListPage {
         ListPage {
             total,
             start_index: Some(start),
@@ -921,40 +926,35 @@ impl ListPage {
 
     /// The ListResponse as JSON text: the rendered resources are copied in, not re-serialised.
     pub fn to_json(&self) -> String {
-        let len: usize = self.resources.iter().map(|r| r.as_str().len() + 1).sum();
-        let mut out = String::with_capacity(len + 256);
+        let resources = self.resources.text();
+        let mut out = Vec::with_capacity(resources.len() + 256);
         // Pushed, not formatted: every list response starts here.
         let mut number = itoa::Buffer::new();
-        out.push_str("{\"schemas\":[\"");
-        out.push_str(urn::LIST_RESPONSE);
-        out.push_str("\"],\"totalResults\":");
-        out.push_str(number.format(self.total));
-        out.push_str(",\"itemsPerPage\":");
-        out.push_str(number.format(self.resources.len()));
+        out.extend_from_slice(b"{\"schemas\":[\"");
+        out.extend_from_slice(urn::LIST_RESPONSE.as_bytes());
+        out.extend_from_slice(b"\"],\"totalResults\":");
+        out.extend_from_slice(number.format(self.total).as_bytes());
+        out.extend_from_slice(b",\"itemsPerPage\":");
+        out.extend_from_slice(number.format(self.resources.len()).as_bytes());
         if let Some(start) = self.start_index {
-            out.push_str(",\"startIndex\":");
-            out.push_str(number.format(start));
+            out.extend_from_slice(b",\"startIndex\":");
+            out.extend_from_slice(number.format(start).as_bytes());
         }
         for (name, cursor) in [
             ("nextCursor", &self.next_cursor),
             ("previousCursor", &self.previous_cursor),
         ] {
             if let Some(c) = cursor {
-                out.push_str(&format!(
-                    ",\"{name}\":{}",
-                    serde_json::to_string(c).unwrap_or_default()
-                ));
+                out.extend_from_slice(format!(",\"{name}\":").as_bytes());
+                // A string always serialises; writing into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut out, c);
             }
         }
-        out.push_str(",\"Resources\":[");
-        for (i, r) in self.resources.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(r.as_str());
-        }
-        out.push_str("]}");
-        out
+        out.extend_from_slice(b",\"Resources\":[");
+        out.extend_from_slice(resources);
+        out.extend_from_slice(b"]}");
+        // Only `str`s and serde_json output went in: always UTF-8.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// The ListResponse as a value, for callers that inspect it (UI, fuzzing, tests).
@@ -992,7 +992,7 @@ pub fn search_all(
         None => None,
     };
     let mut total = 0;
-    let mut resources = Vec::new();
+    let mut resources = RenderedList::default();
     let mut first_error = None;
     let mut matched_any_type = false;
     for rt in &server.resource_types {
@@ -1030,7 +1030,7 @@ pub fn search_all(
                 count: Some((to - from) as i64),
                 ..q.clone()
             };
-            resources.extend(list(&ctx, &slice, proj)?.resources);
+            resources.append(list(&ctx, &slice, proj)?.resources);
         }
     }
     if !matched_any_type && let Some(e) = first_error {

@@ -271,11 +271,6 @@ impl Derived {
 pub struct Rendered(String);
 
 impl Rendered {
-    /// A document built as a value (discovery documents in a ListResponse).
-    pub fn from_value(v: &Value) -> Rendered {
-        Rendered(serde_json::to_string(v).unwrap_or_else(|_| "{}".into()))
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -283,6 +278,97 @@ impl Rendered {
     /// The document as a value, for the callers that inspect it (UI, events, fuzzing).
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+/// A page's resources rendered one after another into one buffer, not each into its own (a
+/// buffer per resource, allocated on the reading thread and freed on the one that answers,
+/// cost more than the copy it saved): the members of a ListResponse's `Resources`,
+/// comma-separated, copied into the response whole.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RenderedList {
+    /// Only `str`s and serde_json output go in: UTF-8 throughout.
+    text: Vec<u8>,
+    /// Where each resource's text ends.
+    ends: Vec<usize>,
+}
+
+impl RenderedList {
+    /// Room for `resources` resources of `bytes` in all.
+    pub fn with_capacity(bytes: usize, resources: usize) -> RenderedList {
+        RenderedList {
+            text: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(resources),
+        }
+    }
+
+    /// Renders `row` after the resources already here; on an error the list is as it was.
+    pub fn render(
+        &mut self,
+        ctx: &Ctx<'_>,
+        row: &Row,
+        proj: &Projection,
+        derived: Derived,
+    ) -> ScimResult<()> {
+        let at = self.separate();
+        match write(ctx, row, proj, derived, &mut self.text) {
+            Ok(()) => {
+                self.ends.push(self.text.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.text.truncate(at);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a document built as a value (discovery documents).
+    pub fn push_value(&mut self, v: &Value) {
+        self.separate();
+        // A `Value` always serialises; writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.text, v);
+        self.ends.push(self.text.len());
+    }
+
+    /// Adds `other`'s resources after these.
+    pub fn append(&mut self, other: RenderedList) {
+        if other.ends.is_empty() {
+            return;
+        }
+        let shift = self.separate();
+        let shift = shift + usize::from(shift < self.text.len());
+        self.text.extend_from_slice(&other.text);
+        self.ends.extend(other.ends.iter().map(|e| e + shift));
+    }
+
+    /// The comma before a resource that follows another; returns where it began.
+    fn separate(&mut self) -> usize {
+        let at = self.text.len();
+        if !self.ends.is_empty() {
+            self.text.push(b',');
+        }
+        at
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each resource's JSON text, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|e| e + 1));
+        (starts.zip(&self.ends))
+            .map(|(from, &to)| std::str::from_utf8(&self.text[from..to]).unwrap_or_default())
+    }
+
+    /// The resources' text, comma-separated: the inside of a JSON array.
+    pub(super) fn text(&self) -> &[u8] {
+        &self.text
     }
 }
 
@@ -331,18 +417,19 @@ fn raw_object<'a>(id: &str, text: &'a str) -> ScimResult<RawObject<'a>> {
     })
 }
 
-/// JSON object text written member by member, straight into one buffer; nested objects are
-/// written in place ([`ObjectText::open`]), not built apart and copied in.
-struct ObjectText {
-    text: Vec<u8>,
+/// JSON object text written member by member, straight into a buffer (one response's, or one
+/// page's); nested objects are written in place ([`ObjectText::open`]), not built apart and
+/// copied in.
+struct ObjectText<'b> {
+    text: &'b mut Vec<u8>,
 }
 
 /// Where a nested object opened by [`ObjectText::open`] starts.
 struct Opened(usize);
 
-impl ObjectText {
-    fn with_capacity(n: usize) -> ObjectText {
-        let mut text = Vec::with_capacity(n);
+impl<'b> ObjectText<'b> {
+    /// Begins an object at the end of `text`; [`ObjectText::end`] ends it.
+    fn begin(text: &'b mut Vec<u8>) -> ObjectText<'b> {
         text.push(b'{');
         ObjectText { text }
     }
@@ -379,7 +466,7 @@ impl ObjectText {
             } else {
                 // serde_json writes the part with its own quotes: keep what is between them.
                 let at = self.text.len();
-                let _ = serde_json::to_writer(&mut self.text, part);
+                let _ = serde_json::to_writer(&mut *self.text, part);
                 let end = self.text.len() - 1;
                 self.text.copy_within(at + 1..end, at);
                 self.text.truncate(end - 1);
@@ -400,7 +487,7 @@ impl ObjectText {
 
     fn value(&mut self, name: &str, v: &Value) {
         self.key(name);
-        let _ = serde_json::to_writer(&mut self.text, v);
+        let _ = serde_json::to_writer(&mut *self.text, v);
     }
 
     fn strings(&mut self, name: &str, list: &[&str]) {
@@ -432,10 +519,8 @@ impl ObjectText {
         }
     }
 
-    fn finish(mut self) -> String {
+    fn end(self) {
         self.text.push(b'}');
-        // Only `str`s and serde_json output went in: always UTF-8.
-        String::from_utf8(self.text).unwrap_or_default()
     }
 }
 
@@ -472,16 +557,35 @@ pub fn render(
     ctx: &Ctx<'_>,
     row: &Row,
     proj: &Projection,
-    mut derived: Derived,
+    derived: Derived,
 ) -> ScimResult<Rendered> {
+    let mut text = Vec::with_capacity(room(ctx, row));
+    write(ctx, row, proj, derived, &mut text)?;
+    // Only `str`s and serde_json output went in: always UTF-8.
+    Ok(Rendered(String::from_utf8(text).unwrap_or_default()))
+}
+
+/// The room `row` takes rendered: the stored text, plus what rendering adds (`schemas`, `id`,
+/// `meta` with its location), so that a buffer is not grown as it is written.
+pub fn room(ctx: &Ctx<'_>, row: &Row) -> usize {
+    row.doc.len() + 2 * ctx.base.len() + 512
+}
+
+/// Writes one stored resource as a JSON object at the end of `text`.
+fn write(
+    ctx: &Ctx<'_>,
+    row: &Row,
+    proj: &Projection,
+    mut derived: Derived,
+    text: &mut Vec<u8>,
+) -> ScimResult<()> {
     if proj.no_body {
-        return Ok(Rendered(String::from("{}")));
+        text.extend_from_slice(b"{}");
+        return Ok(());
     }
     let rt = ctx.rt;
     let mut doc = raw_object(&row.id, &row.doc)?;
-    // The stored text, plus what rendering adds (`schemas`, `id`, `meta` with its location):
-    // enough that the buffer is not grown as it is written.
-    let mut out = ObjectText::with_capacity(row.doc.len() + 2 * ctx.base.len() + 512);
+    let mut out = ObjectText::begin(text);
     // Extensions appear in `schemas` when the resource has them, projected away or not.
     let mut schemas = vec![rt.schema.id.as_str()];
     let extensions: Vec<_> = (rt.extensions.iter())
@@ -544,16 +648,19 @@ pub fn render(
             out.close(opened);
         } else if want != Want::No {
             // Some sub-attributes asked for or excluded (rare): projected as a value.
-            let mut meta = ObjectText::with_capacity(256);
+            let mut meta_text = Vec::with_capacity(256);
+            let mut meta = ObjectText::begin(&mut meta_text);
             put_meta(ctx, &mut meta, row);
+            meta.end();
             let v =
-                serde_json::from_str(&meta.finish()).map_err(crate::error::ScimError::internal)?;
+                serde_json::from_slice(&meta_text).map_err(crate::error::ScimError::internal)?;
             if let Some(m) = select(v, meta_def, &want) {
                 out.value("meta", &m);
             }
         }
     }
-    Ok(Rendered(out.finish()))
+    out.end();
+    Ok(())
 }
 
 /// `meta`'s members (RFC 7643 §3.1), written in place: `location` and `version` are not
@@ -744,6 +851,58 @@ mod tests {
             only[ENTERPRISE],
             json!({"manager": full[ENTERPRISE]["manager"]})
         );
+
+        // A page is rendered into one buffer: each resource as a GET renders it, in order,
+        // and the ListResponse carries them as its Resources.
+        let page =
+            engine::list(&ctx, &engine::ListQuery::default(), &Projection::default()).unwrap();
+        let resources: Vec<Value> = (page.resources.iter())
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        assert_eq!(resources, [get_id(&ctx, boss_id), full.clone()]);
+        assert_eq!(page.to_value()["Resources"], json!(resources));
+        assert_eq!(page.to_value()["itemsPerPage"], 2);
+        // Lists appended (a search across types) and values pushed stay separate resources.
+        let mut all = RenderedList::default();
+        all.append(RenderedList::default());
+        all.push_value(&json!({"n": 0}));
+        all.append(page.resources.clone());
+        all.append(RenderedList::default());
+        all.push_value(&json!({"n": 3}));
+        let texts: Vec<&str> = all.iter().collect();
+        assert_eq!(texts.len(), 4);
+        assert_eq!(all.len(), 4);
+        assert_eq!(texts[0], r#"{"n":0}"#);
+        assert_eq!(texts[1..3], page.resources.iter().collect::<Vec<_>>()[..]);
+        assert_eq!(texts[3], r#"{"n":3}"#);
+        let array: Value =
+            serde_json::from_str(&format!("[{}]", std::str::from_utf8(all.text()).unwrap()))
+                .unwrap();
+        assert_eq!(array.as_array().unwrap().len(), 4);
+        // A resource that fails to render leaves the page as it was.
+        let mut one = RenderedList::default();
+        one.push_value(&json!({}));
+        let broken = Row {
+            id: "x".into(),
+            resource_type: "User".into(),
+            version: 1,
+            created: String::new(),
+            last_modified: String::new(),
+            doc: "[1]".into(),
+        };
+        let before = one.clone();
+        assert!(
+            one.render(&ctx, &broken, &Projection::default(), Derived::default())
+                .is_err()
+        );
+        assert_eq!(one, before);
+    }
+
+    fn get_id(ctx: &Ctx<'_>, id: &str) -> Value {
+        engine::get(ctx, id, &Projection::default())
+            .unwrap()
+            .body
+            .to_value()
     }
 
     /// Text written in pieces, escaped or not, and objects opened in place must be the JSON
@@ -751,7 +910,9 @@ mod tests {
     #[test]
     fn object_text_writes_what_serde_json_would() {
         let awkward = "say \"hi\"\\ \u{1}\ttab é 🙂";
-        let mut out = ObjectText::with_capacity(8);
+        // Written after what a buffer already holds, as a page's resources are.
+        let mut text = b"before,".to_vec();
+        let mut out = ObjectText::begin(&mut text);
         let empty = out.open("first-and-empty");
         out.close(empty);
         out.string("plain", "2024-01-01T00:00:00Z");
@@ -766,8 +927,10 @@ mod tests {
         out.close(nested);
         let empty = out.open("last-and-empty");
         out.close(empty);
-        let text = out.finish();
-        let parsed: Value = serde_json::from_str(&text).expect(&text);
+        out.end();
+        let text = String::from_utf8(text).unwrap();
+        let text = text.strip_prefix("before,").unwrap();
+        let parsed: Value = serde_json::from_str(text).expect(text);
         assert_eq!(
             parsed,
             json!({

@@ -517,7 +517,7 @@ async fn browse(
     let (rows, total, error) = match result {
         Ok(page) => {
             let rows: Vec<Value> = (page.resources.iter())
-                .map(|r| r.to_value())
+                .map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null))
                 .map(|r| {
                     json!({
                         "id": r["id"],

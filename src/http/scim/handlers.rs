@@ -89,9 +89,10 @@ fn discovery_list<'a>(
             "discovery endpoints do not support filtering (RFC 7644 §4)".into(),
         ));
     }
-    let resources: Vec<_> = docs
-        .map(|d| engine::Rendered::from_value(&with_base(d.clone(), &scope.base)))
-        .collect();
+    let mut resources = engine::RenderedList::default();
+    for d in docs {
+        resources.push_value(&with_base(d.clone(), &scope.base));
+    }
     let page = engine::ListPage::by_index(resources.len(), 1, resources);
     Ok(scim_text(StatusCode::OK, page.to_json()))
 }
