@@ -421,9 +421,12 @@ const LOG_LINES_BUFFERED: usize = 16_384;
 ///
 /// A thread of their own writes them: a request logged on an async worker never waits for
 /// stderr (a pipe whose reader is slow or gone would stall every request on that worker), and
-/// lines are written in batches rather than one write per request. Should a reader fall
+/// lines are written in batches rather than one write per request (buffered, and flushed each
+/// time the queue runs dry, so a line is never held back). Should a reader fall
 /// `LOG_LINES_BUFFERED` lines behind, lines are dropped rather than requests held up.
 fn init_logging(command: &Command) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let bench = matches!(
         command,
         Command::Bench(_) | Command::BenchReload(_) | Command::BenchSeed(_)
@@ -431,16 +434,41 @@ fn init_logging(command: &Command) -> tracing_appender::non_blocking::WorkerGuar
     let default_level = if bench { "warn" } else { "info" };
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_LINES_BUFFERED)
-        .finish(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let directives = std::env::var("RUST_LOG").unwrap_or_default();
+    tracing_subscriber::registry()
+        .with(log_filter(&directives, default_level))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     guard
+}
+
+/// The filter `RUST_LOG` asks for (`default_level` when it is unset or invalid). Levels by
+/// target (`info`, `scimlab=debug,hyper=warn`) are a static filter; `EnvFilter`, which also
+/// filters by span and field (`[scim{server=hr}]=debug`), is used only when they are asked
+/// for: it takes a shared lock each time any span is entered or left, several times in every
+/// request (each request runs in a span that names its server).
+fn log_filter(
+    directives: &str,
+    default_level: &str,
+) -> Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync> {
+    use tracing_subscriber::filter::{EnvFilter, Targets};
+    let directives = directives.trim();
+    let by_target = match directives {
+        "" => default_level.parse::<Targets>().ok(),
+        d if d.contains(['[', '{']) => None,
+        d => d.parse::<Targets>().ok(),
+    };
+    match by_target {
+        Some(targets) => Box::new(targets),
+        None => Box::new(
+            EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new(default_level)),
+        ),
+    }
 }
 
 /// Runs one command; `Err` is a failure to run it (exit 2), a finding is an exit code.
@@ -757,4 +785,45 @@ fn lint(args: LintArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// What `f` sees as enabled with `RUST_LOG=directives` (default level info).
+    fn under(directives: &str, f: impl Fn() -> bool) -> bool {
+        let subscriber = tracing_subscriber::registry().with(log_filter(directives, "info"));
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    /// Levels by target go through the static filter, span directives through `EnvFilter`:
+    /// both must enable what `RUST_LOG` says, and an invalid value falls back to the default.
+    #[test]
+    fn rust_log_enables_what_it_names() {
+        let debug = || tracing::enabled!(target: "scimlab::engine", Level::DEBUG);
+        let info = || tracing::enabled!(target: "scimlab::engine", Level::INFO);
+        let hyper_info = || tracing::enabled!(target: "hyper::proto", Level::INFO);
+        let debug_in_scim = || {
+            let span = tracing::info_span!(target: "scimlab::http", "scim", server = "hr");
+            let _entered = span.enter();
+            tracing::enabled!(target: "scimlab::engine", Level::DEBUG)
+        };
+        // Unset, blank or invalid: the default level.
+        for unset in ["", "  ", "scimlab=loud"] {
+            assert!(under(unset, info) && !under(unset, debug), "{unset:?}");
+        }
+        assert!(!under("warn", info));
+        assert!(under("scimlab=debug,hyper=warn", debug));
+        assert!(!under("scimlab=debug,hyper=warn", hyper_info));
+        assert!(under("info,scimlab::engine=debug", debug));
+        assert!(!under("off", info));
+        // By span: debug inside a request's span only.
+        assert!(under("info,[scim]=debug", debug_in_scim));
+        assert!(!under("info,[scim]=debug", debug));
+        assert!(under("info,[scim{server=hr}]=debug", debug_in_scim));
+        assert!(!under("info,[scim{server=it}]=debug", debug_in_scim));
+    }
 }
