@@ -190,21 +190,11 @@ impl Written {
     }
 }
 
-/// `row` rendered at once, its derived values read on `conn` (or taken from `page`).
-fn rendered(
-    ctx: &Ctx<'_>,
-    conn: &dyn store::Conn,
-    row: &Row,
-    proj: &Projection,
-    page: Option<&render::GroupsByMember>,
-) -> ScimResult<Rendered> {
-    let derived = render::Derived::read(ctx, conn, &row.id, proj, page)?;
-    render::render(ctx, row, proj, derived)
-}
-
 /// The whole resource as a client would read it, for events that carry it.
 fn full_document(ctx: &Ctx<'_>, tx: &dyn store::Conn, row: &Row) -> ScimResult<Value> {
-    rendered(ctx, tx, row, &Projection::default(), None).map(|r| r.to_value())
+    let proj = Projection::default();
+    let derived = render::Derived::read(ctx, tx, &row.id, &proj, None)?;
+    render::render(ctx, row, &proj, derived).map(|r| r.to_value())
 }
 
 /// Stores the group's members: adds new ones, updates changed ones, removes the rest.

@@ -277,8 +277,13 @@ impl Rendered {
 
     /// The document as a value, for the callers that inspect it (UI, events, fuzzing).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+        value_of(&self.0)
     }
+}
+
+/// Rendered text as a value (it is always JSON; `Null` would mean a bug, not bad input).
+fn value_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 /// A page's resources rendered one after another into one buffer, not each into its own (a
@@ -336,10 +341,10 @@ impl RenderedList {
         if other.ends.is_empty() {
             return;
         }
-        let shift = self.separate();
-        let shift = shift + usize::from(shift < self.text.len());
+        self.separate();
+        let start = self.text.len();
         self.text.extend_from_slice(&other.text);
-        self.ends.extend(other.ends.iter().map(|e| e + shift));
+        self.ends.extend(other.ends.iter().map(|e| e + start));
     }
 
     /// The comma before a resource that follows another; returns where it began.
@@ -364,6 +369,11 @@ impl RenderedList {
         let starts = std::iter::once(0).chain(self.ends.iter().map(|e| e + 1));
         (starts.zip(&self.ends))
             .map(|(from, &to)| std::str::from_utf8(&self.text[from..to]).unwrap_or_default())
+    }
+
+    /// Each resource as a value, for the callers that inspect them (UI).
+    pub fn values(&self) -> impl Iterator<Item = Value> {
+        self.iter().map(value_of)
     }
 
     /// The resources' text, comma-separated: the inside of a JSON array.
@@ -856,10 +866,8 @@ mod tests {
         // and the ListResponse carries them as its Resources.
         let page =
             engine::list(&ctx, &engine::ListQuery::default(), &Projection::default()).unwrap();
-        let resources: Vec<Value> = (page.resources.iter())
-            .map(|r| serde_json::from_str(r).unwrap())
-            .collect();
-        assert_eq!(resources, [get_id(&ctx, boss_id), full.clone()]);
+        let resources: Vec<Value> = page.resources.values().collect();
+        assert_eq!(resources, [boss.clone(), full.clone()]);
         assert_eq!(page.to_value()["Resources"], json!(resources));
         assert_eq!(page.to_value()["itemsPerPage"], 2);
         // Lists appended (a search across types) and values pushed stay separate resources.
@@ -896,13 +904,6 @@ mod tests {
                 .is_err()
         );
         assert_eq!(one, before);
-    }
-
-    fn get_id(ctx: &Ctx<'_>, id: &str) -> Value {
-        engine::get(ctx, id, &Projection::default())
-            .unwrap()
-            .body
-            .to_value()
     }
 
     /// Text written in pieces, escaped or not, and objects opened in place must be the JSON

@@ -516,8 +516,7 @@ async fn browse(
     let rt = &server.resource_types[rt_index];
     let (rows, total, error) = match result {
         Ok(page) => {
-            let rows: Vec<Value> = (page.resources.iter())
-                .map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null))
+            let rows: Vec<Value> = (page.resources.values())
                 .map(|r| {
                     json!({
                         "id": r["id"],
