@@ -1,6 +1,7 @@
 //! HTTP edge (axum): routing, auth, content types, ETags, logging, the request recorder's hook,
 //! rate limits and faults (`scim.rs`), and the admin API (`admin.rs`). Handlers are thin: they
-//! pick the model snapshot, extract, call one engine function on the blocking pool, respond.
+//! pick the model snapshot, extract, call one engine function (reads by key inline, scans
+//! on the blocking pool, writes of one resource on the store's writer thread), respond.
 
 pub mod admin;
 mod auth;

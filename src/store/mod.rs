@@ -1,7 +1,8 @@
 //! Storage behind a narrow interface ([`Conn`]): SQLite in WAL mode, the embedded default
 //! (one writer connection with group commit, a small pool of readers), or PostgreSQL, which
 //! several replicas share ([`pg`]). All calls block; the HTTP layer runs them on tokio's
-//! blocking pool.
+//! blocking pool, except writes of one resource, which a SQLite store runs on a writer thread of
+//! its own ([`Store::submit_write`]).
 
 mod anchors;
 mod checkpointer;
@@ -9,6 +10,7 @@ mod filter;
 pub mod pg;
 mod plan;
 pub mod request_log;
+mod serial;
 mod sort;
 mod sql;
 mod wal_appends;
@@ -17,6 +19,7 @@ mod writer;
 use crate::model::ServerModel;
 use plan::IndexSpec;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+pub use serial::Job as WriteJob;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -186,6 +189,8 @@ enum Backend {
 struct Sqlite {
     path: PathBuf,
     writer: Arc<writer::Writer>,
+    /// The thread that runs single-resource writes on `writer`.
+    serial: serial::Serial,
     /// Readers for searches and other reads that may scan.
     readers: Vec<Mutex<Connection>>,
     /// Readers kept for point reads (GET by id, counts): a scan never holds one, so a point
@@ -387,6 +392,17 @@ impl Store {
         }
     }
 
+    /// Queues a write (`job`) for the store's writer thread, which runs queued writes in one
+    /// transaction and answers each once it is committed (see `store/serial.rs`). Gives the
+    /// job back where there is no such thread: on PostgreSQL, where each write commits on its
+    /// own connection, the caller runs it and answers it as committed.
+    pub fn submit_write(&self, job: WriteJob) -> Result<(), WriteJob> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.serial.submit(job),
+            Backend::Postgres(_) => Err(job),
+        }
+    }
+
     /// Runs `f`, whose writes share transactions and are committed together at the end (each
     /// write still atomic): Bulk requests. On PostgreSQL each write commits on its own.
     pub fn batched<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
@@ -485,6 +501,7 @@ impl Sqlite {
         Ok(Sqlite {
             cursor_key,
             path: path.to_path_buf(),
+            serial: serial::Serial::new(writer.clone()),
             writer,
             readers,
             point_readers,

@@ -7,7 +7,9 @@
 //! until a later writer's COMMIT covers its work. Concurrent writes therefore share one
 //! COMMIT (one WAL append of the shared index and table pages) while a lone write commits at
 //! once. A write returns only after the COMMIT that holds it succeeded: an acknowledged write
-//! is as durable as with one transaction per write.
+//! is as durable as with one transaction per write. Writes of one resource reach it from one
+//! thread (`serial.rs`), which shares transactions itself through [`Writer::batched`]; Bulk
+//! requests and other writers still arrive from the blocking pool.
 //!
 //! The WAL is rewritten from its start only when a write transaction begins with every frame
 //! already copied into the database. Back-to-back shared transactions never see that moment

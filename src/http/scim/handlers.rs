@@ -1,6 +1,6 @@
 //! The SCIM handlers: discovery documents, the resource endpoints, `/.search` and `/Bulk`.
-//! Each extracts what it needs, runs one engine call (store work on the blocking pool) and
-//! answers.
+//! Each extracts what it needs, runs one engine call (store work on the blocking pool; a write
+//! of one resource on the store's writer thread where it has one) and answers.
 
 use super::asynchronous::{self, Done, Request};
 use super::extract::{BulkJson, Endpoint, Params, ResourceId, ScimJson, Scope};
@@ -10,7 +10,7 @@ use crate::error::{ScimError, ScimResult};
 use crate::http::AppState;
 use crate::http::response::{scim_json, scim_text};
 use crate::model::ServerModel;
-use crate::store::Store;
+use crate::store::{Store, StoreError, WriteJob};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -322,7 +322,7 @@ async fn written(
         })
         .await;
     }
-    let out = run(app, scope, rt, work).await?;
+    let out = write(app, scope, rt, work).await?;
     Ok(resource_response(answered(status, &out), &out, created))
 }
 
@@ -423,7 +423,7 @@ pub async fn delete(
         let deleted = |_| StatusCode::NO_CONTENT.into_response();
         return asynchronous::accept(&app, &scope, wait, request, work, deleted).await;
     }
-    run(&app, &scope, rt, work).await?;
+    write(&app, &scope, rt, work).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -484,14 +484,38 @@ pub(super) async fn blocking<T: Send + 'static>(
     out
 }
 
-/// Runs an engine call on the blocking pool with a context for one resource type.
-async fn run<T: Send + 'static>(
+/// Runs a write of one resource (an engine call with a context for resource type `rt`) on the
+/// store's writer thread, which answers it once its transaction is committed; where the store
+/// has none (PostgreSQL), on the blocking pool, where it commits on its own.
+async fn write<T: Send + 'static>(
     app: &AppState,
     scope: &Scope,
     rt: usize,
     f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
-    blocking(app, scope, with_ctx(rt, f)).await
+    let (store, server, base) = (app.store.clone(), scope.server.clone(), scope.base.clone());
+    let work = with_ctx(rt, f);
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let job: WriteJob = Box::new(move || {
+        crate::vocab::notes::take_thread_notes();
+        let out = work(&store, &server, &base);
+        let notes = crate::vocab::notes::take_thread_notes();
+        Box::new(move |committed| {
+            let out = match out {
+                Ok(_) if !committed => Err(StoreError::Commit.into()),
+                out => out,
+            };
+            // The request may be gone (its client hung up): nobody to answer.
+            let _ = answer.send((out, notes));
+        })
+    });
+    if let Err(job) = app.store.submit_write(job) {
+        (tokio::task::spawn_blocking(move || job()(true)).await).map_err(ScimError::internal)?;
+    }
+    // Dropped unanswered only when the write panicked.
+    let (out, notes) = answered.await.map_err(ScimError::internal)?;
+    crate::vocab::notes::add_notes(notes);
+    out
 }
 
 /// The context for resource type `rt`, for engine calls that run on the request's task
