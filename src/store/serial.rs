@@ -80,7 +80,9 @@ fn run(writer: &Writer, jobs: &Receiver<Job>) {
                 if let Ok(reply) = catch_unwind(AssertUnwindSafe(job)) {
                     replies.push(reply);
                 }
-                next = if replies.len() < MAX_JOBS {
+                // Once the transaction is lost, later writes would be refused with it: they
+                // wait for the next one instead.
+                next = if replies.len() < MAX_JOBS && !writer.batch_is_lost() {
                     jobs.try_recv().ok()
                 } else {
                     None
@@ -187,7 +189,8 @@ mod tests {
 
     /// Writes queued together share a transaction: when one of them fails after a change
     /// (which rolls the transaction back), every write it held is answered as not committed
-    /// and none of them stays. A job that panics is not answered; the thread goes on.
+    /// and none of them stays; a write queued behind it runs in a new transaction. A job that
+    /// panics is not answered; the thread goes on.
     #[test]
     fn a_lost_transaction_fails_every_write_it_held_and_the_thread_goes_on() {
         let (_dir, serial, writer, outside) = serial();
@@ -220,21 +223,28 @@ mod tests {
             }))
             .ok()
             .unwrap();
+        // Queued behind the loss: runs in a transaction of its own.
+        serial
+            .submit(insert(&writer, "fourth".into(), answers.clone()))
+            .ok()
+            .unwrap();
         serial
             .submit(Box::new(|| panic!("a bug in one write")))
             .ok()
             .unwrap();
         release.send(()).unwrap();
-        let mut got: Vec<_> = (0..3).map(|_| answered.recv().unwrap()).collect();
+        let mut got: Vec<_> = (0..4).map(|_| answered.recv().unwrap()).collect();
         got.sort();
         assert_eq!(
             got,
             [
                 ("first".to_string(), true, false),
+                ("fourth".to_string(), true, true),
                 ("second".to_string(), true, false),
                 ("third".to_string(), false, false)
             ]
         );
+        assert_eq!(count(&outside, "fourth"), 1);
         for v in ["first", "second", "third"] {
             assert_eq!(count(&outside, v), 0, "{v} was rolled back");
         }

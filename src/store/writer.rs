@@ -388,10 +388,15 @@ impl Writer {
     /// stays the last one joined (later writes are refused before joining another) and the
     /// end of the batch, which waits for it, fails too.
     fn batch_lost(&self, st: &State) -> bool {
+        st.open.is_none_or(|(n, _)| n != JOINED.get()) && self.batch_is_lost()
+    }
+
+    /// Inside [`Writer::batched`]: whether the transaction this thread's last write joined
+    /// failed (it is then in the failed set, which holds only ended transactions), so that
+    /// any further write of the batch would be refused.
+    pub fn batch_is_lost(&self) -> bool {
         let last = JOINED.get();
-        last != 0
-            && st.open.is_none_or(|(n, _)| n != last)
-            && crate::sync::lock(&self.committed).failed.contains(&last)
+        last != 0 && crate::sync::lock(&self.committed).failed.contains(&last)
     }
 
     /// Blocks until transaction `txn` has ended; an error if its COMMIT failed.
