@@ -75,8 +75,17 @@ pub fn note_event(jti: &str) {
 }
 
 /// The notes taken on this thread, clearing them.
-pub fn take_thread_notes() -> Notes {
+fn take_thread_notes() -> Notes {
     THREAD_NOTES.with(|n| std::mem::take(&mut *n.borrow_mut()))
+}
+
+/// Runs `f` off the request's task (a blocking thread, the writer thread): its output and
+/// what it noted, to hand back to the request with [`add_notes`]. Notes a previous job left
+/// on the thread are dropped first.
+pub fn noted_on_thread<T>(f: impl FnOnce() -> T) -> (T, Notes) {
+    take_thread_notes();
+    let out = f();
+    (out, take_thread_notes())
 }
 
 /// Adds notes taken elsewhere (a blocking thread) to the current request's. Work outside a

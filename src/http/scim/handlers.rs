@@ -474,9 +474,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> ScimResult<T> {
     let (store, server, base) = (app.store.clone(), scope.server.clone(), scope.base.clone());
     let (out, notes) = tokio::task::spawn_blocking(move || {
-        crate::vocab::notes::take_thread_notes();
-        let out = f(&store, &server, &base);
-        (out, crate::vocab::notes::take_thread_notes())
+        crate::vocab::notes::noted_on_thread(|| f(&store, &server, &base))
     })
     .await
     .map_err(ScimError::internal)?;
@@ -497,9 +495,7 @@ async fn write<T: Send + 'static>(
     let work = with_ctx(rt, f);
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job: WriteJob = Box::new(move || {
-        crate::vocab::notes::take_thread_notes();
-        let out = work(&store, &server, &base);
-        let notes = crate::vocab::notes::take_thread_notes();
+        let (out, notes) = crate::vocab::notes::noted_on_thread(|| work(&store, &server, &base));
         Box::new(move |committed| {
             let out = match out {
                 Ok(_) if !committed => Err(StoreError::Commit.into()),
