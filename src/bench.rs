@@ -45,6 +45,11 @@ pub struct Options {
     /// `Bulk`), for profiling one at a time; the creates always run (they load the users).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Run everything this many times, each time on a fresh server and database, and end with
+    /// each figure's median and range over the runs: on a shared machine one run's rates move
+    /// by a third, so compare medians (ratios to the bare handler are taken within each run).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 impl Options {
@@ -235,6 +240,14 @@ fn cpu_time(pid: Option<u32>) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// Starts the process's peak RSS over from its RSS now (Linux: `clear_refs` 5), so that a
+/// run's peak is its own, not an earlier run's.
+fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        println!("(peak RSS not reset: {e}; the figures below include earlier runs)");
+    }
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status_mb(&status, "VmHWM:")
@@ -269,6 +282,7 @@ fn user(i: usize) -> String {
 
 /// The server under test and how each workload drives it.
 struct Rig {
+    _stop: tokio::sync::oneshot::Sender<()>,
     state: AppState,
     addr: SocketAddr,
     connections: usize,
@@ -297,13 +311,19 @@ impl Rig {
         let state = AppState::new(Arc::new(Store::connect(&db)?), model)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        // Stops when the rig is dropped (the sender with it): a later run (`--repeat`) does
+        // not share the process with this one's server.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(crate::app::serve_with(
             listener,
             state.clone(),
             crate::http::listen::ConnLimits::default().fitted_to_descriptors(),
-            std::future::pending(),
+            async move {
+                let _ = stopped.await;
+            },
         ));
         Ok(Rig {
+            _stop: stop,
             state,
             addr,
             connections: opts.connections,
@@ -446,7 +466,24 @@ async fn start_bare(size: usize) -> anyhow::Result<SocketAddr> {
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let rig = Rig::start(&opts).await?;
+    let repeat = opts.repeat.max(1);
+    let mut runs = Vec::with_capacity(repeat);
+    for i in 0..repeat {
+        if repeat > 1 {
+            println!("\n=== run {} of {repeat}", i + 1);
+        }
+        runs.push(run_once(&opts).await?);
+    }
+    if repeat > 1 {
+        print!("\n{}", over_runs(&runs));
+    }
+    Ok(())
+}
+
+/// One run of every workload; its figures, for a summary over runs.
+async fn run_once(opts: &Options) -> anyhow::Result<Vec<Figures>> {
+    reset_peak_rss();
+    let rig = Rig::start(opts).await?;
     println!(
         "scimlab bench: {} users, {} connections, {}s per workload",
         opts.users, opts.connections, opts.seconds
@@ -495,20 +532,106 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
-    report(
-        &[creates, creates_with_events],
-        &results,
-        sample.len(),
-        ids.len(),
-        core_rss,
-    );
+    let creates = [creates, creates_with_events];
+    report(&creates, &results, sample.len(), ids.len(), core_rss);
     if let Some(grown) = grown {
         print_grown(&grown, &results, ids.len(), opts.grow_to);
     }
+    let mut figures = Figures::of_run(&creates, &results);
     if opts.server_rss {
-        server_alone(&opts).await?;
+        figures.extend(server_alone(opts).await?);
     }
-    Ok(())
+    Ok(figures)
+}
+
+/// One workload's figures in one run.
+#[derive(Debug, Clone, PartialEq)]
+struct Figures {
+    name: String,
+    rate: f64,
+    /// Rate as a share of the bare handler's in the same run (in-process workloads).
+    share: Option<f64>,
+    p50_ms: Option<f64>,
+    cpu_us: f64,
+    /// The server's peak RSS so far (alone).
+    peak_rss_mb: Option<f64>,
+}
+
+impl Figures {
+    /// The in-process workloads of a run that ran; `results` starts with the bare handler.
+    fn of_run(creates: &[Stats], results: &[Stats]) -> Vec<Figures> {
+        let bare = results[0].rate();
+        (creates.iter().chain(results))
+            .filter(|s| !s.elapsed.is_zero())
+            .map(|s| Figures {
+                name: s.name.to_string(),
+                rate: s.rate(),
+                share: Some(100.0 * s.rate() / bare),
+                p50_ms: Some(s.percentile(0.5)),
+                cpu_us: s.cpu_per_request_us(),
+                peak_rss_mb: None,
+            })
+            .collect()
+    }
+}
+
+/// Median, least and greatest of some figures (none when there are none).
+fn spread(mut values: Vec<f64>) -> Option<(f64, f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    let (first, last) = (*values.first()?, *values.last()?);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    Some((median, first, last))
+}
+
+/// Each workload's figures over the runs: median (least–greatest).
+fn over_runs(runs: &[Vec<Figures>]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "over {} runs, median (least–greatest) of each figure; alone: `scimlab serve` as a process of its own",
+        runs.len()
+    );
+    let _ = writeln!(
+        out,
+        "{:<38} {:>22} {:>20} {:>22} {:>24} {:>20}",
+        "workload", "req/s", "vs bare", "p50 ms", "CPU µs", "peak RSS MB"
+    );
+    let mut names: Vec<&str> = Vec::new();
+    for f in runs.iter().flatten() {
+        if !names.contains(&f.name.as_str()) {
+            names.push(&f.name);
+        }
+    }
+    for name in names {
+        let of = |get: &dyn Fn(&Figures) -> Option<f64>| {
+            let values = (runs.iter().flatten())
+                .filter(|f| f.name == name)
+                .filter_map(get)
+                .collect();
+            spread(values)
+        };
+        let show = |v: Option<(f64, f64, f64)>, digits: usize, unit: &str| match v {
+            Some((m, lo, hi)) => format!("{m:.digits$}{unit} ({lo:.digits$}–{hi:.digits$})"),
+            None => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<38} {:>22} {:>20} {:>22} {:>24} {:>20}",
+            name,
+            show(of(&|f| Some(f.rate)), 0, ""),
+            show(of(&|f| f.share), 1, "%"),
+            show(of(&|f| f.p50_ms), 2, ""),
+            show(of(&|f| Some(f.cpu_us)), 1, ""),
+            show(of(&|f| f.peak_rss_mb), 1, "")
+        );
+    }
+    out
 }
 
 /// The reads at the larger user count against the same reads at the first one. The bare
@@ -591,7 +714,7 @@ async fn grow(
 /// reads by `userName` and by id, pages of 100 and PATCHes, `seconds` each. Reports the
 /// server's CPU per request in each (the load driver's left out: it runs in this process)
 /// and its peak RSS after each, read from /proc.
-async fn server_alone(opts: &Options) -> anyhow::Result<()> {
+async fn server_alone(opts: &Options) -> anyhow::Result<Vec<Figures>> {
     let dir = tempfile::tempdir()?;
     let servers = dir.path().join("servers.d");
     std::fs::create_dir(&servers)?;
@@ -681,7 +804,15 @@ async fn server_alone(opts: &Options) -> anyhow::Result<()> {
         field("RssAnon:"),
         field("RssFile:")
     );
-    Ok(())
+    let figures = (runs.iter()).map(|(r, peak)| Figures {
+        name: format!("alone: {}", r.name),
+        rate: r.rate(),
+        share: None,
+        p50_ms: Some(r.percentile(0.5)),
+        cpu_us: r.cpu_per_request_us(),
+        peak_rss_mb: Some(*peak),
+    });
+    Ok(figures.collect())
 }
 
 /// The bare handler first (what the others are compared with), then reads by id (with and
@@ -1067,8 +1198,58 @@ pub fn run_seed(opts: SeedOptions) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::balanced_order;
+    use super::{Figures, balanced_order, over_runs, spread};
     use std::collections::HashSet;
+
+    #[test]
+    fn spread_is_the_median_and_range() {
+        assert_eq!(spread(vec![]), None);
+        assert_eq!(spread(vec![3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        assert_eq!(spread(vec![4.0, 1.0, 2.0, 10.0]), Some((3.0, 1.0, 10.0)));
+    }
+
+    /// A workload's row over runs gives each figure's median and range, a figure a workload
+    /// lacks as `-`, and a workload missing from a run is summed up over the runs it is in.
+    #[test]
+    fn figures_over_runs_are_medians_with_ranges() {
+        let f = |name: &str, rate: f64, share: Option<f64>, rss: Option<f64>| Figures {
+            name: name.into(),
+            rate,
+            share,
+            p50_ms: Some(rate / 1000.0),
+            cpu_us: 100.0 + rate / 100.0,
+            peak_rss_mb: rss,
+        };
+        let runs = vec![
+            vec![
+                f("GET", 9000.0, Some(40.0), None),
+                f("alone: GET", 5000.0, None, Some(30.0)),
+            ],
+            vec![f("GET", 11000.0, Some(50.0), None)],
+            vec![
+                f("GET", 10000.0, Some(45.0), None),
+                f("alone: GET", 7000.0, None, Some(34.0)),
+            ],
+        ];
+        let out = over_runs(&runs);
+        let row = |name: &str| {
+            (out.lines())
+                .find(|l| l.split("  ").next() == Some(name))
+                .unwrap_or_else(|| panic!("no row {name} in\n{out}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(out.starts_with("over 3 runs"), "{out}");
+        assert_eq!(
+            row("GET"),
+            "GET 10000 (9000–11000) 45.0% (40.0–50.0) 10.00 (9.00–11.00) 200.0 (190.0–210.0) -"
+        );
+        assert_eq!(
+            row("alone: GET"),
+            "alone: GET 6000 (5000–7000) - 6.00 (5.00–7.00) 160.0 (150.0–170.0) 32.0 (30.0–34.0)"
+        );
+    }
 
     /// Every workload once per round and once per position, and each one right after each
     /// other one exactly once: the rates compared carry no order effect.

@@ -18,9 +18,10 @@ fn bench(args: &[&str]) -> String {
 }
 
 /// `--server-alone` runs `scimlab serve` as a process of its own and reports that process's
-/// CPU per request and peak RSS for each workload (the load driver's left out).
+/// CPU per request and peak RSS for each workload (the load driver's left out); `--repeat`
+/// runs it all again and sums each figure up over the runs.
 #[test]
-fn bench_reports_the_server_process_alone() {
+fn bench_reports_the_server_process_alone_and_figures_over_runs() {
     let stdout = bench(&[
         "bench",
         "--users",
@@ -32,7 +33,10 @@ fn bench_reports_the_server_process_alone() {
         "--only",
         "PATCH /Users",
         "--server-alone",
+        "--repeat",
+        "2",
     ]);
+    assert_eq!(stdout.matches("scimlab serve alone").count(), 2, "{stdout}");
     let alone = stdout
         .split_once("scimlab serve alone")
         .map(|(_, rest)| rest)
@@ -56,6 +60,19 @@ fn bench_reports_the_server_process_alone() {
         assert!(figures.iter().all(|f| *f > 0.0), "{row}");
     }
     assert!(alone.contains("RSS at the end"), "{alone}");
+    let (_, over) = (stdout.split_once("over 2 runs"))
+        .unwrap_or_else(|| panic!("no figures over the runs: {stdout}"));
+    for name in ["PATCH /Users/{id}", "alone: PATCH /Users/{id}"] {
+        let row = (over.lines())
+            .find(|l| l.starts_with(&format!("{name}  ")))
+            .unwrap_or_else(|| panic!("no row for {name}: {over}"));
+        // Four figures as a median and its range ("1234 (1100–1300)"); the one the workload
+        // lacks (share of bare alone, peak RSS in-process) as "-".
+        let figures = &row[name.len()..];
+        assert_eq!(figures.matches(" (").count(), 4, "{row}");
+        let missing = figures.split_whitespace().filter(|w| *w == "-").count();
+        assert_eq!(missing, 1, "{row}");
+    }
 }
 
 /// `scimlab bench-reload` runs end to end (edits served, then writes with every server
