@@ -534,10 +534,11 @@ async fn run_once(opts: &Options) -> anyhow::Result<Vec<Figures>> {
     };
     let creates = [creates, creates_with_events];
     report(&creates, &results, sample.len(), ids.len(), core_rss);
+    let mut figures = Figures::of_run(&creates, &results);
     if let Some(grown) = grown {
         print_grown(&grown, &results, ids.len(), opts.grow_to);
+        figures.extend(Figures::of_grown(&grown, opts.grow_to));
     }
-    let mut figures = Figures::of_run(&creates, &results);
     if opts.server_rss {
         figures.extend(server_alone(opts).await?);
     }
@@ -573,6 +574,20 @@ impl Figures {
             })
             .collect()
     }
+
+    /// The reads at the larger user count, each against the bare handler run beside them.
+    fn of_grown(grown: &[Stats], users: usize) -> Vec<Figures> {
+        let Some(bare) = grown.iter().find(|g| g.name == BARE && g.requests > 0) else {
+            return Vec::new();
+        };
+        let mut figures = Figures::of_run(&[], grown);
+        for f in &mut figures {
+            f.share = Some(100.0 * f.rate / bare.rate());
+            f.name = format!("at {users} users: {}", f.name);
+        }
+        figures.retain(|f| !f.name.ends_with(BARE));
+        figures
+    }
 }
 
 /// Median, least and greatest of some figures (none when there are none).
@@ -594,7 +609,7 @@ fn over_runs(runs: &[Vec<Figures>]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "over {} runs, median (least–greatest) of each figure; alone: `scimlab serve` as a process of its own",
+        "over {} runs, median (least–greatest) of each figure; \"at N users\": the reads after growing, against the bare handler beside them; \"alone\": `scimlab serve` as a process of its own",
         runs.len()
     );
     let _ = writeln!(
@@ -1198,8 +1213,26 @@ pub fn run_seed(opts: SeedOptions) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Figures, balanced_order, over_runs, spread};
+    use super::{BARE, Figures, Stats, balanced_order, over_runs, spread};
     use std::collections::HashSet;
+
+    /// The reads after growing, each as a share of the bare handler run beside them; the
+    /// bare handler itself is no row of its own.
+    #[test]
+    fn grown_reads_are_shares_of_the_bare_handler_beside_them() {
+        let ran = |name: &'static str, requests: usize| Stats {
+            requests,
+            elapsed: std::time::Duration::from_secs(1),
+            latencies_us: vec![500; 3],
+            ..Stats::skipped(name)
+        };
+        let grown = [ran("GET /Users/{id}", 400), ran(BARE, 1000)];
+        let figures = Figures::of_grown(&grown, 100_000);
+        assert_eq!(figures.len(), 1, "{figures:?}");
+        assert_eq!(figures[0].name, "at 100000 users: GET /Users/{id}");
+        assert_eq!(figures[0].share, Some(40.0));
+        assert_eq!(figures[0].rate, 400.0);
+    }
 
     #[test]
     fn spread_is_the_median_and_range() {
