@@ -31,8 +31,8 @@ pub type Reply = Box<dyn FnOnce(bool) + Send>;
 /// and keeps the two sides of a write busy at once: while the writer runs the next few writes,
 /// the async workers send the answers to the last few and read the requests that follow. With
 /// every queued write in one transaction (up to 64), 32 connections' writes all waited for
-/// one COMMIT, and then the writer waited for all of them to come back: a third of the CPU sat
-/// idle during PATCHes (measured: PATCH 7,787 → 9,819/s at 32 connections, medians of five
+/// one COMMIT, and then the writer waited for all of them to come back: during PATCHes the
+/// process used 1.06 of the 2 cores and the machine sat 30% idle (measured: PATCH 7,787 → 9,819/s at 32 connections, medians of five
 /// in-process runs; `scimlab serve` alone, three alternating pairs: creates 5,792/5,676/6,475
 /// → 6,905/6,282/9,234/s, PATCH 4,304/4,706/7,006 → 4,735/7,786/7,977/s).
 const MAX_JOBS: usize = 8;
