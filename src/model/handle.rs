@@ -71,6 +71,18 @@ impl ModelHandle {
         edit: impl FnOnce(&mut Vec<LoadedFile>, &Model) -> Result<(), E>,
         prepare: impl FnOnce(&Model, &Model) -> Result<(), E>,
     ) -> Result<(Arc<Model>, Arc<Model>), RebuildError<E>> {
+        self.rebuild_announced(edit, prepare, |_, _| {})
+    }
+
+    /// As [`ModelHandle::rebuild`], calling `announce` with the previous and the new model just
+    /// before the new one is swapped in (under the writer lock): what it records (the reload's
+    /// outcome) is in place by the time any request is served by the new model.
+    pub fn rebuild_announced<E>(
+        &self,
+        edit: impl FnOnce(&mut Vec<LoadedFile>, &Model) -> Result<(), E>,
+        prepare: impl FnOnce(&Model, &Model) -> Result<(), E>,
+        announce: impl FnOnce(&Model, &Model),
+    ) -> Result<(Arc<Model>, Arc<Model>), RebuildError<E>> {
         let mut w = self.writer();
         let old = self.current.load_full();
         let mut ephemeral = w.ephemeral.clone();
@@ -93,6 +105,7 @@ impl ModelHandle {
         prepare(&changed, &old).map_err(RebuildError::Refused)?;
         let new = Arc::new(new);
         w.ephemeral = ephemeral;
+        announce(&old, &new);
         self.current.store(new.clone());
         Ok((old, new))
     }
@@ -157,6 +170,30 @@ mod tests {
         assert!(Arc::ptr_eq(&before, &h.load_full()));
         let (_, after) = h.rebuild(|_, _| Ok::<_, ()>(()), |_, _| Ok(())).unwrap();
         assert_eq!(after.servers.keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    /// `announce` sees the previous and the new model while the previous one still serves,
+    /// and is not called when the rebuild is refused.
+    #[test]
+    fn announce_runs_before_the_new_model_serves() {
+        let h = ModelHandle::new(Model::default());
+        let mut seen = None;
+        let (_, new) = h
+            .rebuild_announced(
+                add(file("a")),
+                |_, _| Ok(()),
+                |old, new| {
+                    let serving = h.load_full();
+                    seen = Some((old.servers.len(), new.servers.len(), serving.servers.len()));
+                },
+            )
+            .unwrap();
+        assert_eq!(seen, Some((0, 1, 0)), "announced before the swap");
+        assert!(Arc::ptr_eq(&new, &h.load_full()));
+        let mut called = false;
+        let refused = h.rebuild_announced(add(file("b")), |_, _| Err("no"), |_, _| called = true);
+        assert!(refused.is_err());
+        assert!(!called, "a refused rebuild announces nothing");
     }
 
     #[test]

@@ -90,26 +90,45 @@ pub fn reload(state: &Reloader, sources: &Sources) -> Result<Vec<String>, Vec<St
         }
         Ok(())
     };
-    let result = match state.model.rebuild(|_, _| Ok(()), prepare) {
-        Ok((old, new)) => {
-            set_files(state, file_statuses(sources, &[]));
-            Ok(diff(&old, &new))
-        }
-        Err(crate::model::RebuildError::Compile(problems)) => {
-            set_files(state, file_statuses(sources, &problems));
-            Err(problems.iter().map(ToString::to_string).collect())
-        }
-        Err(crate::model::RebuildError::Refused(errors)) => Err(errors),
+    // Recorded just before the new model serves: a client that sees its change served finds
+    // this reload in the health report too (recorded after the swap, a health request could
+    // still read the reload before it).
+    let mut changes = Vec::new();
+    let announce = |old: &crate::model::Model, new: &crate::model::Model| {
+        changes = diff(old, new);
+        set_files(state, file_statuses(sources, &[]));
+        record(state, Ok(&changes), started);
     };
+    match state
+        .model
+        .rebuild_announced(|_, _| Ok(()), prepare, announce)
+    {
+        Ok(_) => Ok(changes),
+        Err(e) => {
+            let errors = match e {
+                crate::model::RebuildError::Compile(problems) => {
+                    set_files(state, file_statuses(sources, &problems));
+                    problems.iter().map(ToString::to_string).collect()
+                }
+                crate::model::RebuildError::Refused(errors) => errors,
+            };
+            record(state, Err(&errors), started);
+            Err(errors)
+        }
+    }
+}
+
+/// Logs a reload's outcome and keeps it for the health report.
+fn record(state: &Reloader, result: Result<&Vec<String>, &Vec<String>>, started: Instant) {
     let outcome = Outcome {
         at: crate::engine::now(),
         ok: result.is_ok(),
-        messages: match &result {
+        messages: match result {
             Ok(c) | Err(c) => c.clone(),
         },
         millis: started.elapsed().as_millis() as u64,
     };
-    match &result {
+    match result {
         Ok(changes) if changes.is_empty() => {
             tracing::info!(ms = outcome.millis, "reloaded definitions: no change")
         }
@@ -124,7 +143,6 @@ pub fn reload(state: &Reloader, sources: &Sources) -> Result<Vec<String>, Vec<St
         ),
     }
     crate::sync::lock(&state.status).last_reload = Some(outcome);
-    result
 }
 
 fn set_files(state: &Reloader, files: Vec<FileStatus>) {
