@@ -534,7 +534,7 @@ async fn run_once(opts: &Options) -> anyhow::Result<Vec<Figures>> {
     };
     let creates = [creates, creates_with_events];
     report(&creates, &results, sample.len(), ids.len(), core_rss);
-    let mut figures = Figures::of_run(&creates, &results);
+    let mut figures = Figures::of(creates.iter().chain(&results), results[0].rate());
     if let Some(grown) = grown {
         print_grown(&grown, &results, ids.len(), opts.grow_to);
         figures.extend(Figures::of_grown(&grown, opts.grow_to));
@@ -559,10 +559,9 @@ struct Figures {
 }
 
 impl Figures {
-    /// The in-process workloads of a run that ran; `results` starts with the bare handler.
-    fn of_run(creates: &[Stats], results: &[Stats]) -> Vec<Figures> {
-        let bare = results[0].rate();
-        (creates.iter().chain(results))
+    /// The in-process workloads that ran, each against the bare handler's rate `bare`.
+    fn of<'a>(stats: impl Iterator<Item = &'a Stats>, bare: f64) -> Vec<Figures> {
+        stats
             .filter(|s| !s.elapsed.is_zero())
             .map(|s| Figures {
                 name: s.name.to_string(),
@@ -580,12 +579,11 @@ impl Figures {
         let Some(bare) = grown.iter().find(|g| g.name == BARE && g.requests > 0) else {
             return Vec::new();
         };
-        let mut figures = Figures::of_run(&[], grown);
+        let reads = grown.iter().filter(|g| g.name != BARE);
+        let mut figures = Figures::of(reads, bare.rate());
         for f in &mut figures {
-            f.share = Some(100.0 * f.rate / bare.rate());
             f.name = format!("at {users} users: {}", f.name);
         }
-        figures.retain(|f| !f.name.ends_with(BARE));
         figures
     }
 }
