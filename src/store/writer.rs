@@ -383,6 +383,13 @@ impl Writer {
         self.commits.notify_all();
     }
 
+    /// Whether a write begun now would find the connection free: no transaction open, no
+    /// thread waiting for it, no checkpoint holding it. A glance, not a reservation.
+    pub fn is_free(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) == 0
+            && self.state.try_lock().is_ok_and(|st| st.open.is_none())
+    }
+
     /// Inside [`Writer::batched`]: whether the transaction this thread's last write joined
     /// has ended and failed. Checked before every write of the batch, so a lost transaction
     /// stays the last one joined (later writes are refused before joining another) and the
@@ -590,6 +597,7 @@ mod tests {
                     });
                     refused += r.is_err() as usize;
                     assert!(holding_open());
+                    assert!(!w.is_free(), "the batch's transaction is open");
                     assert_eq!(w.read_own(count), (i + 1 - refused) as i64);
                 }
                 // Not visible to another connection before the end.
@@ -598,6 +606,7 @@ mod tests {
             })
             .unwrap();
         assert!(!holding_open());
+        assert!(w.is_free(), "nothing open after the batch");
         assert_eq!(refused, 1);
         assert_eq!(count(&outside), 99);
     }

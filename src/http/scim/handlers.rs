@@ -483,8 +483,9 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 /// Runs a write of one resource (an engine call with a context for resource type `rt`) on the
-/// store's writer thread, which answers it once its transaction is committed; where the store
-/// has none (PostgreSQL), on the blocking pool, where it commits on its own.
+/// store's writer thread, which answers it once its transaction is committed (or here, when
+/// it is the only write); where the store has none (PostgreSQL), on the blocking pool, where
+/// it commits on its own.
 async fn write<T: Send + 'static>(
     app: &AppState,
     scope: &Scope,
