@@ -8,8 +8,9 @@
 //! COMMIT (one WAL append of the shared index and table pages) while a lone write commits at
 //! once. A write returns only after the COMMIT that holds it succeeded: an acknowledged write
 //! is as durable as with one transaction per write. Writes of one resource reach it from one
-//! thread (`serial.rs`), which shares transactions itself through [`Writer::batched`]; Bulk
-//! requests and other writers still arrive from the blocking pool.
+//! thread (`serial.rs`), which shares transactions itself through [`Writer::batched`], or, the
+//! only write in flight, from its request's worker; Bulk requests and other writers still
+//! arrive from the blocking pool.
 //!
 //! The WAL is rewritten from its start only when a write transaction begins with every frame
 //! already copied into the database. Back-to-back shared transactions never see that moment
