@@ -13,7 +13,9 @@
 //!
 //! A write with nobody to share a transaction with (no other write queued or running, none
 //! answered by the thread in the last [`STREAM_GAP`], the connection free) runs where it is
-//! asked instead, on the request's worker like a read of one resource, and commits alone.
+//! asked instead, on the request's worker like a read of one resource, and commits alone,
+//! when its caller calls it small (a request body of at most 64 KB: a group of thousands of
+//! members, written there, would hold the worker and the requests queued on it).
 //! Sent to the thread, it cost two wake-ups, the writer's and then the worker's: one
 //! connection adding and removing group members spent 58% of the process's CPU in the
 //! kernel, mostly futex, epoll and eventfd calls (measured, three alternating pairs: p50
@@ -78,12 +80,13 @@ impl Serial {
         }
     }
 
-    /// Runs `job` here, answered before this returns, when it is the only write (see the
-    /// module's notes); otherwise queues it. Gives it back when there is no writer thread.
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
+    /// Runs `job` here, answered before this returns, when it is the only write and `small`
+    /// (the caller's word that it is quick: it holds the calling thread; see the module's
+    /// notes); otherwise queues it. Gives it back when there is no writer thread.
+    pub fn submit(&self, job: Job, small: bool) -> Result<(), Job> {
         let in_flight = InFlight::new(&self.in_flight);
         let streaming = clock() < self.streaming_until.load(Ordering::Relaxed);
-        if in_flight.alone && !streaming && self.writer.is_free() {
+        if small && in_flight.alone && !streaming && self.writer.is_free() {
             // Each of its writes commits on its own (or with one that arrived meanwhile),
             // before it returns. A job that panicked drops its reply sender, as on the thread.
             if let Ok(reply) = catch_unwind(AssertUnwindSafe(job)) {
@@ -251,7 +254,7 @@ mod tests {
         serial.stream_gap = std::time::Duration::from_secs(3600);
         let (done, _) = mpsc::channel();
         serial
-            .submit(insert(&writer, "alone".into(), done))
+            .submit(insert(&writer, "alone".into(), done), true)
             .ok()
             .unwrap();
         assert_eq!(
@@ -259,7 +262,7 @@ mod tests {
             1,
             "committed before submit returned"
         );
-        serial.submit(on_thread(&answers)).ok().unwrap();
+        serial.submit(on_thread(&answers), true).ok().unwrap();
         assert_eq!(answered.try_recv().unwrap(), here);
 
         // Behind a write the thread holds: queued, answered on the thread.
@@ -271,18 +274,19 @@ mod tests {
                 Box::new(|_| {})
             }),
         );
-        serial.submit(on_thread(&answers)).ok().unwrap();
+        serial.submit(on_thread(&answers), true).ok().unwrap();
         assert!(answered.try_recv().is_err(), "waits for the held write");
         release.send(()).unwrap();
         assert_eq!(answered.recv().unwrap(), "scimlab-writer");
 
         // The thread has just answered: within the (hour-long) gap, the next write goes to
         // it even though nothing else is in flight.
-        serial.submit(on_thread(&answers)).ok().unwrap();
+        serial.submit(on_thread(&answers), true).ok().unwrap();
         assert_eq!(answered.recv().unwrap(), "scimlab-writer");
     }
 
-    /// Once the gap after the thread's last answers has passed, a lone write runs here again.
+    /// Once the gap after the thread's last answers has passed, a lone write runs here again;
+    /// one its caller does not call small goes to the thread all the same.
     #[test]
     fn after_the_gap_a_lone_write_runs_where_it_is_asked_again() {
         let (_dir, mut serial, _writer, _outside) = serial();
@@ -295,8 +299,10 @@ mod tests {
         queued(&serial, on_thread(&answers));
         assert_eq!(answered.recv().unwrap(), "scimlab-writer");
         std::thread::sleep(std::time::Duration::from_millis(20));
-        serial.submit(on_thread(&answers)).ok().unwrap();
+        serial.submit(on_thread(&answers), true).ok().unwrap();
         assert_eq!(answered.try_recv().unwrap(), here);
+        serial.submit(on_thread(&answers), false).ok().unwrap();
+        assert_eq!(answered.recv().unwrap(), "scimlab-writer");
     }
 
     fn count(c: &Connection, v: &str) -> i64 {
@@ -336,7 +342,11 @@ mod tests {
                         } else {
                             format!("{t}-{i}")
                         };
-                        assert!(serial.submit(insert(&writer, v, answers.clone())).is_ok());
+                        assert!(
+                            serial
+                                .submit(insert(&writer, v, answers.clone()), true)
+                                .is_ok()
+                        );
                     }
                 })
             })
@@ -392,7 +402,7 @@ mod tests {
             if i == 0 {
                 queued(&serial, job);
             } else {
-                serial.submit(job).ok().unwrap();
+                serial.submit(job, true).ok().unwrap();
             }
         }
         release.send(()).unwrap();
@@ -426,30 +436,33 @@ mod tests {
             }),
         );
         serial
-            .submit(insert(&writer, "second".into(), answers.clone()))
+            .submit(insert(&writer, "second".into(), answers.clone()), true)
             .ok()
             .unwrap();
         let w = writer.clone();
         let lost = answers.clone();
         serial
-            .submit(Box::new(move || {
-                let r: Result<(), StoreError> = w.write(Undo::Transaction, |c| {
-                    c.execute("INSERT INTO t VALUES ('third')", [])?;
-                    Err(StoreError::Commit)
-                });
-                Box::new(move |committed| {
-                    let _ = lost.send(("third".into(), r.is_ok(), committed));
-                })
-            }))
+            .submit(
+                Box::new(move || {
+                    let r: Result<(), StoreError> = w.write(Undo::Transaction, |c| {
+                        c.execute("INSERT INTO t VALUES ('third')", [])?;
+                        Err(StoreError::Commit)
+                    });
+                    Box::new(move |committed| {
+                        let _ = lost.send(("third".into(), r.is_ok(), committed));
+                    })
+                }),
+                true,
+            )
             .ok()
             .unwrap();
         // Queued behind the loss: runs in a transaction of its own.
         serial
-            .submit(insert(&writer, "fourth".into(), answers.clone()))
+            .submit(insert(&writer, "fourth".into(), answers.clone()), true)
             .ok()
             .unwrap();
         serial
-            .submit(Box::new(|| panic!("a bug in one write")))
+            .submit(Box::new(|| panic!("a bug in one write")), true)
             .ok()
             .unwrap();
         release.send(()).unwrap();
@@ -470,7 +483,7 @@ mod tests {
         }
         // The thread survived the panic and commits what comes next.
         serial
-            .submit(insert(&writer, "after".into(), answers))
+            .submit(insert(&writer, "after".into(), answers), true)
             .ok()
             .unwrap();
         assert_eq!(answered.recv().unwrap(), ("after".to_string(), true, true));

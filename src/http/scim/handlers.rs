@@ -322,7 +322,7 @@ async fn written(
         })
         .await;
     }
-    let out = write(app, scope, rt, work).await?;
+    let out = write(app, scope, rt, headers, work).await?;
     Ok(resource_response(answered(status, &out), &out, created))
 }
 
@@ -423,7 +423,7 @@ pub async fn delete(
         let deleted = |_| StatusCode::NO_CONTENT.into_response();
         return asynchronous::accept(&app, &scope, wait, request, work, deleted).await;
     }
-    write(&app, &scope, rt, work).await?;
+    write(&app, &scope, rt, &headers, work).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -484,14 +484,16 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 /// Runs a write of one resource (an engine call with a context for resource type `rt`) on the
 /// store's writer thread, which answers it once its transaction is committed (or here, when
-/// it is the only write); where the store has none (PostgreSQL), on the blocking pool, where
-/// it commits on its own.
+/// it is the only write and its request small); where the store has none (PostgreSQL), on the
+/// blocking pool, where it commits on its own.
 async fn write<T: Send + 'static>(
     app: &AppState,
     scope: &Scope,
     rt: usize,
+    headers: &HeaderMap,
     f: impl FnOnce(&Ctx<'_>) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
+    let small = small_body(headers);
     let (store, server, base) = (app.store.clone(), scope.server.clone(), scope.base.clone());
     let work = with_ctx(rt, f);
     let (answer, answered) = tokio::sync::oneshot::channel();
@@ -506,13 +508,30 @@ async fn write<T: Send + 'static>(
             let _ = answer.send((out, notes));
         })
     });
-    if let Err(job) = app.store.submit_write(job) {
+    if let Err(job) = app.store.submit_write(job, small) {
         (tokio::task::spawn_blocking(move || job()(true)).await).map_err(ScimError::internal)?;
     }
     // Dropped unanswered only when the write panicked.
     let (out, notes) = answered.await.map_err(ScimError::internal)?;
     crate::vocab::notes::add_notes(notes);
     out
+}
+
+/// Request bodies up to this size make writes that may run on the request's worker (see
+/// `store/serial.rs`): every single-resource write IdPs send is a few kilobytes, and a larger
+/// one (a group of thousands of members) would hold the worker, and the other servers'
+/// requests queued on it, for as long as it takes.
+const SMALL_WRITE_BYTES: u64 = 64 * 1024;
+
+/// Whether the request's body is known to be at most [`SMALL_WRITE_BYTES`] (none at all, as
+/// for DELETE, included; a chunked body of unknown length is not).
+fn small_body(headers: &HeaderMap) -> bool {
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(v) => (v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n <= SMALL_WRITE_BYTES),
+        None => !headers.contains_key(header::TRANSFER_ENCODING),
+    }
 }
 
 /// The context for resource type `rt`, for engine calls that run on the request's task
@@ -538,5 +557,35 @@ fn with_ctx<T>(
             rt: &server.resource_types[rt],
             base,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HeaderMap, SMALL_WRITE_BYTES, header, small_body};
+
+    fn with(pairs: &[(header::HeaderName, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k, v.parse().unwrap());
+        }
+        h
+    }
+
+    /// A body known to be small, or absent, may run where it is asked; a large one, one of
+    /// unknown length (chunked) and a length that is not a number go to the writer thread.
+    #[test]
+    fn only_writes_known_to_be_small_may_run_on_the_worker() {
+        let length = |n: u64| with(&[(header::CONTENT_LENGTH, n.to_string())]);
+        assert!(small_body(&length(900)));
+        assert!(small_body(&length(SMALL_WRITE_BYTES)));
+        assert!(!small_body(&length(SMALL_WRITE_BYTES + 1)));
+        assert!(small_body(&HeaderMap::new()), "no body (DELETE)");
+        let chunked = with(&[(header::TRANSFER_ENCODING, "chunked".into())]);
+        assert!(!small_body(&chunked));
+        assert!(!small_body(&with(&[(
+            header::CONTENT_LENGTH,
+            "many".into()
+        )])));
     }
 }
