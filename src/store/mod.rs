@@ -395,9 +395,8 @@ impl Store {
     /// Queues a write (`job`) for the store's writer thread, which runs queued writes in one
     /// transaction and answers each once it is committed (see `store/serial.rs`); the only
     /// write in flight, when `small`, runs at once on the calling thread, answered before this
-    /// returns. Gives the
-    /// job back where there is no such thread: on PostgreSQL, where each write commits on its
-    /// own connection, the caller runs it and answers it as committed.
+    /// returns. Gives the job back where there is no such thread: on PostgreSQL, where each
+    /// write commits on its own connection, the caller runs it and answers it as committed.
     pub fn submit_write(&self, job: WriteJob, small: bool) -> Result<(), WriteJob> {
         match &self.backend {
             Backend::Sqlite(s) => s.serial.submit(job, small),

@@ -85,8 +85,9 @@ impl Serial {
     /// notes); otherwise queues it. Gives it back when there is no writer thread.
     pub fn submit(&self, job: Job, small: bool) -> Result<(), Job> {
         let in_flight = InFlight::new(&self.in_flight);
-        let streaming = clock() < self.streaming_until.load(Ordering::Relaxed);
-        if small && in_flight.alone && !streaming && self.writer.is_free() {
+        // Cheapest first: under load a write is rarely alone, and then neither the clock nor
+        // the writer's lock is looked at.
+        if small && in_flight.alone && !self.streaming() && self.writer.is_free() {
             // Each of its writes commits on its own (or with one that arrived meanwhile),
             // before it returns. A job that panicked drops its reply sender, as on the thread.
             if let Ok(reply) = catch_unwind(AssertUnwindSafe(job)) {
@@ -95,6 +96,11 @@ impl Serial {
             return Ok(());
         }
         self.queue(job, in_flight)
+    }
+
+    /// Whether the thread answered writes less than `stream_gap` ago.
+    fn streaming(&self) -> bool {
+        clock() < self.streaming_until.load(Ordering::Relaxed)
     }
 
     /// Queues `job` for the thread; it stays counted in flight until answered.
